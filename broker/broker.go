@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// ServerSpec is one app server as configured.
+type ServerSpec struct {
+	Addr        string   // internal address gateways dial
+	Apps        []string // apps offered
+	MaxSessions int
+	Draining    bool
+}
+
+// GatewaySpec is one gateway as configured.
+type GatewaySpec struct {
+	Capacity int
+}
+
+// Cluster is the configured shape of the cluster. The wiring builds it from
+// the config file and replaces it on reload.
+type Cluster struct {
+	Servers  map[string]ServerSpec
+	Gateways map[string]GatewaySpec
+	Apps     map[string]bool             // every configured app
+	Allowed  func(user, app string) bool // may user run app
+}
+
+// Broker places sessions and tracks the cluster. Set Cluster with
+// SetCluster before serving; the other fields are optional.
+type Broker struct {
+	Logger         *slog.Logger     // slog.Default() if nil
+	ReportInterval time.Duration    // 2s if zero; a node silent for 3 intervals is unhealthy
+	Now            func() time.Time // time.Now if nil
+
+	mu       sync.Mutex // guards everything below
+	cluster  Cluster
+	servers  map[string]*serverState
+	gateways map[string]*gatewayState
+	sessions map[string]*sessionState // by session id
+	pending  []pending
+	seq      uint64
+	recent   []Decision // last decisions, newest last
+}
+
+type serverState struct {
+	links      int // live control links from this server
+	lastReport time.Time
+	report     control.ServerReport
+}
+
+type gatewayState struct {
+	links      int
+	lastReport time.Time
+	report     control.GatewayReport
+}
+
+type sessionState struct {
+	info control.SessionInfo
+	seen time.Time // last time a gateway or the server vouched for it
+}
+
+// pending is a placement not yet confirmed by a session.started.
+type pending struct {
+	server string
+	at     time.Time
+}
+
+func (b *Broker) logger() *slog.Logger {
+	if b.Logger == nil {
+		return slog.Default()
+	}
+	return b.Logger
+}
+
+func (b *Broker) now() time.Time {
+	if b.Now == nil {
+		return time.Now()
+	}
+	return b.Now()
+}
+
+func (b *Broker) interval() time.Duration {
+	if b.ReportInterval <= 0 {
+		return 2 * time.Second
+	}
+	return b.ReportInterval
+}
+
+// SetCluster installs a (new) configured cluster. Running sessions and
+// learned state are kept.
+func (b *Broker) SetCluster(c Cluster) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cluster = c
+	b.init()
+}
+
+func (b *Broker) init() {
+	if b.servers == nil {
+		b.servers = map[string]*serverState{}
+		b.gateways = map[string]*gatewayState{}
+		b.sessions = map[string]*sessionState{}
+	}
+}
+
+// HandleConn serves one authenticated internal connection; it has the
+// signature of transport.ConnHandler.
+func (b *Broker) HandleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		if nc.ChannelType() != control.ChannelControl {
+			nc.Reject(ssh.UnknownChannelType, "broker accepts only control channels")
+			continue
+		}
+		handler := b.handlerFor(node)
+		if handler == nil {
+			nc.Reject(ssh.Prohibited, fmt.Sprintf("node %q is neither a gateway nor a server", node))
+			continue
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.serveLink(ctx, node, control.NewPeer(ch, handler, b.logger()))
+		}()
+	}
+}
+
+func (b *Broker) serveLink(ctx context.Context, node string, p *control.Peer) {
+	b.linkUp(node, +1)
+	b.logger().Info("node link up", "peer", node)
+	err := p.Serve(ctx)
+	b.linkUp(node, -1)
+	b.logger().Info("node link down", "peer", node, "err", err)
+}
+
+func (b *Broker) linkUp(node string, delta int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	if _, ok := b.cluster.Servers[node]; ok {
+		st := b.server(node)
+		st.links += delta
+		if st.links == 0 {
+			st.lastReport = time.Time{} // a dropped link is down at once
+		}
+		return
+	}
+	b.gateway(node).links += delta
+}
+
+func (b *Broker) server(name string) *serverState {
+	st := b.servers[name]
+	if st == nil {
+		st = &serverState{}
+		b.servers[name] = st
+	}
+	return st
+}
+
+func (b *Broker) gateway(name string) *gatewayState {
+	st := b.gateways[name]
+	if st == nil {
+		st = &gatewayState{}
+		b.gateways[name] = st
+	}
+	return st
+}
+
+// handlerFor returns the control handler for a node, by its configured
+// kind, or nil for an unknown node.
+func (b *Broker) handlerFor(node string) control.Handler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.cluster.Servers[node]; ok {
+		return func(ctx context.Context, method string, body json.RawMessage) (any, error) {
+			return b.serverCall(node, method, body)
+		}
+	}
+	if _, ok := b.cluster.Gateways[node]; ok {
+		return func(ctx context.Context, method string, body json.RawMessage) (any, error) {
+			return b.gatewayCall(ctx, node, method, body)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) serverCall(node, method string, body json.RawMessage) (any, error) {
+	if method != control.MethodServerReport {
+		return nil, control.NewError(control.CodeInternal, "servers may not call "+method)
+	}
+	var r control.ServerReport
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode report from %s: %w", node, err)
+	}
+	b.serverReport(node, r)
+	return nil, nil
+}
+
+func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json.RawMessage) (any, error) {
+	switch method {
+	case control.MethodPlace:
+		var req control.PlaceRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("decode place from %s: %w", node, err)
+		}
+		req.Gateway = node // a gateway speaks only for itself
+		return b.Place(ctx, req)
+	case control.MethodSessionStarted:
+		var s control.SessionInfo
+		if err := json.Unmarshal(body, &s); err != nil {
+			return nil, fmt.Errorf("decode session from %s: %w", node, err)
+		}
+		s.Gateway = node
+		b.sessionStarted(s)
+	case control.MethodSessionEnded:
+		var s control.SessionEnded
+		if err := json.Unmarshal(body, &s); err != nil {
+			return nil, fmt.Errorf("decode session end from %s: %w", node, err)
+		}
+		b.sessionEnded(s)
+	case control.MethodGatewayReport:
+		var r control.GatewayReport
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, fmt.Errorf("decode report from %s: %w", node, err)
+		}
+		b.gatewayReport(node, r)
+	default:
+		return nil, control.NewError(control.CodeInternal, "gateways may not call "+method)
+	}
+	return nil, nil
+}

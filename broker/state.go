@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"time"
+
+	"switchyard/control"
+)
+
+// pendingTTL is how long a placement counts against its server while the
+// session it was made for has not been reported started.
+const pendingTTL = 10 * time.Second
+
+// serverReport replaces what the broker knows of a server's load and
+// sessions with its report. Sessions a gateway announced very recently are
+// kept even if this report predates them.
+func (b *Broker) serverReport(name string, r control.ServerReport) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	now := b.now()
+	st := b.server(name)
+	st.lastReport, st.report = now, r
+	reported := make(map[string]bool, len(r.Sessions))
+	for _, s := range r.Sessions {
+		s.Server = name
+		reported[s.ID] = true
+		if old, ok := b.sessions[s.ID]; ok && s.Gateway == "" {
+			s.Gateway = old.info.Gateway
+		}
+		b.sessions[s.ID] = &sessionState{info: s, seen: now}
+	}
+	for id, s := range b.sessions {
+		if s.info.Server == name && !reported[id] && now.Sub(s.seen) > b.interval() {
+			delete(b.sessions, id)
+		}
+	}
+}
+
+func (b *Broker) gatewayReport(name string, r control.GatewayReport) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	st := b.gateway(name)
+	st.lastReport, st.report = b.now(), r
+}
+
+func (b *Broker) sessionStarted(s control.SessionInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	b.sessions[s.ID] = &sessionState{info: s, seen: b.now()}
+	for i, p := range b.pending {
+		if p.server == s.Server {
+			b.pending = append(b.pending[:i], b.pending[i+1:]...)
+			break
+		}
+	}
+	b.logger().Info("session started", "id", s.ID, "user", s.User, "app", s.App,
+		"server", s.Server, "pid", s.PID, "gateway", s.Gateway)
+}
+
+func (b *Broker) sessionEnded(s control.SessionEnded) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	delete(b.sessions, s.ID)
+	b.logger().Info("session ended", "id", s.ID, "server", s.Server, "status", s.Status, "reason", s.Reason)
+}
+
+// healthy reports whether a server may get placements: its link is up and
+// its last report is at most three intervals old.
+func (b *Broker) healthy(st *serverState, now time.Time) bool {
+	return st != nil && st.links > 0 && !st.lastReport.IsZero() && now.Sub(st.lastReport) <= 3*b.interval()
+}
+
+// load counts a server's sessions: known running ones plus placements not
+// yet confirmed. Callers hold b.mu.
+func (b *Broker) load(now time.Time) map[string]int {
+	n := make(map[string]int, len(b.servers))
+	for _, s := range b.sessions {
+		n[s.info.Server]++
+	}
+	live := b.pending[:0]
+	for _, p := range b.pending {
+		if now.Sub(p.at) < pendingTTL {
+			live = append(live, p)
+			n[p.server]++
+		}
+	}
+	b.pending = live
+	return n
+}

@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"switchyard/control"
+)
+
+// Status is the broker's picture of the cluster, as served to admins.
+type Status struct {
+	Time      time.Time             `json:"time"`
+	Gateways  []GatewayStatus       `json:"gateways"`
+	Servers   []ServerStatus        `json:"servers"`
+	Sessions  []control.SessionInfo `json:"sessions"`
+	Decisions []Decision            `json:"decisions"`
+}
+
+// GatewayStatus is one gateway in Status.
+type GatewayStatus struct {
+	Name      string  `json:"name"`
+	Connected bool    `json:"connected"`
+	Sessions  int     `json:"sessions"`
+	Capacity  int     `json:"capacity"`
+	ReportAge float64 `json:"report_age_seconds"` // -1 if never reported
+}
+
+// ServerStatus is one app server in Status.
+type ServerStatus struct {
+	Name      string   `json:"name"`
+	Addr      string   `json:"addr"`
+	Healthy   bool     `json:"healthy"`
+	Draining  bool     `json:"draining"`
+	Load      float64  `json:"load"`
+	Sessions  int      `json:"sessions"`
+	Max       int      `json:"max_sessions"`
+	Apps      []string `json:"apps"`
+	ReportAge float64  `json:"report_age_seconds"` // -1 if never reported
+}
+
+// Status returns a snapshot of the cluster.
+func (b *Broker) Status() Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	now := b.now()
+	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...)}
+	load := b.load(now)
+	for name, spec := range b.cluster.Servers {
+		s := b.servers[name]
+		ss := ServerStatus{Name: name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: spec.Draining,
+			Sessions: load[name], Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
+		if s != nil && !s.lastReport.IsZero() {
+			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
+		}
+		st.Servers = append(st.Servers, ss)
+	}
+	for name, spec := range b.cluster.Gateways {
+		g := b.gateways[name]
+		gs := GatewayStatus{Name: name, Capacity: spec.Capacity, ReportAge: -1}
+		if g != nil {
+			gs.Connected = g.links > 0
+			if !g.lastReport.IsZero() {
+				gs.Sessions, gs.ReportAge = g.report.Sessions, now.Sub(g.lastReport).Seconds()
+			}
+		}
+		st.Gateways = append(st.Gateways, gs)
+	}
+	for _, s := range b.sessions {
+		st.Sessions = append(st.Sessions, s.info)
+	}
+	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].Name < st.Servers[j].Name })
+	sort.Slice(st.Gateways, func(i, j int) bool { return st.Gateways[i].Name < st.Gateways[j].Name })
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
+	return st
+}
+
+// AdminHandler serves GET /status (JSON) and GET /healthz.
+func (b *Broker) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(b.Status())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// WriteStatus prints st as tables for people.
+func WriteStatus(w io.Writer, st Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tSESSIONS\tCAPACITY\tREPORT AGE")
+	for _, g := range st.Gateways {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", g.Name, yesNo(g.Connected), g.Sessions, g.Capacity, age(g.ReportAge))
+	}
+	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE")
+	for _, s := range st.Servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", s.Name, s.Addr, health(s.Healthy), yesNo(s.Draining),
+			s.Load, s.Sessions, s.Max, age(s.ReportAge))
+	}
+	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED")
+	for _, s := range st.Sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", short(s.ID), s.User, s.App, s.Server, dash(s.Gateway), s.PID,
+			s.Started.Local().Format(time.DateTime))
+	}
+	if n := len(st.Decisions); n > 0 {
+		fmt.Fprintln(tw, "\nLAST PLACEMENTS")
+		for _, d := range st.Decisions[max(0, n-5):] {
+			fmt.Fprintf(tw, "%s\t%s@%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.User, d.App, d.Reason)
+		}
+	}
+	return tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func health(ok bool) string {
+	if ok {
+		return "up"
+	}
+	return "DOWN"
+}
+
+func age(s float64) string {
+	if s < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

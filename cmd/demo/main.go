@@ -1,0 +1,7 @@
+// Command demo runs a whole Switchyard cluster on this machine, from
+// config.toml.example: `go run ./cmd/demo`. It prints the ssh line to try.
+package main
+
+import "switchyard/daemon"
+
+func main() { daemon.Main("demo", daemon.Local) }

@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/appd"
+	"switchyard/config"
+	"switchyard/control"
+	"switchyard/transport"
+)
+
+// Version is reported by every daemon.
+const Version = "0.1.0"
+
+// Appd runs the app server daemon: `appd -node NAME [flags]`, `appd check`.
+func Appd(ctx context.Context, args []string, env Env) error {
+	if len(args) > 0 && args[0] == "check" {
+		return Check(args[1:], env)
+	}
+	var c common
+	fs := flag.NewFlagSet("appd", flag.ContinueOnError)
+	c.register(fs)
+	node := fs.String("node", "", "this server's `name` in the config (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	spec, ok := cfg.Servers[*node]
+	if !ok {
+		return fmt.Errorf("%w: -node %q is not a [server.NAME] in %s", ErrUsage, *node, cfg.Path)
+	}
+	log, err := c.logger(env.stderr(), *node)
+	if err != nil {
+		return err
+	}
+	signer, err := config.EnsureKey(cfg.NodeSignerPath(*node))
+	if err != nil {
+		return err
+	}
+	a := &appdNode{name: *node, log: log, mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log}}
+	a.apply(cfg)
+	ln, err := env.listen(spec.Listen)
+	if err != nil {
+		return fmt.Errorf("appd listen %s: %w", spec.Listen, err)
+	}
+	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
+		Authorize: authorizer(func() map[string]string { return *a.keys.Load() })}
+	link := &transport.Link{
+		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
+		Addr: a.brokerAddr, Key: a.nodeKey,
+		OnConnect: func(ctx context.Context, p *control.Peer) { a.report(ctx, p) },
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); link.Run(runCtx) }()
+	go func() { defer wg.Done(); every(runCtx, a.interval(), func() { a.reportVia(runCtx, link) }) }()
+	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, a.apply) }()
+	log.Info("appd serving", "listen", ln.Addr().String(), "apps", strings.Join(spec.Apps, ","))
+	env.ready()
+	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	a.mgr.Shutdown(shutdownCtx)
+	done()
+	wg.Wait()
+	if errors.Is(err, transport.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// appdNode is one running appd: its session manager and current config.
+type appdNode struct {
+	name string
+	log  *slog.Logger
+	mgr  *appd.Manager
+	cfg  atomic.Pointer[config.Config]
+	keys atomic.Pointer[map[string]string] // gateways' keys → names
+}
+
+// apply installs a (re)loaded config: the apps this server offers and the
+// gateways allowed to connect. Running sessions are untouched.
+func (a *appdNode) apply(cfg *config.Config) {
+	spec := cfg.Servers[a.name]
+	apps := make(map[string]appd.App, len(spec.Apps))
+	for _, name := range spec.Apps {
+		app := cfg.Apps[name]
+		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
+			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs}
+	}
+	a.mgr.SetApps(apps)
+	keys := nodeKeys(cfg, gatewayNames(cfg), a.log)
+	a.keys.Store(&keys)
+	a.cfg.Store(cfg)
+}
+
+func (a *appdNode) brokerAddr() string { return a.cfg.Load().Broker.Listen }
+
+func (a *appdNode) nodeKey(name string) (ssh.PublicKey, error) { return a.cfg.Load().NodeKey(name) }
+
+func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
+
+// handleConn serves one gateway connection: spawn channels only.
+func (a *appdNode) handleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		if nc.ChannelType() != control.ChannelSpawn {
+			nc.Reject(ssh.UnknownChannelType, "appd accepts only spawn channels")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.mgr.HandleSpawn(ctx, nc, node)
+		}()
+	}
+}
+
+func (a *appdNode) reportVia(ctx context.Context, link *transport.Link) {
+	p, err := link.Current(ctx)
+	if err != nil {
+		return // the link logs its own state
+	}
+	a.report(ctx, p)
+}
+
+// report sends one heartbeat with load and every running session.
+func (a *appdNode) report(ctx context.Context, p *control.Peer) {
+	cfg := a.cfg.Load()
+	spec := cfg.Servers[a.name]
+	r := control.ServerReport{
+		Load: loadAverage(), MemAvail: memAvailable(), MaxSessions: spec.MaxSessions,
+		Apps: spec.Apps, Version: Version, Sessions: a.mgr.Sessions(),
+	}
+	if err := p.Notify(ctx, control.MethodServerReport, r); err != nil {
+		a.log.Debug("report not sent", "err", err)
+	}
+}
+
+// loadAverage is the 1-minute load average per CPU, or 0 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v / float64(runtime.NumCPU())
+}
+
+// memAvailable is MemAvailable from /proc/meminfo in bytes, or 0.
+func memAvailable() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

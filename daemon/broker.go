@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"switchyard/broker"
+	"switchyard/config"
+	"switchyard/transport"
+)
+
+// Broker runs the broker binary: `broker [flags]`, `broker check`,
+// `broker status`.
+func Broker(ctx context.Context, args []string, env Env) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return Check(args[1:], env)
+		case "status":
+			return brokerStatus(ctx, args[1:], env)
+		}
+	}
+	var c common
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	log, err := c.logger(env.stderr(), "broker")
+	if err != nil {
+		return err
+	}
+	signer, err := config.EnsureKey(cfg.NodeSignerPath("broker"))
+	if err != nil {
+		return err
+	}
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval}
+	var keys atomic.Pointer[map[string]string]
+	apply := func(cfg *config.Config) {
+		b.SetCluster(clusterOf(cfg))
+		k := nodeKeys(cfg, append(gatewayNames(cfg), serverNames(cfg)...), log)
+		keys.Store(&k)
+	}
+	apply(cfg)
+	ln, err := env.listen(cfg.Broker.Listen)
+	if err != nil {
+		return fmt.Errorf("broker listen %s: %w", cfg.Broker.Listen, err)
+	}
+	admin, err := env.listen(cfg.Broker.Admin)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("broker admin listen %s: %w", cfg.Broker.Admin, err)
+	}
+	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
+		Authorize: authorizer(func() map[string]string { return *keys.Load() })}
+	web := &http.Server{Handler: b.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go web.Serve(admin)
+	defer web.Close()
+	go reloadLoop(ctx, env, &c, log, apply)
+	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.Addr().String())
+	env.ready()
+	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	if errors.Is(err, transport.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// clusterOf copies what the broker needs out of the config.
+func clusterOf(cfg *config.Config) broker.Cluster {
+	c := broker.Cluster{
+		Servers:  map[string]broker.ServerSpec{},
+		Gateways: map[string]broker.GatewaySpec{},
+		Apps:     map[string]bool{},
+		Allowed:  cfg.Allowed,
+	}
+	for name, s := range cfg.Servers {
+		c.Servers[name] = broker.ServerSpec{Addr: s.Listen, Apps: s.Apps, MaxSessions: s.MaxSessions, Draining: s.Draining}
+	}
+	for name, g := range cfg.Gateways {
+		c.Gateways[name] = broker.GatewaySpec{Capacity: g.Capacity}
+	}
+	for name := range cfg.Apps {
+		c.Apps[name] = true
+	}
+	return c
+}
+
+// reloadLoop reloads the config on each signal from env.Reload and hands a
+// valid one to apply; an invalid one is logged and the running one kept.
+func reloadLoop(ctx context.Context, env Env, c *common, log interface {
+	Error(string, ...any)
+	Info(string, ...any)
+}, apply func(*config.Config)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-env.Reload:
+			if !ok {
+				return
+			}
+			cfg, err := c.load()
+			if err != nil {
+				log.Error("config reload refused; keeping the running config", "err", err.Error())
+				continue
+			}
+			apply(cfg)
+			log.Info("config reloaded", "file", c.configPath)
+		}
+	}
+}
+
+// brokerStatus prints the running broker's status view.
+func brokerStatus(ctx context.Context, args []string, env Env) error {
+	var c common
+	fs := flag.NewFlagSet("broker status", flag.ContinueOnError)
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	st, raw, err := fetchStatus(ctx, cfg.Broker.Admin)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err = env.stdout().Write(raw)
+		return err
+	}
+	return broker.WriteStatus(env.stdout(), st)
+}
+
+// fetchStatus gets /status from the broker's admin endpoint.
+func fetchStatus(ctx context.Context, admin string) (broker.Status, []byte, error) {
+	var st broker.Status
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/status", nil)
+	if err != nil {
+		return st, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("broker unavailable at %s: %w", admin, err)
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		return st, nil, fmt.Errorf("read status from %s: %w", admin, err)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("decode status from %s: %w", admin, err)
+	}
+	return st, append(raw, '\n'), nil
+}
+
+// Check validates a config file: `check -config FILE`. It returns the
+// config's error (every problem with its file:line:col) or nil.
+func Check(args []string, env Env) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := fs.String("config", "/etc/switchyard/config.toml", "config `file` to check")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := config.Load(*path); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout(), "%s: ok\n", *path)
+	return nil
+}
+
+type (
+	brokerServer  = broker.ServerStatus
+	brokerGateway = broker.GatewayStatus
+)

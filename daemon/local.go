@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/config"
+)
+
+// Local runs a whole cluster in one process for trying Switchyard on one
+// machine: the broker, every gateway and every server of the config, with
+// keys generated on first run into the state directory. It prints the ssh
+// line to try and runs until ctx ends.
+func Local(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	path := fs.String("config", "config.toml.example", "cluster config `file`")
+	state := fs.String("state", defaultStateDir(), "state `dir` for keys and logs")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	cfg.StateDir = *state
+	login, err := prepareState(cfg, env.stdout())
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(*state, "cluster.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	env.Stderr = logf
+	errc, wait := startAll(ctx, cfg, *path, env)
+	defer wait()
+	if err := waitHealthy(ctx, cfg, errc); err != nil {
+		return err
+	}
+	out := env.stdout()
+	fmt.Fprintf(out, "Switchyard is running: broker, %d gateway(s), %d app server(s). Logs: %s\n",
+		len(cfg.Gateways), len(cfg.Servers), logPath)
+	for _, name := range gatewayNames(cfg) {
+		fmt.Fprintf(out, "Try:  %s\n", sshLine(cfg, name, login, "top"))
+	}
+	fmt.Fprintf(out, "Status: go run ./cmd/broker status -config %s\nStop with Ctrl-C.\n", *path)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "switchyard")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "switchyard")
+	}
+	return filepath.Join(os.TempDir(), "switchyard")
+}
+
+// startAll runs every daemon of cfg in its own goroutine. errc receives the
+// first daemon error; wait blocks until all have returned.
+func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-chan error, func()) {
+	errc := make(chan error, 1+len(cfg.Gateways)+len(cfg.Servers))
+	var wg sync.WaitGroup
+	run := func(name string, f RunFunc, args ...string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args = append([]string{"-config", path, "-state", cfg.StateDir}, args...)
+			if err := f(ctx, args, env); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("broker", Broker)
+	for _, s := range serverNames(cfg) {
+		run(s, Appd, "-node", s)
+	}
+	for _, g := range gatewayNames(cfg) {
+		run(g, Slave, "-node", g)
+	}
+	return errc, wg.Wait
+}
+
+// waitHealthy polls the broker's status until every server is up and every
+// gateway connected, or a daemon fails, or 15 s pass.
+func waitHealthy(ctx context.Context, cfg *config.Config, errc <-chan error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, _, err := fetchStatus(ctx, cfg.Broker.Admin)
+		if err == nil && allUp(st.Servers, st.Gateways) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not healthy after 15s (last: %v); see the log", err)
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// prepareState creates every node key, the demo user's key and a
+// known_hosts file for the gateways. It returns the -i option for ssh
+// ("" when the user's own key is used).
+func prepareState(cfg *config.Config, out io.Writer) (identity string, err error) {
+	for _, n := range cfg.NodeNames() {
+		if _, err := config.EnsureKey(cfg.NodeSignerPath(n)); err != nil {
+			return "", err
+		}
+	}
+	identity, err = demoUserKey(cfg)
+	if err != nil {
+		return "", err
+	}
+	return identity, writeKnownHosts(cfg)
+}
+
+// demoUserKey writes keys/demo.pub from ~/.ssh/id_ed25519.pub when present,
+// else from a key generated into the state dir (whose path it returns).
+func demoUserKey(cfg *config.Config) (string, error) {
+	pub := cfg.Resolve("keys/demo.pub")
+	if home, err := os.UserHomeDir(); err == nil {
+		if b, err := os.ReadFile(filepath.Join(home, ".ssh", "id_ed25519.pub")); err == nil {
+			return "", os.WriteFile(pub, b, 0o644)
+		}
+	}
+	priv := cfg.Resolve("keys/demo")
+	if _, err := config.EnsureKey(priv); err != nil {
+		return "", err
+	}
+	return priv, nil
+}
+
+func writeKnownHosts(cfg *config.Config) error {
+	var b []byte
+	for _, name := range gatewayNames(cfg) {
+		g := cfg.Gateways[name]
+		s, err := config.EnsureKey(cfg.Resolve(g.HostKey))
+		if err != nil {
+			return err
+		}
+		host, port, err := net.SplitHostPort(g.Address)
+		if err != nil {
+			return fmt.Errorf("gateway %s address %q: %w", name, g.Address, err)
+		}
+		b = append(b, fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(s.PublicKey()))...)
+	}
+	return os.WriteFile(cfg.Resolve("known_hosts"), b, 0o644)
+}
+
+func sshLine(cfg *config.Config, gateway, identity, app string) string {
+	host, port, _ := net.SplitHostPort(cfg.Gateways[gateway].Address)
+	line := "ssh -t -p " + port
+	if identity != "" {
+		line += " -i " + identity
+	}
+	return line + " -o UserKnownHostsFile=" + cfg.Resolve("known_hosts") + " " + app + "@" + host
+}
+
+func allUp(servers []brokerServer, gateways []brokerGateway) bool {
+	for _, s := range servers {
+		if !s.Healthy {
+			return false
+		}
+	}
+	for _, g := range gateways {
+		if !g.Connected {
+			return false
+		}
+	}
+	return len(servers) > 0
+}
+

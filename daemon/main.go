@@ -1,0 +1,42 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// RunFunc is the shape of Broker, Slave and Appd.
+type RunFunc func(ctx context.Context, args []string, env Env) error
+
+// Main runs a daemon as a process: SIGINT and SIGTERM stop it, SIGHUP
+// reloads its config, and the error becomes the exit status (see ExitCode).
+func Main(name string, run RunFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], Env{Reload: hup})
+	stop()
+	os.Exit(ExitCode(name, err, os.Stderr))
+}
+
+// ExitCode prints err for people and returns the process exit status:
+// 0 success, 1 failure (a bad config prints every problem as
+// file:line:col: what), 2 a command-line mistake.
+func ExitCode(name string, err error, w io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintf(w, "%s: %v\n", name, err)
+		fmt.Fprintf(w, "usage: %s [check|status] -config FILE [-node NAME] [-state DIR] [-log-format text|json]\n", name)
+		return 2
+	default:
+		fmt.Fprintf(w, "%s: %v\n", name, err)
+		return 1
+	}
+}

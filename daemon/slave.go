@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/config"
+	"switchyard/control"
+	"switchyard/sshgate"
+	"switchyard/transport"
+)
+
+// Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
+func Slave(ctx context.Context, args []string, env Env) error {
+	if len(args) > 0 && args[0] == "check" {
+		return Check(args[1:], env)
+	}
+	var c common
+	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
+	c.register(fs)
+	node := fs.String("node", "", "this gateway's `name` in the config (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	spec, ok := cfg.Gateways[*node]
+	if !ok {
+		return fmt.Errorf("%w: -node %q is not a [gateway.NAME] in %s", ErrUsage, *node, cfg.Path)
+	}
+	log, err := c.logger(env.stderr(), *node)
+	if err != nil {
+		return err
+	}
+	g, err := newGatewayNode(*node, cfg, log)
+	if err != nil {
+		return err
+	}
+	hostKey, err := config.EnsureKey(cfg.Resolve(spec.HostKey))
+	if err != nil {
+		return err
+	}
+	ln, err := env.listen(spec.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
+	}
+	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
+		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity}
+	g.srv = srv
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); g.link.Run(runCtx) }()
+	go func() { defer wg.Done(); every(runCtx, g.interval(), func() { g.reportVia(runCtx) }) }()
+	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, g.apply) }()
+	log.Info("gateway serving", "listen", ln.Addr().String())
+	env.ready()
+	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	cancel()
+	wg.Wait()
+	g.pool.Close()
+	if errors.Is(err, sshgate.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// gatewayNode is one running gateway: its links to the broker and servers
+// and its current config.
+type gatewayNode struct {
+	name string
+	log  *slog.Logger
+	cfg  atomic.Pointer[config.Config]
+	d    atomic.Pointer[directory]
+	link *transport.Link
+	pool *transport.Pool
+	srv  *sshgate.Server
+}
+
+func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gatewayNode, error) {
+	signer, err := config.EnsureKey(cfg.NodeSignerPath(name))
+	if err != nil {
+		return nil, err
+	}
+	g := &gatewayNode{name: name, log: log}
+	if err := g.load(cfg); err != nil {
+		return nil, err
+	}
+	id := transport.Identity{Name: name, Signer: signer}
+	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
+	g.link = &transport.Link{Identity: id, Peer: "broker", Logger: log, Key: g.nodeKey,
+		Addr:      func() string { return g.cfg.Load().Broker.Listen },
+		OnConnect: func(ctx context.Context, p *control.Peer) { g.report(ctx, p) }}
+	return g, nil
+}
+
+// load builds the user directory from cfg and makes cfg current.
+func (g *gatewayNode) load(cfg *config.Config) error {
+	d, err := newDirectory(cfg)
+	if err != nil {
+		return err
+	}
+	g.d.Store(d)
+	g.cfg.Store(cfg)
+	return nil
+}
+
+// apply installs a reloaded config; one whose users' keys cannot be read
+// is refused and the running one kept.
+func (g *gatewayNode) apply(cfg *config.Config) {
+	if err := g.load(cfg); err != nil {
+		g.log.Error("config reload refused; keeping the running config", "err", err)
+		return
+	}
+	g.srv.SetDirectory(g.dir())
+}
+
+func (g *gatewayNode) dir() sshgate.Directory { return g.d.Load() }
+
+func (g *gatewayNode) nodeKey(name string) (ssh.PublicKey, error) { return g.cfg.Load().NodeKey(name) }
+
+func (g *gatewayNode) interval() time.Duration { return g.cfg.Load().Broker.ReportInterval }
+
+// Place asks the broker for a server (sshgate.Placer).
+func (g *gatewayNode) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
+	var pl control.Placement
+	p, err := g.link.Current(ctx)
+	if err != nil {
+		return pl, err
+	}
+	err = p.Call(ctx, control.MethodPlace, req, &pl)
+	return pl, err
+}
+
+// SessionStarted tells the broker about a new session (sshgate.Placer).
+func (g *gatewayNode) SessionStarted(ctx context.Context, s control.SessionInfo) error {
+	return g.notify(ctx, control.MethodSessionStarted, s)
+}
+
+// SessionEnded tells the broker a session ended (sshgate.Placer).
+func (g *gatewayNode) SessionEnded(ctx context.Context, s control.SessionEnded) error {
+	return g.notify(ctx, control.MethodSessionEnded, s)
+}
+
+func (g *gatewayNode) notify(ctx context.Context, method string, msg any) error {
+	p, err := g.link.Current(ctx)
+	if err != nil {
+		return err
+	}
+	return p.Notify(ctx, method, msg)
+}
+
+func (g *gatewayNode) reportVia(ctx context.Context) {
+	if p, err := g.link.Current(ctx); err == nil {
+		g.report(ctx, p)
+	}
+}
+
+func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
+	r := control.GatewayReport{Capacity: g.cfg.Load().Gateways[g.name].Capacity, Version: Version}
+	if g.srv != nil {
+		r.Sessions = g.srv.Sessions()
+	}
+	if err := p.Notify(ctx, control.MethodGatewayReport, r); err != nil {
+		g.log.Debug("report not sent", "err", err)
+	}
+}
+
+// directory answers the gateway's identity questions from one config.
+type directory struct {
+	keys  map[string]string // marshalled key → user
+	users map[string]bool
+	apps  map[string]bool
+}
+
+func newDirectory(cfg *config.Config) (*directory, error) {
+	keys, err := cfg.UserKeys()
+	if err != nil {
+		return nil, err
+	}
+	d := &directory{keys: keys, users: map[string]bool{}, apps: map[string]bool{}}
+	for u := range cfg.Users {
+		d.users[u] = true
+	}
+	for a := range cfg.Apps {
+		d.apps[a] = true
+	}
+	return d, nil
+}
+
+func (d *directory) UserForKey(k ssh.PublicKey) (string, bool) {
+	u, ok := d.keys[string(k.Marshal())]
+	return u, ok
+}
+
+func (d *directory) IsUser(name string) bool { return d.users[name] }
+func (d *directory) IsApp(name string) bool  { return d.apps[name] }

@@ -1,0 +1,176 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("transport: server closed")
+
+// Authorizer maps a client's public key to the node it belongs to.
+type Authorizer func(key ssh.PublicKey) (node string, ok bool)
+
+// ConnHandler serves one authenticated internal connection. It must drain
+// chans; it returns when the connection is done with. node is the peer's
+// authenticated node name.
+type ConnHandler func(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel)
+
+// Server accepts internal SSH connections from known nodes.
+type Server struct {
+	Signer           ssh.Signer    // this node's key, required
+	Authorize        Authorizer    // required; unknown keys are refused
+	Handler          ConnHandler   // required
+	Logger           *slog.Logger  // slog.Default() if nil
+	HandshakeTimeout time.Duration // 10s if zero
+
+	mu     sync.Mutex // guards the fields below
+	lns    map[net.Listener]struct{}
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func (s *Server) config() *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		Config: algorithms(),
+		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			node, ok := s.Authorize(key)
+			if !ok || node != meta.User() {
+				return nil, fmt.Errorf("transport: key %s is not node %q's", ssh.FingerprintSHA256(key), meta.User())
+			}
+			return &ssh.Permissions{Extensions: map[string]string{NodeExtension: node}}, nil
+		},
+		MaxAuthTries: 3,
+	}
+	cfg.AddHostKey(s.Signer)
+	return cfg
+}
+
+// Serve accepts connections on ln until Close. It returns ErrServerClosed
+// after Close, or the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.Signer == nil || s.Authorize == nil || s.Handler == nil {
+		return errors.New("transport: Server needs Signer, Authorize and Handler")
+	}
+	ctx, err := s.track(ln)
+	if err != nil {
+		return err
+	}
+	defer s.untrack(ln)
+	cfg := s.config()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("transport: accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, c, cfg)
+		}()
+	}
+}
+
+func (s *Server) track(ln net.Listener) (context.Context, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrServerClosed
+	}
+	if s.lns == nil {
+		s.lns = map[net.Listener]struct{}{}
+		s.conns = map[net.Conn]struct{}{}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+	}
+	s.lns[ln] = struct{}{}
+	return s.ctx, nil
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.lns, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) trackConn(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) {
+	if !s.trackConn(c, true) {
+		c.Close()
+		return
+	}
+	defer s.trackConn(c, false)
+	defer c.Close()
+	timeout := s.HandshakeTimeout
+	if timeout == 0 {
+		timeout = defaultHandshakeTimeout
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	conn, chans, reqs, err := ssh.NewServerConn(c, cfg)
+	if err != nil {
+		s.logger().Warn("internal handshake refused", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	go ssh.DiscardRequests(reqs)
+	node := conn.Permissions.Extensions[NodeExtension]
+	s.logger().Debug("node connected", "node", node, "remote", c.RemoteAddr().String())
+	s.Handler(ctx, node, conn, chans)
+	conn.Close()
+}
+
+// Close stops the listeners and closes every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
