@@ -1,0 +1,154 @@
+package sshgate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// testAppd is an appd stand-in: an x/crypto SSH server whose spawn channel
+// runs a scripted behaviour chosen by the app name.
+type testAppd struct {
+	addr   string
+	spawns chan control.SpawnRequest
+	events chan string // "eof", "closed", "window-change COLSxROWS"
+}
+
+func startAppd(t *testing.T) *testAppd {
+	t.Helper()
+	cfg := &gossh.ServerConfig{NoClientAuth: true} // test only: internal auth is not this package's
+	cfg.AddHostKey(newSigner(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	a := &testAppd{addr: ln.Addr().String(), spawns: make(chan control.SpawnRequest, 16), events: make(chan string, 64)}
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go a.serveConn(nc, cfg)
+		}
+	}()
+	return a
+}
+
+func (a *testAppd) serveConn(nc net.Conn, cfg *gossh.ServerConfig) {
+	_, chans, reqs, err := gossh.NewServerConn(nc, cfg)
+	if err != nil {
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	for nch := range chans {
+		if nch.ChannelType() != control.ChannelSpawn {
+			nch.Reject(gossh.UnknownChannelType, "unknown channel type")
+			continue
+		}
+		go a.spawn(nch)
+	}
+}
+
+func (a *testAppd) event(e string) {
+	select {
+	case a.events <- e:
+	default:
+	}
+}
+
+func (a *testAppd) spawn(nch gossh.NewChannel) {
+	var req control.SpawnRequest
+	if err := json.Unmarshal(nch.ExtraData(), &req); err != nil {
+		nch.Reject(gossh.Prohibited, "internal: bad spawn request")
+		return
+	}
+	a.spawns <- req
+	switch req.App {
+	case "nosuch":
+		nch.Reject(gossh.Prohibited, "unknown_app: no app named nosuch")
+		return
+	case "broken":
+		nch.Reject(gossh.Prohibited, "spawn_failed: exec /usr/bin/broken: permission denied")
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	winch := make(chan windowChangeMsg, 8)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for r := range reqs {
+			if r.Type == "window-change" {
+				var m windowChangeMsg
+				gossh.Unmarshal(r.Payload, &m)
+				a.event(fmt.Sprintf("window-change %dx%d", m.Cols, m.Rows))
+				winch <- m
+			}
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}()
+	started, _ := json.Marshal(control.Started{ID: "sess-1", PID: 4242})
+	ch.SendRequest(control.RequestStarted, false, started)
+	a.behave(req, ch, winch, closed)
+}
+
+func (a *testAppd) behave(req control.SpawnRequest, ch gossh.Channel, winch <-chan windowChangeMsg, closed <-chan struct{}) {
+	exit := func(status uint32) {
+		ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: status}))
+		ch.Close()
+	}
+	switch req.App {
+	case "echo":
+		io.Copy(ch, ch)
+		a.event("eof")
+		exit(0)
+	case "raw":
+		io.WriteString(ch, "a\nb\r\nc")
+		exit(0)
+	case "stderr":
+		io.WriteString(ch, "out\n")
+		io.WriteString(ch.Stderr(), "err\n")
+		exit(0)
+	case "exit7":
+		exit(7)
+	case "sig":
+		ch.SendRequest("exit-signal", false, gossh.Marshal(exitSignalMsg{Signal: "TERM"}))
+		ch.Close()
+	case "vanish":
+		ch.Close()
+	case "winch":
+		io.WriteString(ch, "ready\n")
+		select {
+		case m := <-winch:
+			fmt.Fprintf(ch, "size %dx%d\n", m.Cols, m.Rows)
+			exit(0)
+		case <-time.After(waitFor):
+			exit(1)
+		}
+	case "hang":
+		io.WriteString(ch, "ready\n")
+		select {
+		case <-closed:
+			a.event("closed")
+		case <-time.After(waitFor):
+		}
+		ch.Close()
+	default:
+		fmt.Fprintf(ch, "app=%s user=%s args=%s\n", req.App, req.User, strings.Join(req.Args, ","))
+		exit(0)
+	}
+}

@@ -1,0 +1,31 @@
+package sshgate
+
+import (
+	"errors"
+	"strings"
+)
+
+// ErrNoApp is returned by ParseCommand when the client named no app and the
+// login name is not one.
+var ErrNoApp = errors.New("sshgate: no app named")
+
+// ParseCommand decides which app a session runs. command is the client's
+// exec command ("" for a shell request); login is the SSH login name and
+// isApp reports whether it names an app. A non-empty command is split on
+// white space with strings.Fields (no quoting, no shell): its first word is
+// the app and the rest are arguments. An empty command runs the login app
+// with no arguments, or returns ErrNoApp when the login is a user.
+// args is nil when there are none.
+func ParseCommand(login string, isApp bool, command string) (app string, args []string, err error) {
+	words := strings.Fields(command)
+	switch {
+	case len(words) > 1:
+		return words[0], words[1:], nil
+	case len(words) == 1:
+		return words[0], nil, nil
+	case isApp && login != "":
+		return login, nil, nil
+	default:
+		return "", nil, ErrNoApp
+	}
+}

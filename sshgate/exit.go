@@ -1,0 +1,171 @@
+package sshgate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// Exit statuses a session ends with when the app could not run (sysexits).
+const (
+	exitUsage       = 64 // EX_USAGE: unknown app, bad arguments, no app named
+	exitUnavailable = 69 // EX_UNAVAILABLE: no server, broker or server unreachable, gateway full
+	exitSoftware    = 70 // EX_SOFTWARE: internal error, spawn failed
+	exitNoPerm      = 77 // EX_NOPERM: forbidden
+)
+
+// maxLineRunes bounds a message taken from a peer before it is shown.
+const maxLineRunes = 200
+
+// failure is why a session could not run: what the user is shown (Line,
+// after "switchyard: ") with its exit status, and the full error for the log.
+type failure struct {
+	Status int
+	Line   string
+	Err    error // logged, never shown; may be nil
+}
+
+func (f *failure) Error() string {
+	if f.Err == nil {
+		return f.Line
+	}
+	return f.Line + ": " + f.Err.Error()
+}
+
+func (f *failure) Unwrap() error { return f.Err }
+
+// codeStatus maps a control error code to its exit status.
+func codeStatus(code string) int {
+	switch code {
+	case control.CodeUnknownApp, control.CodeBadArgs:
+		return exitUsage
+	case control.CodeForbidden:
+		return exitNoPerm
+	case control.CodeNoServer:
+		return exitUnavailable
+	default:
+		return exitSoftware
+	}
+}
+
+// codeLine is the line shown for a code when the peer gave no message.
+func codeLine(code, app string) string {
+	switch code {
+	case control.CodeUnknownApp:
+		return fmt.Sprintf("unknown app %q", app)
+	case control.CodeBadArgs:
+		return fmt.Sprintf("app %q takes no arguments", app)
+	case control.CodeForbidden:
+		return fmt.Sprintf("you may not run %q", app)
+	case control.CodeNoServer:
+		return fmt.Sprintf("no server can run %q right now, try again later", app)
+	case control.CodeSpawnFailed:
+		return fmt.Sprintf("%q could not be started", app)
+	default:
+		return "internal error"
+	}
+}
+
+// remoteFailure turns a RemoteError (from the broker or appd) into a failure.
+func remoteFailure(re *control.RemoteError, app string, err error) *failure {
+	line := oneLine(re.Message)
+	if line == "" {
+		line = codeLine(re.Code, app)
+	}
+	return &failure{Status: codeStatus(re.Code), Line: line, Err: err}
+}
+
+// placeFailure maps an error from Placer.Place: a RemoteError by its code,
+// anything else (refused, timed out, closed) as the broker being unavailable.
+func placeFailure(app string, err error) *failure {
+	var re *control.RemoteError
+	if errors.As(err, &re) {
+		return remoteFailure(re, app, fmt.Errorf("place: %w", err))
+	}
+	return &failure{Status: exitUnavailable, Line: "broker unavailable", Err: fmt.Errorf("place: %w", err)}
+}
+
+// openFailure maps an error from Opener.OpenChannel: appd's rejection
+// ("code: text") by its code, anything else as the server being unreachable.
+func openFailure(server, app string, err error) *failure {
+	var oce *gossh.OpenChannelError
+	if errors.As(err, &oce) {
+		return remoteFailure(control.ParseRejection(oce.Message), app, fmt.Errorf("open spawn channel on %s: %w", server, err))
+	}
+	return &failure{
+		Status: exitUnavailable,
+		Line:   fmt.Sprintf("server %s is unreachable, try again later", server),
+		Err:    fmt.Errorf("open spawn channel on %s: %w", server, err),
+	}
+}
+
+// wentAway is the failure of a session whose server closed the channel
+// without an exit status.
+func wentAway(server string) *failure {
+	return &failure{Status: exitUnavailable, Line: fmt.Sprintf("server %s went away; session ended", server)}
+}
+
+var (
+	errFull  = &failure{Status: exitUnavailable, Line: "gateway full, try again later"}
+	errNoApp = &failure{Status: exitUsage, Line: "no app named; try: ssh -t APP@HOST or ssh HOST APP"}
+)
+
+// internal wraps an unexpected error: the user sees only "internal error".
+func internal(err error) *failure {
+	return &failure{Status: exitSoftware, Line: "internal error", Err: err}
+}
+
+// asFailure returns err as a failure, mapping RemoteErrors by code and
+// anything unknown to internal.
+func asFailure(app string, err error) *failure {
+	var f *failure
+	if errors.As(err, &f) {
+		return f
+	}
+	if errors.Is(err, ErrNoApp) {
+		return errNoApp
+	}
+	var re *control.RemoteError
+	if errors.As(err, &re) {
+		return remoteFailure(re, app, err)
+	}
+	return internal(err)
+}
+
+// oneLine makes a peer's message safe to print as one terminal line: the
+// first line only, control characters dropped, bounded in length.
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxLineRunes {
+			b.WriteString("...")
+			break
+		}
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			continue
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// exitStatusMsg is the payload of an "exit-status" request (RFC 4254 6.10).
+type exitStatusMsg struct {
+	Status uint32
+}
+
+// exitSignalMsg is the payload of an "exit-signal" request (RFC 4254 6.10).
+type exitSignalMsg struct {
+	Signal     string
+	CoreDumped bool
+	Error      string
+	Lang       string
+}

@@ -1,0 +1,121 @@
+package sshgate
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// copyBufSize is the buffer of each relay copy.
+const copyBufSize = 32 << 10
+
+// exitReq is the exit-status or exit-signal request appd sent, kept to be
+// forwarded to the client byte for byte.
+type exitReq struct {
+	Type    string
+	Payload []byte
+}
+
+// status returns the exit status for the broker (-1 for a signal) and a
+// short reason.
+func (ex *exitReq) status() (int, string) {
+	if ex.Type == "exit-status" {
+		var m exitStatusMsg
+		if gossh.Unmarshal(ex.Payload, &m) == nil {
+			return int(m.Status), "exited"
+		}
+		return -1, "exited (bad status)"
+	}
+	var m exitSignalMsg
+	if gossh.Unmarshal(ex.Payload, &m) == nil {
+		return -1, "signal " + m.Signal
+	}
+	return -1, "signal"
+}
+
+// relay copies one session between the client channel and the appd channel.
+// The client's own requests (window-change, signal) are forwarded by the
+// session's request loop.
+type relay struct {
+	done chan struct{} // closed when both output copies and the request drain end
+	exit *exitReq      // set before done is closed; nil if appd sent none
+}
+
+// startRelay starts the copies: client stdin to appd (CloseWrite on EOF),
+// appd stdout and stderr to the client as raw bytes, and a drain of appd's
+// requests that keeps the first exit request.
+func startRelay(client, app gossh.Channel, appReqs <-chan *gossh.Request) *relay {
+	r := &relay{done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		copyBuf(client, app)
+	}()
+	go func() {
+		defer wg.Done()
+		copyBuf(client.Stderr(), app.Stderr())
+	}()
+	go func() {
+		defer wg.Done()
+		r.exit = drainApp(appReqs)
+	}()
+	go func() {
+		if err := copyBuf(app, client); err == nil {
+			app.CloseWrite() // client EOF reaches appd as EOF
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(r.done)
+	}()
+	return r
+}
+
+// wait returns appd's exit request once appd's output has been copied and
+// its channel has closed. If ctx ends first (the client left), it closes the
+// appd channel, which makes appd hang up the app, and waits at most grace
+// for the channel to close; drained is false if it did not.
+func (r *relay) wait(ctx context.Context, app gossh.Channel, grace time.Duration) (ex *exitReq, drained bool) {
+	select {
+	case <-r.done:
+		return r.exit, true
+	case <-ctx.Done():
+	}
+	app.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.exit, true
+	case <-t.C:
+		return nil, false
+	}
+}
+
+// drainApp answers appd's requests until its channel closes and returns the
+// first exit-status or exit-signal.
+func drainApp(reqs <-chan *gossh.Request) *exitReq {
+	var ex *exitReq
+	for req := range reqs {
+		isExit := req.Type == "exit-status" || req.Type == "exit-signal"
+		if isExit && ex == nil {
+			ex = &exitReq{Type: req.Type, Payload: req.Payload}
+		}
+		if req.WantReply {
+			req.Reply(isExit, nil)
+		}
+	}
+	return ex
+}
+
+// copyBuf copies src to dst with a copyBufSize buffer. It returns nil when
+// src ended with EOF.
+func copyBuf(dst io.Writer, src io.Reader) error {
+	buf := make([]byte, copyBufSize)
+	_, err := io.CopyBuffer(dst, src, buf)
+	return err
+}

@@ -1,0 +1,268 @@
+package sshgate
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("sshgate: server closed")
+
+// Directory answers identity questions from the current config. The wiring
+// swaps it on reload with Server.SetDirectory.
+type Directory interface {
+	UserForKey(key gossh.PublicKey) (user string, ok bool) // the user owning key
+	IsUser(name string) bool                               // name is a Switchyard user
+	IsApp(name string) bool                                // name is an app
+}
+
+// Placer is the subset of the broker client the gateway uses.
+type Placer interface {
+	Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error)
+	SessionStarted(ctx context.Context, s control.SessionInfo) error // notification
+	SessionEnded(ctx context.Context, s control.SessionEnded) error  // notification
+}
+
+// Opener opens channels on persistent, authenticated connections to app
+// servers.
+type Opener interface {
+	OpenChannel(ctx context.Context, server, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error)
+}
+
+// Terminal is the client side of a session, lent to NoApp while no app runs.
+type Terminal struct {
+	User   string                 // Switchyard user the session belongs to
+	Pty    *control.PtySpec       // the terminal at the time NoApp is called; nil without a PTY
+	In     io.Reader              // client stdin; stop reading before returning
+	Out    io.Writer              // client stdout, raw bytes (write "\r\n" under a PTY)
+	Resize <-chan control.PtySpec // window changes while NoApp runs (latest only)
+}
+
+// NoAppFunc chooses the app of a session whose client named none (the
+// picker). It returns the app and its arguments, or "" and a nil error when
+// the user left without choosing (the session exits 0). An error becomes the
+// session's one-line failure: ErrNoApp and control RemoteErrors keep their
+// exit status, anything else is internal.
+type NoAppFunc func(ctx context.Context, t Terminal) (app string, args []string, err error)
+
+// Server is a gateway. Set the fields, then call Serve; do not change them
+// afterwards (use SetDirectory to swap the Directory).
+type Server struct {
+	Name             string         // this gateway's node name, sent to the broker
+	HostSigners      []gossh.Signer // user-facing host keys, required
+	Directory        Directory      // identity source; required unless SetDirectory is called first
+	Placer           Placer         // broker client, required
+	Opener           Opener         // connections to app servers, required
+	Logger           *slog.Logger   // slog.Default() if nil
+	Capacity         int            // max concurrent sessions; 1000 if zero
+	HandshakeTimeout time.Duration  // time to authenticate; 20s if zero
+	PlaceTimeout     time.Duration  // bound on a Place call and each notification; 5s if zero
+	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
+	NoApp            NoAppFunc      // picker for sessions naming no app; a hint and exit 64 if nil
+
+	dir      atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
+	active   atomic.Int64           // sessions holding a capacity slot
+	handlers atomic.Int64           // running session channel handlers
+	closed   atomic.Bool
+
+	mu        sync.Mutex // guards gl and listeners
+	gl        *gliderssh.Server
+	listeners map[*onceCloseListener]struct{}
+}
+
+type dirBox struct{ d Directory }
+
+// SetDirectory swaps the Directory used for new authentications. It is safe
+// to call at any time; established sessions keep their identity.
+func (s *Server) SetDirectory(d Directory) { s.dir.Store(&dirBox{d}) }
+
+// Sessions returns the number of active sessions.
+func (s *Server) Sessions() int { return int(s.active.Load()) }
+
+// Serve accepts connections on ln until Shutdown or Close, after which it
+// returns ErrServerClosed. It closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	gl, err := s.glider()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ocl := &onceCloseListener{Listener: ln}
+	if !s.track(ocl) {
+		ocl.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ocl)
+	err = gl.Serve(ocl)
+	if s.closed.Load() || errors.Is(err, gliderssh.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for the existing ones and
+// their sessions to end, or for ctx to be done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	gl := s.stop()
+	if gl != nil {
+		_ = gl.Shutdown(ctx) // its only error is ctx's (listeners close once), checked below
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.handlers.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	return ctx.Err()
+}
+
+// Close stops accepting connections and closes every connection at once;
+// their sessions hang up the apps.
+func (s *Server) Close() error {
+	if gl := s.stop(); gl != nil {
+		return gl.Close()
+	}
+	return nil
+}
+
+// stop marks the server closed and closes its listeners.
+func (s *Server) stop() *gliderssh.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	return s.gl
+}
+
+func (s *Server) track(l *onceCloseListener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[*onceCloseListener]struct{})
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(l *onceCloseListener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.listeners, l)
+}
+
+// glider builds the gliderlabs server once.
+func (s *Server) glider() (*gliderssh.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gl != nil {
+		return s.gl, nil
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	signers := make([]gliderssh.Signer, len(s.HostSigners))
+	for i, sg := range s.HostSigners {
+		signers[i] = sg
+	}
+	s.gl = &gliderssh.Server{
+		HostSigners:          signers,
+		Handler:              func(gliderssh.Session) {}, // unused: we own "session"
+		ServerConfigCallback: s.serverConfig,
+		ConnCallback:         s.onConn,
+		ConnectionFailedCallback: func(conn net.Conn, err error) {
+			s.logger().Debug("connection failed", "client", conn.RemoteAddr().String(), "err", err)
+		},
+		// Only our session handler: every other channel type (direct-tcpip,
+		// x11, ...) is rejected, every global request answered false.
+		ChannelHandlers:   map[string]gliderssh.ChannelHandler{"session": s.handleChannel},
+		RequestHandlers:   map[string]gliderssh.RequestHandler{},
+		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{},
+	}
+	return s.gl, nil
+}
+
+func (s *Server) validate() error {
+	switch {
+	case len(s.HostSigners) == 0:
+		return errors.New("sshgate: no host key")
+	case s.directory() == nil:
+		return errors.New("sshgate: no Directory")
+	case s.Placer == nil:
+		return errors.New("sshgate: no Placer")
+	case s.Opener == nil:
+		return errors.New("sshgate: no Opener")
+	}
+	return nil
+}
+
+func (s *Server) directory() Directory {
+	if b := s.dir.Load(); b != nil {
+		return b.d
+	}
+	return s.Directory
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) capacity() int { return orDefault(s.Capacity, 1000) }
+
+func (s *Server) handshakeTimeout() time.Duration {
+	return orDefault(s.HandshakeTimeout, 20*time.Second)
+}
+
+func (s *Server) placeTimeout() time.Duration { return orDefault(s.PlaceTimeout, 5*time.Second) }
+
+func (s *Server) startTimeout() time.Duration { return orDefault(s.StartTimeout, 10*time.Second) }
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// acquire takes a capacity slot; false when the gateway is full.
+func (s *Server) acquire() bool {
+	if s.active.Add(1) > int64(s.capacity()) {
+		s.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.active.Add(-1) }
+
+// onceCloseListener lets Shutdown and gliderlabs both close a listener.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}

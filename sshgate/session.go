@@ -1,0 +1,304 @@
+package sshgate
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// errClientGone is the cancel cause of a session whose client closed the
+// channel or dropped the connection.
+var errClientGone = errors.New("client disconnected")
+
+// Limits on what a client may send before the app starts.
+const (
+	maxEnv      = 64   // env variables kept
+	maxEnvBytes = 1024 // bytes of one name plus value
+	maxTerm     = 64   // bytes of TERM
+)
+
+// SSH request payloads (RFC 4254 section 6).
+type (
+	ptyReqMsg struct {
+		Term                      string
+		Cols, Rows, Width, Height uint32
+		Modes                     string
+	}
+	windowChangeMsg struct {
+		Cols, Rows, Width, Height uint32
+	}
+	envMsg struct {
+		Name, Value string
+	}
+	execMsg struct {
+		Command string
+	}
+)
+
+// session is one client "session" channel.
+type session struct {
+	id     identity
+	client gossh.Channel
+	addr   string // client address
+	log    *slog.Logger
+	start  chan string          // the exec command ("" for shell), sent once
+	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
+
+	mu      sync.Mutex // guards the fields below
+	started bool       // shell or exec received
+	pty     *control.PtySpec
+	env     map[string]string
+	app     gossh.Channel // appd channel once the app runs
+	winch   []byte        // latest window-change payload not yet forwarded
+}
+
+// handleChannel is gliderlabs' ChannelHandler for "session". It replaces
+// gliderlabs' Session, whose Write rewrites "\n" to "\r\n" under a PTY.
+func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, gctx gliderssh.Context) {
+	s.handlers.Add(1)
+	defer s.handlers.Add(-1)
+	id, ok := identityOf(conn)
+	if !ok {
+		nc.Reject(gossh.Prohibited, "not authenticated")
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		s.logger().Debug("accept session channel", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(gctx)
+	defer cancel(nil)
+	addr := conn.RemoteAddr().String()
+	ss := &session{
+		id:     id,
+		client: ch,
+		addr:   addr,
+		log:    s.logger().With("user", id.User, "client", addr),
+		start:  make(chan string, 1),
+		resize: make(chan control.PtySpec, 1),
+	}
+	go func() {
+		ss.serveRequests(reqs)
+		cancel(errClientGone)
+	}()
+	s.run(ctx, ss)
+}
+
+// serveRequests answers the client's channel requests until the channel
+// closes. It must keep draining: an unread request channel stalls the
+// whole SSH connection.
+func (ss *session) serveRequests(reqs <-chan *gossh.Request) {
+	for req := range reqs {
+		ok, then := ss.handleRequest(req)
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+		if then != nil {
+			then() // after the reply, so it precedes anything the session sends
+		}
+	}
+}
+
+// handleRequest applies one client request. then, if not nil, runs after
+// the reply has been sent.
+func (ss *session) handleRequest(req *gossh.Request) (ok bool, then func()) {
+	switch req.Type {
+	case "pty-req":
+		return ss.ptyReq(req.Payload), nil
+	case "env":
+		return ss.setEnv(req.Payload), nil
+	case "window-change":
+		return ss.windowChange(req.Payload), nil
+	case "signal":
+		return ss.forward(req), nil
+	case "shell", "exec":
+		return ss.startReq(req)
+	default:
+		// subsystem, x11-req, auth-agent-req@openssh.com,
+		// keepalive@openssh.com and anything unknown.
+		return false, nil
+	}
+}
+
+func (ss *session) ptyReq(payload []byte) bool {
+	var m ptyReqMsg
+	if gossh.Unmarshal(payload, &m) != nil || len(m.Term) > maxTerm {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.started {
+		return false
+	}
+	ss.pty = &control.PtySpec{Term: m.Term, Cols: m.Cols, Rows: m.Rows}
+	return true
+}
+
+// setEnv keeps LANG, LC_* and COLORTERM; it reports whether it kept the
+// variable.
+func (ss *session) setEnv(payload []byte) bool {
+	var m envMsg
+	if gossh.Unmarshal(payload, &m) != nil || !envAllowed(m.Name) || len(m.Name)+len(m.Value) > maxEnvBytes {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.started || len(ss.env) >= maxEnv {
+		return false
+	}
+	if ss.env == nil {
+		ss.env = make(map[string]string)
+	}
+	ss.env[m.Name] = m.Value
+	return true
+}
+
+func envAllowed(name string) bool {
+	return name == "LANG" || name == "COLORTERM" || strings.HasPrefix(name, "LC_")
+}
+
+// windowChange records the new size and forwards the request once the app
+// runs; before that it keeps the latest for after the start.
+func (ss *session) windowChange(payload []byte) bool {
+	var m windowChangeMsg
+	if gossh.Unmarshal(payload, &m) != nil {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.pty != nil {
+		ss.pty.Cols, ss.pty.Rows = m.Cols, m.Rows
+		ss.offerResize(*ss.pty)
+	}
+	if ss.app == nil {
+		ss.winch = payload
+		return true
+	}
+	_, err := ss.app.SendRequest("window-change", false, payload)
+	return err == nil
+}
+
+// offerResize hands the latest size to NoApp, replacing an unread one.
+// Callers hold mu.
+func (ss *session) offerResize(p control.PtySpec) {
+	select {
+	case <-ss.resize:
+	default:
+	}
+	ss.resize <- p
+}
+
+// forward passes a request to the app, once it runs.
+func (ss *session) forward(req *gossh.Request) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.app == nil {
+		return false
+	}
+	_, err := ss.app.SendRequest(req.Type, false, req.Payload)
+	return err == nil
+}
+
+// startReq accepts the first shell or exec request; the session starts
+// after the reply.
+func (ss *session) startReq(req *gossh.Request) (bool, func()) {
+	var cmd string
+	if req.Type == "exec" {
+		var m execMsg
+		if gossh.Unmarshal(req.Payload, &m) != nil {
+			return false, nil
+		}
+		cmd = m.Command
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.started {
+		return false, nil
+	}
+	ss.started = true
+	return true, func() { ss.start <- cmd }
+}
+
+// attach makes the running app the target of window changes and signals,
+// and forwards the latest window change that arrived before it started.
+func (ss *session) attach(app gossh.Channel) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.app = app
+	if ss.winch != nil {
+		app.SendRequest("window-change", false, ss.winch)
+		ss.winch = nil
+	}
+}
+
+// detach stops forwarding to the app.
+func (ss *session) detach() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.app = nil
+}
+
+// spawnRequest describes the session to appd.
+func (ss *session) spawnRequest(app string, args []string) control.SpawnRequest {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	req := control.SpawnRequest{App: app, User: ss.id.User, Args: args, Env: ss.env}
+	if ss.pty != nil {
+		p := *ss.pty
+		req.Pty = &p
+	}
+	return req
+}
+
+// terminal lends the client side to NoApp.
+func (ss *session) terminal() Terminal {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t := Terminal{User: ss.id.User, In: ss.client, Out: ss.client, Resize: ss.resize}
+	if ss.pty != nil {
+		p := *ss.pty
+		t.Pty = &p
+	}
+	return t
+}
+
+// hasPty reports whether the client asked for a PTY.
+func (ss *session) hasPty() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.pty != nil
+}
+
+// fail shows f to the user as one line on stderr and ends the session with
+// its exit status; the log gets the full error.
+func (ss *session) fail(f *failure) {
+	level := slog.LevelInfo
+	switch f.Status {
+	case exitUnavailable:
+		level = slog.LevelWarn
+	case exitSoftware:
+		level = slog.LevelError
+	}
+	ss.log.Log(context.Background(), level, "session failed", "status", f.Status, "err", f.Error())
+	eol := "\n"
+	if ss.hasPty() {
+		eol = "\r\n"
+	}
+	ss.client.Stderr().Write([]byte("switchyard: " + f.Line + eol))
+	ss.exit(f.Status)
+}
+
+// exit sends an exit status and closes the channel.
+func (ss *session) exit(status int) {
+	ss.client.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: uint32(status)}))
+	ss.client.CloseWrite()
+	ss.client.Close()
+}

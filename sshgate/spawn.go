@@ -1,0 +1,200 @@
+package sshgate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// running is an app that appd has started for a session.
+type running struct {
+	App     string
+	Place   control.Placement
+	Ch      gossh.Channel
+	Reqs    <-chan *gossh.Request
+	Started control.Started
+}
+
+// run is the life of one session after its channel is accepted: wait for
+// shell or exec, choose the app, place it, spawn it, relay, report.
+func (s *Server) run(ctx context.Context, ss *session) {
+	defer ss.client.Close()
+	var cmd string
+	select {
+	case cmd = <-ss.start:
+	case <-ctx.Done():
+		return
+	}
+	if !s.acquire() {
+		ss.fail(errFull)
+		return
+	}
+	defer s.release()
+	app, args, err := s.chooseApp(ctx, ss, cmd)
+	switch {
+	case err != nil:
+		s.failUnlessGone(ctx, ss, asFailure(app, err))
+		return
+	case app == "":
+		ss.exit(0) // the user left the picker
+		return
+	}
+	r, f := s.launch(ctx, ss, app, args)
+	if f != nil {
+		s.failUnlessGone(ctx, ss, f)
+		return
+	}
+	s.serve(ctx, ss, r)
+}
+
+// failUnlessGone shows f, unless the client has already left.
+func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
+	if ctx.Err() != nil {
+		ss.log.Info("client left before the app started", "err", f.Error())
+		return
+	}
+	ss.fail(f)
+}
+
+// chooseApp parses the command, falling back to NoApp when none is named.
+func (s *Server) chooseApp(ctx context.Context, ss *session, cmd string) (string, []string, error) {
+	app, args, err := ParseCommand(ss.id.Login, ss.id.loginIsApp(), cmd)
+	if !errors.Is(err, ErrNoApp) || s.NoApp == nil {
+		return app, args, err
+	}
+	return s.NoApp(ctx, ss.terminal())
+}
+
+// launch asks the broker where app runs and has appd there start it.
+func (s *Server) launch(ctx context.Context, ss *session, app string, args []string) (*running, *failure) {
+	pl, f := s.place(ctx, ss, app)
+	if f != nil {
+		return nil, f
+	}
+	return s.spawn(ctx, ss, pl, app, args)
+}
+
+// place calls the broker, bounded by PlaceTimeout.
+func (s *Server) place(ctx context.Context, ss *session, app string) (control.Placement, *failure) {
+	ctx, cancel := context.WithTimeout(ctx, s.placeTimeout())
+	defer cancel()
+	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name}
+	pl, err := s.Placer.Place(ctx, req)
+	if err != nil {
+		return pl, placeFailure(app, err)
+	}
+	if pl.Server == "" || pl.Addr == "" {
+		return pl, internal(fmt.Errorf("place: incomplete placement %+v", pl))
+	}
+	return pl, nil
+}
+
+// spawn opens the spawn channel on the chosen server and waits for appd's
+// started request, all within StartTimeout.
+func (s *Server) spawn(ctx context.Context, ss *session, pl control.Placement, app string, args []string) (*running, *failure) {
+	extra, err := json.Marshal(ss.spawnRequest(app, args))
+	if err != nil {
+		return nil, internal(fmt.Errorf("encode spawn request: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.startTimeout())
+	defer cancel()
+	ch, reqs, err := s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, control.ChannelSpawn, extra)
+	if err != nil {
+		return nil, openFailure(pl.Server, app, err)
+	}
+	st, f := awaitStarted(ctx, pl.Server, reqs)
+	if f != nil {
+		ch.Close()
+		go gossh.DiscardRequests(reqs) // keep the internal connection flowing
+		return nil, f
+	}
+	return &running{App: app, Place: pl, Ch: ch, Reqs: reqs, Started: st}, nil
+}
+
+// awaitStarted reads the first request of a spawn channel, which must be
+// RequestStarted carrying a JSON control.Started.
+func awaitStarted(ctx context.Context, server string, reqs <-chan *gossh.Request) (control.Started, *failure) {
+	var st control.Started
+	select {
+	case <-ctx.Done():
+		return st, &failure{
+			Status: exitUnavailable,
+			Line:   fmt.Sprintf("server %s did not start the app in time, try again later", server),
+			Err:    fmt.Errorf("wait for %s from %s: %w", control.RequestStarted, server, context.Cause(ctx)),
+		}
+	case req, ok := <-reqs:
+		if !ok {
+			return st, wentAway(server)
+		}
+		if req.Type != control.RequestStarted {
+			req.Reply(false, nil)
+			return st, internal(fmt.Errorf("spawn on %s: first request %q, want %q", server, req.Type, control.RequestStarted))
+		}
+		if err := json.Unmarshal(req.Payload, &st); err != nil {
+			req.Reply(false, nil)
+			return st, internal(fmt.Errorf("spawn on %s: decode %s: %w", server, control.RequestStarted, err))
+		}
+		req.Reply(true, nil)
+		return st, nil
+	}
+}
+
+// serve relays a running session, then reports its end.
+func (s *Server) serve(ctx context.Context, ss *session, r *running) {
+	info := control.SessionInfo{
+		ID: r.Started.ID, PID: r.Started.PID, User: ss.id.User, App: r.App,
+		Server: r.Place.Server, Gateway: s.Name, Started: time.Now(),
+	}
+	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
+		"id", r.Started.ID, "reason", r.Place.Reason)
+	ss.attach(r.Ch)
+	rl := startRelay(ss.client, r.Ch, r.Reqs)
+	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
+	ex, drained := rl.wait(ctx, r.Ch, s.startTimeout())
+	ss.detach()
+	ended := s.end(ctx, ss, r, ex, drained)
+	ss.log.Info("session ended", "app", r.App, "server", r.Place.Server, "id", r.Started.ID,
+		"status", ended.Status, "reason", ended.Reason, "duration", time.Since(info.Started).Round(time.Millisecond))
+	s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
+}
+
+// end passes the app's exit to the client (or explains its absence) and
+// returns the report for the broker.
+func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, drained bool) control.SessionEnded {
+	ended := control.SessionEnded{ID: r.Started.ID, Server: r.Place.Server, Status: -1}
+	switch {
+	case ex != nil:
+		ss.client.SendRequest(ex.Type, false, ex.Payload)
+		ss.client.CloseWrite()
+		ss.client.Close()
+		ended.Status, ended.Reason = ex.status()
+	case ctx.Err() != nil:
+		ended.Reason = "connection closed"
+		if errors.Is(context.Cause(ctx), errClientGone) {
+			ended.Reason = errClientGone.Error()
+		}
+		if !drained {
+			ended.Reason += "; app channel did not close"
+		}
+	default:
+		ss.fail(wentAway(r.Place.Server))
+		ended.Reason = "server went away"
+	}
+	return ended
+}
+
+// notify sends a notification to the broker, even after the client left,
+// bounded by PlaceTimeout; failures are logged only.
+func (s *Server) notify(ctx context.Context, what string, call func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.placeTimeout())
+	defer cancel()
+	if err := call(ctx); err != nil {
+		s.logger().Warn("notify broker", "what", what, "err", err)
+	}
+}
