@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -98,10 +99,7 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 
 // reloadLoop reloads the config on each signal from env.Reload and hands a
 // valid one to apply; an invalid one is logged and the running one kept.
-func reloadLoop(ctx context.Context, env Env, c *common, log interface {
-	Error(string, ...any)
-	Info(string, ...any)
-}, apply func(*config.Config)) {
+func reloadLoop(ctx context.Context, env Env, c *common, log *slog.Logger, apply func(*config.Config)) {
 	for {
 		select {
 		case <-ctx.Done():
