@@ -1,0 +1,77 @@
+// Package config loads and validates Switchyard's one cluster file.
+//
+// A Config is built in three steps: defaults, a strict TOML decode on top
+// (unknown keys are errors), then Validate, which reports every problem at
+// once with its file:line:column. Daemons read a Config; library packages
+// never see it: cmd wiring copies values onto servers.
+package config
+
+import "time"
+
+// Config is the whole cluster: one file every daemon starts from.
+type Config struct {
+	// StateDir holds keys and other files the daemons write; relative
+	// paths in this file resolve against it. "/var/lib/switchyard" if empty.
+	StateDir string             `toml:"state_dir"`
+	Broker   Broker             `toml:"broker"`
+	Gateways map[string]Gateway `toml:"gateway"` // [gateway.NAME]
+	Servers  map[string]Server  `toml:"server"`  // [server.NAME]
+	Apps     map[string]App     `toml:"app"`     // [app.NAME]
+	Users    map[string]User    `toml:"user"`    // [user.NAME]
+	Groups   map[string]Group   `toml:"group"`   // [group.NAME]
+
+	// Path is the file this Config was loaded from (not a TOML key).
+	Path string `toml:"-"`
+
+	pos *positions // where each key is in the file, for Validate; nil if built in code
+}
+
+// Broker configures the one broker. Its node name is always "broker".
+type Broker struct {
+	Listen         string        `toml:"listen"`          // internal SSH address; "127.0.0.1:7000" if empty
+	Admin          string        `toml:"admin"`           // HTTP status and metrics; "127.0.0.1:7001" if empty
+	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; 2s if zero
+	PublicKey      string        `toml:"public_key"`      // node key, authorized_keys format; file keys/broker.pub if empty
+}
+
+// Gateway configures one gateway (the slave binary): where users connect.
+type Gateway struct {
+	Listen    string `toml:"listen"`     // user-facing SSH address, required
+	Address   string `toml:"address"`    // host:port users are told to use; Listen if empty
+	HostKey   string `toml:"host_key"`   // user-facing host key file; keys/NAME_host if empty, generated if missing
+	PublicKey string `toml:"public_key"` // node key, authorized_keys format; file keys/NAME.pub if empty
+	Capacity  int    `toml:"capacity"`   // max concurrent sessions; 1000 if zero
+}
+
+// Server configures one app server (appd).
+type Server struct {
+	Listen      string   `toml:"listen"`       // internal SSH address gateways dial, required
+	MaxSessions int      `toml:"max_sessions"` // 100 if zero
+	Apps        []string `toml:"apps"`         // apps offered; every app if empty
+	Draining    bool     `toml:"draining"`     // no new placements when true
+	PublicKey   string   `toml:"public_key"`   // node key, authorized_keys format; file keys/NAME.pub if empty
+}
+
+// App is a program appd may run. A request names an app, never a command.
+type App struct {
+	Argv        []string          `toml:"argv"`        // program and fixed arguments, required; no shell
+	Env         map[string]string `toml:"env"`         // added to the allow-listed client environment
+	Dir         string            `toml:"dir"`         // working directory; the run-as user's home if empty
+	User        string            `toml:"user"`        // Unix user to run as when appd runs as root
+	AllowRoot   bool              `toml:"allow_root"`  // permit running as root
+	AllowArgs   bool              `toml:"allow_args"`  // append the user's words to Argv (as argv, never a shell)
+	Description string            `toml:"description"` // one line shown to users
+}
+
+// User is a person who may log in through a gateway.
+type User struct {
+	Keys     []string `toml:"keys"`      // authorized_keys lines
+	KeysFile string   `toml:"keys_file"` // an authorized_keys file, relative to StateDir
+	Groups   []string `toml:"groups"`    // groups the user belongs to
+	Apps     []string `toml:"apps"`      // apps allowed besides the groups'; "*" means all
+}
+
+// Group grants apps to its members.
+type Group struct {
+	Apps []string `toml:"apps"` // apps allowed; "*" means all
+}

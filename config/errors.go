@@ -1,0 +1,102 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Problem is one thing wrong with a config file, at the key responsible.
+// Line and Col are 1-based (Col counts bytes); 0 when unknown.
+type Problem struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+// String formats p as file:line:col: msg, leaving out what is unknown.
+func (p Problem) String() string {
+	var at string
+	switch {
+	case p.Line > 0 && p.Col > 0:
+		at = fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	case p.Line > 0:
+		at = fmt.Sprintf("%s:%d", p.File, p.Line)
+	default:
+		at = p.File
+	}
+	if at == "" {
+		return p.Msg
+	}
+	return at + ": " + p.Msg
+}
+
+// Error is every problem found in a config file, sorted by position.
+// Load, Parse and Validate return it.
+type Error struct {
+	Problems []Problem
+}
+
+// Error returns each problem on its own line, as file:line:col: msg.
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// newError sorts probs by position (problems without one first) and wraps
+// them; nil if there are none.
+func newError(probs []Problem) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	sort.SliceStable(probs, func(i, j int) bool {
+		if probs[i].Line != probs[j].Line {
+			return probs[i].Line < probs[j].Line
+		}
+		return probs[i].Col < probs[j].Col
+	})
+	return &Error{Problems: probs}
+}
+
+// typeErr matches the plain errors the toml decoder returns for values of
+// the wrong type: toml: line 3 (last key "server.s1.max_sessions"): ...
+var typeErr = regexp.MustCompile(`(?s)^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+
+// decodeProblem turns an error from toml.Decode into a Problem: a
+// toml.ParseError carries its position; a type error names its line and
+// key, and pos supplies the column.
+func decodeProblem(file string, err error, pos *positions) Problem {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		// The byte offset is more reliable than the toml package's line
+		// and column, which are one line late for errors at a newline.
+		line, col, ok := pos.offset(pe.Position.Start)
+		if !ok {
+			line, col = pe.Position.Line, pe.Position.Col
+		}
+		return Problem{File: file, Line: line, Col: col, Msg: pe.Message}
+	}
+	p := Problem{File: file, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	m := typeErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return p
+	}
+	key, qerr := strconv.Unquote(m[2])
+	if qerr != nil {
+		return p
+	}
+	p.Line, _ = strconv.Atoi(m[1])
+	p.Msg = key + ": " + m[3]
+	if line, col := pos.exact(key); line == p.Line {
+		p.Col = col
+	}
+	return p
+}

@@ -1,0 +1,204 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults Load fills in where the file leaves a value empty or zero.
+const (
+	defaultStateDir       = "/var/lib/switchyard"
+	defaultBrokerListen   = "127.0.0.1:7000"
+	defaultBrokerAdmin    = "127.0.0.1:7001"
+	defaultReportInterval = 2 * time.Second
+	defaultCapacity       = 1000
+	defaultMaxSessions    = 100
+)
+
+// Load reads the cluster file at path and returns it with defaults filled
+// in, or an *Error listing every problem with its file:line:col.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: load: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for a file already read; name is used in messages and
+// becomes Config.Path. The decode is strict: a key the Config does not
+// define is a problem. On any problem Parse returns a nil Config and an
+// *Error holding them all.
+func Parse(name string, data []byte) (*Config, error) {
+	src := string(data)
+	pos := scanPositions(src)
+	c := &Config{
+		StateDir: defaultStateDir,
+		Broker: Broker{
+			Listen:         defaultBrokerListen,
+			Admin:          defaultBrokerAdmin,
+			ReportInterval: defaultReportInterval,
+		},
+	}
+	md, err := toml.Decode(src, c)
+	if err != nil {
+		return nil, newError([]Problem{decodeProblem(name, err, pos)})
+	}
+	c.Path, c.pos = name, pos
+	c.fillDefaults()
+	probs := unknownKeys(name, md.Undecoded(), pos)
+	probs = append(probs, c.problems()...)
+	if err := newError(probs); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// fillDefaults fills the per-node defaults Parse cannot set before the
+// decode, since the nodes do not exist yet.
+func (c *Config) fillDefaults() {
+	for name, g := range c.Gateways {
+		if g.Address == "" {
+			g.Address = g.Listen
+		}
+		if g.Capacity == 0 {
+			g.Capacity = defaultCapacity
+		}
+		if g.HostKey == "" {
+			g.HostKey = "keys/" + name + "_host"
+		}
+		c.Gateways[name] = g
+	}
+	apps := sortedKeys(c.Apps)
+	for name, s := range c.Servers {
+		if s.MaxSessions == 0 {
+			s.MaxSessions = defaultMaxSessions
+		}
+		if len(s.Apps) == 0 {
+			s.Apps = slices.Clone(apps)
+		}
+		c.Servers[name] = s
+	}
+}
+
+// unknownKeys reports each key the decode left unused, once per unknown
+// name: an unknown table is one problem, not one per key inside it.
+func unknownKeys(file string, keys []toml.Key, pos *positions) []Problem {
+	var probs []Problem
+	reported := map[string]bool{}
+	for _, k := range keys {
+		part, known := unknownPart(k)
+		name := part.String()
+		if len(part) == 0 || reported[name] {
+			continue
+		}
+		reported[name] = true
+		line, col := pos.find(part)
+		msg := "unknown key " + name + hint(part[len(part)-1], known)
+		probs = append(probs, Problem{File: file, Line: line, Col: col, Msg: msg})
+	}
+	return probs
+}
+
+// unknownPart walks k through the Config type and returns its shortest
+// prefix that the Config does not define, with the keys that prefix's
+// table does define.
+func unknownPart(k toml.Key) (toml.Key, []string) {
+	t := reflect.TypeFor[Config]()
+	for i, part := range k {
+		switch t.Kind() {
+		case reflect.Map:
+			t = t.Elem()
+		case reflect.Struct:
+			f, ok := fieldByKey(t, part)
+			if !ok {
+				return k[:i+1], fieldKeys(t)
+			}
+			t = f.Type
+		default:
+			return k[:i+1], nil
+		}
+	}
+	return k, nil
+}
+
+// hint suggests the known key closest to name or, if none is close,
+// lists the known keys.
+func hint(name string, known []string) string {
+	if len(known) == 0 {
+		return ""
+	}
+	best, dist := "", 3
+	for _, k := range known {
+		if d := editDistance(name, k); d < dist && d < len(name) {
+			best, dist = k, d
+		}
+	}
+	if best != "" {
+		return " (did you mean " + best + "?)"
+	}
+	return " (known keys: " + strings.Join(known, ", ") + ")"
+}
+
+// fieldKeys lists the keys struct type t decodes, in declaration order.
+func fieldKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if name := tomlName(f); name != "" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if tomlName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// tomlName is the key a struct field decodes from; "" if none.
+func tomlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if !f.IsExported() || name == "-" {
+		return ""
+	}
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,118 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// Two public keys whose private halves were thrown away.
+const (
+	key1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrSOKezoeuVQXcpqnKUOW/PrZOGc/rJFbqRdGuVG8Qh one"
+	key2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTA7bSHQFlpgRV6hJqdx6ApjszKcSPkB4KwJCQ4taVw two"
+)
+
+// Pieces of a sound config; each case adds one fault.
+const (
+	gw  = "[gateway.gw1]\nlisten = \"127.0.0.1:2222\"\n"
+	srv = "[server.s1]\nlisten = \"127.0.0.1:7101\"\n"
+	app = "[app.top]\nargv = [\"top\"]\n"
+)
+
+func TestValidateRules(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string // § marks where the one problem must be; none: no position
+		want string
+	}{
+		{"state_dir empty", "§state_dir = \"\"\n" + base, "state_dir: must not be empty"},
+		{"broker listen empty", "[broker]\n§listen = \"\"\n" + base, "broker.listen: is required"},
+		{"broker admin bad", "[broker]\n§admin = \"localhost\"\n" + base, `broker.admin: invalid address "localhost"`},
+		{"report_interval zero", "[broker]\n§report_interval = \"0s\"\n" + base, "broker.report_interval: must be positive"},
+		{"report_interval negative", "[broker]\n§report_interval = -5\n" + base, "must be positive"},
+		{"broker public_key bad", "[broker]\n§public_key = \"ssh-ed25519 nope\"\n" + base, "broker.public_key: invalid public key"},
+		{"no gateway", srv + app, "no gateway"},
+		{"no server", gw + app, "no server"},
+		{"gateway name invalid", base + "§[gateway.\"g w\"]\nlisten = \"127.0.0.1:2223\"\n", `gateway."g w": invalid name`},
+		{"gateway name empty", base + "§[gateway.\"\"]\nlisten = \"127.0.0.1:2223\"\n", `gateway."": invalid name`},
+		{"server name leading dash", base + "§[server.-s]\nlisten = \"127.0.0.1:7102\"\n", "server.-s: invalid name"},
+		{"app name leading dot", base + "§[app.\".x\"]\nargv = [\"x\"]\n", `app.".x": invalid name`},
+		{"user name invalid", base + "§[user.\"a/b\"]\n", `user."a/b": invalid name`},
+		{"group name invalid", base + "§[group.\"*\"]\n", `group."*": invalid name`},
+		{"gateway named broker", base + "§[gateway.broker]\nlisten = \"127.0.0.1:2223\"\n", `"broker" is already taken by [broker]`},
+		{"server named broker", base + "§[server.broker]\nlisten = \"127.0.0.1:7102\"\n", `"broker" is already taken by [broker]`},
+		{"server and gateway share a name", base + "§[server.gw1]\nlisten = \"127.0.0.1:7102\"\n", `server.gw1: node name "gw1" is already taken by [gateway.gw1]`},
+		{"gateway listen missing", base + "§[gateway.gw2]\ncapacity = 5\n", "gateway.gw2.listen: is required"},
+		{"gateway listen bad", base + "[gateway.gw2]\n§listen = \"2223\"\n", `gateway.gw2.listen: invalid address "2223"`},
+		{"gateway port bad", base + "[gateway.gw2]\n§listen = \"127.0.0.1:ssh\"\n", "port must be a number"},
+		{"gateway port too big", base + "[gateway.gw2]\n§listen = \"127.0.0.1:70000\"\n", "port must be a number"},
+		{"gateway address bad", base + "[gateway.gw2]\nlisten = \"127.0.0.1:2223\"\n§address = \"gw2\"\n", "gateway.gw2.address: invalid address"},
+		{"gateway capacity negative", base + "[gateway.gw2]\nlisten = \"127.0.0.1:2223\"\n§capacity = -1\n", "gateway.gw2.capacity: must not be negative"},
+		{"gateway public_key bad", base + "[gateway.gw2]\nlisten = \"127.0.0.1:2223\"\n§public_key = \"x\"\n", "gateway.gw2.public_key: invalid public key"},
+		{"server listen missing", base + "§[server.s2]\nmax_sessions = 3\n", "server.s2.listen: is required"},
+		{"server listen bad", base + "[server.s2]\n§listen = \"[::1]\"\n", "server.s2.listen: invalid address"},
+		{"server max_sessions negative", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§max_sessions = -3\n", "server.s2.max_sessions: must not be negative"},
+		{"server unknown app", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§apps = [\"top\", \"vim\"]\n", `server.s2.apps: unknown app "vim"`},
+		{"server star", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§apps = [\"*\"]\n", `"*" is not allowed here`},
+		{"server public_key bad", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§public_key = \"" + key1[:40] + "\"\n", "server.s2.public_key: invalid public key"},
+		{"listen address shared", base + "[server.s2]\n§listen = \"127.0.0.1:7101\"\n", `server.s2.listen: address "127.0.0.1:7101" is already used by server.s1.listen`},
+		{"listen address shared with broker", base + "[gateway.gw2]\n§listen = \"127.0.0.1:7001\"\n", "already used by broker.admin"},
+		{"app argv missing", base + "§[app.x]\ndescription = \"x\"\n", "app.x.argv: is required"},
+		{"app argv empty list", base + "[app.x]\n§argv = []\n", "app.x.argv: is required"},
+		{"app argv[0] empty", base + "[app.x]\n§argv = [\"\", \"-l\"]\n", "app.x.argv: argv[0] is empty"},
+		{"app env name bad", base + "[app.x]\nargv = [\"x\"]\nenv = { OK = \"1\", §\"A=B\" = \"x\" }\n", `app.x.env."A=B": invalid environment variable name`},
+		{"app root without allow_root", base + "[app.x]\nargv = [\"x\"]\n§user = \"root\"\n", `app.x.user: "root" needs allow_root = true`},
+		{"user unknown group", base + "[user.u]\n§groups = [\"g\"]\n", `user.u.groups: unknown group "g"`},
+		{"user unknown app", base + "[user.u]\n§apps = [\"*\", \"vim\"]\n", `user.u.apps: unknown app "vim"`},
+		{"group unknown app", base + "[group.g]\n§apps = [\"top\", \"vim\"]\n", `group.g.apps: unknown app "vim"`},
+		{"user key bad", base + "[user.u]\n§keys = [\"" + key1 + "\", \"ssh-rsa AAAA\"]\n", "user.u.keys: keys[1]: invalid public key"},
+		{"user key empty", base + "[user.u]\n§keys = [\"\"]\n", "user.u.keys: keys[0]: invalid public key"},
+		{"key of two users", base + "[user.a]\nkeys = [\"" + key1 + "\"]\n[user.b]\n§keys = [\"" + key2 + "\", \"" + key1 + "\"]\n", `user.b.keys: keys[1]: key SHA256:`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkProblems(t, tc.src, tc.want)
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	cases := []struct{ name, src string }{
+		{"minimal", base},
+		{"star and references", base + "[group.g]\napps = [\"*\"]\n[user.u]\ngroups = [\"g\"]\napps = [\"top\", \"*\"]\nkeys = [\"" + key1 + "\"]\n"},
+		{"same key twice for one user", base + "[user.u]\nkeys = [\"" + key1 + "\", \"" + key1 + "\"]\n"},
+		{"root allowed", base + "[app.x]\nargv = [\"x\"]\nuser = \"root\"\nallow_root = true\n"},
+		{"wildcard listens may repeat", base + "[gateway.gw2]\nlisten = \"0.0.0.0:2222\"\n[gateway.gw3]\nlisten = \"0.0.0.0:2222\"\n[server.s2]\nlisten = \":7101\"\n[server.s3]\nlisten = \":7101\"\n"},
+		{"node keys", base + "[broker]\npublic_key = \"" + key1 + "\"\n[gateway.gw2]\nlisten = \"[::1]:22\"\npublic_key = \"" + key2 + "\"\n"},
+		{"names with dots and dashes", base + "[server.\"s-2.x_y\"]\nlisten = \"127.0.0.1:7102\"\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse("t", []byte(tc.src)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestValidateBuiltInCode(t *testing.T) {
+	c := &Config{
+		StateDir: "/s",
+		Broker:   Broker{Listen: "127.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 1},
+		Gateways: map[string]Gateway{"g": {Listen: "127.0.0.1:22"}},
+		Servers:  map[string]Server{"s": {Listen: "127.0.0.1:7101", Apps: []string{"x"}}},
+	}
+	err := c.Validate()
+	want := `server.s.apps: unknown app "x"` // no file, no position
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate = %v, want %q", err, want)
+	}
+	c.Apps = map[string]App{"x": {Argv: []string{"x"}}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	c.Path = "c.toml"
+	c.Servers["s"] = Server{}
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "c.toml: server.s.listen: is required") {
+		t.Errorf("Validate = %v", err)
+	}
+}
