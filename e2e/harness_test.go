@@ -1,0 +1,364 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/template"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/broker"
+	"switchyard/config"
+	"switchyard/daemon"
+)
+
+// testApps are the apps every test cluster defines. Tests may use sh -c
+// here because the config defines the command; users only name apps.
+const testApps = `
+[app.cat]
+argv = ["cat"]
+user = "nobody"
+[app.echo]
+argv = ["echo"]
+user = "nobody"
+allow_args = true
+[app.pid]
+argv = ["sh", "-c", "echo pid=$$; echo term=$TERM; stty size; while read l; do echo got:$l; done"]
+user = "nobody"
+[app.status]
+argv = ["sh", "-c", "exit 7"]
+user = "nobody"
+[app.suicide]
+argv = ["sh", "-c", "echo bye; kill -TERM $$"]
+user = "nobody"
+[app.split]
+argv = ["sh", "-c", "echo out; echo err >&2"]
+user = "nobody"
+[app.raw]
+argv = ["sh", "-c", "stty raw -echo -onlcr; printf 'a\\nb\\r\\nc'"]
+user = "nobody"
+[app.winch]
+argv = ["sh", "-c", "trap 'echo size=$(stty size)' WINCH; trap 'echo got-int; exit 130' INT; echo ready; while :; do sleep 0.05; done"]
+user = "nobody"
+[app.secret]
+argv = ["true"]
+user = "nobody"
+[app.top]
+argv = ["top"]
+user = "nobody"
+[app.zeros]
+argv = ["sh", "-c", "head -c 67108864 /dev/zero"]
+user = "nobody"
+[app.echoraw]
+argv = ["sh", "-c", "stty raw -echo; echo ready; exec cat"]
+user = "nobody"
+`
+
+const configTmpl = `
+state_dir = "{{.State}}"
+[broker]
+listen = "{{.Broker}}"
+admin = "{{.Admin}}"
+report_interval = "{{.Interval}}"
+{{range $name, $addr := .Gateways}}
+[gateway.{{$name}}]
+listen = "{{$addr}}"
+{{end}}
+{{range $name, $addr := .Servers}}
+[server.{{$name}}]
+listen = "{{$addr}}"
+max_sessions = 50
+{{end}}
+[group.staff]
+apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw"]
+[user.alice]
+keys = ["{{.AliceKey}}"]
+groups = ["staff"]
+apps = ["secret"]
+[user.bob]
+keys = ["{{.BobKey}}"]
+groups = ["staff"]
+` + testApps
+
+// Cluster is one in-process Switchyard cluster on loopback.
+type Cluster struct {
+	t        *testing.T
+	Dir      string
+	Config   string // config file path
+	cfg      *config.Config
+	Alice    ssh.Signer
+	Bob      ssh.Signer
+	lns      map[string]net.Listener
+	cancels  map[string]context.CancelFunc
+	dones    map[string]chan error
+	mu       sync.Mutex
+	interval time.Duration
+	quiet    atomic.Bool // set once the test is over: no more logging
+}
+
+// ClusterOptions shape a test cluster.
+type ClusterOptions struct {
+	Gateways []string
+	Servers  []string
+	Interval time.Duration // report interval; 200ms if zero
+}
+
+// NewCluster writes a config for opts, opens every listener on
+// 127.0.0.1:0, and starts all daemons. Everything stops at test cleanup.
+func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if len(opts.Gateways) == 0 {
+		opts.Gateways = []string{"gw1"}
+	}
+	if len(opts.Servers) == 0 {
+		opts.Servers = []string{"s1", "s2"}
+	}
+	if opts.Interval == 0 {
+		opts.Interval = 200 * time.Millisecond
+	}
+	c := &Cluster{t: t, Dir: t.TempDir(), lns: map[string]net.Listener{}, cancels: map[string]context.CancelFunc{},
+		dones: map[string]chan error{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval}
+	t.Cleanup(func() { c.quiet.Store(true) }) // runs last
+	data := map[string]any{
+		"State": c.Dir, "Broker": c.listen("broker"), "Admin": c.listen("admin"), "Interval": opts.Interval.String(),
+		"Gateways": map[string]string{}, "Servers": map[string]string{},
+		"AliceKey": authorized(c.Alice), "BobKey": authorized(c.Bob),
+	}
+	for _, g := range opts.Gateways {
+		data["Gateways"].(map[string]string)[g] = c.listen(g)
+	}
+	for _, s := range opts.Servers {
+		data["Servers"].(map[string]string)[s] = c.listen(s)
+	}
+	c.Config = filepath.Join(c.Dir, "config.toml")
+	var buf bytes.Buffer
+	if err := template.Must(template.New("cfg").Parse(configTmpl)).Execute(&buf, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.Config, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(c.Config)
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	c.cfg = cfg
+	for _, n := range cfg.NodeNames() {
+		if _, err := config.EnsureKey(cfg.NodeSignerPath(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Start("broker")
+	for _, s := range opts.Servers {
+		c.Start(s)
+	}
+	for _, g := range opts.Gateways {
+		c.Start(g)
+	}
+	c.WaitHealthy()
+	return c
+}
+
+func newSigner(t testing.TB) ssh.Signer {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func authorized(s ssh.Signer) string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+}
+
+// listen opens a loopback listener for a node and returns its address.
+func (c *Cluster) listen(name string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.lns[name] = ln
+	c.t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// reopen gives a node a fresh listener on its old address (after a stop).
+func (c *Cluster) reopen(name string) {
+	addr := c.lns[name].Addr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.t.Fatalf("reopen %s on %s: %v", name, addr, err)
+	}
+	c.lns[name] = ln
+}
+
+// Start runs one daemon by node name ("broker", a gateway or a server).
+func (c *Cluster) Start(name string) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	run, args := c.runFor(name)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	env := daemon.Env{
+		Stdout: io.Discard, Stderr: testLog{c, name},
+		Listen: c.listener,
+		Ready:  func() { close(ready) },
+	}
+	go func() { done <- run(ctx, append([]string{"-config", c.Config, "-log-level", "debug"}, args...), env) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		c.t.Fatalf("%s did not start: %v", name, err)
+	}
+	c.cancels[name], c.dones[name] = cancel, done
+	c.t.Cleanup(func() { c.Stop(name) })
+}
+
+func (c *Cluster) runFor(name string) (daemon.RunFunc, []string) {
+	switch {
+	case name == "broker":
+		return daemon.Broker, nil
+	case c.cfg.Gateways[name].Listen != "":
+		return daemon.Slave, []string{"-node", name}
+	default:
+		return daemon.Appd, []string{"-node", name}
+	}
+}
+
+// listener hands a daemon the listener opened for its address.
+func (c *Cluster) listener(network, addr string) (net.Listener, error) {
+	for _, ln := range c.lns {
+		if ln.Addr().String() == addr {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("test cluster has no listener for %s", addr)
+}
+
+// Stop ends one daemon and waits for it, then readies a listener on the
+// same address so it can be started again.
+func (c *Cluster) Stop(name string) {
+	c.mu.Lock()
+	cancel, done := c.cancels[name], c.dones[name]
+	delete(c.cancels, name)
+	c.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			c.t.Errorf("%s ended with %v", name, err)
+		}
+	case <-time.After(20 * time.Second):
+		c.t.Errorf("%s did not stop within 20s", name)
+	}
+	ln := c.lns[name]
+	if name == "broker" {
+		c.lns["admin"].Close()
+		c.reopen("admin")
+	}
+	ln.Close()
+	c.reopen(name)
+}
+
+// Status asks the broker for its status view.
+func (c *Cluster) Status() broker.Status {
+	c.t.Helper()
+	var out bytes.Buffer
+	env := daemon.Env{Stdout: &out}
+	if err := daemon.Broker(context.Background(), []string{"status", "-json", "-config", c.Config}, env); err != nil {
+		c.t.Fatalf("broker status: %v", err)
+	}
+	return decodeStatus(c.t, out.Bytes())
+}
+
+// WaitHealthy waits until the broker sees every server healthy and every
+// gateway connected.
+func (c *Cluster) WaitHealthy() {
+	c.t.Helper()
+	c.Eventually("cluster healthy", func() bool {
+		st, err := c.tryStatus()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Servers {
+			if !s.Healthy {
+				return false
+			}
+		}
+		for _, g := range st.Gateways {
+			if !g.Connected {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c *Cluster) tryStatus() (broker.Status, error) {
+	var out bytes.Buffer
+	err := daemon.Broker(context.Background(), []string{"status", "-json", "-config", c.Config}, daemon.Env{Stdout: &out})
+	if err != nil {
+		return broker.Status{}, err
+	}
+	return decodeStatus(c.t, out.Bytes()), nil
+}
+
+// Eventually polls cond until it holds or 15 s pass.
+func (c *Cluster) Eventually(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// GatewayAddr is the user-facing address of a gateway.
+func (c *Cluster) GatewayAddr(name string) string { return c.lns[name].Addr().String() }
+
+// Dial opens an SSH connection to a gateway as login with signer.
+func (c *Cluster) Dial(gateway, login string, signer ssh.Signer) (*ssh.Client, error) {
+	return ssh.Dial("tcp", c.GatewayAddr(gateway), &ssh.ClientConfig{
+		User:            login,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         10 * time.Second,
+	})
+}
+
+// testLog sends a daemon's log lines to the test log.
+type testLog struct {
+	c    *Cluster
+	name string
+}
+
+func (w testLog) Write(p []byte) (int, error) {
+	if !w.c.quiet.Load() {
+		w.c.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	}
+	return len(p), nil
+}

@@ -1,0 +1,17 @@
+package e2e
+
+import (
+	"encoding/json"
+	"testing"
+
+	"switchyard/broker"
+)
+
+func decodeStatus(t *testing.T, b []byte) broker.Status {
+	t.Helper()
+	var st broker.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("decode status: %v\n%s", err, b)
+	}
+	return st
+}
