@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -49,7 +50,9 @@ type Broker struct {
 	sessions map[string]*sessionState // by session id
 	pending  []pending
 	seq      uint64
-	recent   []Decision // last decisions, newest last
+	recent   []Decision      // last decisions, newest last
+	drained  map[string]bool // servers drained by an admin command
+	metrics  *metrics
 }
 
 type serverState struct {
@@ -105,12 +108,22 @@ func (b *Broker) SetCluster(c Cluster) {
 	b.init()
 }
 
+// init makes the zero Broker usable; callers hold b.mu.
 func (b *Broker) init() {
 	if b.servers == nil {
 		b.servers = map[string]*serverState{}
 		b.gateways = map[string]*gatewayState{}
 		b.sessions = map[string]*sessionState{}
+		b.drained = map[string]bool{}
+		b.metrics = newMetrics(b)
 	}
+}
+
+func (b *Broker) metricsHandler() http.Handler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	return b.metrics.handler()
 }
 
 // HandleConn serves one authenticated internal connection; it has the

@@ -36,10 +36,13 @@ func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.P
 	b.init()
 	d := Decision{Time: b.now(), User: req.User, App: req.App, Client: req.ClientAddr, Gateway: req.Gateway}
 	pl, err := b.place(req, d.Time)
-	d.Server, d.Reason, d.Micros = pl.Server, pl.Reason, time.Since(start).Microseconds()
+	took := time.Since(start)
+	d.Server, d.Reason, d.Micros = pl.Server, pl.Reason, took.Microseconds()
+	code := "ok"
 	if err != nil {
-		d.Reason = err.Error()
+		d.Reason, code = err.Error(), control.ErrorCode(err)
 	}
+	b.metrics.placed(code, took)
 	b.remember(d)
 	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
 		"gateway", d.Gateway, "server", d.Server, "reason", d.Reason, "us", d.Micros)
@@ -76,7 +79,7 @@ func (b *Broker) candidates(now time.Time) []selection.Server {
 		out = append(out, selection.Server{
 			Name:     name,
 			Healthy:  b.healthy(b.servers[name], now),
-			Draining: spec.Draining,
+			Draining: b.draining(name),
 			Apps:     spec.Apps,
 			Sessions: load[name],
 			Max:      spec.MaxSessions,
@@ -92,4 +95,32 @@ func (b *Broker) remember(d Decision) {
 		b.recent = b.recent[:keptDecisions-1]
 	}
 	b.recent = append(b.recent, d)
+}
+
+// draining reports whether a server is drained by config or by command.
+// Callers hold b.mu.
+func (b *Broker) draining(name string) bool {
+	return b.cluster.Servers[name].Draining || b.drained[name]
+}
+
+// ErrUnknownServer is returned by Drain for a name the config lacks.
+var ErrUnknownServer = errors.New("no such server")
+
+// Drain stops (on) or resumes (off) new placements on a server. Running
+// sessions continue. A drain set here lasts until undone or the broker
+// restarts; draining = true in the config lasts until the config changes.
+func (b *Broker) Drain(server string, on bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	if _, ok := b.cluster.Servers[server]; !ok {
+		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
+	}
+	if on {
+		b.drained[server] = true
+	} else {
+		delete(b.drained, server)
+	}
+	b.logger().Info("drain", "server", server, "on", on, "config_draining", b.cluster.Servers[server].Draining)
+	return nil
 }

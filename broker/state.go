@@ -20,6 +20,7 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	now := b.now()
 	st := b.server(name)
 	st.lastReport, st.report = now, r
+	b.metrics.reports.WithLabelValues("server").Inc()
 	reported := make(map[string]bool, len(r.Sessions))
 	for _, s := range r.Sessions {
 		s.Server = name
@@ -42,6 +43,7 @@ func (b *Broker) gatewayReport(name string, r control.GatewayReport) {
 	b.init()
 	st := b.gateway(name)
 	st.lastReport, st.report = b.now(), r
+	b.metrics.reports.WithLabelValues("gateway").Inc()
 }
 
 func (b *Broker) sessionStarted(s control.SessionInfo) {

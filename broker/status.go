@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,8 @@ type GatewayStatus struct {
 	Sessions  int     `json:"sessions"`
 	Capacity  int     `json:"capacity"`
 	ReportAge float64 `json:"report_age_seconds"` // -1 if never reported
+	// AuthFailures counts public keys the gateway refused since it started.
+	AuthFailures uint64 `json:"auth_failures"`
 }
 
 // ServerStatus is one app server in Status.
@@ -54,7 +57,7 @@ func (b *Broker) Status() Status {
 	load := b.load(now)
 	for name, spec := range b.cluster.Servers {
 		s := b.servers[name]
-		ss := ServerStatus{Name: name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: spec.Draining,
+		ss := ServerStatus{Name: name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: b.draining(name),
 			Sessions: load[name], Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
 		if s != nil && !s.lastReport.IsZero() {
 			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
@@ -68,6 +71,7 @@ func (b *Broker) Status() Status {
 			gs.Connected = g.links > 0
 			if !g.lastReport.IsZero() {
 				gs.Sessions, gs.ReportAge = g.report.Sessions, now.Sub(g.lastReport).Seconds()
+				gs.AuthFailures = g.report.AuthFailures
 			}
 		}
 		st.Gateways = append(st.Gateways, gs)
@@ -81,19 +85,45 @@ func (b *Broker) Status() Status {
 	return st
 }
 
-// AdminHandler serves GET /status (JSON) and GET /healthz.
-func (b *Broker) AdminHandler() http.Handler {
+// AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
+// POST and DELETE /drain/{server}, and GET /healthz. With a non-empty
+// token every request but /healthz must carry "Authorization: Bearer
+// token".
+func (b *Broker) AdminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", b.metricsHandler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(b.Status())
 	})
+	drain := func(on bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := b.Drain(r.PathValue("server"), on); err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			io.WriteString(w, "ok\n")
+		}
+	}
+	mux.HandleFunc("POST /drain/{server}", drain(true))
+	mux.HandleFunc("DELETE /drain/{server}", drain(false))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	return mux
+	if token == "" {
+		return mux
+	}
+	want := "Bearer " + token
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // WriteStatus prints st as tables for people.

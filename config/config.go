@@ -30,6 +30,7 @@ type Config struct {
 type Broker struct {
 	Listen         string        `toml:"listen"`          // internal SSH address; "127.0.0.1:7000" if empty
 	Admin          string        `toml:"admin"`           // HTTP status and metrics; "127.0.0.1:7001" if empty
+	AdminToken     string        `toml:"admin_token"`     // bearer token the admin endpoint requires; required unless Admin is loopback
 	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; 2s if zero
 	PublicKey      string        `toml:"public_key"`      // node key, authorized_keys format; file keys/broker.pub if empty
 }

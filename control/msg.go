@@ -117,7 +117,8 @@ type ServerReport struct {
 
 // GatewayReport is a gateway heartbeat.
 type GatewayReport struct {
-	Sessions int    `json:"sessions"`
-	Capacity int    `json:"capacity"`
-	Version  string `json:"version"`
+	Sessions     int    `json:"sessions"`
+	Capacity     int    `json:"capacity"`
+	Version      string `json:"version"`
+	AuthFailures uint64 `json:"auth_failures"` // public keys refused since the gateway started
 }

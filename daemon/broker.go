@@ -6,8 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +28,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 			return Check(args[1:], env)
 		case "status":
 			return brokerStatus(ctx, args[1:], env)
+		case "drain", "undrain":
+			return brokerDrain(ctx, args[0], args[1:], env)
 		}
 	}
 	var c common
@@ -64,7 +69,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	}
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
 		Authorize: authorizer(func() map[string]string { return *keys.Load() })}
-	web := &http.Server{Handler: b.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	web := &http.Server{Handler: b.AdminHandler(cfg.Broker.AdminToken), ReadHeaderTimeout: 5 * time.Second}
 	go web.Serve(admin)
 	defer web.Close()
 	go reloadLoop(ctx, env, &c, log, apply)
@@ -132,7 +137,7 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	st, raw, err := fetchStatus(ctx, cfg.Broker.Admin)
+	st, raw, err := fetchStatus(ctx, cfg.Broker.Admin, cfg.Broker.AdminToken)
 	if err != nil {
 		return err
 	}
@@ -143,28 +148,72 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	return broker.WriteStatus(env.stdout(), st)
 }
 
-// fetchStatus gets /status from the broker's admin endpoint.
-func fetchStatus(ctx context.Context, admin string) (broker.Status, []byte, error) {
-	var st broker.Status
+// adminCall sends one request to the broker's admin endpoint and returns
+// the response body, or an error carrying the broker's message.
+func adminCall(ctx context.Context, method, admin, token, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/status", nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+admin+path, nil)
 	if err != nil {
-		return st, nil, err
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return st, nil, fmt.Errorf("broker unavailable at %s: %w", admin, err)
+		return nil, fmt.Errorf("broker unavailable at %s: %w", admin, err)
 	}
 	defer resp.Body.Close()
-	var raw json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
-		return st, nil, fmt.Errorf("read status from %s: %w", admin, err)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", path, admin, err)
 	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("broker at %s: %s", admin, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+// brokerDrain runs `broker drain|undrain -config FILE SERVER`.
+func brokerDrain(ctx context.Context, verb string, args []string, env Env) error {
+	var c common
+	fs := flag.NewFlagSet("broker "+verb, flag.ContinueOnError)
+	c.register(fs)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: broker %s -config FILE SERVER", ErrUsage, verb)
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	method := http.MethodPost
+	if verb == "undrain" {
+		method = http.MethodDelete
+	}
+	if _, err := adminCall(ctx, method, cfg.Broker.Admin, cfg.Broker.AdminToken, "/drain/"+url.PathEscape(fs.Arg(0))); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout(), "%s: %sed\n", fs.Arg(0), verb)
+	return nil
+}
+
+// fetchStatus gets /status from the broker's admin endpoint.
+func fetchStatus(ctx context.Context, admin, token string) (broker.Status, []byte, error) {
+	var st broker.Status
+	body, err := adminCall(ctx, http.MethodGet, admin, token, "/status")
+	if err != nil {
+		return st, nil, err
+	}
+	var raw json.RawMessage = body
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return st, nil, fmt.Errorf("decode status from %s: %w", admin, err)
 	}
-	return st, append(raw, '\n'), nil
+	return st, raw, nil
 }
 
 // Check validates a config file: `check -config FILE`. It returns the

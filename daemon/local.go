@@ -103,7 +103,7 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-
 func waitHealthy(ctx context.Context, cfg *config.Config, errc <-chan error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, _, err := fetchStatus(ctx, cfg.Broker.Admin)
+		st, _, err := fetchStatus(ctx, cfg.Broker.Admin, cfg.Broker.AdminToken)
 		if err == nil && allUp(st.Servers, st.Gateways) {
 			return nil
 		}
@@ -191,4 +191,3 @@ func allUp(servers []brokerServer, gateways []brokerGateway) bool {
 	}
 	return len(servers) > 0
 }
-

@@ -169,7 +169,7 @@ func (g *gatewayNode) reportVia(ctx context.Context) {
 func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
 	r := control.GatewayReport{Capacity: g.cfg.Load().Gateways[g.name].Capacity, Version: Version}
 	if g.srv != nil {
-		r.Sessions = g.srv.Sessions()
+		r.Sessions, r.AuthFailures = g.srv.Sessions(), g.srv.AuthFailures()
 	}
 	if err := p.Notify(ctx, control.MethodGatewayReport, r); err != nil {
 		g.log.Debug("report not sent", "err", err)

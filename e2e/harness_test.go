@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -103,9 +104,12 @@ type Cluster struct {
 	lns      map[string]net.Listener
 	cancels  map[string]context.CancelFunc
 	dones    map[string]chan error
+	reloads  map[string]chan os.Signal
 	mu       sync.Mutex
 	interval time.Duration
 	quiet    atomic.Bool // set once the test is over: no more logging
+	logMu    sync.Mutex
+	logs     bytes.Buffer // every daemon's log, for WaitLog
 }
 
 // ClusterOptions shape a test cluster.
@@ -129,7 +133,7 @@ func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
 		opts.Interval = 200 * time.Millisecond
 	}
 	c := &Cluster{t: t, Dir: t.TempDir(), lns: map[string]net.Listener{}, cancels: map[string]context.CancelFunc{},
-		dones: map[string]chan error{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval}
+		dones: map[string]chan error{}, reloads: map[string]chan os.Signal{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval}
 	t.Cleanup(func() { c.quiet.Store(true) }) // runs last
 	data := map[string]any{
 		"State": c.Dir, "Broker": c.listen("broker"), "Admin": c.listen("admin"), "Interval": opts.Interval.String(),
@@ -217,9 +221,11 @@ func (c *Cluster) Start(name string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	reload := make(chan os.Signal, 1)
+	c.reloads[name] = reload
 	env := daemon.Env{
 		Stdout: io.Discard, Stderr: testLog{c, name},
-		Listen: c.listener,
+		Listen: c.listener, Reload: reload,
 		Ready:  func() { close(ready) },
 	}
 	go func() { done <- run(ctx, append([]string{"-config", c.Config, "-log-level", "debug"}, args...), env) }()
@@ -252,6 +258,20 @@ func (c *Cluster) listener(network, addr string) (net.Listener, error) {
 		}
 	}
 	return nil, fmt.Errorf("test cluster has no listener for %s", addr)
+}
+
+// Reload sends the named daemons what SIGHUP would (all if none named).
+func (c *Cluster) Reload(names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(names) == 0 {
+		for n := range c.reloads {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		c.reloads[n] <- syscall.SIGHUP
+	}
 }
 
 // Stop ends one daemon and waits for it, then readies a listener on the
@@ -337,6 +357,26 @@ func (c *Cluster) Eventually(what string, cond func() bool) {
 	}
 }
 
+// WaitLog waits until some daemon has logged a line containing every one
+// of parts.
+func (c *Cluster) WaitLog(parts ...string) {
+	c.t.Helper()
+	c.Eventually("a log line with "+strings.Join(parts, ", "), func() bool {
+		c.logMu.Lock()
+		defer c.logMu.Unlock()
+		for _, line := range strings.Split(c.logs.String(), "\n") {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // GatewayAddr is the user-facing address of a gateway.
 func (c *Cluster) GatewayAddr(name string) string { return c.lns[name].Addr().String() }
 
@@ -357,6 +397,9 @@ type testLog struct {
 }
 
 func (w testLog) Write(p []byte) (int, error) {
+	w.c.logMu.Lock()
+	w.c.logs.Write(p)
+	w.c.logMu.Unlock()
 	if !w.c.quiet.Load() {
 		w.c.t.Logf("%s", bytes.TrimRight(p, "\n"))
 	}

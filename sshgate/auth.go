@@ -97,6 +97,7 @@ func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.
 	login := meta.User()
 	user, reason := s.authorize(login, key)
 	if reason != "" {
+		s.authFailures.Add(1)
 		s.logger().Info("auth refused", "client", meta.RemoteAddr().String(), "login", login,
 			"key", gossh.FingerprintSHA256(key), "reason", reason)
 		return nil, errAuthRefused

@@ -71,10 +71,11 @@ type Server struct {
 	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
 	NoApp            NoAppFunc      // picker for sessions naming no app; a hint and exit 64 if nil
 
-	dir      atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
-	active   atomic.Int64           // sessions holding a capacity slot
-	handlers atomic.Int64           // running session channel handlers
-	closed   atomic.Bool
+	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
+	active       atomic.Int64           // sessions holding a capacity slot
+	authFailures atomic.Uint64          // public keys refused, since start
+	handlers     atomic.Int64           // running session channel handlers
+	closed       atomic.Bool
 
 	mu        sync.Mutex // guards gl and listeners
 	gl        *gliderssh.Server
@@ -86,6 +87,9 @@ type dirBox struct{ d Directory }
 // SetDirectory swaps the Directory used for new authentications. It is safe
 // to call at any time; established sessions keep their identity.
 func (s *Server) SetDirectory(d Directory) { s.dir.Store(&dirBox{d}) }
+
+// AuthFailures returns how many public keys were refused since start.
+func (s *Server) AuthFailures() uint64 { return s.authFailures.Load() }
 
 // Sessions returns the number of active sessions.
 func (s *Server) Sessions() int { return int(s.active.Load()) }

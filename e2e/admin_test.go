@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"switchyard/daemon"
+)
+
+func (c *Cluster) broker(args ...string) (string, error) {
+	var out bytes.Buffer
+	err := daemon.Broker(context.Background(), append(args[:1:1], append([]string{"-config", c.Config}, args[1:]...)...),
+		daemon.Env{Stdout: &out})
+	return out.String(), err
+}
+
+func (c *Cluster) editConfig(old, new string) {
+	c.t.Helper()
+	b, err := os.ReadFile(c.Config)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		c.t.Fatalf("config has no %q", old)
+	}
+	if err := os.WriteFile(c.Config, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func TestDrainKeepsSessionsAndStopsPlacements(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}})
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	r := Open(t, client, "pid", "xterm", 24, 80)
+	r.WaitFor("24 80")
+	var server string
+	c.Eventually("the session in the status view", func() bool {
+		for _, s := range c.Status().Sessions {
+			server = s.Server
+		}
+		return server != ""
+	})
+	if out, err := c.broker("drain", server); err != nil || !strings.Contains(out, "drained") {
+		t.Fatalf("drain: %q, %v", out, err)
+	}
+	before := len(c.Status().Decisions)
+	for range 3 {
+		x := Open(t, client, "pid", "xterm", 24, 80)
+		x.WaitFor("24 80")
+	}
+	st := c.Status()
+	for _, d := range st.Decisions[before:] {
+		if d.Server == server {
+			t.Fatalf("placed on drained server %s", server)
+		}
+	}
+	listed := false
+	for _, s := range st.Servers {
+		if s.Name == server && !s.Draining {
+			t.Fatalf("status does not show %s draining", server)
+		}
+	}
+	for _, s := range st.Sessions {
+		listed = listed || s.Server == server
+	}
+	if !listed {
+		t.Fatalf("the session on drained %s is not listed", server)
+	}
+	r.Stdin.Write([]byte("on-drained\r"))
+	r.WaitFor("got:on-drained")
+	if _, err := c.broker("undrain", server); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Status().Servers {
+		if s.Name == server && s.Draining {
+			t.Fatalf("%s still draining after undrain", server)
+		}
+	}
+	if _, err := c.broker("drain", "nosuch"); err == nil || !strings.Contains(err.Error(), "no such server") {
+		t.Fatalf("drain of an unknown server: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	Open(t, client, "status", "", 0, 0).Wait()
+	Open(t, client, "nosuchapp", "", 0, 0).Wait()
+	c.Dial("gw1", "alice", c.Bob) // refused: counts as an auth failure
+	c.Eventually("metrics to show placements and the gateway's auth failure", func() bool {
+		resp, err := http.Get("http://" + c.lns["admin"].Addr().String() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		m := string(b)
+		return strings.Contains(m, `switchyard_placements_total{outcome="placed",reason="ok"} 1`) &&
+			strings.Contains(m, `switchyard_placements_total{outcome="refused",reason="unknown_app"} 1`) &&
+			strings.Contains(m, `switchyard_selection_seconds_count 2`) &&
+			strings.Contains(m, `switchyard_server_up{server="s1"} 1`) &&
+			strings.Contains(m, `switchyard_gateway_auth_failures_total{gateway="gw1"} 1`) &&
+			strings.Contains(m, `switchyard_reports_total{kind="server"}`)
+	})
+}
+
+func TestReloadAppliesValidAndRefusesInvalid(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	running := Open(t, client, "pid", "xterm", 24, 80)
+	running.WaitFor("24 80")
+
+	// A valid change: a new app for alice, and bob's key removed.
+	c.editConfig(`apps = ["secret"]`, `apps = ["secret", "late"]`)
+	c.editConfig("[app.secret]", "[app.late]\nargv = [\"echo\", \"late\"]\nuser = \"nobody\"\n[app.secret]")
+	c.editConfig(`keys = ["`+authorized(c.Bob)+`"]`, "keys = []")
+	c.Reload()
+	c.Eventually("the new app to run", func() bool {
+		r := Open(t, client, "late", "", 0, 0)
+		status, _ := r.Wait()
+		out, _ := r.Output()
+		return status == 0 && out == "late\n"
+	})
+	c.Eventually("bob's removed key to be refused", func() bool {
+		cl, err := c.Dial("gw1", "bob", c.Bob)
+		if err == nil {
+			cl.Close()
+		}
+		return err != nil
+	})
+
+	// An invalid file is refused by every daemon; the running config stays.
+	c.editConfig("[broker]", "[broker\n")
+	c.Reload()
+	for _, n := range []string{"broker", "gw1", "s1"} {
+		c.WaitLog("config reload refused", "node="+n, "config.toml:3:8: expected")
+	}
+	r := Open(t, client, "late", "", 0, 0)
+	if status, _ := r.Wait(); status != 0 {
+		t.Fatalf("after a refused reload, the running config no longer serves: status %d", status)
+	}
+	running.Stdin.Write([]byte("survived\r"))
+	running.WaitFor("got:survived")
+}
