@@ -1,0 +1,117 @@
+package appd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// bufSize is the size of every copy buffer.
+const bufSize = 32 << 10
+
+// attachment relays one session to one SSH channel. It is separate from
+// the session so that a session could later be detached and reattached.
+type attachment struct {
+	ch   ssh.Channel
+	reqs <-chan *ssh.Request
+	gone chan struct{}  // closed when reqs is: the channel closed or its connection died
+	wg   sync.WaitGroup // every goroutine of this attachment
+}
+
+// serve attaches s to ch and relays until the app has ended and its output
+// and exit status are sent, then waits for every goroutine it started.
+func (s *session) serve(ctx context.Context, stop <-chan struct{}, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	a := &attachment{ch: ch, reqs: reqs, gone: make(chan struct{})}
+	a.sendStarted(s.info) // a failure means the channel is gone; the watcher sees that
+	a.wg.Go(func() { a.serveRequests(s) })
+	a.wg.Go(func() { s.watch(ctx, stop, a.gone) })
+	if s.term != nil {
+		s.relayPTY(a)
+	} else {
+		s.relayBatch(a)
+	}
+	a.finish(s.result)
+	a.wg.Wait()
+}
+
+// sendStarted tells the gateway the session id and pid.
+func (a *attachment) sendStarted(info control.SessionInfo) error {
+	payload, err := json.Marshal(control.Started{ID: info.ID, PID: info.PID})
+	if err != nil {
+		return err
+	}
+	_, err = a.ch.SendRequest(control.RequestStarted, false, payload)
+	return err
+}
+
+// finish ends the channel the way sshd does: EOF, exit status, close. The
+// errors only mean the gateway has gone already.
+func (a *attachment) finish(res exitResult) {
+	a.ch.CloseWrite()
+	res.send(a.ch)
+	a.ch.Close()
+}
+
+// serveRequests answers the gateway's channel requests until the channel
+// closes. Every request must be consumed: x/crypto/ssh blocks the whole
+// connection while a channel's request queue is full.
+func (a *attachment) serveRequests(s *session) {
+	defer close(a.gone)
+	for req := range a.reqs {
+		ok := s.handleRequest(req)
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+	}
+}
+
+// handleRequest applies one "window-change" or "signal" request and
+// reports whether it did.
+func (s *session) handleRequest(req *ssh.Request) bool {
+	switch req.Type {
+	case "window-change":
+		var wc struct{ Cols, Rows, Width, Height uint32 }
+		if s.term == nil || ssh.Unmarshal(req.Payload, &wc) != nil {
+			return false
+		}
+		return s.term.resize(wc.Cols, wc.Rows, wc.Width, wc.Height) == nil
+	case "signal":
+		var sig struct{ Name string }
+		if ssh.Unmarshal(req.Payload, &sig) != nil {
+			return false
+		}
+		num, ok := rfcSignals[sig.Name]
+		return ok && s.signal(num) == nil
+	}
+	return false
+}
+
+// copyCounted copies src to dst with a bufSize buffer, adding the bytes
+// written to n, until src ends or a write fails. It returns the error that
+// stopped it, nil for io.EOF.
+func copyCounted(dst io.Writer, src io.Reader, n *atomic.Int64) error {
+	buf := make([]byte, bufSize)
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n.Add(int64(nw))
+			if werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}

@@ -1,0 +1,30 @@
+// Package appd is the app server's session manager: the appd side of the
+// control.ChannelSpawn channel.
+//
+// A gateway opens a "spawn@switchyard" channel on its persistent,
+// authenticated SSH connection to appd. The channel's extra data is a JSON
+// control.SpawnRequest naming an app; appd resolves the app in its own App
+// table (a request never carries a command line), picks the Unix user to run
+// it as, builds a minimal environment and starts the program, either in a
+// new PTY (interactive sessions) or with separate stdin/stdout/stderr pipes
+// (batch sessions). It then relays bytes, window changes and signals between
+// the channel and the program, and reports the exit status or signal the way
+// sshd does.
+//
+// The flow on one channel:
+//
+//	reject "code: one line"                          (bad request, full, start failed)
+//	or accept → started@switchyard {id, pid}
+//	          → data / extended data 1 (stderr)      ← data, window-change, signal
+//	          → EOF → exit-status | exit-signal → close
+//
+// A session is two things kept apart on purpose: the record of the running
+// program (session: pid, process group, terminal or pipes, exit) and the
+// attachment that relays it to one SSH channel. Today a session lives exactly
+// as long as its channel: when the channel goes away, or the caller's context
+// ends, the program's process group gets SIGHUP, then SIGKILL two seconds
+// later. The split leaves room for detach and resume.
+//
+// The package is Linux-only: it relies on waitid(2) with WNOWAIT and on the
+// Linux PTY semantics (EIO on the master once no slave is open).
+package appd

@@ -1,0 +1,180 @@
+package appd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"switchyard/control"
+)
+
+// drainTimeout bounds how long appd keeps reading a PTY after the app has
+// exited. Normally the read ends at once with EIO, when the last slave
+// descriptor closes; a background grandchild that still holds the slave
+// would otherwise keep the session open forever.
+const drainTimeout = time.Second
+
+// terminal is the PTY master of a session.
+//
+// creack/pty opens the master with os.OpenFile, so it is registered with
+// the runtime poller, and then calls Fd() on it (for TIOCGPTN, TIOCSPTLCK
+// and TIOCSWINSZ). Fd() puts the descriptor in blocking mode for good. The
+// file stays registered, so SetReadDeadline still returns nil, but every
+// Read is a plain blocking read(2): a deadline that expires during the read
+// never interrupts it, and neither does Close. So startPTY replaces the
+// master with a non-blocking duplicate that os.NewFile registers with the
+// poller, resize goes through SyscallConn instead of Fd(), and nothing may
+// call Fd() on master (nor pty.Setsize, which does). pollable records
+// whether that worked.
+type terminal struct {
+	master   *os.File
+	pollable bool // read deadlines and Close interrupt a blocked Read
+}
+
+// startPTY starts s.cmd on a new PTY of the requested size, in a new
+// session with the PTY as controlling terminal, and starts the reaper.
+func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) error {
+	attrs := &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred}
+	ws := &pty.Winsize{Rows: clamp16(spec.Rows), Cols: clamp16(spec.Cols)}
+	master, err := pty.StartWithAttrs(s.cmd, ws, attrs)
+	if err != nil {
+		return fmt.Errorf("pty.StartWithAttrs: %w", err)
+	}
+	s.term = newTerminal(master)
+	go s.reap()
+	return nil
+}
+
+// newTerminal wraps master, swapping it for a pollable duplicate when it
+// can. If it cannot, the blocking master is kept and drain falls back to a
+// timer (see terminal.drain).
+func newTerminal(master *os.File) *terminal {
+	dup, err := pollableDup(master)
+	if err != nil {
+		return &terminal{master: master, pollable: false}
+	}
+	master.Close()
+	return &terminal{master: dup, pollable: isPollable(dup)}
+}
+
+// isPollable reports whether f's reads honour deadlines: f is registered
+// with the poller (SetReadDeadline does not fail with os.ErrNoDeadline) and
+// its descriptor is non-blocking (checked without Fd(), which would make
+// it blocking).
+func isPollable(f *os.File) bool {
+	if f.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var flags int
+	var fcntlErr error
+	if err := rc.Control(func(fd uintptr) { flags, fcntlErr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil {
+		return false
+	}
+	return fcntlErr == nil && flags&unix.O_NONBLOCK != 0
+}
+
+// pollableDup returns a close-on-exec, non-blocking duplicate of f, which
+// os.NewFile adds to the runtime poller. O_NONBLOCK is shared with f (one
+// open file description), so f must not be used afterwards.
+func pollableDup(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("fcntl F_DUPFD_CLOEXEC: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("set O_NONBLOCK: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// resize sets the PTY size; the kernel then sends SIGWINCH to the
+// foreground process group.
+func (t *terminal) resize(cols, rows, width, height uint32) error {
+	ws := &unix.Winsize{Row: clamp16(rows), Col: clamp16(cols), Xpixel: clamp16(width), Ypixel: clamp16(height)}
+	rc, err := t.master.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("pty SyscallConn: %w", err)
+	}
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws)
+	}); err != nil {
+		return fmt.Errorf("pty Control: %w", err)
+	}
+	if ioctlErr != nil {
+		return fmt.Errorf("ioctl TIOCSWINSZ: %w", ioctlErr)
+	}
+	return nil
+}
+
+func (t *terminal) close() { t.master.Close() }
+
+// relayPTY copies channel data to the PTY and PTY output, unchanged, to the
+// channel, until the app has exited and its output is drained. Channel EOF
+// is ignored, as sshd does for PTY sessions.
+func (s *session) relayPTY(a *attachment) {
+	outDone := make(chan struct{})
+	copyOut := func() {
+		defer close(outDone)
+		copyCounted(a.ch, ptyReader{s.term.master}, &s.out)
+	}
+	if s.term.pollable {
+		a.wg.Go(copyOut)
+	} else {
+		go copyOut() // may outlive the session: see drain
+	}
+	a.wg.Go(func() { copyCounted(s.term.master, a.ch, &s.in) })
+	<-s.exited
+	s.term.drain(outDone)
+	s.term.close() // ends the stdin copy if it is blocked writing
+}
+
+// drain waits for the output copy to finish after the app has exited. With
+// a pollable master a read deadline bounds it: reads return what is
+// buffered, then EIO, or time out if someone still holds the slave. A
+// blocking master cannot be interrupted, so the fallback waits on a timer,
+// then returns, leaving its reader blocked until the last slave descriptor
+// closes (the kernel has sent SIGHUP to the foreground process group when
+// the session leader exited, so that is usually soon).
+func (t *terminal) drain(outDone <-chan struct{}) {
+	if t.pollable {
+		t.master.SetReadDeadline(time.Now().Add(drainTimeout))
+		<-outDone
+		return
+	}
+	timer := time.NewTimer(drainTimeout)
+	defer timer.Stop()
+	select {
+	case <-outDone:
+	case <-timer.C:
+	}
+}
+
+// ptyReader reads a PTY master, turning the EIO Linux returns once no slave
+// descriptor is open, and the drain deadline, into io.EOF.
+type ptyReader struct{ f *os.File }
+
+func (r ptyReader) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	if errors.Is(err, syscall.EIO) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// clamp16 fits a size from the wire into a winsize field.
+func clamp16(v uint32) uint16 {
+	return uint16(min(v, math.MaxUint16))
+}

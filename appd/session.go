@@ -1,0 +1,183 @@
+package appd
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"switchyard/control"
+)
+
+// killGrace is how long a hung-up app has to exit before SIGKILL, and how
+// long a killed app's I/O stays open before appd closes it.
+const killGrace = 2 * time.Second
+
+// errReaped is returned when signalling a session whose process has already
+// been reaped: its pid may belong to someone else by now.
+var errReaped = errors.New("appd: process already reaped")
+
+// session is one running app: the record that outlives any one attachment.
+// It owns the process, its process group (pgid == pid, thanks to Setsid)
+// and its I/O (a PTY master or three pipes); an attachment relays that I/O
+// to an SSH channel.
+type session struct {
+	info control.SessionInfo // immutable once registered
+	cmd  *exec.Cmd
+	term *terminal // PTY sessions; nil for batch
+	pipe *pipes    // batch sessions; nil for PTY
+
+	mu     sync.Mutex // guards reaped and reason
+	reaped bool       // set before cmd.Wait; no signal is sent after it
+	reason string     // why appd hung the app up, "" if it ended by itself
+
+	exited chan struct{} // closed once cmd.Wait has returned
+	result exitResult    // written before exited is closed
+
+	in, out atomic.Int64 // bytes channel → app, app → channel
+}
+
+// mode names the kind of session for logs.
+func (s *session) mode() string {
+	if s.term != nil {
+		return "pty"
+	}
+	return "batch"
+}
+
+// signal sends sig to the app's process group unless the app has been
+// reaped.
+func (s *session) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reaped {
+		return errReaped
+	}
+	return syscall.Kill(-s.cmd.Process.Pid, sig)
+}
+
+// reap waits for the app to exit, marks it reaped, collects its status with
+// cmd.Wait and closes s.exited. The wait happens in two steps so that
+// signal never races with the reaping: waitid(WNOWAIT) returns when the app
+// is a zombie (its pid still reserved, so signals stay safe), then reaped is
+// set under s.mu, and only then does cmd.Wait release the pid. Should
+// waitid fail, which it should not, liveness wins: signals stay possible
+// until cmd.Wait returns.
+func (s *session) reap() {
+	var info unix.Siginfo
+	var err error
+	for {
+		err = unix.Waitid(unix.P_PID, s.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == nil {
+		s.markReaped()
+	}
+	s.cmd.Wait() // the status is in ProcessState; I/O errors do not matter here
+	s.markReaped()
+	s.result = resultOf(s.cmd.ProcessState)
+	close(s.exited)
+}
+
+func (s *session) markReaped() {
+	s.mu.Lock()
+	s.reaped = true
+	s.mu.Unlock()
+}
+
+// waitExited reports whether the app was reaped within d.
+func (s *session) waitExited(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// hangup ends an app nobody is attached to any more: SIGHUP to its process
+// group, SIGKILL if it has not exited within killGrace, and if even that did
+// not end it, its I/O is closed so that the relay can finish.
+func (s *session) hangup(reason string) {
+	s.setReason(reason)
+	s.signal(syscall.SIGHUP)
+	if s.waitExited(killGrace) {
+		return
+	}
+	s.signal(syscall.SIGKILL)
+	if s.waitExited(killGrace) {
+		return
+	}
+	s.abort()
+}
+
+// kill sends SIGKILL to the process group and closes the app's I/O.
+func (s *session) kill() {
+	s.setReason("killed")
+	s.signal(syscall.SIGKILL)
+	s.abort()
+}
+
+// abort closes the app's side of the I/O so that blocked copies end.
+func (s *session) abort() {
+	if s.term != nil {
+		s.term.close()
+	}
+	if s.pipe != nil {
+		s.pipe.close()
+	}
+}
+
+// discard kills a session that never got attached and waits for it.
+func (s *session) discard() {
+	s.kill()
+	if s.pipe != nil {
+		s.reap() // batch sessions are reaped by their relay, which never ran
+		return
+	}
+	<-s.exited
+}
+
+// watch hangs the app up when its attachment goes away or ctx ends, and
+// forwards Shutdown's SIGHUP. It returns once the app has been reaped.
+func (s *session) watch(ctx context.Context, stop <-chan struct{}, gone <-chan struct{}) {
+	for {
+		select {
+		case <-s.exited:
+			return
+		case <-gone:
+			s.hangup("channel closed")
+			return
+		case <-ctx.Done():
+			s.hangup("context ended")
+			return
+		case <-stop:
+			s.setReason("appd shutting down")
+			s.signal(syscall.SIGHUP)
+			stop = nil // Shutdown escalates itself
+		}
+	}
+}
+
+func (s *session) setReason(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason == "" {
+		s.reason = reason
+	}
+}
+
+func (s *session) hangupReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
