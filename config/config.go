@@ -19,6 +19,8 @@ type Config struct {
 	Apps     map[string]App     `toml:"app"`     // [app.NAME]
 	Users    map[string]User    `toml:"user"`    // [user.NAME]
 	Groups   map[string]Group   `toml:"group"`   // [group.NAME]
+	Regions  map[string]Region  `toml:"region"`  // [region.NAME]
+	Policy   Policy             `toml:"policy"`
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -42,6 +44,7 @@ type Gateway struct {
 	HostKey   string `toml:"host_key"`   // user-facing host key file; keys/NAME_host if empty, generated if missing
 	PublicKey string `toml:"public_key"` // node key, authorized_keys format; file keys/NAME.pub if empty
 	Capacity  int    `toml:"capacity"`   // max concurrent sessions; 1000 if zero
+	Region    string `toml:"region"`     // region the gateway is in; "" if unknown
 }
 
 // Server configures one app server (appd).
@@ -50,6 +53,7 @@ type Server struct {
 	MaxSessions int      `toml:"max_sessions"` // 100 if zero
 	Apps        []string `toml:"apps"`         // apps offered; every app if empty
 	Draining    bool     `toml:"draining"`     // no new placements when true
+	Region      string   `toml:"region"`       // region the server is in; "" if unknown
 	PublicKey   string   `toml:"public_key"`   // node key, authorized_keys format; file keys/NAME.pub if empty
 }
 

@@ -64,6 +64,9 @@ func Parse(name string, data []byte) (*Config, error) {
 // fillDefaults fills the per-node defaults Parse cannot set before the
 // decode, since the nodes do not exist yet.
 func (c *Config) fillDefaults() {
+	if c.Policy.Affinity == "" {
+		c.Policy.Affinity = defaultAffinity
+	}
 	for name, g := range c.Gateways {
 		if g.Address == "" {
 			g.Address = g.Listen

@@ -198,6 +198,7 @@ argv = ["b"]
 		Gateways: map[string]Gateway{"g": {Listen: "0.0.0.0:22", Address: "gw.example.com:22", HostKey: "/etc/sy/host", Capacity: 5}},
 		Servers:  map[string]Server{"s": {Listen: "10.0.0.2:7101", MaxSessions: 7, Apps: []string{"a"}}},
 		Apps:     map[string]App{"a": {Argv: []string{"a"}}, "b": {Argv: []string{"b"}}},
+		Policy:   Policy{Affinity: "user"},
 		Path:     "t",
 		pos:      c.pos,
 	}
@@ -226,7 +227,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§listn = \"x\"\n",
 			[]string{"unknown key server.s2.listn (did you mean listen?)"}},
 		{"unknown key far from any", "§zzzzzz = 1\n" + base,
-			[]string{"unknown key zzzzzz (known keys: state_dir, broker, gateway, server, app, user, group)"}},
+			[]string{"unknown key zzzzzz (known keys: state_dir, broker, gateway, server, app, user, group, region, policy)"}},
 		{"unknown table reported once", base + "§[apps.x]\nargv = [\"x\"]\n[apps.y]\n",
 			[]string{"unknown key apps (did you mean app?)"}},
 		{"unknown inline key", base + "[user.u]\nkeys = []\n[group.g]\napps = []\n§members = [\"u\"]\n",

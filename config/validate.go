@@ -33,6 +33,8 @@ func (c *Config) problems() []Problem {
 	v.apps()
 	v.users()
 	v.groups()
+	v.regions()
+	v.policy()
 	return v.probs
 }
 

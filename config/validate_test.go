@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -114,5 +115,52 @@ func TestValidateBuiltInCode(t *testing.T) {
 	c.Servers["s"] = Server{}
 	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "c.toml: server.s.listen: is required") {
 		t.Errorf("Validate = %v", err)
+	}
+}
+
+func TestRegionsAndPolicy(t *testing.T) {
+	src := `
+[gateway.g]
+listen = "127.0.0.1:2222"
+region = "mars"
+[server.s]
+listen = "127.0.0.1:7101"
+region = "eu"
+[app.a]
+argv = ["a"]
+[region.eu]
+cidrs = ["10.1.0.0/16", "10.1.2.0/24x"]
+near = ["us", "eu"]
+[region.us]
+cidrs = ["10.2.0.0/16"]
+[policy]
+affinity = "sometimes"
+load_weight = -1
+`
+	_, err := Parse("t.toml", []byte(src))
+	if err == nil {
+		t.Fatal("bad regions and policy accepted")
+	}
+	for _, want := range []string{
+		`t.toml:4:1: gateway.g.region: unknown region "mars"`,
+		`t.toml:11:1: region.eu.cidrs: "10.1.2.0/24x" is not a CIDR`,
+		`t.toml:12:1: region.eu.near: a region is not near itself`,
+		`t.toml:16:1: policy.affinity: "sometimes" is not one of`,
+		`t.toml:17:1: policy.load_weight: must not be negative`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	ok := strings.NewReplacer(`region = "mars"`, `region = "us"`, `, "10.1.2.0/24x"`, `, "10.1.2.0/24"`,
+		`near = ["us", "eu"]`, `near = ["us"]`, `"sometimes"`, `"user+app"`, "load_weight = -1", "load_weight = 2").Replace(src)
+	c, err := Parse("t.toml", []byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]string{"10.1.2.3": "eu", "10.1.9.9": "eu", "10.2.0.1": "us", "192.0.2.1": "", "::ffff:10.2.0.1": "us"} {
+		if got := c.RegionOf(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("RegionOf(%s) = %q, want %q", ip, got, want)
+		}
 	}
 }
