@@ -226,7 +226,7 @@ func (c *Cluster) Start(name string) {
 	env := daemon.Env{
 		Stdout: io.Discard, Stderr: testLog{c, name},
 		Listen: c.listener, Reload: reload,
-		Ready:  func() { close(ready) },
+		Ready: func() { close(ready) },
 	}
 	go func() { done <- run(ctx, append([]string{"-config", c.Config, "-log-level", "debug"}, args...), env) }()
 	select {
