@@ -1,0 +1,70 @@
+package selection
+
+import "unsafe"
+
+// why is the first reason a server or gateway cannot be chosen.
+type why uint8
+
+const (
+	eligible why = iota
+	unhealthy
+	draining
+	full
+	noApp
+	unreachable
+	nWhy
+)
+
+// exclude says why s cannot take a session of app, cheapest checks first.
+func exclude(s *Server, app string) why {
+	switch {
+	case !s.Healthy:
+		return unhealthy
+	case s.Draining:
+		return draining
+	case s.Max > 0 && s.Sessions >= s.Max:
+		return full
+	case !offers(s.Apps, app):
+		return noApp
+	}
+	return eligible
+}
+
+func offers(apps []string, app string) bool {
+	for _, a := range apps {
+		if len(a) == len(app) && equalShort(a, app) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalShort says whether a and b are equal. Strings that share
+// their bytes (app names interned from the config) are equal at once;
+// short ones (app and region names) are compared inline, last byte first
+// since names tend to share prefixes, which is cheaper than the runtime
+// call that == makes.
+func equalShort(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b) {
+		return true
+	}
+	if len(a) > 16 {
+		return a == b
+	}
+	b = b[:len(a)]
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// within says whether s is at most cut utilised, without a division:
+// the larger of its CPU load and session ratio, as utilisation computes it.
+func within(s *Server, cut float64) bool {
+	return !(s.Load > cut) && !(s.Max > 0 && float64(s.Sessions) > cut*float64(s.Max))
+}

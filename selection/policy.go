@@ -1,0 +1,302 @@
+package selection
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// ErrNoServer is returned (wrapped, with a one-line reason a user can read)
+// when no server can take the session.
+var ErrNoServer = errors.New("no server available")
+
+// Affinity says which of a user's running sessions attract a new session of
+// the same user to their server.
+type Affinity int
+
+const (
+	// AffinityNone ignores the user's running sessions.
+	AffinityNone Affinity = iota
+	// AffinityUser prefers a server where the user runs any session.
+	AffinityUser
+	// AffinityUserApp prefers a server where the user runs the same app.
+	AffinityUserApp
+)
+
+// ParseAffinity reads an affinity as written in the config: "none", "user"
+// or "user+app".
+func ParseAffinity(s string) (Affinity, error) {
+	switch s {
+	case "none":
+		return AffinityNone, nil
+	case "user":
+		return AffinityUser, nil
+	case "user+app":
+		return AffinityUserApp, nil
+	}
+	return AffinityNone, fmt.Errorf("selection: unknown affinity %q (want none, user or user+app)", s)
+}
+
+// String returns the config spelling of a: "none", "user" or "user+app".
+func (a Affinity) String() string {
+	switch a {
+	case AffinityNone:
+		return "none"
+	case AffinityUser:
+		return "user"
+	case AffinityUserApp:
+		return "user+app"
+	}
+	return fmt.Sprintf("Affinity(%d)", int(a))
+}
+
+// Policy is how servers and gateways are chosen. The zero Policy uses
+// DefaultWeights and no affinity; DefaultPolicy is the recommended one.
+type Policy struct {
+	Affinity Affinity // which running sessions attract a new one, none if zero
+	Weights  Weights  // score weights, DefaultWeights if all zero
+}
+
+// DefaultPolicy is the policy the broker uses unless configured otherwise:
+// default weights and affinity to any of the user's sessions.
+var DefaultPolicy = Policy{Affinity: AffinityUser, Weights: DefaultWeights}
+
+// Server is one app server as the broker sees it at decision time.
+type Server struct {
+	Name     string
+	Region   string   // where it runs; "" if not configured
+	Healthy  bool     // heartbeat fresh and link up
+	Draining bool     // admin asked for no new sessions
+	Apps     []string // apps offered
+	Sessions int      // running as last reported plus placed since that report
+	Max      int      // max sessions; 0 means no limit
+	Load     float64  // reported CPU load per CPU (1.0 = all cores busy)
+}
+
+// Placed is one of the user's running sessions.
+type Placed struct {
+	Server string // where it runs
+	App    string // what it runs
+}
+
+// Request is the session to place.
+type Request struct {
+	User         string
+	App          string
+	ClientRegion string   // region of the client's address; "" when unknown
+	Near         []string // regions near ClientRegion, in preference order
+	Existing     []Placed // the user's running sessions, for affinity
+	Seed         uint64   // breaks ties: same inputs and seed, same decision
+}
+
+// Decision is the chosen server and why.
+type Decision struct {
+	Server string
+	Reason string // one line: the winner's score parts and what was excluded
+}
+
+// Place chooses the server for req among servers: it drops those that
+// cannot take the session (unhealthy, draining, full, not offering req.App)
+// and takes the best score among the rest (see the package comment). The
+// error wraps ErrNoServer with a reason a user can read. Place does not
+// modify servers and allocates only the reason string.
+//
+// For speed, a server too busy to beat the best score so far, even with
+// the best locality and affinity, is passed over before its app list is
+// read; so the reason of a successful placement counts the unhealthy,
+// draining and full servers but not those lacking the app. A failed
+// placement explains every server.
+func (p Policy) Place(req Request, servers []Server) (Decision, error) {
+	pl := placer{p: p, w: p.weights(), req: req, servers: servers, best: -1, cut: math.Inf(1), cut0: math.Inf(1), lastLen: -1}
+	pl.init()
+	// Score a sample first, so that the cut is tight from the start
+	// whatever the order of servers (by name, a whole remote region may
+	// come first). Considering a server twice changes nothing.
+	for i := 0; len(servers) >= 8*sampled && i < len(servers); i += len(servers) / sampled {
+		if s := &servers[i]; s.Healthy && !s.Draining && (s.Max <= 0 || s.Sessions < s.Max) {
+			pl.consider(i)
+		}
+	}
+	cut := pl.cut
+	for i := range servers {
+		s := &servers[i]
+		switch {
+		case !s.Healthy:
+			pl.ex.add(unhealthy, s.Name)
+			continue
+		case s.Draining:
+			pl.ex.add(draining, s.Name)
+			continue
+		case s.Max > 0 && s.Sessions >= s.Max:
+			pl.ex.add(full, s.Name)
+			continue
+		}
+		if !within(s, cut) {
+			continue
+		}
+		pl.consider(i)
+		cut = pl.cut
+	}
+	if pl.best < 0 {
+		return Decision{}, noServer(req.App, servers)
+	}
+	s := &servers[pl.best]
+	return Decision{Server: s.Name, Reason: placeReason(s, req, p, pl.w, pl.bestParts, len(servers), &pl.ex)}, nil
+}
+
+// sampled is how many servers Place scores before its main pass when there
+// are at least 8*sampled of them.
+const sampled = 128
+
+// placer is the state of one Place call.
+type placer struct {
+	p        Policy
+	w        Weights
+	req      Request
+	servers  []Server
+	loc      locator
+	maxLoc   float64 // the best locality any server can have
+	affBound float64 // the most affinity can add to a score
+	ex       tally   // exclusions
+
+	best      int   // index of the best server so far, -1 if none
+	bestParts parts // its score
+	bestHash  uint64
+	hashed    bool    // bestHash is set
+	cut       float64 // utilisation above which no server can reach best
+	cut0      float64 // the cut for locality 0 (+Inf before the first best)
+	cutStep   float64 // what a point of locality adds to the cut
+
+	// The last app list checked and whether it offers req.App: servers
+	// of a group often share one list.
+	lastApps   *string
+	lastLen    int
+	lastOffers bool
+
+	// The last region scored and its locality.
+	lastRegion   string
+	lastLocality float64
+	regionKnown  bool
+}
+
+// init sets what follows from the policy and request.
+func (pl *placer) init() {
+	pl.loc = locator{client: pl.req.ClientRegion, near: pl.req.Near}
+	if pl.req.ClientRegion != "" {
+		pl.maxLoc = 1
+	}
+	if pl.p.Affinity != AffinityNone && len(pl.req.Existing) > 0 {
+		pl.affBound = pl.w.Affinity
+	}
+}
+
+// cutFor is the utilisation above which a server of locality loc cannot
+// reach the best score: it would need Load*(1-u) + Locality*loc + affBound
+// >= best - epsilon. It is +Inf when even a fully utilised server could
+// reach the best, since a CPU load above 1 counts as 1.
+func (pl *placer) cutFor(loc float64) float64 {
+	if c := pl.cut0 + pl.cutStep*loc; c < 1 {
+		return c
+	}
+	return math.Inf(1)
+}
+
+// setBest makes servers[i] with score sp the best so far and updates the
+// cuts derived from its score. The 1e-9 slack keeps them on the safe side
+// of rounding.
+func (pl *placer) setBest(i int, sp parts) {
+	pl.best, pl.bestParts = i, sp
+	if pl.w.Load > 0 {
+		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/pl.w.Load + 1e-9
+		pl.cutStep = pl.w.Locality / pl.w.Load
+	}
+	pl.cut = pl.cutFor(pl.maxLoc)
+}
+
+// locality scores region, remembering the answer for the next server in
+// the same region: one comparison instead of one per near region.
+func (pl *placer) locality(region string) float64 {
+	if pl.regionKnown && equalShort(region, pl.lastRegion) {
+		return pl.lastLocality
+	}
+	pl.lastRegion, pl.lastLocality, pl.regionKnown = region, pl.loc.score(region), true
+	return pl.lastLocality
+}
+
+// offers says whether s offers the requested app, remembering the answer
+// for the next server with the same app list.
+func (pl *placer) offers(s *Server) bool {
+	if list := unsafe.SliceData(s.Apps); list != pl.lastApps || len(s.Apps) != pl.lastLen {
+		pl.lastApps, pl.lastLen, pl.lastOffers = list, len(s.Apps), offers(s.Apps, pl.req.App)
+	}
+	return pl.lastOffers
+}
+
+// consider scores servers[i], which is healthy, not draining and has room,
+// and keeps it if it offers the app and beats the best so far: a higher
+// score, or an equal one with fewer sessions, or equal sessions too and a
+// lower seeded hash of its name. It reads the region, the app list and
+// the names only of servers that can still win.
+func (pl *placer) consider(i int) {
+	s := &pl.servers[i]
+	w := pl.w
+	sp := parts{locality: pl.locality(s.Region)}
+	if !within(s, pl.cutFor(sp.locality)) || !pl.offers(s) {
+		return
+	}
+	sp.load = 1 - utilisation(s)
+	sp.total = w.Load*sp.load + w.Locality*sp.locality
+	if pl.affBound > 0 {
+		sp.affinity = pl.p.affinity(&pl.req, s.Name)
+		sp.total += w.Affinity * sp.affinity
+	}
+	if pl.best >= 0 {
+		switch cmpScore(sp.total, pl.bestParts.total) {
+		case -1:
+			return
+		case 0:
+			b := &pl.servers[pl.best]
+			if s.Sessions > b.Sessions {
+				return
+			}
+			if s.Sessions == b.Sessions {
+				if !pl.hashed {
+					pl.bestHash, pl.hashed = tieHash(b.Name, pl.req.Seed), true
+				}
+				h := tieHash(s.Name, pl.req.Seed)
+				if h >= pl.bestHash {
+					return
+				}
+				pl.bestHash = h
+			} else {
+				pl.hashed = false
+			}
+		default:
+			pl.hashed = false
+		}
+	}
+	pl.setBest(i, sp)
+}
+
+// weights returns the weights in force: DefaultWeights for the zero value.
+func (p Policy) weights() Weights {
+	if p.Weights == (Weights{}) {
+		return DefaultWeights
+	}
+	return p.Weights
+}
+
+// affinity is 1 when the user already runs a session on server (of the same
+// app under AffinityUserApp), else 0.
+func (p Policy) affinity(req *Request, server string) float64 {
+	if p.Affinity == AffinityNone {
+		return 0
+	}
+	for _, e := range req.Existing {
+		if e.Server == server && (p.Affinity != AffinityUserApp || e.App == req.App) {
+			return 1
+		}
+	}
+	return 0
+}

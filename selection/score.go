@@ -1,0 +1,166 @@
+package selection
+
+import (
+	"fmt"
+	"math"
+)
+
+// Weights scale the parts of a server's score. Each part is in [0, 1], so a
+// weight is the most that part can add; what matters is the ratio of two
+// weights, which says how much utilisation one criterion is worth.
+type Weights struct {
+	Locality float64 // client and server in the same region (1) or a near one (0.5, less further down the list)
+	Affinity float64 // the user already runs a session on the server
+	Load     float64 // 1 - utilisation, utilisation = max(Sessions/Max, Load) in [0, 1]
+}
+
+// DefaultWeights are the weights of the zero Policy. With Load = 1 the other
+// two read as points of utilisation: how much busier than the best
+// alternative a server may be and still win.
+//
+//   - Locality 0.6. A same-region server beats an idle remote one until it is
+//     more than 60% busy, and any remote server until it is 60 points busier
+//     than it; the first near region (locality 0.5, worth 0.3) takes over
+//     once the local servers are 30 points busier. So a local server that is
+//     not heavily loaded keeps the session, a full region (filtered out) or
+//     a nearly full one (say 95% against 60%) spills to its near region
+//     first, and to remote regions only when the near ones are busy too.
+//     Terminal sessions are interactive: a round trip across a continent is
+//     felt on every key, so locality is worth a lot, though not a hot server.
+//   - Affinity 0.02. A server already running one of the user's sessions
+//     wins while it has room (the capacity filter comes first; affinity never
+//     overrides it) and is at most 2 points busier than the best alternative
+//     at the same locality; anything more overloaded loses, so overload wins
+//     over affinity. Being below half the near step (0.3), it never pulls a
+//     user out of their region. It is small on purpose: within a region the
+//     load part keeps servers within a few points of each other, so even a
+//     2-point margin groups about 70% of a returning user's sessions in
+//     selection/sim (load-only policies: about 6%), while every point of
+//     margin is a point of peak utilisation (0.04 groups 78% but puts the
+//     peak 5% above least-connections; 0.02 keeps it within about 4%).
+//   - Load 1, the unit. Within a tier (same locality and affinity) the least
+//     utilised server wins, which is least-connections by capacity ratio; it
+//     spreads a burst of placements because the broker counts its own
+//     placements since the last report in Sessions.
+//
+// The price of locality is that regions do not balance each other until
+// they are 30 points apart: when a region's demand outgrows its capacity,
+// its servers run hotter than the others (see selection/sim, -provision mix).
+var DefaultWeights = Weights{Locality: 0.6, Affinity: 0.02, Load: 1}
+
+// Validate reports weights that cannot rank servers: negative, NaN or
+// infinite.
+func (w Weights) Validate() error {
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{"locality", w.Locality}, {"affinity", w.Affinity}, {"load", w.Load}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("selection: %s weight %v must be a finite number >= 0", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// parts is a candidate's score, unweighted parts and weighted total.
+type parts struct {
+	locality, affinity, load float64
+	total                    float64
+}
+
+// locator scores a region against the client's.
+type locator struct {
+	client string
+	near   []string
+}
+
+// score is 1 for the client's region, 0.5/(i+1) for near[i], else 0; 0 for
+// every region when the client's region is unknown.
+func (l locator) score(region string) float64 {
+	if l.client == "" || region == "" {
+		return 0
+	}
+	if equalShort(region, l.client) {
+		return 1
+	}
+	for i, n := range l.near {
+		if equalShort(region, n) {
+			return 0.5 / float64(i+1)
+		}
+	}
+	return 0
+}
+
+// appendRegion writes how region relates to the client's: "same region
+// eu", "near region us", "remote region ap" or "client region unknown,
+// server in eu".
+func (l locator) appendRegion(b []byte, region string) []byte {
+	switch v := l.score(region); {
+	case l.client == "":
+		b = append(b, "client region unknown"...)
+		if region != "" {
+			b = append(b, ", server in "...)
+			b = append(b, region...)
+		}
+		return b
+	case region == "":
+		return append(b, "server region unknown"...)
+	case v == 1:
+		b = append(b, "same region "...)
+	case v > 0:
+		b = append(b, "near region "...)
+	default:
+		b = append(b, "remote region "...)
+	}
+	return append(b, region...)
+}
+
+// utilisation is how busy s is in [0, 1]: the larger of its session ratio
+// and its CPU load, or the CPU load alone when it has no session limit. An
+// unreadable load (NaN) counts as fully busy.
+func utilisation(s *Server) float64 {
+	u := s.Load
+	if s.Max > 0 {
+		u = max(u, float64(s.Sessions)/float64(s.Max))
+	}
+	switch {
+	case u >= 1 || u != u:
+		return 1
+	case u > 0:
+		return u
+	}
+	return 0
+}
+
+// scoreEpsilon absorbs float rounding so that servers in the same state
+// tie exactly and go to the seeded tie-break.
+const scoreEpsilon = 1e-9
+
+// cmpScore is -1, 0 or 1 as a is below, about equal to, or above b.
+func cmpScore(a, b float64) int {
+	switch {
+	case a < b-scoreEpsilon:
+		return -1
+	case a > b+scoreEpsilon:
+		return 1
+	}
+	return 0
+}
+
+// tieHash is a seeded 64-bit hash of name: FNV-1a over the seed and the
+// name, then a splitmix64 finaliser so that close seeds and names spread.
+func tieHash(name string, seed uint64) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := range 8 {
+		h = (h ^ (seed >> (8 * i) & 0xff)) * prime
+	}
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint64(name[i])) * prime
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
