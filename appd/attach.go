@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -16,8 +17,8 @@ import (
 // bufSize is the size of every copy buffer.
 const bufSize = 32 << 10
 
-// attachment relays one session to one SSH channel. It is separate from
-// the session so that a session could later be detached and reattached.
+// attachment relays one session to one SSH channel. A PTY session may have
+// several over its life, one at a time; a batch session has exactly one.
 type attachment struct {
 	ch   ssh.Channel
 	reqs <-chan *ssh.Request
@@ -25,19 +26,31 @@ type attachment struct {
 	wg   sync.WaitGroup // every goroutine of this attachment
 }
 
-// serve attaches s to ch and relays until the app has ended and its output
-// and exit status are sent, then waits for every goroutine it started.
+func newAttachment(ch ssh.Channel, reqs <-chan *ssh.Request) *attachment {
+	return &attachment{ch: ch, reqs: reqs, gone: make(chan struct{})}
+}
+
+// serve relays a batch session on ch until the app has ended and its
+// output and exit status are sent, then waits for every goroutine it
+// started. A batch session is hung up as soon as its channel goes away.
 func (s *session) serve(ctx context.Context, stop <-chan struct{}, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	a := &attachment{ch: ch, reqs: reqs, gone: make(chan struct{})}
+	a := newAttachment(ch, reqs)
 	a.sendStarted(s.info) // a failure means the channel is gone; the watcher sees that
 	a.wg.Go(func() { a.serveRequests(s) })
 	a.wg.Go(func() { s.watch(ctx, stop, a.gone) })
-	if s.term != nil {
-		s.relayPTY(a)
-	} else {
-		s.relayBatch(a)
-	}
+	s.relayBatch(a)
 	a.finish(s.result)
+	a.wg.Wait()
+}
+
+// relayInput serves a PTY attachment: the client's bytes go to the
+// terminal and its requests are applied, until the channel closes. Then
+// the session is detached from it (unless something newer replaced it),
+// and relayInput waits for the attachment's goroutines.
+func (a *attachment) relayInput(s *session) {
+	a.wg.Go(func() { copyCounted(s.term.master, a.ch, &s.in) }) // channel EOF is ignored, as sshd does
+	a.serveRequests(s)
+	s.lost(a)
 	a.wg.Wait()
 }
 
@@ -57,6 +70,31 @@ func (a *attachment) finish(res exitResult) {
 	a.ch.CloseWrite()
 	res.send(a.ch)
 	a.ch.Close()
+}
+
+// takeoverLine is what an attachment replaced by a newer one is told.
+const takeoverLine = "switchyard: session taken over by a newer connection\r\n"
+
+// takeOver ends an attachment a newer one has replaced: RequestTakenOver,
+// one line on stderr, exit status 0, close. A client that does not read
+// gets killGrace to take it, then the channel is closed anyway.
+func (a *attachment) takeOver() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.ch.SendRequest(control.RequestTakenOver, false, nil)
+		a.ch.Stderr().Write([]byte(takeoverLine))
+		exitResult{}.send(a.ch)
+		a.ch.CloseWrite()
+		a.ch.Close()
+	}()
+	t := time.NewTimer(killGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		a.ch.Close()
+	}
 }
 
 // serveRequests answers the gateway's channel requests until the channel

@@ -20,10 +20,24 @@
 //
 // A session is two things kept apart on purpose: the record of the running
 // program (session: pid, process group, terminal or pipes, exit) and the
-// attachment that relays it to one SSH channel. Today a session lives exactly
-// as long as its channel: when the channel goes away, or the caller's context
-// ends, the program's process group gets SIGHUP, then SIGKILL two seconds
-// later. The split leaves room for detach and resume.
+// attachment that relays it to one SSH channel. A batch session lives
+// exactly as long as its channel: when the channel goes away, the program's
+// process group gets SIGHUP, then SIGKILL two seconds later. A PTY session
+// whose App.Grace is positive is detached instead: its terminal keeps being
+// read, the latest 256 KiB of output are kept, and a "attach@switchyard"
+// channel (HandleAttach) from any gateway re-attaches it, same pid, after
+// resizing the PTY so that the app redraws:
+//
+//	reject "no_session: no such session"             (unknown id, not the user's, batch)
+//	or accept → started@switchyard {id, pid}
+//	          → kept output, then live output …      (as on a spawn channel)
+//
+// A newer attachment takes over an older one, which gets
+// taken-over@switchyard, one line on stderr, exit status 0, and is closed.
+// When the grace period ends without an attach, the app is hung up as
+// above and the session is gone from Sessions. The context given to
+// HandleSpawn bounds the session's life (appd shutting down): when it ends
+// the app is hung up, attached or not.
 //
 // The package is Linux-only: it relies on waitid(2) with WNOWAIT and on the
 // Linux PTY semantics (EIO on the master once no slave is open).

@@ -39,7 +39,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // dialManager stands up an SSH server on a loopback TCP port that hands
-// every spawn@switchyard channel to m.HandleSpawn as gateway "gw1", and
+// every spawn@switchyard channel to m.HandleSpawn as gateway "gw1" and
+// every attach@switchyard channel to m.HandleAttach as gateway "gw2", and
 // returns a client connected to it. Cleanup closes both and waits for every
 // HandleSpawn to return. NoClientAuth: this is a test-only server.
 func dialManager(t testing.TB, m *Manager) *ssh.Client {
@@ -100,11 +101,14 @@ func serveSSH(ctx context.Context, ln net.Listener, cfg *ssh.ServerConfig, m *Ma
 			defer conn.Close()
 			go ssh.DiscardRequests(reqs)
 			for newCh := range chans {
-				if newCh.ChannelType() != control.ChannelSpawn {
+				switch newCh.ChannelType() {
+				case control.ChannelSpawn:
+					wg.Go(func() { m.HandleSpawn(ctx, newCh, "gw1") })
+				case control.ChannelAttach:
+					wg.Go(func() { m.HandleAttach(ctx, newCh, "gw2") })
+				default:
 					newCh.Reject(ssh.UnknownChannelType, "unknown channel type")
-					continue
 				}
-				wg.Go(func() { m.HandleSpawn(ctx, newCh, "gw1") })
 			}
 		})
 	}
@@ -123,6 +127,7 @@ type spawned struct {
 	stdout   bytes.Buffer
 	stderr   bytes.Buffer
 	exit     *ssh.Request // exit-status or exit-signal
+	types    []string     // every request's type after started@switchyard, in order
 	closed   bool         // the channel's requests ended: it is closed
 	outDone  int          // output streams at EOF (2 = both)
 	startErr error
@@ -141,11 +146,18 @@ func spawn(t testing.TB, c *ssh.Client, req control.SpawnRequest) *spawned {
 // trySpawn is spawn returning the channel-open error.
 func trySpawn(t testing.TB, c *ssh.Client, req control.SpawnRequest) (*spawned, error) {
 	t.Helper()
+	return openChannel(t, c, control.ChannelSpawn, req)
+}
+
+// openChannel opens a spawn or attach channel with req as its extra data
+// and waits for started@switchyard.
+func openChannel(t testing.TB, c *ssh.Client, chanType string, req any) (*spawned, error) {
+	t.Helper()
 	extra, err := json.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, reqs, err := c.OpenChannel(control.ChannelSpawn, extra)
+	ch, reqs, err := c.OpenChannel(chanType, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -182,9 +194,12 @@ func (s *spawned) collect(buf *bytes.Buffer, r io.Reader) {
 
 func (s *spawned) requests(reqs <-chan *ssh.Request) {
 	for r := range reqs {
-		if r.Type == "exit-status" || r.Type == "exit-signal" {
-			s.update(func() { s.exit = r })
-		}
+		s.update(func() {
+			s.types = append(s.types, r.Type)
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				s.exit = r
+			}
+		})
 	}
 	s.update(func() { s.closed = true })
 }

@@ -21,6 +21,7 @@ type App struct {
 	User      string            // Unix user to run as when appd runs as root; required then
 	AllowRoot bool              // permit User to resolve to uid 0
 	AllowArgs bool              // append the request's Args to Argv, as separate argv entries
+	Grace     time.Duration     // how long a PTY session whose channel went away keeps running, detached; 0 hangs it up at once
 }
 
 // Manager runs the sessions of one app server. Its zero value is usable once
@@ -56,14 +57,15 @@ func (m *Manager) SetApps(apps map[string]App) {
 	m.mu.Unlock()
 }
 
-// Sessions returns a snapshot of the running sessions, oldest first.
+// Sessions returns a snapshot of the running sessions, oldest first, each
+// with its State (control.StateAttached or StateDetached) and, if detached,
+// since when.
 func (m *Manager) Sessions() []control.SessionInfo {
-	m.mu.Lock()
-	infos := make([]control.SessionInfo, 0, len(m.sessions))
-	for _, s := range m.sessions {
-		infos = append(infos, s.info)
+	running := m.snapshot()
+	infos := make([]control.SessionInfo, 0, len(running))
+	for _, s := range running {
+		infos = append(infos, s.view())
 	}
-	m.mu.Unlock()
 	slices.SortFunc(infos, func(a, b control.SessionInfo) int {
 		if c := a.Started.Compare(b.Started); c != 0 {
 			return c

@@ -112,7 +112,7 @@ func TestSessionsListsRunning(t *testing.T) {
 	if len(got) != 1 || m.Len() != 1 {
 		t.Fatalf("Sessions() = %+v, Len() = %d; want one session", got, m.Len())
 	}
-	want := control.SessionInfo{ID: s.started.ID, PID: s.started.PID, User: "alice", App: "loop", Server: "s1", Gateway: "gw1"}
+	want := control.SessionInfo{ID: s.started.ID, PID: s.started.PID, User: "alice", App: "loop", Server: "s1", Gateway: "gw1", State: control.StateAttached}
 	got[0].Started = time.Time{}
 	if got[0] != want || len(want.ID) != 32 {
 		t.Errorf("Sessions()[0] = %+v, want %+v", got[0], want)

@@ -119,27 +119,26 @@ func (t *terminal) resize(cols, rows, width, height uint32) error {
 	return nil
 }
 
-func (t *terminal) close() { t.master.Close() }
-
-// relayPTY copies channel data to the PTY and PTY output, unchanged, to the
-// channel, until the app has exited and its output is drained. Channel EOF
-// is ignored, as sshd does for PTY sessions.
-func (s *session) relayPTY(a *attachment) {
-	outDone := make(chan struct{})
-	copyOut := func() {
-		defer close(outDone)
-		copyCounted(a.ch, ptyReader{s.term.master}, &s.out)
+// size returns the PTY's window size.
+func (t *terminal) size() (*unix.Winsize, error) {
+	rc, err := t.master.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("pty SyscallConn: %w", err)
 	}
-	if s.term.pollable {
-		a.wg.Go(copyOut)
-	} else {
-		go copyOut() // may outlive the session: see drain
+	var ws *unix.Winsize
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ws, ioctlErr = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ)
+	}); err != nil {
+		return nil, fmt.Errorf("pty Control: %w", err)
 	}
-	a.wg.Go(func() { copyCounted(s.term.master, a.ch, &s.in) })
-	<-s.exited
-	s.term.drain(outDone)
-	s.term.close() // ends the stdin copy if it is blocked writing
+	if ioctlErr != nil {
+		return nil, fmt.Errorf("ioctl TIOCGWINSZ: %w", ioctlErr)
+	}
+	return ws, nil
 }
+
+func (t *terminal) close() { t.master.Close() }
 
 // drain waits for the output copy to finish after the app has exited. With
 // a pollable master a read deadline bounds it: reads return what is

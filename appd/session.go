@@ -26,15 +26,33 @@ var errReaped = errors.New("appd: process already reaped")
 // It owns the process, its process group (pgid == pid, thanks to Setsid)
 // and its I/O (a PTY master or three pipes); an attachment relays that I/O
 // to an SSH channel.
+//
+// A PTY session outlives its attachments: see detach.go for how its output
+// is pumped, kept while detached, and how the grace period ends it.
 type session struct {
-	info control.SessionInfo // immutable once registered
-	cmd  *exec.Cmd
-	term *terminal // PTY sessions; nil for batch
-	pipe *pipes    // batch sessions; nil for PTY
+	info  control.SessionInfo // immutable once registered; view adds the live fields
+	grace time.Duration       // PTY: how long it may stay detached; 0 hangs up at once
+	cmd   *exec.Cmd
+	term  *terminal // PTY sessions; nil for batch
+	pipe  *pipes    // batch sessions; nil for PTY
 
-	mu     sync.Mutex // guards reaped and reason
-	reaped bool       // set before cmd.Wait; no signal is sent after it
-	reason string     // why appd hung the app up, "" if it ended by itself
+	// Lock order: attachMu, then outMu, then mu.
+	attachMu sync.Mutex // serialises attach and end
+	outMu    sync.Mutex // held while output is written to an attachment
+
+	mu       sync.Mutex  // guards the fields below
+	reaped   bool        // set before cmd.Wait; no signal is sent after it
+	reason   string      // why appd hung the app up, "" if it ended by itself
+	att      *attachment // PTY: where output goes; nil while detached
+	gateway  string      // gateway of the latest attachment
+	detached time.Time   // when the last attachment went away; zero while attached
+	gen      uint64      // counts detaches, so a stale grace timer does nothing
+	timer    *time.Timer // the running grace period, if detached
+	kept     ring        // output produced while detached
+	closing  bool        // a hang-up was requested: no new attachments
+	ended    bool        // the app exited and its output is drained
+
+	hangups chan string // reasons to hang up, read by guard; cap 1
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed

@@ -44,16 +44,21 @@ func rejectWrap(err error, code, format string, args ...any) *rejectError {
 	return &rejectError{Code: code, Msg: fmt.Sprintf(format, args...), Err: err}
 }
 
-// HandleSpawn serves one control.ChannelSpawn channel from gateway and
-// returns when the session has ended and every goroutine it started is done.
+// HandleSpawn serves one control.ChannelSpawn channel from gateway. For a
+// batch session it returns when the session has ended and every goroutine
+// it started is done; for a PTY session, when its first attachment is over:
+// the session may live on, detached, and end later (Shutdown waits for it).
 //
 // It rejects the channel with one "code: message" line when the request is
 // malformed, names no app of this server, carries arguments the app does
 // not take, the server is full or shutting down, or the app cannot be
 // started. Otherwise it accepts the channel, sends control.RequestStarted,
 // relays the app until it exits, and sends its exit status or signal. When
-// the channel closes first, or ctx ends, the app is hung up: SIGHUP to its
-// process group, SIGKILL two seconds later.
+// ctx ends, the app is hung up: SIGHUP to its process group, SIGKILL two
+// seconds later. When the channel closes first, a batch app is hung up at
+// once, and so is a PTY app whose App.Grace is zero; a PTY app with a grace
+// period is detached instead: it keeps running, its output kept, until
+// HandleAttach re-attaches it or the grace period ends and it is hung up.
 func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway string) {
 	log := m.logger().With("gateway", gateway)
 	req, app, err := m.resolve(nc.ExtraData())
@@ -81,10 +86,23 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 		return
 	}
 	m.register(s)
-	defer m.unregister(s)
 	logStart(log, s)
-	s.serve(ctx, m.stopping(), ch, reqs)
-	logEnd(log, s)
+	if s.term == nil {
+		defer m.unregister(s)
+		s.serve(ctx, m.stopping(), ch, reqs)
+		logEnd(log, s)
+		return
+	}
+	a := newAttachment(ch, reqs)
+	s.attach(a, nil, gateway, false)
+	stop := m.stopping()
+	go func() {
+		defer m.unregister(s)
+		s.live(ctx, stop)
+		logEnd(log, s)
+	}()
+	a.relayInput(s)
+	logDetach(log, s)
 }
 
 // resolve parses a spawn request and finds its app.
@@ -127,8 +145,9 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cmd: cmd, exited: make(chan struct{})}
+	s := &session{cmd: cmd, exited: make(chan struct{}), hangups: make(chan string, 1)}
 	if req.Pty != nil {
+		s.grace = app.Grace
 		err = s.startPTY(req.Pty, acct.cred)
 	} else {
 		err = s.startBatch(acct.cred)
@@ -187,6 +206,14 @@ func newID() string {
 func logStart(log *slog.Logger, s *session) {
 	log.Info("session started", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "mode", s.mode())
+}
+
+// logDetach logs a session left detached by the attachment that just
+// ended, if it was.
+func logDetach(log *slog.Logger, s *session) {
+	if v := s.view(); v.State == control.StateDetached {
+		log.Info("session detached", "id", v.ID, "user", v.User, "app", v.App, "pid", v.PID, "grace", s.grace)
+	}
 }
 
 func logEnd(log *slog.Logger, s *session) {

@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/selection"
 )
 
 // ServerSpec is one app server as configured.
 type ServerSpec struct {
 	Addr        string   // internal address gateways dial
+	Region      string   // "" if not configured
 	Apps        []string // apps offered
 	MaxSessions int
 	Draining    bool
@@ -34,6 +37,12 @@ type Cluster struct {
 	Gateways map[string]GatewaySpec
 	Apps     map[string]bool             // every configured app
 	Allowed  func(user, app string) bool // may user run app
+
+	Descriptions map[string]string // one line per app, shown in the picker; may be nil
+
+	Policy   selection.Policy           // placement policy; the zero Policy if unset
+	RegionOf func(ip netip.Addr) string // client address → region, "" if unknown; may be nil
+	Near     map[string][]string        // region → regions near it, best first
 }
 
 // Broker places sessions and tracks the cluster. Set Cluster with
@@ -247,6 +256,18 @@ func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json
 			return nil, fmt.Errorf("decode session end from %s: %w", node, err)
 		}
 		b.sessionEnded(s)
+	case control.MethodSessionsList, control.MethodAppsList:
+		var req control.UserRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("decode %s from %s: %w", method, node, err)
+		}
+		if req.User == "" {
+			return nil, control.NewError(control.CodeInternal, method+" needs a user")
+		}
+		if method == control.MethodSessionsList {
+			return b.UserSessions(req.User), nil
+		}
+		return b.UserApps(req.User), nil
 	case control.MethodGatewayReport:
 		var r control.GatewayReport
 		if err := json.Unmarshal(body, &r); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -59,7 +60,10 @@ func (b *Broker) place(req control.PlaceRequest, now time.Time) (control.Placeme
 		return control.Placement{}, control.NewError(control.CodeForbidden, fmt.Sprintf("user %s may not run %s", req.User, req.App))
 	}
 	b.seq++
-	d, err := selection.LeastSessions(selection.Request{User: req.User, App: req.App, Seed: b.seq}, b.candidates(now))
+	region := b.clientRegion(req)
+	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
+		Existing: b.placed(req.User), Seed: b.seq}
+	d, err := c.Policy.Place(sreq, b.candidates(now))
 	if errors.Is(err, selection.ErrNoServer) {
 		return control.Placement{}, control.NewError(control.CodeNoServer, err.Error())
 	}
@@ -67,7 +71,38 @@ func (b *Broker) place(req control.PlaceRequest, now time.Time) (control.Placeme
 		return control.Placement{}, err
 	}
 	b.pending = append(b.pending, pending{server: d.Server, at: now})
-	return control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: d.Reason}, nil
+	reason := d.Reason
+	if region != "" {
+		reason = "client in " + region + "; " + reason
+	}
+	return control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: reason}, nil
+}
+
+// clientRegion is the region the client named, if configured, else the
+// region of its address. Callers hold b.mu.
+func (b *Broker) clientRegion(req control.PlaceRequest) string {
+	if _, ok := b.cluster.Near[req.RegionHint]; ok && req.RegionHint != "" {
+		return req.RegionHint
+	}
+	if b.cluster.RegionOf == nil {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(req.ClientAddr)
+	if err != nil {
+		return ""
+	}
+	return b.cluster.RegionOf(ap.Addr())
+}
+
+// placed lists the user's running sessions, for affinity. Callers hold b.mu.
+func (b *Broker) placed(user string) []selection.Placed {
+	var out []selection.Placed
+	for _, s := range b.sessions {
+		if s.info.User == user {
+			out = append(out, selection.Placed{Server: s.info.Server, App: s.info.App})
+		}
+	}
+	return out
 }
 
 // candidates is the selection input: every configured server, sorted by
@@ -76,14 +111,19 @@ func (b *Broker) candidates(now time.Time) []selection.Server {
 	load := b.load(now)
 	out := make([]selection.Server, 0, len(b.cluster.Servers))
 	for name, spec := range b.cluster.Servers {
-		out = append(out, selection.Server{
+		s := selection.Server{
 			Name:     name,
+			Region:   spec.Region,
 			Healthy:  b.healthy(b.servers[name], now),
 			Draining: b.draining(name),
 			Apps:     spec.Apps,
 			Sessions: load[name],
 			Max:      spec.MaxSessions,
-		})
+		}
+		if st := b.servers[name]; st != nil {
+			s.Load = st.report.Load
+		}
+		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -50,9 +50,10 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
+	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
 	b.sessions[s.ID] = &sessionState{info: s, seen: b.now()}
 	for i, p := range b.pending {
-		if p.server == s.Server {
+		if p.server == s.Server && !resumed {
 			b.pending = append(b.pending[:i], b.pending[i+1:]...)
 			break
 		}

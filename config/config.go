@@ -66,6 +66,24 @@ type App struct {
 	AllowRoot   bool              `toml:"allow_root"`  // permit running as root
 	AllowArgs   bool              `toml:"allow_args"`  // append the user's words to Argv (as argv, never a shell)
 	Description string            `toml:"description"` // one line shown to users
+	Grace       *time.Duration    `toml:"grace"`       // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
+}
+
+// DefaultGrace is an app's grace period when the file does not set one.
+const DefaultGrace = 10 * time.Minute
+
+// ReservedApps are words the gateway itself answers (`ssh gw sessions`,
+// `ssh -t gw resume`); no app may take these names.
+var ReservedApps = []string{"resume", "sessions"}
+
+// GracePeriod is how long a PTY session of the app whose connection
+// dropped keeps running, detached, for its user to resume: Grace, or
+// DefaultGrace when unset.
+func (a App) GracePeriod() time.Duration {
+	if a.Grace == nil {
+		return DefaultGrace
+	}
+	return *a.Grace
 }
 
 // User is a person who may log in through a gateway.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,6 +115,12 @@ func (v *checker) apps() {
 	for _, name := range sortedKeys(v.c.Apps) {
 		a, k := v.c.Apps[name], toml.Key{"app", name}
 		v.name(k)
+		if slices.Contains(ReservedApps, name) {
+			v.addf(k, "%q is reserved for the gateway's own command: choose another name", name)
+		}
+		if a.Grace != nil && *a.Grace < 0 {
+			v.addf(sub(k, "grace"), `must not be negative: "0s" hangs up at once, "10m" keeps a dropped session 10 minutes`)
+		}
 		switch {
 		case len(a.Argv) == 0:
 			v.addf(sub(k, "argv"), "is required: the program and its fixed arguments")

@@ -20,6 +20,15 @@ const (
 	// MethodGatewayReport is a gateway's heartbeat
 	// (gateway → broker, notify). Body GatewayReport.
 	MethodGatewayReport = "report.gateway"
+	// MethodSessionsList asks the broker for one user's sessions, attached
+	// and detached, on every server (gateway → broker, call). Body
+	// UserRequest, reply SessionList. The gateway fills User from the
+	// authenticated identity; the broker returns only that user's sessions.
+	MethodSessionsList = "sessions.list"
+	// MethodAppsList asks the broker for the apps one user may run, with a
+	// description and an availability hint (gateway → broker, call). Body
+	// UserRequest, reply AppList.
+	MethodAppsList = "apps.list"
 )
 
 // SSH channel and request names used on internal connections.
@@ -36,9 +45,32 @@ const (
 	// RequestStarted is sent by appd on a spawn channel once the app runs;
 	// its payload is a JSON Started.
 	RequestStarted = "started@switchyard"
+	// ChannelAttach re-attaches a gateway to a running PTY session (resume);
+	// its extra data is a JSON AttachRequest. appd rejects it with
+	// "no_session: no such session" when the session does not exist, is not
+	// a terminal session or belongs to another user (one message for all,
+	// so ids cannot be probed). Otherwise it accepts, resizes the PTY to the
+	// new window (which makes the app redraw), sends RequestStarted with the
+	// session's id and pid, then the output kept while the session was
+	// detached, then live output; from there on the channel behaves as a
+	// spawn channel. An older attachment of the session is taken over.
+	ChannelAttach = "attach@switchyard"
+	// RequestTakenOver is sent by appd, without payload, on an attachment a
+	// newer one has replaced, just before it writes one line on extended
+	// data 1 ("switchyard: session taken over by a newer connection"),
+	// exit-status 0, and closes the channel. The session keeps running: the
+	// gateway must not report it ended.
+	RequestTakenOver = "taken-over@switchyard"
 )
 
-// Error codes carried by RemoteError.Code and by rejected spawn channels.
+// Session states in SessionInfo.State.
+const (
+	StateAttached = "attached" // a gateway relays the session
+	StateDetached = "detached" // nobody is attached; the app runs out its grace period
+)
+
+// Error codes carried by RemoteError.Code and by rejected spawn and attach
+// channels.
 const (
 	CodeUnknownApp  = "unknown_app"  // no such app
 	CodeForbidden   = "forbidden"    // the user may not run the app
@@ -46,6 +78,7 @@ const (
 	CodeBadArgs     = "bad_args"     // arguments given to an app that takes none
 	CodeSpawnFailed = "spawn_failed" // the app could not be started
 	CodeInternal    = "internal"     // anything else
+	CodeNoSession   = "no_session"   // no such session for this user (attach, resume)
 )
 
 // PlaceRequest is a gateway's selection request for one new session.
@@ -54,6 +87,10 @@ type PlaceRequest struct {
 	App        string `json:"app"`
 	ClientAddr string `json:"client_addr"` // ip:port of the SSH client
 	Gateway    string `json:"gateway"`     // requesting gateway's node name
+	// RegionHint is the region the client named itself (SetEnv
+	// SWITCHYARD_REGION=...); it overrides the region of ClientAddr when
+	// it names a configured region.
+	RegionHint string `json:"region_hint,omitempty"`
 }
 
 // Placement is the broker's answer: where to run the session and why.
@@ -88,13 +125,47 @@ type Started struct {
 
 // SessionInfo describes one running session.
 type SessionInfo struct {
-	ID      string    `json:"id"`
-	PID     int       `json:"pid"`
-	User    string    `json:"user"`
-	App     string    `json:"app"`
-	Server  string    `json:"server"`
-	Gateway string    `json:"gateway"`
-	Started time.Time `json:"started"`
+	ID       string    `json:"id"`
+	PID      int       `json:"pid"`
+	User     string    `json:"user"`
+	App      string    `json:"app"`
+	Server   string    `json:"server"`
+	Gateway  string    `json:"gateway"`
+	Started  time.Time `json:"started"`
+	State    string    `json:"state,omitempty"`   // StateAttached or StateDetached; "" means attached
+	Detached time.Time `json:"detached,omitzero"` // when the session was detached, if it is
+	Addr     string    `json:"addr,omitempty"`    // server's internal address, in SessionList only
+}
+
+// AttachRequest is the extra data of a ChannelAttach channel.
+type AttachRequest struct {
+	ID   string   `json:"id"`            // session id
+	User string   `json:"user"`          // Switchyard user attaching; must own the session
+	Pty  *PtySpec `json:"pty,omitempty"` // the new terminal; nil keeps the current size
+}
+
+// UserRequest is the body of MethodSessionsList and MethodAppsList.
+type UserRequest struct {
+	User string `json:"user"` // the authenticated user the gateway asks for
+}
+
+// SessionList is the reply to MethodSessionsList: the user's sessions,
+// most recently started first, each with its server's Addr.
+type SessionList struct {
+	Sessions []SessionInfo `json:"sessions"`
+}
+
+// AppInfo is one app a user may run, as the picker shows it.
+type AppInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Available   bool   `json:"available"` // some healthy server offering it has room
+	Hint        string `json:"hint"`      // "3 servers, low load", "1 server, busy", "unavailable"
+}
+
+// AppList is the reply to MethodAppsList, sorted by name.
+type AppList struct {
+	Apps []AppInfo `json:"apps"`
 }
 
 // SessionEnded reports the end of a session.

@@ -103,7 +103,7 @@ func (a *appdNode) apply(cfg *config.Config) {
 	for _, name := range spec.Apps {
 		app := cfg.Apps[name]
 		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
-			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs}
+			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod()}
 	}
 	a.mgr.SetApps(apps)
 	keys := nodeKeys(cfg, gatewayNames(cfg), a.log)
@@ -117,20 +117,19 @@ func (a *appdNode) nodeKey(name string) (ssh.PublicKey, error) { return a.cfg.Lo
 
 func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
 
-// handleConn serves one gateway connection: spawn channels only.
+// handleConn serves one gateway connection: spawn and attach channels.
 func (a *appdNode) handleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nc := range chans {
-		if nc.ChannelType() != control.ChannelSpawn {
-			nc.Reject(ssh.UnknownChannelType, "appd accepts only spawn channels")
-			continue
+		switch nc.ChannelType() {
+		case control.ChannelSpawn:
+			wg.Go(func() { a.mgr.HandleSpawn(ctx, nc, node) })
+		case control.ChannelAttach:
+			wg.Go(func() { a.mgr.HandleAttach(ctx, nc, node) })
+		default:
+			nc.Reject(ssh.UnknownChannelType, "appd accepts only spawn and attach channels")
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.mgr.HandleSpawn(ctx, nc, node)
-		}()
 	}
 }
 

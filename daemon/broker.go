@@ -16,6 +16,7 @@ import (
 
 	"switchyard/broker"
 	"switchyard/config"
+	"switchyard/selection"
 	"switchyard/transport"
 )
 
@@ -91,13 +92,20 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		Allowed:  cfg.Allowed,
 	}
 	for name, s := range cfg.Servers {
-		c.Servers[name] = broker.ServerSpec{Addr: s.Listen, Apps: s.Apps, MaxSessions: s.MaxSessions, Draining: s.Draining}
+		c.Servers[name] = broker.ServerSpec{Addr: s.Listen, Region: s.Region, Apps: s.Apps,
+			MaxSessions: s.MaxSessions, Draining: s.Draining}
+	}
+	c.Policy, c.RegionOf, c.Near = policyOf(cfg.Policy), cfg.RegionOf, map[string][]string{}
+	for name, r := range cfg.Regions {
+		c.Near[name] = r.Near
 	}
 	for name, g := range cfg.Gateways {
 		c.Gateways[name] = broker.GatewaySpec{Capacity: g.Capacity}
 	}
-	for name := range cfg.Apps {
+	c.Descriptions = map[string]string{}
+	for name, app := range cfg.Apps {
 		c.Apps[name] = true
+		c.Descriptions[name] = app.Description
 	}
 	return c
 }
@@ -235,3 +243,24 @@ type (
 	brokerServer  = broker.ServerStatus
 	brokerGateway = broker.GatewayStatus
 )
+
+// policyOf turns the config's [policy] into a selection.Policy; a weight
+// left at 0 takes its default.
+func policyOf(p config.Policy) selection.Policy {
+	aff, err := selection.ParseAffinity(p.Affinity)
+	if err != nil {
+		aff = selection.DefaultPolicy.Affinity // config validation already refused it
+	}
+	w := selection.DefaultWeights
+	for _, f := range []struct {
+		dst *float64
+		v   float64
+	}{
+		{&w.Locality, p.LocalityWeight}, {&w.Affinity, p.AffinityWeight}, {&w.Load, p.LoadWeight},
+	} {
+		if f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	return selection.Policy{Affinity: aff, Weights: w}
+}

@@ -16,6 +16,7 @@ import (
 	"switchyard/control"
 	"switchyard/sshgate"
 	"switchyard/transport"
+	"switchyard/tui"
 )
 
 // Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
@@ -55,7 +56,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
-		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity}
+		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker}
 	g.srv = srv
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -150,6 +151,60 @@ func (g *gatewayNode) SessionStarted(ctx context.Context, s control.SessionInfo)
 // SessionEnded tells the broker a session ended (sshgate.Placer).
 func (g *gatewayNode) SessionEnded(ctx context.Context, s control.SessionEnded) error {
 	return g.notify(ctx, control.MethodSessionEnded, s)
+}
+
+// Sessions asks the broker for user's sessions (sshgate.Placer).
+func (g *gatewayNode) Sessions(ctx context.Context, user string) ([]control.SessionInfo, error) {
+	var l control.SessionList
+	err := g.call(ctx, control.MethodSessionsList, control.UserRequest{User: user}, &l)
+	return l.Sessions, err
+}
+
+// Apps asks the broker for the apps user may run (sshgate.Placer).
+func (g *gatewayNode) Apps(ctx context.Context, user string) ([]control.AppInfo, error) {
+	var l control.AppList
+	err := g.call(ctx, control.MethodAppsList, control.UserRequest{User: user}, &l)
+	return l.Apps, err
+}
+
+func (g *gatewayNode) call(ctx context.Context, method string, req, resp any) error {
+	p, err := g.link.Current(ctx)
+	if err != nil {
+		return err
+	}
+	return p.Call(ctx, method, req, resp)
+}
+
+// picker is the gateway's sshgate.NoAppFunc: the tui picker on the
+// session's terminal, offering the user's detached sessions and apps.
+func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Choice, error) {
+	var items tui.Items
+	for _, s := range m.Sessions {
+		items.Sessions = append(items.Sessions, tui.Session{ID: s.ID, App: s.App, Server: s.Server, Started: s.Started, Detached: s.Detached})
+	}
+	for _, a := range m.Apps {
+		items.Apps = append(items.Apps, tui.App{Name: a.Name, Description: a.Description, Available: a.Available, Hint: a.Hint})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sizes := make(chan tui.Size, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-t.Resize:
+				select {
+				case sizes <- tui.Size{Width: int(p.Cols), Height: int(p.Rows)}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	c, err := tui.Run(ctx, items, tui.Options{In: t.In, Out: t.Out, Term: t.Pty.Term,
+		Width: int(t.Pty.Cols), Height: int(t.Pty.Rows), Resize: sizes, User: t.User})
+	return sshgate.Choice{App: c.App, Resume: c.SessionID}, err
 }
 
 func (g *gatewayNode) notify(ctx context.Context, method string, msg any) error {

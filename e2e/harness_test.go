@@ -65,6 +65,15 @@ user = "nobody"
 [app.echoraw]
 argv = ["sh", "-c", "stty raw -echo; echo ready; exec cat"]
 user = "nobody"
+[app.ticker]
+description = "prints its pid, a tick every 100ms"
+argv = ["sh", "-c", "trap 'echo marker-$i' USR1; i=0; while :; do i=$((i+1)); echo tick=$i pid=$$; sleep 0.1; done"]
+user = "nobody"
+[app.brief]
+description = "counter with a short grace period"
+argv = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick=$i pid=$$; sleep 0.1; done"]
+user = "nobody"
+grace = "300ms"
 `
 
 const configTmpl = `
@@ -83,7 +92,7 @@ listen = "{{$addr}}"
 max_sessions = 50
 {{end}}
 [group.staff]
-apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw"]
+apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw", "ticker", "brief"]
 [user.alice]
 keys = ["{{.AliceKey}}"]
 groups = ["staff"]
@@ -95,7 +104,7 @@ groups = ["staff"]
 
 // Cluster is one in-process Switchyard cluster on loopback.
 type Cluster struct {
-	t        *testing.T
+	t        testing.TB
 	Dir      string
 	Config   string // config file path
 	cfg      *config.Config
@@ -121,7 +130,7 @@ type ClusterOptions struct {
 
 // NewCluster writes a config for opts, opens every listener on
 // 127.0.0.1:0, and starts all daemons. Everything stops at test cleanup.
-func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
+func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	if len(opts.Gateways) == 0 {
 		opts.Gateways = []string{"gw1"}

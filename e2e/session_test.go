@@ -14,7 +14,7 @@ import (
 
 // Run is one session driven by the x/crypto/ssh client.
 type Run struct {
-	t       *testing.T
+	t       testing.TB
 	Session *ssh.Session
 	Stdin   io.WriteCloser
 	mu      sync.Mutex
@@ -37,7 +37,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 // Open starts a session on client: cmd may be "" for none; pty requests a
 // terminal of the given TERM and size.
-func Open(t *testing.T, client *ssh.Client, cmd string, term string, rows, cols int) *Run {
+func Open(t testing.TB, client *ssh.Client, cmd string, term string, rows, cols int) *Run {
 	t.Helper()
 	s, err := client.NewSession()
 	if err != nil {

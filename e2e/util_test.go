@@ -7,7 +7,7 @@ import (
 	"switchyard/broker"
 )
 
-func decodeStatus(t *testing.T, b []byte) broker.Status {
+func decodeStatus(t testing.TB, b []byte) broker.Status {
 	t.Helper()
 	var st broker.Status
 	if err := json.Unmarshal(b, &st); err != nil {

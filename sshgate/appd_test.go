@@ -17,9 +17,10 @@ import (
 // testAppd is an appd stand-in: an x/crypto SSH server whose spawn channel
 // runs a scripted behaviour chosen by the app name.
 type testAppd struct {
-	addr   string
-	spawns chan control.SpawnRequest
-	events chan string // "eof", "closed", "window-change COLSxROWS"
+	addr     string
+	spawns   chan control.SpawnRequest
+	attaches chan control.AttachRequest
+	events   chan string // "eof", "closed", "window-change COLSxROWS"
 }
 
 func startAppd(t *testing.T) *testAppd {
@@ -31,7 +32,8 @@ func startAppd(t *testing.T) *testAppd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	a := &testAppd{addr: ln.Addr().String(), spawns: make(chan control.SpawnRequest, 16), events: make(chan string, 64)}
+	a := &testAppd{addr: ln.Addr().String(), spawns: make(chan control.SpawnRequest, 16),
+		attaches: make(chan control.AttachRequest, 16), events: make(chan string, 64)}
 	go func() {
 		for {
 			nc, err := ln.Accept()
@@ -51,12 +53,49 @@ func (a *testAppd) serveConn(nc net.Conn, cfg *gossh.ServerConfig) {
 	}
 	go gossh.DiscardRequests(reqs)
 	for nch := range chans {
-		if nch.ChannelType() != control.ChannelSpawn {
+		switch nch.ChannelType() {
+		case control.ChannelSpawn:
+			go a.spawn(nch)
+		case control.ChannelAttach:
+			go a.attach(nch)
+		default:
 			nch.Reject(gossh.UnknownChannelType, "unknown channel type")
-			continue
 		}
-		go a.spawn(nch)
 	}
+}
+
+// attach serves an attach channel: only alice's session "sess-1" exists;
+// it echoes, and "sess-takeover" is taken over at once.
+func (a *testAppd) attach(nch gossh.NewChannel) {
+	var req control.AttachRequest
+	if err := json.Unmarshal(nch.ExtraData(), &req); err != nil {
+		nch.Reject(gossh.Prohibited, "internal: bad attach request")
+		return
+	}
+	a.attaches <- req
+	if req.User != "alice" || (req.ID != "sess-1" && req.ID != "sess-takeover") {
+		nch.Reject(gossh.Prohibited, "no_session: no such session")
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	started, _ := json.Marshal(control.Started{ID: req.ID, PID: 4242})
+	ch.SendRequest(control.RequestStarted, false, started)
+	if req.ID == "sess-takeover" {
+		io.WriteString(ch, "kept output\r\n")
+		ch.SendRequest(control.RequestTakenOver, false, nil)
+		io.WriteString(ch.Stderr(), "switchyard: session taken over by a newer connection\r\n")
+		ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: 0}))
+		ch.Close()
+		return
+	}
+	io.WriteString(ch, "resumed\r\n")
+	io.Copy(ch, ch)
+	ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: 0}))
+	ch.Close()
 }
 
 func (a *testAppd) event(e string) {

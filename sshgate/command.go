@@ -5,6 +5,13 @@ import (
 	"strings"
 )
 
+// Words the gateway answers itself when they come first in the command;
+// config reserves them, so no app has these names.
+const (
+	CommandSessions = "sessions" // print a table of the user's sessions
+	CommandResume   = "resume"   // resume the user's latest detached session, or the one named
+)
+
 // ErrNoApp is returned by ParseCommand when the client named no app and the
 // login name is not one.
 var ErrNoApp = errors.New("sshgate: no app named")

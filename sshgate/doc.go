@@ -16,8 +16,36 @@
 //
 // An exec command is split on white space (no quoting, no shell): the first
 // word is the app, the rest are its arguments. Without a command the app is
-// the login name when that is an app; otherwise Server.NoApp runs (the
-// picker's hook), and without a NoApp the user is told how to name one.
+// the login name when that is an app; otherwise, under a PTY, Server.NoApp
+// runs (the picker's hook) with the user's detached sessions and apps, and
+// what it chooses is launched or resumed in the same SSH session; without a
+// PTY or a NoApp the user is told how to name an app.
+//
+// # The gateway's own commands
+//
+// Two words are answered by the gateway itself when they come first in the
+// command (config reserves them as app names):
+//
+//	ssh HOST sessions      a plain table of the user's sessions: ID, APP,
+//	                       SERVER, STATE (attached/detached), AGE, IDLE
+//	ssh -t HOST resume     re-attach the user's most recently detached session
+//	ssh -t HOST resume ID  re-attach that session, taking it over if it is
+//	                       attached elsewhere
+//
+// The user is always the authenticated one: the broker lists only that
+// user's sessions and appd checks the owner again on attach, so an id that
+// is not the user's reads exactly like one that does not exist.
+//
+// # Detach and resume
+//
+// When a PTY session's client goes away (killed, network cut, this gateway
+// stopped), the gateway closes its appd channel and does not report the
+// session ended: appd detaches it and keeps the app running for the app's
+// grace period, and its next report tells the broker. A resume opens an
+// "attach@switchyard" channel to appd and relays it like a new session. A
+// client whose session is taken over by a newer attach gets appd's one line
+// "switchyard: session taken over by a newer connection" and exit status 0;
+// the session is not reported ended either.
 //
 // # What the user sees when a session cannot run
 //
@@ -27,13 +55,16 @@
 //
 //	status  meaning                                        cause
 //	64      usage: unknown app, arguments not allowed,     unknown_app, bad_args,
-//	        no app named                                   no command and login is a user
+//	        no app named (without a PTY; with one the      no command and login is a user;
+//	        picker runs), resume without a PTY             resume or sessions misused
 //	69      unavailable: try again later                   no_server; broker unavailable
 //	                                                       (unreachable, timed out);
 //	                                                       app server unreachable or did
 //	                                                       not start the app within 10s;
 //	                                                       server went away mid-session;
 //	                                                       gateway full
+//	66      no such session (resume): not the user's, or   no_session from appd;
+//	        gone; or none detached for a bare resume       not in the broker's list
 //	70      internal error                                 spawn_failed (with its message),
 //	                                                       internal, anything else
 //	77      forbidden: the user may not run the app        forbidden

@@ -14,6 +14,7 @@ import (
 // Exit statuses a session ends with when the app could not run (sysexits).
 const (
 	exitUsage       = 64 // EX_USAGE: unknown app, bad arguments, no app named
+	exitNoSession   = 66 // EX_NOINPUT: no such session to resume, or none detached
 	exitUnavailable = 69 // EX_UNAVAILABLE: no server, broker or server unreachable, gateway full
 	exitSoftware    = 70 // EX_SOFTWARE: internal error, spawn failed
 	exitNoPerm      = 77 // EX_NOPERM: forbidden
@@ -48,6 +49,8 @@ func codeStatus(code string) int {
 		return exitNoPerm
 	case control.CodeNoServer:
 		return exitUnavailable
+	case control.CodeNoSession:
+		return exitNoSession
 	default:
 		return exitSoftware
 	}
@@ -66,6 +69,8 @@ func codeLine(code, app string) string {
 		return fmt.Sprintf("no server can run %q right now, try again later", app)
 	case control.CodeSpawnFailed:
 		return fmt.Sprintf("%q could not be started", app)
+	case control.CodeNoSession:
+		return "no such session"
 	default:
 		return "internal error"
 	}

@@ -62,12 +62,19 @@ func (d *fakeDir) UserForKey(k gossh.PublicKey) (string, bool) {
 func (d *fakeDir) IsUser(name string) bool { return d.users[name] }
 func (d *fakeDir) IsApp(name string) bool  { return d.apps[name] }
 
-// fakePlacer records calls; place decides the answer.
+// fakePlacer records calls; place decides the answer, sessions and apps
+// are what Sessions (for any user: the gateway must filter too) and Apps
+// return.
 type fakePlacer struct {
-	place   func(ctx context.Context, req control.PlaceRequest) (control.Placement, error)
-	reqs    chan control.PlaceRequest
-	started chan control.SessionInfo
-	ended   chan control.SessionEnded
+	place    func(ctx context.Context, req control.PlaceRequest) (control.Placement, error)
+	reqs     chan control.PlaceRequest
+	started  chan control.SessionInfo
+	ended    chan control.SessionEnded
+	listed   chan string // the user of each Sessions or Apps call
+	mu       sync.Mutex  // guards sessions, apps and listErr
+	sessions []control.SessionInfo
+	apps     []control.AppInfo
+	listErr  error
 }
 
 func newFakePlacer(addr string) *fakePlacer {
@@ -78,7 +85,22 @@ func newFakePlacer(addr string) *fakePlacer {
 		reqs:    make(chan control.PlaceRequest, 16),
 		started: make(chan control.SessionInfo, 16),
 		ended:   make(chan control.SessionEnded, 16),
+		listed:  make(chan string, 16),
 	}
+}
+
+func (p *fakePlacer) Sessions(_ context.Context, user string) ([]control.SessionInfo, error) {
+	p.listed <- user
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]control.SessionInfo(nil), p.sessions...), p.listErr
+}
+
+func (p *fakePlacer) Apps(_ context.Context, user string) ([]control.AppInfo, error) {
+	p.listed <- user
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]control.AppInfo(nil), p.apps...), p.listErr
 }
 
 func (p *fakePlacer) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {

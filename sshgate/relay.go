@@ -7,6 +7,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
 )
 
 // copyBufSize is the buffer of each relay copy.
@@ -40,14 +42,15 @@ func (ex *exitReq) status() (int, string) {
 // The client's own requests (window-change, signal) are forwarded by the
 // session's request loop.
 type relay struct {
-	done chan struct{} // closed when both output copies and the request drain end
-	exit *exitReq      // set before done is closed; nil if appd sent none
+	done      chan struct{} // closed when both output copies and the request drain end
+	exit      *exitReq      // set before done is closed; nil if appd sent none
+	takenOver bool          // set before done is closed: appd said a newer attachment replaced this one
 }
 
-// startRelay starts the copies: client stdin to appd (CloseWrite on EOF),
-// appd stdout and stderr to the client as raw bytes, and a drain of appd's
-// requests that keeps the first exit request.
-func startRelay(client, app gossh.Channel, appReqs <-chan *gossh.Request) *relay {
+// startRelay starts the copies: client input (read from stdin) to appd
+// (CloseWrite on EOF), appd stdout and stderr to the client as raw bytes,
+// and a drain of appd's requests that keeps the first exit request.
+func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request) *relay {
 	r := &relay{done: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -61,10 +64,10 @@ func startRelay(client, app gossh.Channel, appReqs <-chan *gossh.Request) *relay
 	}()
 	go func() {
 		defer wg.Done()
-		r.exit = drainApp(appReqs)
+		r.exit, r.takenOver = drainApp(appReqs)
 	}()
 	go func() {
-		if err := copyBuf(app, client); err == nil {
+		if err := copyBuf(app, stdin); err == nil {
 			app.CloseWrite() // client EOF reaches appd as EOF
 		}
 	}()
@@ -77,8 +80,9 @@ func startRelay(client, app gossh.Channel, appReqs <-chan *gossh.Request) *relay
 
 // wait returns appd's exit request once appd's output has been copied and
 // its channel has closed. If ctx ends first (the client left), it closes the
-// appd channel, which makes appd hang up the app, and waits at most grace
-// for the channel to close; drained is false if it did not.
+// appd channel, which makes appd detach a PTY session (or hang up the app:
+// batch sessions, apps without a grace period), and waits at most grace for
+// the channel to close; drained is false if it did not.
 func (r *relay) wait(ctx context.Context, app gossh.Channel, grace time.Duration) (ex *exitReq, drained bool) {
 	select {
 	case <-r.done:
@@ -97,19 +101,22 @@ func (r *relay) wait(ctx context.Context, app gossh.Channel, grace time.Duration
 }
 
 // drainApp answers appd's requests until its channel closes and returns the
-// first exit-status or exit-signal.
-func drainApp(reqs <-chan *gossh.Request) *exitReq {
-	var ex *exitReq
+// first exit-status or exit-signal, and whether appd sent
+// control.RequestTakenOver.
+func drainApp(reqs <-chan *gossh.Request) (ex *exitReq, takenOver bool) {
 	for req := range reqs {
 		isExit := req.Type == "exit-status" || req.Type == "exit-signal"
 		if isExit && ex == nil {
 			ex = &exitReq{Type: req.Type, Payload: req.Payload}
 		}
+		if req.Type == control.RequestTakenOver {
+			takenOver = true
+		}
 		if req.WantReply {
 			req.Reply(isExit, nil)
 		}
 	}
-	return ex
+	return ex, takenOver
 }
 
 // copyBuf copies src to dst with a copyBufSize buffer. It returns nil when

@@ -32,6 +32,12 @@ type Placer interface {
 	Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error)
 	SessionStarted(ctx context.Context, s control.SessionInfo) error // notification
 	SessionEnded(ctx context.Context, s control.SessionEnded) error  // notification
+	// Sessions returns user's sessions, attached and detached, on every
+	// server, each with its server's Addr. The gateway passes the
+	// authenticated user only.
+	Sessions(ctx context.Context, user string) ([]control.SessionInfo, error)
+	// Apps returns the apps user may run, with descriptions and hints.
+	Apps(ctx context.Context, user string) ([]control.AppInfo, error)
 }
 
 // Opener opens channels on persistent, authenticated connections to app
@@ -43,18 +49,33 @@ type Opener interface {
 // Terminal is the client side of a session, lent to NoApp while no app runs.
 type Terminal struct {
 	User   string                 // Switchyard user the session belongs to
-	Pty    *control.PtySpec       // the terminal at the time NoApp is called; nil without a PTY
-	In     io.Reader              // client stdin; stop reading before returning
+	Pty    *control.PtySpec       // the terminal at the time NoApp is called; never nil (NoApp runs only under a PTY)
+	In     io.Reader              // client stdin; returns io.EOF once NoApp has returned, without taking more bytes
 	Out    io.Writer              // client stdout, raw bytes (write "\r\n" under a PTY)
 	Resize <-chan control.PtySpec // window changes while NoApp runs (latest only)
 }
 
-// NoAppFunc chooses the app of a session whose client named none (the
-// picker). It returns the app and its arguments, or "" and a nil error when
-// the user left without choosing (the session exits 0). An error becomes the
-// session's one-line failure: ErrNoApp and control RemoteErrors keep their
-// exit status, anything else is internal.
-type NoAppFunc func(ctx context.Context, t Terminal) (app string, args []string, err error)
+// Menu is what the picker may offer: the user's detached sessions, most
+// recently started first, and the apps the user may run, by name.
+type Menu struct {
+	Sessions []control.SessionInfo
+	Apps     []control.AppInfo
+}
+
+// Choice is what NoApp chose: an app to launch (with its arguments), or a
+// session to resume by id. Both empty: the user left (the session exits 0).
+type Choice struct {
+	App    string
+	Args   []string
+	Resume string // session id, one of Menu.Sessions
+}
+
+// NoAppFunc chooses what a session whose client named no app runs (the
+// picker). It is called only when the client asked for a PTY, with the
+// user's Menu. An error becomes the session's one-line failure: ErrNoApp
+// and control RemoteErrors keep their exit status, anything else is
+// internal.
+type NoAppFunc func(ctx context.Context, t Terminal, m Menu) (Choice, error)
 
 // Server is a gateway. Set the fields, then call Serve; do not change them
 // afterwards (use SetDirectory to swap the Directory).
@@ -69,7 +90,7 @@ type Server struct {
 	HandshakeTimeout time.Duration  // time to authenticate; 20s if zero
 	PlaceTimeout     time.Duration  // bound on a Place call and each notification; 5s if zero
 	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
-	NoApp            NoAppFunc      // picker for sessions naming no app; a hint and exit 64 if nil
+	NoApp            NoAppFunc      // picker for PTY sessions naming no app; a hint and exit 64 if nil or without a PTY
 
 	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
 	active       atomic.Int64           // sessions holding a capacity slot
@@ -133,8 +154,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close stops accepting connections and closes every connection at once;
-// their sessions hang up the apps.
+// Close stops accepting connections and closes every connection at once:
+// appd hangs up their batch apps and detaches their PTY sessions, which
+// stay resumable through another gateway for their app's grace period.
 func (s *Server) Close() error {
 	if gl := s.stop(); gl != nil {
 		return gl.Close()

@@ -3,6 +3,7 @@ package sshgate
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type session struct {
 	log    *slog.Logger
 	start  chan string          // the exec command ("" for shell), sent once
 	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
+	stdin  io.Reader            // what the relay reads client input from: client, or an inbox reader after NoApp
 
 	mu      sync.Mutex // guards the fields below
 	started bool       // shell or exec received
@@ -84,6 +86,7 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		log:    s.logger().With("user", id.User, "client", addr),
 		start:  make(chan string, 1),
 		resize: make(chan control.PtySpec, 1),
+		stdin:  ch,
 	}
 	go func() {
 		ss.serveRequests(reqs)
@@ -258,11 +261,22 @@ func (ss *session) spawnRequest(app string, args []string) control.SpawnRequest 
 	return req
 }
 
-// terminal lends the client side to NoApp.
-func (ss *session) terminal() Terminal {
+// ptySpec returns a copy of the client's terminal, nil without a PTY.
+func (ss *session) ptySpec() *control.PtySpec {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	t := Terminal{User: ss.id.User, In: ss.client, Out: ss.client, Resize: ss.resize}
+	if ss.pty == nil {
+		return nil
+	}
+	p := *ss.pty
+	return &p
+}
+
+// terminal lends the client side to NoApp, with in as its input.
+func (ss *session) terminal(in io.Reader) Terminal {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t := Terminal{User: ss.id.User, In: in, Out: ss.client, Resize: ss.resize}
 	if ss.pty != nil {
 		p := *ss.pty
 		t.Pty = &p
@@ -277,6 +291,15 @@ func (ss *session) hasPty() bool {
 	return ss.pty != nil
 }
 
+// eol is the line ending the client's terminal wants: "\r\n" under a PTY,
+// whose client side is in raw mode, else "\n".
+func (ss *session) eol() string {
+	if ss.hasPty() {
+		return "\r\n"
+	}
+	return "\n"
+}
+
 // fail shows f to the user as one line on stderr and ends the session with
 // its exit status; the log gets the full error.
 func (ss *session) fail(f *failure) {
@@ -288,11 +311,7 @@ func (ss *session) fail(f *failure) {
 		level = slog.LevelError
 	}
 	ss.log.Log(context.Background(), level, "session failed", "status", f.Status, "err", f.Error())
-	eol := "\n"
-	if ss.hasPty() {
-		eol = "\r\n"
-	}
-	ss.client.Stderr().Write([]byte("switchyard: " + f.Line + eol))
+	ss.client.Stderr().Write([]byte("switchyard: " + f.Line + ss.eol()))
 	ss.exit(f.Status)
 }
 

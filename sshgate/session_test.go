@@ -59,11 +59,11 @@ func TestNoAppNamed(t *testing.T) {
 
 func TestNoAppHook(t *testing.T) {
 	e := newEnv(t, func(s *Server) {
-		s.NoApp = func(_ context.Context, term Terminal) (string, []string, error) {
+		s.NoApp = func(_ context.Context, term Terminal, _ Menu) (Choice, error) {
 			if term.User != "alice" || term.Pty == nil {
-				return "", nil, errors.New("bad terminal")
+				return Choice{}, errors.New("bad terminal")
 			}
-			return "picked", []string{"x"}, nil
+			return Choice{App: "picked", Args: []string{"x"}}, nil
 		}
 	})
 	r := e.run(e.mustDial("alice", e.alice), "", runOpts{pty: true})

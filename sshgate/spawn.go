@@ -12,17 +12,20 @@ import (
 	"switchyard/control"
 )
 
-// running is an app that appd has started for a session.
+// running is an app that appd has started, or a session it re-attached,
+// for a session.
 type running struct {
 	App     string
 	Place   control.Placement
 	Ch      gossh.Channel
 	Reqs    <-chan *gossh.Request
 	Started control.Started
+	Resumed *control.SessionInfo // the broker's record of a resumed session; nil for a new one
 }
 
 // run is the life of one session after its channel is accepted: wait for
-// shell or exec, choose the app, place it, spawn it, relay, report.
+// shell or exec, then run the gateway's own command (sessions, resume) or
+// choose the app, place it, spawn it, relay, report.
 func (s *Server) run(ctx context.Context, ss *session) {
 	defer ss.client.Close()
 	var cmd string
@@ -36,15 +39,26 @@ func (s *Server) run(ctx context.Context, ss *session) {
 		return
 	}
 	defer s.release()
-	app, args, err := s.chooseApp(ctx, ss, cmd)
+	app, args, err := ParseCommand(ss.id.Login, ss.id.loginIsApp(), cmd)
 	switch {
+	case err == nil && app == CommandSessions:
+		s.listSessions(ctx, ss, args)
+		return
+	case err == nil && app == CommandResume:
+		s.resume(ctx, ss, args)
+		return
+	case errors.Is(err, ErrNoApp) && s.NoApp != nil && ss.hasPty():
+		s.pick(ctx, ss)
+		return
 	case err != nil:
 		s.failUnlessGone(ctx, ss, asFailure(app, err))
 		return
-	case app == "":
-		ss.exit(0) // the user left the picker
-		return
 	}
+	s.launchAndServe(ctx, ss, app, args)
+}
+
+// launchAndServe places and spawns app, then relays it.
+func (s *Server) launchAndServe(ctx context.Context, ss *session, app string, args []string) {
 	r, f := s.launch(ctx, ss, app, args)
 	if f != nil {
 		s.failUnlessGone(ctx, ss, f)
@@ -60,15 +74,6 @@ func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
 		return
 	}
 	ss.fail(f)
-}
-
-// chooseApp parses the command, falling back to NoApp when none is named.
-func (s *Server) chooseApp(ctx context.Context, ss *session, cmd string) (string, []string, error) {
-	app, args, err := ParseCommand(ss.id.Login, ss.id.loginIsApp(), cmd)
-	if !errors.Is(err, ErrNoApp) || s.NoApp == nil {
-		return app, args, err
-	}
-	return s.NoApp(ctx, ss.terminal())
 }
 
 // launch asks the broker where app runs and has appd there start it.
@@ -102,9 +107,15 @@ func (s *Server) spawn(ctx context.Context, ss *session, pl control.Placement, a
 	if err != nil {
 		return nil, internal(fmt.Errorf("encode spawn request: %w", err))
 	}
+	return s.open(ctx, pl, control.ChannelSpawn, extra, app)
+}
+
+// open opens a spawn or attach channel on pl's server and waits for
+// appd's started request, all within StartTimeout.
+func (s *Server) open(ctx context.Context, pl control.Placement, chanType string, extra []byte, app string) (*running, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.startTimeout())
 	defer cancel()
-	ch, reqs, err := s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, control.ChannelSpawn, extra)
+	ch, reqs, err := s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, chanType, extra)
 	if err != nil {
 		return nil, openFailure(pl.Server, app, err)
 	}
@@ -145,34 +156,53 @@ func awaitStarted(ctx context.Context, server string, reqs <-chan *gossh.Request
 	}
 }
 
-// serve relays a running session, then reports its end.
+// serve relays a running session, then reports its end to the broker
+// unless the session lives on: a PTY session whose client left is
+// detached, one taken over is attached elsewhere.
 func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	info := control.SessionInfo{
 		ID: r.Started.ID, PID: r.Started.PID, User: ss.id.User, App: r.App,
-		Server: r.Place.Server, Gateway: s.Name, Started: time.Now(),
+		Server: r.Place.Server, Started: time.Now(),
 	}
+	if r.Resumed != nil {
+		info = *r.Resumed
+		info.PID, info.Addr, info.Detached = r.Started.PID, "", time.Time{}
+	}
+	info.Gateway, info.State = s.Name, control.StateAttached
 	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
-		"id", r.Started.ID, "reason", r.Place.Reason)
+		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil)
 	ss.attach(r.Ch)
-	rl := startRelay(ss.client, r.Ch, r.Reqs)
+	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs)
 	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
 	ex, drained := rl.wait(ctx, r.Ch, s.startTimeout())
 	ss.detach()
-	ended := s.end(ctx, ss, r, ex, drained)
-	ss.log.Info("session ended", "app", r.App, "server", r.Place.Server, "id", r.Started.ID,
+	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver)
+	msg := "session ended"
+	if !report {
+		msg = "session left running"
+	}
+	ss.log.Info(msg, "app", r.App, "server", r.Place.Server, "id", r.Started.ID,
 		"status", ended.Status, "reason", ended.Reason, "duration", time.Since(info.Started).Round(time.Millisecond))
-	s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
+	if report {
+		s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
+	}
 }
 
 // end passes the app's exit to the client (or explains its absence) and
-// returns the report for the broker.
-func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, drained bool) control.SessionEnded {
+// returns the report for the broker, and whether to send it: not for a
+// session that lives on (taken over, or a PTY session detached because
+// its client left).
+func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, drained, takenOver bool) (control.SessionEnded, bool) {
 	ended := control.SessionEnded{ID: r.Started.ID, Server: r.Place.Server, Status: -1}
 	switch {
 	case ex != nil:
 		ss.client.SendRequest(ex.Type, false, ex.Payload)
 		ss.client.CloseWrite()
 		ss.client.Close()
+		if takenOver {
+			ended.Reason = "taken over"
+			return ended, false
+		}
 		ended.Status, ended.Reason = ex.status()
 	case ctx.Err() != nil:
 		ended.Reason = "connection closed"
@@ -182,11 +212,15 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 		if !drained {
 			ended.Reason += "; app channel did not close"
 		}
+		if ss.hasPty() {
+			ended.Reason = "detached: " + ended.Reason
+			return ended, false
+		}
 	default:
 		ss.fail(wentAway(r.Place.Server))
 		ended.Reason = "server went away"
 	}
-	return ended
+	return ended, true
 }
 
 // notify sends a notification to the broker, even after the client left,

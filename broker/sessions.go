@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"switchyard/control"
+)
+
+// Load levels of the availability hint: the mean over the servers that
+// could take an app of max(reported load, sessions/capacity).
+const (
+	lowLoad  = 0.5 // below: "low load"
+	busyLoad = 0.8 // from here: "busy"; between: "moderate load"
+)
+
+// UserSessions returns user's sessions on every server, attached and
+// detached, most recently started first, each with its server's internal
+// address in Addr so that a gateway can attach to it. Only sessions whose
+// User is user are returned; an empty user has none. The caller must have
+// authenticated user: gateways fill it from the SSH identity.
+func (b *Broker) UserSessions(user string) control.SessionList {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	list := control.SessionList{Sessions: []control.SessionInfo{}}
+	if user == "" {
+		return list
+	}
+	for _, s := range b.sessions {
+		if s.info.User != user {
+			continue
+		}
+		info := s.info
+		info.Addr = b.cluster.Servers[info.Server].Addr
+		list.Sessions = append(list.Sessions, info)
+	}
+	slices.SortFunc(list.Sessions, func(x, y control.SessionInfo) int {
+		if c := y.Started.Compare(x.Started); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.ID, y.ID)
+	})
+	return list
+}
+
+// UserApps returns the apps user may run, sorted by name, each with its
+// configured description and a hint of availability from the broker's
+// picture: how many healthy, non-draining servers offering it have room,
+// and how loaded they are ("3 servers, low load", "1 server, busy",
+// "unavailable").
+func (b *Broker) UserApps(user string) control.AppList {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	now := b.now()
+	load := b.load(now)
+	list := control.AppList{Apps: []control.AppInfo{}}
+	c := b.cluster
+	for app := range c.Apps {
+		if user == "" || c.Allowed == nil || !c.Allowed(user, app) {
+			continue
+		}
+		n, level := b.availability(app, load, now)
+		info := control.AppInfo{Name: app, Description: c.Descriptions[app], Available: n > 0, Hint: hint(n, level)}
+		list.Apps = append(list.Apps, info)
+	}
+	sort.Slice(list.Apps, func(i, j int) bool { return list.Apps[i].Name < list.Apps[j].Name })
+	return list
+}
+
+// availability counts the servers that could take app now and returns
+// their mean load level. Callers hold b.mu.
+func (b *Broker) availability(app string, load map[string]int, now time.Time) (n int, level float64) {
+	var sum float64
+	for name, spec := range b.cluster.Servers {
+		st := b.servers[name]
+		if !slices.Contains(spec.Apps, app) || !b.healthy(st, now) || b.draining(name) {
+			continue
+		}
+		lvl := st.report.Load
+		if spec.MaxSessions > 0 {
+			if load[name] >= spec.MaxSessions {
+				continue // full
+			}
+			lvl = max(lvl, float64(load[name])/float64(spec.MaxSessions))
+		}
+		n++
+		sum += lvl
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sum / float64(n)
+}
+
+// hint words the availability of an app on n servers at a load level.
+func hint(n int, level float64) string {
+	if n == 0 {
+		return "unavailable"
+	}
+	servers := "servers"
+	if n == 1 {
+		servers = "server"
+	}
+	word := "moderate load"
+	switch {
+	case level < lowLoad:
+		word = "low load"
+	case level >= busyLoad:
+		word = "busy"
+	}
+	return fmt.Sprintf("%d %s, %s", n, servers, word)
+}

@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"switchyard/config"
+	"switchyard/control"
+	"switchyard/transport"
+)
+
+// asGateway opens a control link to the cluster's broker with gateway
+// gw1's node key, as the gateway itself does.
+func (c *Cluster) asGateway(tb testing.TB) *control.Peer {
+	tb.Helper()
+	signer, err := config.EnsureKey(c.cfg.NodeSignerPath("gw1"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := &transport.Link{Identity: transport.Identity{Name: "gw1", Signer: signer}, Peer: "broker",
+		Addr: func() string { return c.cfg.Broker.Listen }, Key: c.cfg.NodeKey}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	for {
+		p, err := l.Current(wait)
+		if err == nil {
+			return p
+		}
+		if wait.Err() != nil {
+			tb.Fatalf("no control link to the broker: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkPlaceRoundTrip is one selection request gateway→broker→gateway
+// over the real control link on loopback.
+func BenchmarkPlaceRoundTrip(b *testing.B) {
+	c := NewCluster(b, ClusterOptions{Servers: []string{"s1", "s2"}})
+	c.quiet.Store(true) // placement log lines would swamp the benchmark output
+	p := c.asGateway(b)
+	ctx := context.Background()
+	req := control.PlaceRequest{User: "alice", App: "cat", ClientAddr: "127.0.0.1:5000", Gateway: "gw1"}
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		var pl control.Placement
+		if err := p.Call(ctx, control.MethodPlace, req, &pl); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		// Tell the broker the session came and went, as a gateway does, or
+		// the placements pile up against the servers' capacity.
+		id := "bench-" + strconv.Itoa(len(lat))
+		p.Notify(ctx, control.MethodSessionStarted, control.SessionInfo{ID: id, Server: pl.Server, User: "alice", App: "cat"})
+		p.Notify(ctx, control.MethodSessionEnded, control.SessionEnded{ID: id, Server: pl.Server})
+	}
+	reportPercentiles(b, lat, time.Microsecond, "us")
+}
+
+func TestNoServerOffersTheApp(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	c.editConfig("[server.s1]", "[server.s1]\napps = [\"cat\"]")
+	c.Reload()
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c.Eventually("the reload to reach the broker", func() bool {
+		r := Open(t, client, "pid", "", 0, 0)
+		status, _ := r.Wait()
+		_, errOut := r.Output()
+		return status == 69 && errOut == "switchyard: no server available: no server offers app \"pid\"\n"
+	})
+}

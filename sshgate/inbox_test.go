@@ -1,0 +1,58 @@
+package sshgate
+
+import (
+	"errors"
+	"io"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestInboxHandsInputToOneReaderAtATime(t *testing.T) {
+	src, w := io.Pipe()
+	ib := newInbox(src)
+	defer ib.close()
+	first := ib.reader()
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := first.Read(make([]byte, 8))
+		blocked <- err
+	}()
+	second := ib.reader() // takes the input back while first's Read waits
+	if err := recv(t, blocked, "the first reader to give up"); err != io.EOF {
+		t.Errorf("first reader after the handover: %v, want io.EOF", err)
+	}
+	go w.Write([]byte("keys"))
+	b := make([]byte, 8)
+	n, err := second.Read(b)
+	if err != nil || string(b[:n]) != "keys" {
+		t.Errorf("second reader got %q, %v", b[:n], err)
+	}
+	w.Close()
+	if n, err := second.Read(b); n != 0 || err != io.EOF {
+		t.Errorf("at the client's EOF: %d, %v", n, err)
+	}
+}
+
+func TestInboxReadDeadline(t *testing.T) {
+	src, w := io.Pipe()
+	defer w.Close()
+	ib := newInbox(src)
+	defer ib.close()
+	r := ib.reader().(*inboxReader)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 8))
+		done <- err
+	}()
+	r.SetReadDeadline(time.Now())
+	if err := recv(t, done, "Read to time out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Read after the deadline: %v", err)
+	}
+	r.SetReadDeadline(time.Time{})
+	go w.Write([]byte("x"))
+	b := make([]byte, 8)
+	if n, err := r.Read(b); err != nil || string(b[:n]) != "x" {
+		t.Errorf("Read after clearing the deadline: %q, %v", b[:n], err)
+	}
+}

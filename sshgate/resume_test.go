@@ -1,0 +1,304 @@
+package sshgate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/control"
+)
+
+// withSessions makes the broker know these sessions, for any user asking:
+// the gateway must keep only the authenticated user's.
+func (e *env) withSessions(list ...control.SessionInfo) {
+	e.placer.mu.Lock()
+	defer e.placer.mu.Unlock()
+	for i := range list {
+		if list[i].Addr == "" {
+			list[i].Addr = e.appd.addr
+		}
+	}
+	e.placer.sessions = list
+}
+
+var (
+	t0       = time.Now().Add(-time.Hour)
+	aliceOld = control.SessionInfo{ID: "sess-old", PID: 1, User: "alice", App: "top", Server: "s1",
+		Started: t0, State: control.StateDetached, Detached: t0.Add(time.Minute)}
+	aliceNew = control.SessionInfo{ID: "sess-1", PID: 4242, User: "alice", App: "vi", Server: "s1",
+		Started: t0.Add(10 * time.Minute), State: control.StateDetached, Detached: t0.Add(50 * time.Minute)}
+	aliceOn = control.SessionInfo{ID: "sess-on", PID: 3, User: "alice", App: "bash", Server: "s1",
+		Started: t0.Add(20 * time.Minute), State: control.StateAttached}
+	bobs = control.SessionInfo{ID: "sess-bob", PID: 9, User: "bob", App: "top", Server: "s1",
+		Started: t0, State: control.StateDetached, Detached: t0}
+)
+
+func TestSessionsCommand(t *testing.T) {
+	e := newEnv(t)
+	e.withSessions(aliceNew, aliceOn, aliceOld, bobs)
+	r := e.run(e.mustDial("alice", e.alice), "sessions", runOpts{})
+	if user := recv(t, e.placer.listed, "sessions call"); user != "alice" {
+		t.Errorf("listed the sessions of %q", user)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.status != 0 || r.stderr != "" || len(lines) != 4 {
+		t.Fatalf("got %+v", r)
+	}
+	want := [][]string{
+		{"ID", "APP", "SERVER", "STATE", "AGE", "IDLE"},
+		{"sess-1", "vi", "s1", "detached", "50m", "10m"},
+		{"sess-on", "bash", "s1", "attached", "40m", "-"},
+		{"sess-old", "top", "s1", "detached", "1h00m", "59m"},
+	}
+	for i, w := range want {
+		if got := strings.Fields(lines[i]); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d = %q, want fields %q", i, lines[i], w)
+		}
+	}
+	if strings.Contains(r.stdout, "bob") {
+		t.Errorf("alice sees bob's session:\n%s", r.stdout)
+	}
+	r = e.run(e.mustDial("alice", e.alice), "sessions", runOpts{pty: true})
+	if !strings.HasSuffix(r.stdout, "\r\n") || strings.Count(r.stdout, "\r\n") != 4 {
+		t.Errorf("under a PTY: %q", r.stdout)
+	}
+	r = e.run(e.mustDial("alice", e.alice), "sessions x", runOpts{})
+	if r.status != 64 || r.stderr != "switchyard: sessions takes no arguments\n" {
+		t.Errorf("sessions x: %+v", r)
+	}
+}
+
+func TestSessionsBrokerDown(t *testing.T) {
+	e := newEnv(t)
+	e.placer.listErr = errors.New("refused")
+	r := e.run(e.mustDial("alice", e.alice), "sessions", runOpts{})
+	if r.status != 69 || r.stderr != "switchyard: broker unavailable\n" {
+		t.Errorf("got %+v", r)
+	}
+}
+
+func TestResumeLatestDetached(t *testing.T) {
+	e := newEnv(t)
+	e.withSessions(aliceOld, aliceNew, aliceOn, bobs)
+	r := e.run(e.mustDial("alice", e.alice), "resume", runOpts{pty: true, stdin: "typed\r"})
+	req := recv(t, e.appd.attaches, "attach")
+	if req.ID != "sess-1" || req.User != "alice" || req.Pty == nil || *req.Pty != (control.PtySpec{Term: "xterm-256color", Cols: 80, Rows: 24}) {
+		t.Errorf("attach request %+v pty %+v", req, req.Pty)
+	}
+	if r.status != 0 || r.stdout != "resumed\r\ntyped\r" {
+		t.Errorf("got %+v", r)
+	}
+	info := recv(t, e.placer.started, "session started")
+	if info.ID != "sess-1" || info.PID != 4242 || info.App != "vi" || info.Gateway != "gw1" || info.Server != "s1" ||
+		info.State != control.StateAttached || !info.Started.Equal(aliceNew.Started) || !info.Detached.IsZero() || info.Addr != "" {
+		t.Errorf("session started %+v", info)
+	}
+}
+
+func TestResumeByID(t *testing.T) {
+	e := newEnv(t)
+	e.withSessions(aliceOld, aliceNew, bobs)
+	r := e.run(e.mustDial("alice", e.alice), "resume sess-1", runOpts{pty: true})
+	if req := recv(t, e.appd.attaches, "attach"); req.ID != "sess-1" || r.stdout != "resumed\r\n" {
+		t.Errorf("attach %+v, got %+v", req, r)
+	}
+}
+
+func TestResumeRefusals(t *testing.T) {
+	tests := []struct {
+		name   string
+		login  string
+		cmd    string
+		pty    bool
+		list   []control.SessionInfo
+		stderr string
+		status int
+	}{
+		{"unknown id", "alice", "resume nope", true, []control.SessionInfo{aliceNew}, "switchyard: no such session\r\n", 66},
+		{"another user's id", "bob", "resume sess-1", true, []control.SessionInfo{aliceNew, bobs}, "switchyard: no such session\r\n", 66},
+		{"broker lists it, appd refuses", "alice", "resume sess-old", true, []control.SessionInfo{aliceOld}, "switchyard: no such session\r\n", 66},
+		{"nothing detached", "alice", "resume", true, []control.SessionInfo{aliceOn, bobs}, "switchyard: no detached session to resume\r\n", 66},
+		{"no pty", "alice", "resume", false, []control.SessionInfo{aliceNew}, "switchyard: resume needs a terminal; try: ssh -t HOST resume\n", 64},
+		{"two ids", "alice", "resume a b", true, nil, "switchyard: usage: resume [SESSION-ID]\r\n", 64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.withSessions(tt.list...)
+			signer := e.alice
+			if tt.login == "bob" {
+				signer = e.bob
+			}
+			r := e.run(e.mustDial(tt.login, signer), tt.cmd, runOpts{pty: tt.pty})
+			if r.stderr != tt.stderr || r.status != tt.status || r.stdout != "" {
+				t.Errorf("got stderr %q status %d stdout %q, want %q %d", r.stderr, r.status, r.stdout, tt.stderr, tt.status)
+			}
+		})
+	}
+}
+
+func TestTakenOverIsNotReportedEnded(t *testing.T) {
+	e := newEnv(t)
+	e.withSessions(control.SessionInfo{ID: "sess-takeover", User: "alice", App: "vi", Server: "s1", State: control.StateDetached})
+	r := e.run(e.mustDial("alice", e.alice), "resume", runOpts{pty: true})
+	if r.status != 0 || r.stdout != "kept output\r\n" || r.stderr != "switchyard: session taken over by a newer connection\r\n" {
+		t.Errorf("got %+v", r)
+	}
+	e.waitLog("session left running", "reason=\"taken over\"")
+	select {
+	case ended := <-e.placer.ended:
+		t.Errorf("a taken-over session was reported ended: %+v", ended)
+	default:
+	}
+}
+
+func TestClientGoneDetachesPTYSession(t *testing.T) {
+	e := newEnv(t)
+	sess, err := e.mustDial("alice", e.alice).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := sess.StdoutPipe()
+	if err := sess.RequestPty("xterm", 24, 80, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start("hang"); err != nil {
+		t.Fatal(err)
+	}
+	readLine(t, bufio.NewReader(out))
+	sess.Close()
+	if ev := recv(t, e.appd.events, "appd event"); ev != "closed" {
+		t.Errorf("appd saw %q, want closed", ev)
+	}
+	e.waitLog("session left running", "detached: client disconnected")
+	select {
+	case ended := <-e.placer.ended:
+		t.Errorf("a detached session was reported ended: %+v", ended)
+	default:
+	}
+}
+
+// TestPickerChoosesAndGivesInputBack runs a NoApp that leaves a Read
+// blocked on its input when it returns, as bubbletea does: the bytes the
+// user types next must reach the app, not that Read.
+func TestPickerChoosesAndGivesInputBack(t *testing.T) {
+	leftover := make(chan string, 1)
+	var menu Menu
+	e := newEnv(t, func(s *Server) {
+		s.NoApp = func(_ context.Context, term Terminal, m Menu) (Choice, error) {
+			menu = m
+			io.WriteString(term.Out, "picker\r\n")
+			b := make([]byte, 4)
+			if n, err := io.ReadFull(term.In, b); err != nil || string(b[:n]) != "pick" {
+				return Choice{}, errors.New("picker did not read its keys")
+			}
+			go func() {
+				n, err := term.In.Read(make([]byte, 64))
+				leftover <- strings.Repeat("x", n) + " " + errString(err)
+			}()
+			return Choice{App: "echo"}, nil
+		}
+	})
+	e.withSessions(aliceNew, aliceOn, bobs)
+	e.placer.apps = []control.AppInfo{{Name: "echo", Description: "echoes", Available: true, Hint: "1 server, low load"}}
+	sess, err := e.mustDial("alice", e.alice).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	in, _ := sess.StdinPipe()
+	out, _ := sess.StdoutPipe()
+	lines := bufio.NewReader(out)
+	if err := sess.RequestPty("xterm", 24, 80, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if l := readLine(t, lines); l != "picker\r\n" {
+		t.Fatalf("first line %q", l)
+	}
+	io.WriteString(in, "pick")
+	if got := recv(t, leftover, "the picker's last read"); got != " EOF" {
+		t.Errorf("the picker's read after it returned got %q, want nothing and EOF", got)
+	}
+	io.WriteString(in, "for the app\n")
+	in.Close()
+	if l := readLine(t, lines); l != "for the app\n" {
+		t.Errorf("the app got %q", l)
+	}
+	if err := sess.Wait(); err != nil {
+		t.Errorf("wait: %v", err)
+	}
+	if len(menu.Sessions) != 1 || menu.Sessions[0].ID != "sess-1" || len(menu.Apps) != 1 || menu.Apps[0].Hint != "1 server, low load" {
+		t.Errorf("menu %+v", menu)
+	}
+}
+
+func TestPickerResumes(t *testing.T) {
+	e := newEnv(t, func(s *Server) {
+		s.NoApp = func(_ context.Context, _ Terminal, m Menu) (Choice, error) {
+			return Choice{Resume: m.Sessions[0].ID}, nil
+		}
+	})
+	e.withSessions(aliceNew)
+	r := e.run(e.mustDial("alice", e.alice), "", runOpts{pty: true})
+	if req := recv(t, e.appd.attaches, "attach"); req.ID != "sess-1" || r.stdout != "resumed\r\n" || r.status != 0 {
+		t.Errorf("attach %+v, got %+v", req, r)
+	}
+}
+
+func TestPickerLeaveAndNoPty(t *testing.T) {
+	called := make(chan struct{}, 4)
+	e := newEnv(t, func(s *Server) {
+		s.NoApp = func(context.Context, Terminal, Menu) (Choice, error) {
+			called <- struct{}{}
+			return Choice{}, nil
+		}
+	})
+	if r := e.run(e.mustDial("alice", e.alice), "", runOpts{pty: true}); r.status != 0 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("leaving the picker: %+v", r)
+	}
+	recv(t, called, "the picker")
+	r := e.run(e.mustDial("alice", e.alice), "", runOpts{})
+	if r.status != 64 || r.stderr != "switchyard: no app named; try: ssh -t APP@HOST or ssh HOST APP\n" {
+		t.Errorf("no app, no pty: %+v", r)
+	}
+	select {
+	case <-called:
+		t.Error("the picker ran without a PTY")
+	default:
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	return err.Error()
+}
+
+// waitLog waits until the gateway has logged a line with every one of parts.
+func (e *env) waitLog(parts ...string) {
+	e.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		for line := range strings.Lines(e.logs.String()) {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no log line with %q", parts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
