@@ -45,6 +45,11 @@ type Gateway struct {
 	PublicKey string `toml:"public_key"` // node key, authorized_keys format; file keys/NAME.pub if empty
 	Capacity  int    `toml:"capacity"`   // max concurrent sessions; 1000 if zero
 	Region    string `toml:"region"`     // region the gateway is in; "" if unknown
+	// AliveInterval is how often a silent client is asked for a reply;
+	// after AliveCountMax unanswered asks its connection is closed (its
+	// PTY sessions detach). 15s and 3 if zero.
+	AliveInterval time.Duration `toml:"alive_interval"`
+	AliveCountMax int           `toml:"alive_count_max"`
 }
 
 // Server configures one app server (appd).

@@ -85,6 +85,12 @@ func (v *checker) gateways() {
 		if g.Capacity < 0 {
 			v.addf(sub(k, "capacity"), "must not be negative")
 		}
+		if g.AliveInterval < 0 {
+			v.addf(sub(k, "alive_interval"), "must not be negative")
+		}
+		if g.AliveCountMax < 0 {
+			v.addf(sub(k, "alive_count_max"), "must not be negative")
+		}
 		v.publicKey(sub(k, "public_key"), g.PublicKey)
 	}
 }

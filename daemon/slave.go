@@ -56,7 +56,8 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
-		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker}
+		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
+		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax}
 	g.srv = srv
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

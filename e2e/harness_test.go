@@ -85,6 +85,8 @@ report_interval = "{{.Interval}}"
 {{range $name, $addr := .Gateways}}
 [gateway.{{$name}}]
 listen = "{{$addr}}"
+alive_interval = "200ms"
+alive_count_max = 2
 {{end}}
 {{range $name, $addr := .Servers}}
 [server.{{$name}}]

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +80,43 @@ func TestNoServerOffersTheApp(t *testing.T) {
 		_, errOut := r.Output()
 		return status == 69 && errOut == "switchyard: no server available: no server offers app \"pid\"\n"
 	})
+}
+
+func TestRegionHintAndCIDRsSteerPlacement(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}})
+	c.editConfig("[server.s1]", "[server.s1]\nregion = \"near\"")
+	c.editConfig("[server.s2]", "[server.s2]\nregion = \"far\"")
+	c.editConfig("[group.staff]", "[region.near]\ncidrs = [\"127.0.0.0/8\"]\nnear = [\"far\"]\n[region.far]\ncidrs = [\"192.0.2.0/24\"]\n[group.staff]")
+	c.Reload()
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	place := func(hint string) string {
+		s, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if hint != "" {
+			if err := s.Setenv("SWITCHYARD_REGION", hint); err != nil {
+				t.Fatalf("setenv: %v", err)
+			}
+		}
+		if _, err := s.Output("status"); err == nil {
+			t.Fatal("app status should exit 7")
+		}
+		d := c.Status().Decisions
+		return d[len(d)-1].Server + " " + d[len(d)-1].Reason
+	}
+	c.Eventually("the regions to be loaded", func() bool { return strings.Contains(place(""), "client in near") })
+	for range 3 { // the loopback client is in region near: s1, whatever the affinity
+		if got := place(""); !strings.HasPrefix(got, "s1 client in near") {
+			t.Fatalf("loopback client placed %q, want s1 (region near)", got)
+		}
+	}
+	if got := place("far"); !strings.HasPrefix(got, "s2 client in far") {
+		t.Fatalf("client naming region far placed %q, want s2", got)
+	}
 }

@@ -3,6 +3,7 @@ package sshgate
 import (
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,5 +166,6 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 		s.logger().Info("handshake timed out", "client", addr)
 	})
 	ctx.SetValue(handshakeKey{}, hs)
+	ctx.SetValue(keepaliveKey{}, new(sync.Once))
 	return conn
 }

@@ -36,3 +36,9 @@ func ParseCommand(login string, isApp bool, command string) (app string, args []
 		return "", nil, ErrNoApp
 	}
 }
+
+// RegionEnv is the environment variable a client may send (ssh -o
+// SetEnv=SWITCHYARD_REGION=eu) to name its region; the broker uses it
+// instead of the region of the client's address when it names a
+// configured region. appd does not pass it to the app.
+const RegionEnv = "SWITCHYARD_REGION"

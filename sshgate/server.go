@@ -91,6 +91,8 @@ type Server struct {
 	PlaceTimeout     time.Duration  // bound on a Place call and each notification; 5s if zero
 	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
 	NoApp            NoAppFunc      // picker for PTY sessions naming no app; a hint and exit 64 if nil or without a PTY
+	AliveInterval    time.Duration  // ask a silent client for a reply this often; 15s if zero
+	AliveCountMax    int            // close after this many unanswered asks; 3 if zero
 
 	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
 	active       atomic.Int64           // sessions holding a capacity slot

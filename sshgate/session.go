@@ -76,6 +76,7 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		s.logger().Debug("accept session channel", "err", err)
 		return
 	}
+	s.keepalive(gctx, conn)
 	ctx, cancel := context.WithCancelCause(gctx)
 	defer cancel(nil)
 	addr := conn.RemoteAddr().String()
@@ -145,7 +146,7 @@ func (ss *session) ptyReq(payload []byte) bool {
 	return true
 }
 
-// setEnv keeps LANG, LC_* and COLORTERM; it reports whether it kept the
+// setEnv keeps LANG, LC_*, COLORTERM and RegionEnv; it reports whether it kept the
 // variable.
 func (ss *session) setEnv(payload []byte) bool {
 	var m envMsg
@@ -165,7 +166,7 @@ func (ss *session) setEnv(payload []byte) bool {
 }
 
 func envAllowed(name string) bool {
-	return name == "LANG" || name == "COLORTERM" || strings.HasPrefix(name, "LC_")
+	return name == "LANG" || name == "COLORTERM" || name == RegionEnv || strings.HasPrefix(name, "LC_")
 }
 
 // windowChange records the new size and forwards the request once the app

@@ -89,7 +89,8 @@ func (s *Server) launch(ctx context.Context, ss *session, app string, args []str
 func (s *Server) place(ctx context.Context, ss *session, app string) (control.Placement, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.placeTimeout())
 	defer cancel()
-	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name}
+	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name,
+		RegionHint: ss.env[RegionEnv]}
 	pl, err := s.Placer.Place(ctx, req)
 	if err != nil {
 		return pl, placeFailure(app, err)
