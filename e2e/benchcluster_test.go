@@ -40,7 +40,7 @@ func switchyardTarget(tb testing.TB) Target {
 	writeConfig(tb, path, map[string]any{
 		"State": dir, "Broker": open(), "Admin": open(), "Interval": "1s",
 		"Gateways": map[string]string{"gw1": open()}, "Servers": map[string]string{"s1": open()},
-		"AliceKey": authorized(alice), "BobKey": authorized(bob),
+		"AliceKey": authorized(alice), "BobKey": authorized(bob), "Max": 1000,
 	})
 	cfg, err := config.Load(path)
 	if err != nil {

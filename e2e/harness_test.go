@@ -91,7 +91,7 @@ alive_count_max = 2
 {{range $name, $addr := .Servers}}
 [server.{{$name}}]
 listen = "{{$addr}}"
-max_sessions = 50
+max_sessions = {{$.Max}}
 {{end}}
 [group.staff]
 apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw", "ticker", "brief"]
@@ -125,9 +125,10 @@ type Cluster struct {
 
 // ClusterOptions shape a test cluster.
 type ClusterOptions struct {
-	Gateways []string
-	Servers  []string
-	Interval time.Duration // report interval; 200ms if zero
+	Gateways    []string
+	Servers     []string
+	Interval    time.Duration // report interval; 200ms if zero
+	MaxSessions int           // each server's max_sessions; 50 if zero
 }
 
 // NewCluster writes a config for opts, opens every listener on
@@ -140,6 +141,9 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	if len(opts.Servers) == 0 {
 		opts.Servers = []string{"s1", "s2"}
 	}
+	if opts.MaxSessions == 0 {
+		opts.MaxSessions = 50
+	}
 	if opts.Interval == 0 {
 		opts.Interval = 200 * time.Millisecond
 	}
@@ -149,7 +153,7 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	data := map[string]any{
 		"State": c.Dir, "Broker": c.listen("broker"), "Admin": c.listen("admin"), "Interval": opts.Interval.String(),
 		"Gateways": map[string]string{}, "Servers": map[string]string{},
-		"AliceKey": authorized(c.Alice), "BobKey": authorized(c.Bob),
+		"AliceKey": authorized(c.Alice), "BobKey": authorized(c.Bob), "Max": opts.MaxSessions,
 	}
 	for _, g := range opts.Gateways {
 		data["Gateways"].(map[string]string)[g] = c.listen(g)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func (c *Cluster) asGateway(tb testing.TB) *control.Peer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := &transport.Link{Identity: transport.Identity{Name: "gw1", Signer: signer}, Peer: "broker",
+	l := &transport.Link{Identity: transport.Identity{Name: "gw1", Signer: signer}, Peer: "broker", Logger: slog.New(slog.DiscardHandler),
 		Addr: func() string { return c.cfg.Broker.Listen }, Key: c.cfg.NodeKey}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

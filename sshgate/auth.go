@@ -3,7 +3,6 @@ package sshgate
 import (
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -166,6 +165,7 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 		s.logger().Info("handshake timed out", "client", addr)
 	})
 	ctx.SetValue(handshakeKey{}, hs)
-	ctx.SetValue(keepaliveKey{}, new(sync.Once))
-	return conn
+	ac := &aliveConn{Conn: conn}
+	ctx.SetValue(keepaliveKey{}, &keepaliveState{conn: ac})
+	return ac
 }

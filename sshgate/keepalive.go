@@ -1,7 +1,9 @@
 package sshgate
 
 import (
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
@@ -17,9 +19,37 @@ const (
 	keepaliveRequest     = "keepalive@openssh.com"
 )
 
-// keepaliveKey marks, in a connection's gliderlabs context, that its
-// keepalive loop runs.
+// keepaliveKey is the gliderlabs context key of a connection's
+// *keepaliveState.
 type keepaliveKey struct{}
+
+// keepaliveState is one connection's keepalive: its loop starts once.
+type keepaliveState struct {
+	once sync.Once
+	conn *aliveConn
+}
+
+// aliveConn records when the client last sent anything: like sshd, the
+// gateway asks for a keepalive reply only after a silent interval, so a
+// busy client (whose replies may queue behind megabytes of its own
+// sessions' output) is never taken for a dead one.
+type aliveConn struct {
+	net.Conn
+	lastRead atomic.Int64 // unix nanoseconds
+}
+
+func (c *aliveConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// silentFor is how long the client has sent nothing.
+func (c *aliveConn) silentFor() time.Duration {
+	return time.Since(time.Unix(0, c.lastRead.Load()))
+}
 
 // keepalive starts, once per connection, a loop that asks the client for a
 // reply every AliveInterval and closes the connection after AliveCountMax
@@ -27,14 +57,14 @@ type keepaliveKey struct{}
 // RST) would hold its sessions "attached" until TCP gives up, hours later;
 // with it they detach and can be resumed.
 func (s *Server) keepalive(ctx gliderssh.Context, conn *gossh.ServerConn) {
-	once, _ := ctx.Value(keepaliveKey{}).(*sync.Once)
-	if once == nil {
+	st, _ := ctx.Value(keepaliveKey{}).(*keepaliveState)
+	if st == nil {
 		return // set by onConn for every connection
 	}
-	once.Do(func() { go s.keepaliveLoop(ctx, conn) })
+	st.once.Do(func() { go s.keepaliveLoop(ctx, conn, st.conn) })
 }
 
-func (s *Server) keepaliveLoop(ctx gliderssh.Context, conn *gossh.ServerConn) {
+func (s *Server) keepaliveLoop(ctx gliderssh.Context, conn *gossh.ServerConn, ac *aliveConn) {
 	interval, max := s.aliveInterval(), s.aliveCountMax()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -48,6 +78,10 @@ func (s *Server) keepaliveLoop(ctx gliderssh.Context, conn *gossh.ServerConn) {
 			missed = 0
 			continue
 		case <-t.C:
+		}
+		if ac.silentFor() < interval {
+			missed = 0 // the client spoke: it is there
+			continue
 		}
 		if missed >= max {
 			s.logger().Info("client stopped answering keepalives; closing", "client", conn.RemoteAddr().String(),
