@@ -63,7 +63,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		Authorize: authorizer(func() map[string]string { return *a.keys.Load() })}
 	link := &transport.Link{
 		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
-		Addr: a.brokerAddr, Key: a.nodeKey,
+		Addr: a.brokerAddr, Key: a.nodeKey, MaxBackoff: cfg.Broker.ReportInterval,
 		OnConnect: func(ctx context.Context, p *control.Peer) { a.report(ctx, p) },
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -101,8 +101,9 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gateway
 	id := transport.Identity{Name: name, Signer: signer}
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
 	g.link = &transport.Link{Identity: id, Peer: "broker", Logger: log, Key: g.nodeKey,
-		Addr:      func() string { return g.cfg.Load().Broker.Listen },
-		OnConnect: func(ctx context.Context, p *control.Peer) { g.report(ctx, p) }}
+		MaxBackoff: cfg.Broker.ReportInterval,
+		Addr:       func() string { return g.cfg.Load().Broker.Listen },
+		OnConnect:  func(ctx context.Context, p *control.Peer) { g.report(ctx, p) }}
 	return g, nil
 }
 

@@ -29,6 +29,10 @@ type Link struct {
 	// e.g. to send a first report at once. May be nil.
 	OnConnect func(ctx context.Context, p *control.Peer)
 	Logger    *slog.Logger // slog.Default() if nil
+	// MaxBackoff caps the wait between reconnection attempts; 5s if zero.
+	// Nodes set it to the report interval, so that a restarted broker
+	// hears from every node within about one interval.
+	MaxBackoff time.Duration
 
 	mu      sync.Mutex    // guards the fields below
 	peer    *control.Peer // nil while disconnected
@@ -104,7 +108,7 @@ func (l *Link) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, l.maxBackoff())
 	}
 }
 
@@ -140,4 +144,11 @@ func (l *Link) session(ctx context.Context) (up bool, err error) {
 	l.set(p, nil)
 	l.logger().Info("control link up", "peer", l.Peer, "addr", l.Addr())
 	return true, <-serveErr
+}
+
+func (l *Link) maxBackoff() time.Duration {
+	if l.MaxBackoff <= 0 {
+		return 5 * time.Second
+	}
+	return l.MaxBackoff
 }

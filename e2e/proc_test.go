@@ -1,0 +1,349 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/broker"
+	"switchyard/config"
+	"switchyard/daemon"
+)
+
+// binDir holds the three binaries, built once per test run.
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func buildBinaries(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "switchyard-bin-")
+		if binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir, "../cmd/broker", "../cmd/slave", "../cmd/appd").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binDir
+}
+
+// ProcCluster runs every daemon as its own process, so a test can kill -9
+// one, stop it with SIGSTOP, or restart it, as a real fault would.
+type ProcCluster struct {
+	t      *testing.T
+	Dir    string
+	Config string
+	cfg    *config.Config
+	Alice  ssh.Signer
+	procs  map[string]*exec.Cmd
+	mu     sync.Mutex
+}
+
+// NewProcCluster writes a config for the given gateways and servers and
+// starts one process per node; all are SIGKILLed at cleanup.
+func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
+	t.Helper()
+	bin := buildBinaries(t)
+	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}}
+	data := map[string]any{"State": c.Dir, "Broker": freeAddr(t), "Admin": freeAddr(t), "Interval": "200ms",
+		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
+		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t))}
+	for _, g := range gateways {
+		data["Gateways"].(map[string]string)[g] = freeAddr(t)
+	}
+	for _, s := range servers {
+		data["Servers"].(map[string]string)[s] = freeAddr(t)
+	}
+	c.Config = filepath.Join(c.Dir, "config.toml")
+	writeConfig(t, c.Config, data)
+	cfg, err := config.Load(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cfg = cfg
+	for _, n := range cfg.NodeNames() {
+		if _, err := config.EnsureKey(cfg.NodeSignerPath(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range c.procs {
+			p.Process.Signal(syscall.SIGCONT)
+			p.Process.Kill()
+			p.Wait()
+		}
+	})
+	for _, n := range append(append([]string{"broker"}, servers...), gateways...) {
+		c.Start(n, bin)
+	}
+	c.WaitUp()
+	return c
+}
+
+// Start starts the named node's process.
+func (c *ProcCluster) Start(name string, bin ...string) {
+	c.t.Helper()
+	dir := binDir
+	if len(bin) > 0 {
+		dir = bin[0]
+	}
+	exe, args := "appd", []string{"-node", name}
+	switch {
+	case name == "broker":
+		exe, args = "broker", nil
+	case c.cfg.Gateways[name].Listen != "":
+		exe = "slave"
+	}
+	logf, err := os.OpenFile(filepath.Join(c.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(dir, exe), append([]string{"-config", c.Config, "-log-level", "debug"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	c.mu.Lock()
+	c.procs[name] = cmd
+	c.mu.Unlock()
+}
+
+// Signal sends sig to a node's process; SIGKILL also reaps it.
+func (c *ProcCluster) Signal(name string, sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	p := c.procs[name]
+	if sig == syscall.SIGKILL {
+		delete(c.procs, name)
+	}
+	c.mu.Unlock()
+	if err := p.Process.Signal(sig); err != nil {
+		c.t.Fatalf("signal %s: %v", name, err)
+	}
+	if sig == syscall.SIGKILL {
+		p.Wait()
+	}
+}
+
+func (c *ProcCluster) status() (broker.Status, error) {
+	var out bytes.Buffer
+	err := daemon.Broker(context.Background(), []string{"status", "-json", "-config", c.Config}, daemon.Env{Stdout: &out})
+	if err != nil {
+		return broker.Status{}, err
+	}
+	var st broker.Status
+	return st, json.Unmarshal(out.Bytes(), &st)
+}
+
+// Eventually polls cond for at most 15 s.
+func (c *ProcCluster) Eventually(what string, cond func() bool) {
+	c.t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			logs, _ := exec.Command("sh", "-c", "tail -n 20 "+c.Dir+"/*.log").CombinedOutput()
+			c.t.Fatalf("timed out waiting for %s\n%s", what, logs)
+		}
+	}
+}
+
+// WaitUp waits for every server healthy and every gateway connected.
+func (c *ProcCluster) WaitUp() {
+	c.t.Helper()
+	c.Eventually("cluster up", func() bool {
+		st, err := c.status()
+		return err == nil && allHealthy(st)
+	})
+}
+
+func (c *ProcCluster) serverUp(name string) bool {
+	st, err := c.status()
+	if err != nil {
+		return false
+	}
+	for _, s := range st.Servers {
+		if s.Name == name {
+			return s.Healthy
+		}
+	}
+	return false
+}
+
+// Dial logs alice in at a gateway.
+func (c *ProcCluster) Dial(gateway string) *ssh.Client {
+	c.t.Helper()
+	client, err := ssh.Dial("tcp", c.cfg.Gateways[gateway].Listen, &ssh.ClientConfig{
+		User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Alice)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", gateway, err)
+	}
+	c.t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// serverOf waits for the broker to list the session of pid and returns
+// its server.
+func (c *ProcCluster) serverOf(pid int) string {
+	c.t.Helper()
+	var server string
+	c.Eventually(fmt.Sprintf("the broker to list pid %d", pid), func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.PID == pid {
+				server = s.Server
+			}
+		}
+		return server != ""
+	})
+	return server
+}
+
+// gone reports whether pid has exited (a zombie counts as exited: PID 1
+// in a container may never reap it).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
+}
+
+func TestFaultKill9AppdMidSession(t *testing.T) {
+	c := NewProcCluster(t, []string{"gw1"}, []string{"s1", "s2"})
+	client := c.Dial("gw1")
+	r := Open(t, client, "pid", "xterm", 24, 80)
+	r.WaitFor("24 80")
+	pid := lastPID(t, r)
+	dead := c.serverOf(pid)
+	c.Signal(dead, syscall.SIGKILL)
+
+	status, _ := r.Wait()
+	_, errOut := r.Output()
+	if status != 69 || errOut != "switchyard: server "+dead+" went away; session ended\r\n" {
+		t.Fatalf("after kill -9 of %s: status %d, stderr %q", dead, status, errOut)
+	}
+	c.Eventually(dead+" marked down", func() bool { return !c.serverUp(dead) })
+	c.Eventually(fmt.Sprintf("the orphaned app %d to end (its PTY hung up)", pid), func() bool { return gone(pid) })
+	for range 4 {
+		r := Open(t, client, "pid", "xterm", 24, 80)
+		r.WaitFor("24 80")
+		if got := c.serverOf(lastPID(t, r)); got == dead {
+			t.Fatalf("new session placed on dead %s", dead)
+		}
+		r.Session.Close()
+	}
+}
+
+func TestFaultKillGatewayThenResumeElsewhere(t *testing.T) {
+	c := NewProcCluster(t, []string{"gw1", "gw2"}, []string{"s1"})
+	r := Open(t, c.Dial("gw1"), "ticker", "xterm", 24, 80)
+	r.WaitFor("tick=2")
+	pid := lastPID(t, r)
+	c.Signal("gw1", syscall.SIGKILL)
+	c.Eventually("the session to detach", func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.PID == pid && s.State == "detached" {
+				return true
+			}
+		}
+		return false
+	})
+	back := Open(t, c.Dial("gw2"), "resume", "xterm", 24, 80)
+	back.WaitFor(fmt.Sprintf("pid=%d", pid))
+}
+
+func TestFaultBrokerKill9AndRestart(t *testing.T) {
+	c := NewProcCluster(t, []string{"gw1"}, []string{"s1", "s2"})
+	client := c.Dial("gw1")
+	r := Open(t, client, "pid", "xterm", 24, 80)
+	r.WaitFor("24 80")
+	pid := lastPID(t, r)
+	live := c.serverOf(pid)
+	dead := map[string]string{"s1": "s2", "s2": "s1"}[live]
+
+	c.Signal("broker", syscall.SIGKILL)
+	r.Stdin.Write([]byte("while-broker-dead\r"))
+	r.WaitFor("got:while-broker-dead")
+	refused := Open(t, client, "pid", "", 0, 0)
+	if status, _ := refused.Wait(); status != 69 {
+		t.Fatalf("with the broker dead a new session got status %d, want 69", status)
+	}
+	if _, errOut := refused.Output(); errOut != "switchyard: broker unavailable\n" {
+		t.Fatalf("with the broker dead: stderr %q", errOut)
+	}
+	// The other server dies while the broker is down: the restarted broker
+	// must never place on it.
+	c.Signal(dead, syscall.SIGKILL)
+	c.Start("broker")
+	start := time.Now()
+	c.serverOf(pid) // the restarted broker knows the running session again
+	t.Logf("restarted broker listed the running session (pid %d) %v after its start (report interval 200ms)",
+		pid, time.Since(start).Round(time.Millisecond))
+	for range 4 {
+		x := Open(t, client, "pid", "xterm", 24, 80)
+		x.WaitFor("24 80")
+		if got := c.serverOf(lastPID(t, x)); got != live {
+			t.Fatalf("placed on %s, want %s (%s died while the broker was down)", got, live, dead)
+		}
+		x.Session.Close()
+	}
+	r.Stdin.Write([]byte("after-restart\r"))
+	r.WaitFor("got:after-restart")
+}
+
+func TestFaultHungServerIsAvoided(t *testing.T) {
+	c := NewProcCluster(t, []string{"gw1"}, []string{"s1", "s2"})
+	c.Signal("s1", syscall.SIGSTOP) // a hang: the link stays up, reports stop
+	c.Eventually("s1 marked down within 3 report intervals", func() bool { return !c.serverUp("s1") })
+	client := c.Dial("gw1")
+	for range 4 {
+		r := Open(t, client, "pid", "xterm", 24, 80)
+		r.WaitFor("24 80")
+		if got := c.serverOf(lastPID(t, r)); got != "s2" {
+			t.Fatalf("session placed on %s while s1 hangs", got)
+		}
+		r.Session.Close()
+	}
+	c.Signal("s1", syscall.SIGCONT)
+	c.Eventually("s1 back by itself once it reports", func() bool { return c.serverUp("s1") })
+}
+
+// TestMain removes the binaries built for the process tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
