@@ -89,7 +89,17 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, label string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
 	}
-	gauge(descSessions, float64(len(st.Sessions)), "running")
+	states := map[string]float64{"attached": 0, "detached": 0}
+	for _, s := range st.Sessions {
+		state := s.State
+		if state == "" {
+			state = "attached" // a session a gateway announced before appd reported it
+		}
+		states[state]++
+	}
+	for state, n := range states {
+		gauge(descSessions, n, state)
+	}
 	for _, s := range st.Servers {
 		gauge(descServerUp, b2f(s.Healthy), s.Name)
 		gauge(descServerDraining, b2f(s.Draining), s.Name)

@@ -99,6 +99,8 @@ func TestMetrics(t *testing.T) {
 	defer client.Close()
 	Open(t, client, "status", "", 0, 0).Wait()
 	Open(t, client, "nosuchapp", "", 0, 0).Wait()
+	running := Open(t, client, "pid", "xterm", 24, 80)
+	running.WaitFor("24 80")
 	c.Dial("gw1", "alice", c.Bob) // refused: counts as an auth failure
 	c.Eventually("metrics to show placements and the gateway's auth failure", func() bool {
 		resp, err := http.Get("http://" + c.lns["admin"].Addr().String() + "/metrics")
@@ -108,9 +110,11 @@ func TestMetrics(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		m := string(b)
-		return strings.Contains(m, `switchyard_placements_total{outcome="placed",reason="ok"} 1`) &&
+		return strings.Contains(m, `switchyard_placements_total{outcome="placed",reason="ok"} 2`) &&
+			strings.Contains(m, `switchyard_sessions{state="attached"} 1`) &&
+			strings.Contains(m, `switchyard_sessions{state="detached"} 0`) &&
 			strings.Contains(m, `switchyard_placements_total{outcome="refused",reason="unknown_app"} 1`) &&
-			strings.Contains(m, `switchyard_selection_seconds_count 2`) &&
+			strings.Contains(m, `switchyard_selection_seconds_count 3`) &&
 			strings.Contains(m, `switchyard_server_up{server="s1"} 1`) &&
 			strings.Contains(m, `switchyard_gateway_auth_failures_total{gateway="gw1"} 1`) &&
 			strings.Contains(m, `switchyard_reports_total{kind="server"}`)
