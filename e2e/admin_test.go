@@ -35,20 +35,7 @@ func (c *Cluster) editConfig(old, new string) {
 
 func TestDrainKeepsSessionsAndStopsPlacements(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}})
-	client, err := c.Dial("gw1", "alice", c.Alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	r := Open(t, client, "pid", "xterm", 24, 80)
-	r.WaitFor("24 80")
-	var server string
-	c.Eventually("the session in the status view", func() bool {
-		for _, s := range c.Status().Sessions {
-			server = s.Server
-		}
-		return server != ""
-	})
+	client, r, server := c.runningPID(t)
 	if out, err := c.broker("drain", server); err != nil || !strings.Contains(out, "drained") {
 		t.Fatalf("drain: %q, %v", out, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"switchyard/transport"
 )
 
@@ -45,20 +47,7 @@ func TestBrokerRestartKeepsSessionsAndRelearnsThem(t *testing.T) {
 
 func TestServerDeathMidSessionAndFailover(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}})
-	client, err := c.Dial("gw1", "alice", c.Alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	r := Open(t, client, "pid", "xterm", 24, 80)
-	r.WaitFor("24 80")
-	var server string
-	c.Eventually("the session in the status view", func() bool {
-		for _, s := range c.Status().Sessions {
-			server = s.Server
-		}
-		return server != ""
-	})
+	client, r, server := c.runningPID(t)
 	c.Stop(server)
 	status, _ := r.Wait()
 	_, errOut := r.Output()
@@ -108,4 +97,25 @@ func TestUnlistedNodeKeyRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("broker admitted a node key the config does not list")
 	}
+}
+
+// runningPID logs alice in at gw1, starts the pid app in a PTY, and
+// returns the client, the run and the server the broker lists it on.
+func (c *Cluster) runningPID(t *testing.T) (*ssh.Client, *Run, string) {
+	t.Helper()
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	r := Open(t, client, "pid", "xterm", 24, 80)
+	r.WaitFor("24 80")
+	var server string
+	c.Eventually("the session in the status view", func() bool {
+		for _, s := range c.Status().Sessions {
+			server = s.Server
+		}
+		return server != ""
+	})
+	return client, r, server
 }
