@@ -128,16 +128,16 @@ func (s *session) lost(a *attachment) {
 	s.detached = time.Now()
 	s.gen++
 	gen := s.gen
-	s.timer = time.AfterFunc(s.grace, func() { s.expire(gen) })
+	s.timer = time.AfterFunc(s.grace, func() { s.expire(gen, "grace period expired") })
 }
 
-// expire ends the grace period started by detach number gen, if the
-// session is still detached since then.
-func (s *session) expire(gen uint64) {
+// expire ends the grace period (or pre-launch hold) started by detach
+// number gen, if the session is still detached since then.
+func (s *session) expire(gen uint64, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.att == nil && s.gen == gen && !s.ended {
-		s.requestHangup("grace period expired")
+		s.requestHangup(reason)
 	}
 }
 
@@ -151,8 +151,10 @@ func (s *session) requestHangup(reason string) {
 	}
 }
 
-// stopGrace cancels a running grace period. Callers hold s.mu.
+// stopGrace cancels a running grace period or pre-launch hold. Callers
+// hold s.mu.
 func (s *session) stopGrace() {
+	s.held = false
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil

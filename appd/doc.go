@@ -39,6 +39,12 @@
 // HandleSpawn bounds the session's life (appd shutting down): when it ends
 // the app is hung up, attached or not.
 //
+// The broker may also start an app before its user has connected
+// (Prelaunch, served on appd's control link by Handler): the session is
+// born detached, held for the time the broker asks, and claimed by an
+// attach like any detached session; unclaimed, appd hangs it up when the
+// hold ends, with or without the broker.
+//
 // The package is Linux-only: it relies on waitid(2) with WNOWAIT and on the
 // Linux PTY semantics (EIO on the master once no slave is open).
 package appd

@@ -24,9 +24,16 @@ import (
 const waitTimeout = 10 * time.Second
 
 // newTestManager returns a Manager named "s1" with apps, logging to t.
+// Cleanup shuts it down, so that no session outlives the test (and logs
+// to t after it ended).
 func newTestManager(t testing.TB, apps map[string]App) *Manager {
 	m := &Manager{Server: "s1", Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	m.SetApps(apps)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		m.Shutdown(ctx)
+	})
 	return m
 }
 

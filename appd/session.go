@@ -50,6 +50,7 @@ type session struct {
 	timer    *time.Timer // the running grace period, if detached
 	kept     ring        // output produced while detached
 	closing  bool        // a hang-up was requested: no new attachments
+	held     bool        // pre-launched and never attached yet: its timer is the hold
 	ended    bool        // the app exited and its output is drained
 
 	hangups chan string // reasons to hang up, read by guard; cap 1

@@ -115,23 +115,29 @@ func (m *Manager) resolve(extra []byte) (control.SpawnRequest, App, error) {
 	if err := json.Unmarshal(extra, &req); err != nil {
 		return req, App{}, rejectWrap(err, control.CodeInternal, "malformed spawn request")
 	}
+	app, err := m.resolveRequest(req)
+	return req, app, err
+}
+
+// resolveRequest finds a spawn request's app and checks its arguments.
+func (m *Manager) resolveRequest(req control.SpawnRequest) (App, error) {
 	app, ok := m.lookup(req.App)
 	if !ok {
-		return req, App{}, rejectf(control.CodeUnknownApp, "no app named %q on this server", req.App)
+		return App{}, rejectf(control.CodeUnknownApp, "no app named %q on this server", req.App)
 	}
 	if len(app.Argv) == 0 {
-		return req, App{}, rejectWrap(errNoArgv, control.CodeSpawnFailed,
+		return App{}, rejectWrap(errNoArgv, control.CodeSpawnFailed,
 			"app %q has no program configured on server %s", req.App, m.Server)
 	}
 	if len(req.Args) > 0 && !app.AllowArgs {
-		return req, App{}, rejectf(control.CodeBadArgs, "app %q takes no arguments", req.App)
+		return App{}, rejectf(control.CodeBadArgs, "app %q takes no arguments", req.App)
 	}
 	for i, a := range req.Args {
 		if strings.ContainsRune(a, 0) {
-			return req, App{}, rejectf(control.CodeBadArgs, "argument %d contains a NUL byte", i+1)
+			return App{}, rejectf(control.CodeBadArgs, "argument %d contains a NUL byte", i+1)
 		}
 	}
-	return req, app, nil
+	return app, nil
 }
 
 // start resolves the run-as user, builds the command and starts the app in

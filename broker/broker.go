@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,8 +28,27 @@ type ServerSpec struct {
 
 // GatewaySpec is one gateway as configured.
 type GatewaySpec struct {
-	Capacity int
+	Capacity int      // max sessions; 0 means no limit
+	Region   string   // where it runs; "" if not configured
+	Reach    []string // servers it reaches; nil means every server
+	Redirect string   // RedirectHint ("" too) or RedirectRelay: what it does with a session another gateway carries
+	Address  string   // host:port users are told when redirected here
+	Internal string   // its internal listener other gateways relay through; "" for none
 }
+
+// Values of GatewaySpec.Redirect.
+const (
+	RedirectHint  = "hint"  // the gateway tells its client where to go
+	RedirectRelay = "relay" // the gateway carries the session through the chosen one
+)
+
+// reaches reports whether the gateway reaches server.
+func (g GatewaySpec) reaches(server string) bool {
+	return g.Reach == nil || slices.Contains(g.Reach, server)
+}
+
+// relays reports whether the gateway relays rather than hints.
+func (g GatewaySpec) relays() bool { return g.Redirect == RedirectRelay }
 
 // Cluster is the configured shape of the cluster. The wiring builds it from
 // the config file and replaces it on reload.
@@ -43,7 +63,14 @@ type Cluster struct {
 	Policy   selection.Policy           // placement policy; the zero Policy if unset
 	RegionOf func(ip netip.Addr) string // client address → region, "" if unknown; may be nil
 	Near     map[string][]string        // region → regions near it, best first
+
+	// Reservation is how long an app pre-launched for a redirected client
+	// waits for it; DefaultReservation if zero.
+	Reservation time.Duration
 }
+
+// DefaultReservation is Cluster.Reservation when unset.
+const DefaultReservation = 30 * time.Second
 
 // Broker places sessions and tracks the cluster. Set Cluster with
 // SetCluster before serving; the other fields are optional.
@@ -52,20 +79,27 @@ type Broker struct {
 	ReportInterval time.Duration    // 2s if zero; a node silent for 3 intervals is unhealthy
 	Now            func() time.Time // time.Now if nil
 
-	mu       sync.Mutex // guards everything below
-	cluster  Cluster
-	servers  map[string]*serverState
-	gateways map[string]*gatewayState
-	sessions map[string]*sessionState // by session id
-	pending  []pending
-	seq      uint64
-	recent   []Decision      // last decisions, newest last
-	drained  map[string]bool // servers drained by an admin command
-	metrics  *metrics
+	mu          sync.Mutex // guards everything below
+	cluster     Cluster
+	servers     map[string]*serverState
+	gateways    map[string]*gatewayState
+	sessions    map[string]*sessionState // by session id
+	pending     []pending
+	seq         uint64
+	recent      []Decision      // last decisions, newest last
+	drained     map[string]bool // servers drained by an admin command
+	metrics     *metrics
+	reserved    []*reservation // pre-launched apps and redirects awaiting their client, oldest first
+	serverNames []string       // every configured server, sorted; nil until allServers builds it
+
+	// callAppd calls a server's appd over its control link; tests replace
+	// it. Never called with mu held.
+	callAppd func(ctx context.Context, server, method string, req, resp any) error
 }
 
 type serverState struct {
-	links      int // live control links from this server
+	links      int           // live control links from this server
+	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
 	report     control.ServerReport
 }
@@ -114,6 +148,7 @@ func (b *Broker) SetCluster(c Cluster) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.cluster = c
+	b.serverNames = nil
 	b.init()
 }
 
@@ -165,10 +200,29 @@ func (b *Broker) HandleConn(ctx context.Context, node string, conn *ssh.ServerCo
 
 func (b *Broker) serveLink(ctx context.Context, node string, p *control.Peer) {
 	b.linkUp(node, +1)
+	b.setPeer(node, p, nil)
 	b.logger().Info("node link up", "peer", node)
 	err := p.Serve(ctx)
+	b.setPeer(node, nil, p)
 	b.linkUp(node, -1)
 	b.logger().Info("node link down", "peer", node, "err", err)
+}
+
+// setPeer records p as a server's latest link, or forgets old when it is
+// the one recorded. Gateways' links are not recorded: the broker only
+// answers them.
+func (b *Broker) setPeer(node string, p, old *control.Peer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.cluster.Servers[node]; !ok {
+		return
+	}
+	st := b.server(node)
+	if p != nil {
+		st.peer = p
+	} else if st.peer == old {
+		st.peer = nil
+	}
 }
 
 func (b *Broker) linkUp(node string, delta int) {

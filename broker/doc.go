@@ -1,9 +1,25 @@
 // Package broker is the load-balancing master: it keeps a picture of the
 // cluster built from the configuration and from the reports every appd and
-// gateway sends, and answers gateways' selection requests with a server.
+// gateway sends, and answers gateways' selection requests with a server
+// and the gateway to carry the session.
+//
+// The server comes first (selection.Policy.Place over the servers some
+// gateway can carry the session to), then the gateway
+// (selection.Policy.PickGateway: healthy, reaching the server, with room,
+// near the client, not busy; the requesting gateway is kept unless it is
+// clearly worse). When the choice is another gateway, a gateway configured
+// to relay carries the session through it (Placement.Via); one that hints
+// gets a redirect for its client (Placement.Redirect), and for a terminal
+// session the broker first asks appd on the server to pre-launch the app
+// and records a reservation. A client arriving with a reservation (the
+// patent's claim 8) gets its pre-launched session (Placement.Claim) when
+// that is still sound, else a new decision for the gateway it reached; it
+// is never redirected twice.
 //
 // The picture is soft state. A restarted broker knows nothing until the
 // components reconnect; each sends a full report as soon as its link is up,
 // so the picture (servers, loads, running sessions with their PIDs) is back
 // within one report interval and no running session depends on the broker.
+// Reservations are not rebuilt: a pre-launched app whose reservation a
+// restart forgot ends when appd's hold runs out.
 package broker

@@ -16,6 +16,7 @@ type metrics struct {
 	placements *prometheus.CounterVec // by outcome and reason code
 	latency    prometheus.Histogram
 	reports    *prometheus.CounterVec // by node kind
+	routes     *prometheus.CounterVec // placements by route
 }
 
 func newMetrics(b *Broker) *metrics {
@@ -34,8 +35,12 @@ func newMetrics(b *Broker) *metrics {
 			Name: "switchyard_reports_total",
 			Help: "Load reports received, by node kind.",
 		}, []string{"kind"}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_routes_total",
+			Help: "Placements by route: direct, relay (through another gateway), redirect (hint to another gateway), claim (of a pre-launched app).",
+		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.placements, m.latency, m.reports, stateCollector{b},
+	m.reg.MustRegister(m.placements, m.latency, m.reports, m.routes, stateCollector{b},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +77,8 @@ var (
 		"Sessions the gateway reported.", []string{"gateway"}, nil)
 	descAuthFailures = prometheus.NewDesc("switchyard_gateway_auth_failures_total",
 		"Public keys refused at the gateway since it started, as it reported.", []string{"gateway"}, nil)
+	descReservations = prometheus.NewDesc("switchyard_reservations",
+		"Redirected clients awaited, with or without a pre-launched app, by gateway they were sent to.", []string{"gateway"}, nil)
 )
 
 // stateCollector turns a Status snapshot into gauges at scrape time.
@@ -79,7 +86,7 @@ type stateCollector struct{ b *Broker }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descServerUp, descServerDraining, descServerLoad,
-		descServerSessions, descServerMax, descGatewayUp, descGatewaySessions, descAuthFailures} {
+		descServerSessions, descServerMax, descGatewayUp, descGatewaySessions, descAuthFailures, descReservations} {
 		ch <- d
 	}
 }
@@ -111,6 +118,13 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descGatewayUp, b2f(g.Connected), g.Name)
 		gauge(descGatewaySessions, float64(g.Sessions), g.Name)
 		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(g.AuthFailures), g.Name)
+		n := 0
+		for _, r := range st.Reservations {
+			if r.Gateway == g.Name {
+				n++
+			}
+		}
+		gauge(descReservations, float64(n), g.Name)
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"switchyard/control"
@@ -24,58 +26,214 @@ type Decision struct {
 	Client  string    `json:"client"`
 	Gateway string    `json:"gateway"`
 	Server  string    `json:"server,omitempty"`
+	Route   string    `json:"route,omitempty"`   // one of the Route constants; "" when refused
+	Target  string    `json:"target,omitempty"`  // the other gateway of a redirect or relay
+	Session string    `json:"session,omitempty"` // pre-launched or claimed session
+	PID     int       `json:"pid,omitempty"`     // its pid
 	Reason  string    `json:"reason"`
-	Micros  int64     `json:"micros"` // time taken to decide
+	Micros  int64     `json:"micros"` // time taken to decide (without pre-launching)
 }
 
-// Place chooses a server for a new session. Errors are control.RemoteError
-// with a code the gateway maps to a line for the user.
+// outcome is a decision in the making: the answer, and what is left to do
+// once b.mu is released.
+type outcome struct {
+	pl        control.Placement
+	err       error
+	route     route
+	note      string         // said of a reservation taken, for the reason
+	prelaunch bool           // pre-launch the app for pl.Redirect
+	stale     []*reservation // reservations whose pre-launched app must end
+}
+
+// Place chooses a server for a new session and the gateway that carries
+// it. Errors are control.RemoteError with a code the gateway maps to a
+// line for the user. When the client holds a reservation (it was
+// redirected here), Place confirms it or re-decides, and never redirects
+// it again; when it redirects a client with a terminal, it first
+// pre-launches the app on the chosen server, outside b.mu.
 func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
 	start := time.Now()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.init()
-	d := Decision{Time: b.now(), User: req.User, App: req.App, Client: req.ClientAddr, Gateway: req.Gateway}
-	pl, err := b.place(req, d.Time)
+	now := b.now()
+	o := b.decide(req, now)
+	hold := b.reservationTime()
 	took := time.Since(start)
-	d.Server, d.Reason, d.Micros = pl.Server, pl.Reason, took.Microseconds()
-	code := "ok"
-	if err != nil {
-		d.Reason, code = err.Error(), control.ErrorCode(err)
+	b.mu.Unlock()
+	for _, r := range o.stale {
+		go b.release(context.WithoutCancel(ctx), r)
 	}
-	b.metrics.placed(code, took)
-	b.remember(d)
-	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
-		"gateway", d.Gateway, "server", d.Server, "reason", d.Reason, "us", d.Micros)
-	return pl, err
+	if o.prelaunch {
+		b.prelaunch(ctx, req, &o, hold)
+	}
+	b.record(req, &o, now, took)
+	return o.pl, o.err
 }
 
-// place decides; callers hold b.mu.
-func (b *Broker) place(req control.PlaceRequest, now time.Time) (control.Placement, error) {
+// record logs a decision, counts it and keeps it for the status view.
+func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, took time.Duration) {
+	d := Decision{Time: now, User: req.User, App: req.App, Client: req.ClientAddr, Gateway: req.Gateway,
+		Server: o.pl.Server, Route: o.route.kind, Target: o.route.gateway, Reason: o.pl.Reason, Micros: took.Microseconds()}
+	switch {
+	case o.pl.Redirect != nil:
+		d.Session, d.PID = o.pl.Redirect.SessionID, o.pl.Redirect.PID
+	case o.pl.Claim != nil:
+		d.Session, d.PID = o.pl.Claim.SessionID, o.pl.Claim.PID
+	}
+	code := "ok"
+	if o.err != nil {
+		d.Server, d.Route, d.Target, d.Reason, code = "", "", "", o.err.Error(), control.ErrorCode(o.err)
+	}
+	if o.note != "" {
+		d.Reason = o.note + "; " + d.Reason
+	}
+	b.mu.Lock()
+	b.metrics.placed(code, took)
+	if d.Route != "" {
+		b.metrics.routes.WithLabelValues(d.Route).Inc()
+	}
+	b.remember(d)
+	b.mu.Unlock()
+	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
+		"gateway", d.Gateway, "server", d.Server, "route", d.Route, "target", d.Target,
+		"session", d.Session, "pid", d.PID, "reason", d.Reason, "us", d.Micros)
+}
+
+// decide checks the request, then claims the client's reservation or
+// places anew. Callers hold b.mu.
+func (b *Broker) decide(req control.PlaceRequest, now time.Time) outcome {
 	c := b.cluster
 	if !c.Apps[req.App] {
-		return control.Placement{}, control.NewError(control.CodeUnknownApp, fmt.Sprintf("no app named %q", req.App))
+		return outcome{err: control.NewError(control.CodeUnknownApp, fmt.Sprintf("no app named %q", req.App))}
 	}
 	if c.Allowed == nil || !c.Allowed(req.User, req.App) {
-		return control.Placement{}, control.NewError(control.CodeForbidden, fmt.Sprintf("user %s may not run %s", req.User, req.App))
+		return outcome{err: control.NewError(control.CodeForbidden, fmt.Sprintf("user %s may not run %s", req.User, req.App))}
 	}
 	b.seq++
 	region := b.clientRegion(req)
+	b.pruneReservations(now)
+	if r := b.takeReservation(req.User, req.App); r != nil {
+		return b.claim(req, r, region, now)
+	}
+	return b.placeOn(req, region, now, false)
+}
+
+// placeOn chooses the server, among those some gateway can carry the
+// session to, and the route to it. A bound client (already redirected)
+// is served by the requesting gateway. Callers hold b.mu.
+func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time, bound bool) outcome {
+	c := b.cluster
+	gws := b.gatewayView(now, req.Gateway)
+	cands, dropped := b.carriable(b.candidates(now), gws, req.Gateway, bound)
 	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
 		Existing: b.placed(req.User), Seed: b.seq}
-	d, err := c.Policy.Place(sreq, b.candidates(now))
+	d, err := c.Policy.Place(sreq, cands)
 	if errors.Is(err, selection.ErrNoServer) {
-		return control.Placement{}, control.NewError(control.CodeNoServer, err.Error())
+		switch {
+		case len(cands) == 0 && len(dropped) > 0:
+			err = errNotCarried(req.App, req.Gateway, dropped, bound)
+		case bound:
+			err = fmt.Errorf("%w from gateway %s%s", selection.ErrNoServer, req.Gateway,
+				strings.TrimPrefix(err.Error(), selection.ErrNoServer.Error()))
+		case len(dropped) > 0:
+			err = fmt.Errorf("%w; no gateway can carry a session to %s", err, namesOf(dropped))
+		}
+		return outcome{err: control.NewError(control.CodeNoServer, err.Error())}
 	}
 	if err != nil {
-		return control.Placement{}, err
+		return outcome{err: err}
 	}
-	b.pending = append(b.pending, pending{server: d.Server, at: now})
+	rt, err := b.routeTo(gws, req.Gateway, d.Server, region, bound)
+	if err != nil {
+		return outcome{err: control.NewError(control.CodeNoServer, err.Error())}
+	}
 	reason := d.Reason
 	if region != "" {
 		reason = "client in " + region + "; " + reason
 	}
-	return control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: reason}, nil
+	if len(dropped) > 0 {
+		reason += "; not carried by any gateway: " + namesOf(dropped)
+	}
+	if rt.reason != "" {
+		reason += "; gateway " + rt.reason
+	}
+	o := outcome{route: rt, pl: control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: reason}}
+	switch rt.kind {
+	case RouteRedirect:
+		g := c.Gateways[rt.gateway]
+		o.pl.Redirect = &control.Redirect{Gateway: rt.gateway, Address: g.Address, Expires: now.Add(b.reservationTime())}
+		o.prelaunch = req.Pty != nil
+		if !o.prelaunch { // nothing to launch for a batch session; remember the redirect all the same
+			b.reserve(b.reservationFor(req, &o))
+		}
+		return o
+	case RouteRelay:
+		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: c.Gateways[rt.gateway].Internal}
+	}
+	b.pending = append(b.pending, pending{server: d.Server, at: now})
+	return o
+}
+
+// claim answers a client holding reservation r (claim 8): attach to its
+// pre-launched session if that is still sound, else place anew for the
+// gateway it reached, ending the unused process. Callers hold b.mu.
+func (b *Broker) claim(req control.PlaceRequest, r *reservation, region string, now time.Time) outcome {
+	why := b.unclaimable(req, r, now)
+	if why == "" {
+		rt, err := b.routeTo(b.gatewayView(now, req.Gateway), req.Gateway, r.Server, region, true)
+		if err == nil {
+			reason := fmt.Sprintf("claim: %s pre-launched pid %d on %s for this client (redirected from %s)",
+				r.App, r.PID, r.Server, r.From)
+			if rt.reason != "" {
+				reason += "; gateway " + rt.reason
+			}
+			if rt.kind == RouteDirect {
+				rt.kind = RouteClaim
+			}
+			o := outcome{route: rt, pl: control.Placement{Server: r.Server, Addr: b.cluster.Servers[r.Server].Addr,
+				Reason: reason, Claim: &control.Claim{SessionID: r.SessionID, PID: r.PID}}}
+			if rt.kind == RouteRelay {
+				o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: b.cluster.Gateways[rt.gateway].Internal}
+			}
+			return o
+		}
+		why = err.Error()
+	}
+	o := b.placeOn(req, region, now, true)
+	o.note = "client redirected from " + r.From
+	if r.SessionID != "" {
+		o.note = fmt.Sprintf("reservation of pid %d on %s not used: %s", r.PID, r.Server, why)
+		o.stale = append(o.stale, r)
+	}
+	return o
+}
+
+// unclaimable says why r's pre-launched session cannot serve req, or "".
+// Whether the requesting gateway can carry it is routeTo's to say.
+// Callers hold b.mu.
+func (b *Broker) unclaimable(req control.PlaceRequest, r *reservation, now time.Time) string {
+	switch {
+	case r.SessionID == "":
+		return "nothing was pre-launched"
+	case b.sessions[r.SessionID] == nil:
+		return "the pre-launched session is gone"
+	case !b.healthy(b.servers[r.Server], now):
+		return "server " + r.Server + " is down"
+	case b.draining(r.Server):
+		return "server " + r.Server + " is draining"
+	case r.Pty != (req.Pty != nil):
+		return "the client's terminal request differs"
+	case !slices.Equal(r.Args, req.Args):
+		return "the client's arguments differ"
+	}
+	return ""
+}
+
+// reservationFor is the reservation a redirect in o makes for req.
+func (b *Broker) reservationFor(req control.PlaceRequest, o *outcome) *reservation {
+	rd := o.pl.Redirect
+	return &reservation{User: req.User, App: req.App, Args: slices.Clone(req.Args), Pty: req.Pty != nil,
+		Server: o.pl.Server, Gateway: rd.Gateway, From: req.Gateway, SessionID: rd.SessionID, PID: rd.PID, Expires: rd.Expires}
 }
 
 // clientRegion is the region the client named, if configured, else the

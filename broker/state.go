@@ -35,6 +35,7 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 			delete(b.sessions, id)
 		}
 	}
+	b.sessionsSeen(name, r.Sessions, now)
 }
 
 func (b *Broker) gatewayReport(name string, r control.GatewayReport) {
@@ -52,6 +53,7 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	b.init()
 	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
 	b.sessions[s.ID] = &sessionState{info: s, seen: b.now()}
+	b.dropReservationOf(s.ID, "attached through "+s.Gateway)
 	for i, p := range b.pending {
 		if p.server == s.Server && !resumed {
 			b.pending = append(b.pending[:i], b.pending[i+1:]...)
@@ -67,6 +69,7 @@ func (b *Broker) sessionEnded(s control.SessionEnded) {
 	defer b.mu.Unlock()
 	b.init()
 	delete(b.sessions, s.ID)
+	b.dropReservationOf(s.ID, "ended")
 	b.logger().Info("session ended", "id", s.ID, "server", s.Server, "status", s.Status, "reason", s.Reason)
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,9 @@ type Status struct {
 	Servers   []ServerStatus        `json:"servers"`
 	Sessions  []control.SessionInfo `json:"sessions"`
 	Decisions []Decision            `json:"decisions"`
+	// Reservations are the redirected clients the broker awaits, each
+	// with the app pre-launched for it if any.
+	Reservations []ReservationStatus `json:"reservations"`
 }
 
 // GatewayStatus is one gateway in Status.
@@ -31,7 +35,10 @@ type GatewayStatus struct {
 	Capacity  int     `json:"capacity"`
 	ReportAge float64 `json:"report_age_seconds"` // -1 if never reported
 	// AuthFailures counts public keys the gateway refused since it started.
-	AuthFailures uint64 `json:"auth_failures"`
+	AuthFailures uint64   `json:"auth_failures"`
+	Healthy      bool     `json:"healthy"`  // may carry sessions: connected, reports fresh
+	Redirect     string   `json:"redirect"` // "hint" or "relay"
+	Reach        []string `json:"reach"`    // servers it reaches
 }
 
 // ServerStatus is one app server in Status.
@@ -53,7 +60,8 @@ func (b *Broker) Status() Status {
 	defer b.mu.Unlock()
 	b.init()
 	now := b.now()
-	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...)}
+	b.pruneReservations(now)
+	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...), Reservations: b.reservations(now)}
 	load := b.load(now)
 	for name, spec := range b.cluster.Servers {
 		s := b.servers[name]
@@ -66,7 +74,11 @@ func (b *Broker) Status() Status {
 	}
 	for name, spec := range b.cluster.Gateways {
 		g := b.gateways[name]
-		gs := GatewayStatus{Name: name, Capacity: spec.Capacity, ReportAge: -1}
+		gs := GatewayStatus{Name: name, Capacity: spec.Capacity, ReportAge: -1, Healthy: b.gatewayHealthy(g, now),
+			Redirect: cmp.Or(spec.Redirect, RedirectHint), Reach: spec.Reach}
+		if gs.Reach == nil {
+			gs.Reach = b.allServers()
+		}
 		if g != nil {
 			gs.Connected = g.links > 0
 			if !g.lastReport.IsZero() {
@@ -129,9 +141,10 @@ func (b *Broker) AdminHandler(token string) http.Handler {
 // WriteStatus prints st as tables for people.
 func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tSESSIONS\tCAPACITY\tREPORT AGE")
+	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE")
 	for _, g := range st.Gateways {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", g.Name, yesNo(g.Connected), g.Sessions, g.Capacity, age(g.ReportAge))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", g.Name, yesNo(g.Connected), dash(g.Redirect),
+			dash(strings.Join(g.Reach, ",")), g.Sessions, g.Capacity, age(g.ReportAge))
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE")
 	for _, s := range st.Servers {
@@ -143,10 +156,25 @@ func WriteStatus(w io.Writer, st Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", short(s.ID), s.User, s.App, s.Server, dash(s.Gateway), s.PID,
 			s.Started.Local().Format(time.DateTime))
 	}
+	if len(st.Reservations) > 0 {
+		fmt.Fprintln(tw, "\nRESERVATION\tUSER\tAPP\tSERVER\tGATEWAY\tFROM\tPID\tEXPIRES IN")
+		for _, r := range st.Reservations {
+			pid := "-"
+			if r.PID > 0 {
+				pid = fmt.Sprint(r.PID)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\n", dash(short(r.SessionID)), r.User, r.App, r.Server,
+				r.Gateway, r.From, pid, max(r.ExpiresIn, 0))
+		}
+	}
 	if n := len(st.Decisions); n > 0 {
 		fmt.Fprintln(tw, "\nLAST PLACEMENTS")
 		for _, d := range st.Decisions[max(0, n-5):] {
-			fmt.Fprintf(tw, "%s\t%s@%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.User, d.App, d.Reason)
+			route := d.Route
+			if d.Target != "" {
+				route += " " + d.Target
+			}
+			fmt.Fprintf(tw, "%s\t%s@%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.User, d.App, dash(route), d.Reason)
 		}
 	}
 	return tw.Flush()

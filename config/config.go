@@ -6,7 +6,10 @@
 // never see it: cmd wiring copies values onto servers.
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Config is the whole cluster: one file every daemon starts from.
 type Config struct {
@@ -35,6 +38,9 @@ type Broker struct {
 	AdminToken     string        `toml:"admin_token"`     // bearer token the admin endpoint requires; required unless Admin is loopback
 	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; 2s if zero
 	PublicKey      string        `toml:"public_key"`      // node key, authorized_keys format; file keys/broker.pub if empty
+	// Reservation is how long an app the broker pre-launched for a
+	// redirected client waits for it; 30s if zero (see ReservationTime).
+	Reservation time.Duration `toml:"reservation"`
 }
 
 // Gateway configures one gateway (the slave binary): where users connect.
@@ -50,6 +56,28 @@ type Gateway struct {
 	// PTY sessions detach). 15s and 3 if zero.
 	AliveInterval time.Duration `toml:"alive_interval"`
 	AliveCountMax int           `toml:"alive_count_max"`
+	// Reach names the servers this gateway can reach (its network);
+	// every server if empty.
+	Reach []string `toml:"reach"`
+	// Redirect is what this gateway does with a session the broker gives
+	// to another gateway: RedirectHint (tell the client where to go) or
+	// RedirectRelay (carry it through that gateway). RedirectHint if empty.
+	Redirect string `toml:"redirect"`
+	// Internal is the internal SSH address other gateways relay sessions
+	// through; "" for none. Required when a relaying gateway may need it.
+	Internal string `toml:"internal"`
+}
+
+// Values of Gateway.Redirect.
+const (
+	RedirectHint  = "hint"  // write the command to run instead, exit 75
+	RedirectRelay = "relay" // carry the session through the chosen gateway
+)
+
+// Reaches reports whether gateway g reaches server: its reach lists it,
+// or is empty.
+func (g Gateway) Reaches(server string) bool {
+	return len(g.Reach) == 0 || slices.Contains(g.Reach, server)
 }
 
 // Server configures one app server (appd).

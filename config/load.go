@@ -20,7 +20,17 @@ const (
 	defaultReportInterval = 2 * time.Second
 	defaultCapacity       = 1000
 	defaultMaxSessions    = 100
+	defaultReservation    = 30 * time.Second
 )
+
+// ReservationTime is how long a pre-launched app waits for its user:
+// Reservation, or 30s when it is zero.
+func (b Broker) ReservationTime() time.Duration {
+	if b.Reservation <= 0 {
+		return defaultReservation
+	}
+	return b.Reservation
+}
 
 // Load reads the cluster file at path and returns it with defaults filled
 // in, or an *Error listing every problem with its file:line:col.
@@ -76,6 +86,9 @@ func (c *Config) fillDefaults() {
 		}
 		if g.HostKey == "" {
 			g.HostKey = "keys/" + name + "_host"
+		}
+		if g.Redirect == "" {
+			g.Redirect = RedirectHint
 		}
 		c.Gateways[name] = g
 	}

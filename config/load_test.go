@@ -99,8 +99,11 @@ func TestParseExample(t *testing.T) {
 		got, want any
 	}{
 		{"state_dir", c.StateDir, "/var/lib/switchyard"},
-		{"broker", c.Broker, Broker{Listen: "127.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 2 * time.Second}},
-		{"gw1", c.Gateways["gw1"], Gateway{Listen: "127.0.0.1:2222", Address: "127.0.0.1:2222", HostKey: "keys/gw1_host", Capacity: 1000, Region: "local"}},
+		{"broker", c.Broker, Broker{Listen: "127.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 2 * time.Second, Reservation: 30 * time.Second}},
+		{"gw1", c.Gateways["gw1"], Gateway{Listen: "127.0.0.1:2222", Address: "127.0.0.1:2222", HostKey: "keys/gw1_host", Capacity: 1000, Region: "local",
+			Reach: []string{"s1", "s2"}, Redirect: RedirectHint, Internal: "127.0.0.1:7201"}},
+		{"gw2", c.Gateways["gw2"], Gateway{Listen: "127.0.0.1:2223", Address: "127.0.0.1:2223", HostKey: "keys/gw2_host", Capacity: 1000, Region: "local",
+			Reach: []string{"s2"}, Redirect: RedirectHint}},
 		{"s1", c.Servers["s1"], Server{Listen: "127.0.0.1:7101", MaxSessions: 100, Apps: allApps, Region: "local"}},
 		{"s2", c.Servers["s2"], Server{Listen: "127.0.0.1:7102", MaxSessions: 100, Apps: allApps, Region: "local"}},
 		{"regions", c.Regions, map[string]Region{"local": {CIDRs: []string{"127.0.0.0/8", "::1/128"}}}},
@@ -109,7 +112,7 @@ func TestParseExample(t *testing.T) {
 		{"echo", c.Apps["echo"].AllowArgs, true},
 		{"demo", c.Users["demo"], User{KeysFile: "keys/demo.pub", Groups: []string{"staff"}}},
 		{"path", c.Path, "config.toml.example"},
-		{"nodes", c.NodeNames(), []string{"broker", "gw1", "s1", "s2"}},
+		{"nodes", c.NodeNames(), []string{"broker", "gw1", "gw2", "s1", "s2"}},
 		{"demo apps", c.AppsFor("demo"), allApps},
 	}
 	for _, ch := range checks {
@@ -197,7 +200,7 @@ argv = ["b"]
 	want := &Config{
 		StateDir: "/srv/sy",
 		Broker:   Broker{Listen: "10.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 500 * time.Millisecond},
-		Gateways: map[string]Gateway{"g": {Listen: "0.0.0.0:22", Address: "gw.example.com:22", HostKey: "/etc/sy/host", Capacity: 5}},
+		Gateways: map[string]Gateway{"g": {Listen: "0.0.0.0:22", Address: "gw.example.com:22", HostKey: "/etc/sy/host", Capacity: 5, Redirect: RedirectHint}},
 		Servers:  map[string]Server{"s": {Listen: "10.0.0.2:7101", MaxSessions: 7, Apps: []string{"a"}}},
 		Apps:     map[string]App{"a": {Argv: []string{"a"}}, "b": {Argv: []string{"b"}}},
 		Policy:   Policy{Affinity: "user"},

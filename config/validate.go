@@ -31,6 +31,7 @@ func (c *Config) problems() []Problem {
 	v.broker()
 	v.gateways()
 	v.servers()
+	v.network()
 	v.apps()
 	v.users()
 	v.groups()
@@ -67,6 +68,9 @@ func (v *checker) broker() {
 	}
 	if b.ReportInterval <= 0 {
 		v.addf(toml.Key{"broker", "report_interval"}, "must be positive, like \"2s\"")
+	}
+	if b.Reservation < 0 {
+		v.addf(toml.Key{"broker", "reservation"}, "must not be negative: \"30s\" holds a pre-launched app 30 seconds")
 	}
 	v.publicKey(toml.Key{"broker", "public_key"}, b.PublicKey)
 }

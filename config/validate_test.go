@@ -85,7 +85,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"star and references", base + "[group.g]\napps = [\"*\"]\n[user.u]\ngroups = [\"g\"]\napps = [\"top\", \"*\"]\nkeys = [\"" + key1 + "\"]\n"},
 		{"same key twice for one user", base + "[user.u]\nkeys = [\"" + key1 + "\", \"" + key1 + "\"]\n"},
 		{"root allowed", base + "[app.x]\nargv = [\"x\"]\nuser = \"root\"\nallow_root = true\n"},
-		{"wildcard listens may repeat", base + "[gateway.gw2]\nlisten = \"0.0.0.0:2222\"\n[gateway.gw3]\nlisten = \"0.0.0.0:2222\"\n[server.s2]\nlisten = \":7101\"\n[server.s3]\nlisten = \":7101\"\n"},
+		{"wildcard listens may repeat", base + "[gateway.gw2]\nlisten = \"0.0.0.0:2222\"\naddress = \"gw2.example.com:2222\"\n[gateway.gw3]\nlisten = \"0.0.0.0:2222\"\naddress = \"gw3.example.com:2222\"\n[server.s2]\nlisten = \":7101\"\n[server.s3]\nlisten = \":7101\"\n"},
 		{"node keys", base + "[broker]\npublic_key = \"" + key1 + "\"\n[gateway.gw2]\nlisten = \"[::1]:22\"\npublic_key = \"" + key2 + "\"\n"},
 		{"names with dots and dashes", base + "[server.\"s-2.x_y\"]\nlisten = \"127.0.0.1:7102\"\n"},
 	}

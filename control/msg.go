@@ -29,6 +29,19 @@ const (
 	// description and an availability hint (gateway → broker, call). Body
 	// UserRequest, reply AppList.
 	MethodAppsList = "apps.list"
+	// MethodPrelaunch asks appd to start an app at once, before its user
+	// has connected to the gateway that will carry it (broker → appd,
+	// call; the patent's S903a-b). Body PrelaunchRequest, reply Started.
+	// appd starts the app as a detached PTY session of the user, held for
+	// PrelaunchRequest.Hold: an attach@switchyard channel claims it like a
+	// resume; unclaimed, it is hung up when the hold ends, by appd's own
+	// timer, whether or not the broker is still there.
+	MethodPrelaunch = "prelaunch"
+	// MethodPrelaunchRelease asks appd to end a pre-launched session that
+	// will not be claimed (broker → appd, call). Body ReleaseRequest, no
+	// reply body. A session that has been attached since it was started is
+	// left alone.
+	MethodPrelaunchRelease = "prelaunch.release"
 )
 
 // SSH channel and request names used on internal connections.
@@ -61,6 +74,15 @@ const (
 	// exit-status 0, and closes the channel. The session keeps running: the
 	// gateway must not report it ended.
 	RequestTakenOver = "taken-over@switchyard"
+	// ChannelRelay is opened by one gateway on another gateway's internal
+	// listener to reach a server it cannot reach itself (redirect =
+	// "relay"); its extra data is a JSON RelayRequest. The relaying gateway
+	// opens the inner channel to the server and splices the two: data,
+	// extended data, EOF, every request both ways (want-reply honoured)
+	// and close. A rejection of the inner channel is passed back as is; a
+	// server the relaying gateway does not reach is rejected with
+	// "no_server: ...".
+	ChannelRelay = "relay@switchyard"
 )
 
 // Session states in SessionInfo.State.
@@ -91,13 +113,73 @@ type PlaceRequest struct {
 	// SWITCHYARD_REGION=...); it overrides the region of ClientAddr when
 	// it names a configured region.
 	RegionHint string `json:"region_hint,omitempty"`
+	// Args, Pty and Env describe the session as the spawn request will:
+	// the broker needs them to pre-launch the app on a redirect.
+	Args []string          `json:"args,omitempty"`
+	Pty  *PtySpec          `json:"pty,omitempty"` // nil for a batch session
+	Env  map[string]string `json:"env,omitempty"`
 }
 
 // Placement is the broker's answer: where to run the session and why.
+// At most one of Redirect and Claim is set; Via may go with Claim or with
+// neither.
 type Placement struct {
 	Server string `json:"server"` // node name of the chosen app server
 	Addr   string `json:"addr"`   // its internal listen address
 	Reason string `json:"reason"` // one-line explanation of the decision
+	// Redirect, when set, means another gateway carries the session: the
+	// requesting gateway tells the client where to go and spawns nothing.
+	Redirect *Redirect `json:"redirect,omitempty"`
+	// Claim, when set, means the client holds a reservation: attach to
+	// that pre-launched session instead of spawning a new one.
+	Claim *Claim `json:"claim,omitempty"`
+	// Via, when set, means the requesting gateway cannot reach Server and
+	// opens its channel through that gateway's internal listener.
+	Via *Via `json:"via,omitempty"`
+}
+
+// Redirect sends a client to another gateway (the patent's redirection
+// message). SessionID and PID are set when the broker pre-launched the app
+// there; Expires is when the reservation lapses.
+type Redirect struct {
+	Gateway   string    `json:"gateway"`              // node name of the gateway to use
+	Address   string    `json:"address"`              // host:port users reach it at
+	SessionID string    `json:"session_id,omitempty"` // pre-launched session, if any
+	PID       int       `json:"pid,omitempty"`        // its process id
+	Expires   time.Time `json:"expires"`              // end of the reservation
+}
+
+// Claim is a reservation confirmed to the gateway the client reached.
+type Claim struct {
+	SessionID string `json:"session_id"`
+	PID       int    `json:"pid"`
+}
+
+// Via names the gateway a relayed session goes through.
+type Via struct {
+	Gateway string `json:"gateway"` // node name
+	Addr    string `json:"addr"`    // its internal listener
+}
+
+// RelayRequest is the extra data of a ChannelRelay channel.
+type RelayRequest struct {
+	Server string `json:"server"` // node name of the app server
+	Addr   string `json:"addr"`   // its address as the requester knows it; the relay uses its own config's
+	Type   string `json:"type"`   // inner channel type: ChannelSpawn or ChannelAttach
+	Extra  []byte `json:"extra"`  // inner channel's extra data
+}
+
+// PrelaunchRequest is the body of MethodPrelaunch.
+type PrelaunchRequest struct {
+	Spawn   SpawnRequest  `json:"spawn"`   // must have a Pty
+	Hold    time.Duration `json:"hold"`    // how long the session waits for its user, in nanoseconds
+	Gateway string        `json:"gateway"` // gateway the user was sent to, for the session's record
+}
+
+// ReleaseRequest is the body of MethodPrelaunchRelease.
+type ReleaseRequest struct {
+	ID   string `json:"id"`   // session id
+	User string `json:"user"` // its owner
 }
 
 // PtySpec describes the terminal the client asked for.

@@ -64,6 +64,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	link := &transport.Link{
 		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
 		Addr: a.brokerAddr, Key: a.nodeKey, MaxBackoff: cfg.Broker.ReportInterval,
+		Handler:   a.mgr.Handler(), // the broker pre-launches apps through this link
 		OnConnect: func(ctx context.Context, p *control.Peer) { a.report(ctx, p) },
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -100,8 +100,14 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		c.Near[name] = r.Near
 	}
 	for name, g := range cfg.Gateways {
-		c.Gateways[name] = broker.GatewaySpec{Capacity: g.Capacity}
+		spec := broker.GatewaySpec{Capacity: g.Capacity, Region: g.Region, Redirect: g.Redirect,
+			Address: g.Address, Internal: g.Internal}
+		if len(g.Reach) > 0 { // empty: every server
+			spec.Reach = g.Reach
+		}
+		c.Gateways[name] = spec
 	}
+	c.Reservation = cfg.Broker.ReservationTime()
 	c.Descriptions = map[string]string{}
 	for name, app := range cfg.Apps {
 		c.Apps[name] = true

@@ -55,6 +55,11 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
+	internal, err := g.serveInternal(env, spec.Internal)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
 		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
 		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax}
@@ -68,6 +73,9 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	log.Info("gateway serving", "listen", ln.Addr().String())
 	env.ready()
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	if internal != nil {
+		internal.Close()
+	}
 	cancel()
 	wg.Wait()
 	g.pool.Close()
@@ -80,13 +88,15 @@ func Slave(ctx context.Context, args []string, env Env) error {
 // gatewayNode is one running gateway: its links to the broker and servers
 // and its current config.
 type gatewayNode struct {
-	name string
-	log  *slog.Logger
-	cfg  atomic.Pointer[config.Config]
-	d    atomic.Pointer[directory]
-	link *transport.Link
-	pool *transport.Pool
-	srv  *sshgate.Server
+	name   string
+	log    *slog.Logger
+	signer ssh.Signer
+	cfg    atomic.Pointer[config.Config]
+	d      atomic.Pointer[directory]
+	peers  atomic.Pointer[map[string]string] // other gateways' node keys → names, for the internal listener
+	link   *transport.Link
+	pool   *transport.Pool
+	srv    *sshgate.Server
 }
 
 func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gatewayNode, error) {
@@ -94,7 +104,7 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gateway
 	if err != nil {
 		return nil, err
 	}
-	g := &gatewayNode{name: name, log: log}
+	g := &gatewayNode{name: name, log: log, signer: signer}
 	if err := g.load(cfg); err != nil {
 		return nil, err
 	}
@@ -113,9 +123,47 @@ func (g *gatewayNode) load(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	var others []string
+	for _, n := range gatewayNames(cfg) {
+		if n != g.name {
+			others = append(others, n)
+		}
+	}
+	peers := nodeKeys(cfg, others, g.log)
 	g.d.Store(d)
+	g.peers.Store(&peers)
 	g.cfg.Store(cfg)
 	return nil
+}
+
+// serveInternal starts the gateway's internal listener on addr, if set:
+// other gateways, and only they, relay sessions through it to the servers
+// this gateway reaches. Its address is read at start only; the admitted
+// keys and the servers follow reloads.
+func (g *gatewayNode) serveInternal(env Env, addr string) (*transport.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := env.listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway internal listen %s: %w", addr, err)
+	}
+	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log}
+	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: relay.HandleConn,
+		Authorize: authorizer(func() map[string]string { return *g.peers.Load() })}
+	go srv.Serve(ln)
+	g.log.Info("gateway relaying for other gateways", "internal", ln.Addr().String())
+	return srv, nil
+}
+
+// serverAddr returns the address of a server this gateway reaches.
+func (g *gatewayNode) serverAddr(server string) (string, bool) {
+	cfg := g.cfg.Load()
+	s, ok := cfg.Servers[server]
+	if !ok || !cfg.Gateways[g.name].Reaches(server) {
+		return "", false
+	}
+	return s.Listen, true
 }
 
 // apply installs a reloaded config; one whose users' keys cannot be read

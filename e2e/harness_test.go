@@ -82,19 +82,23 @@ state_dir = "{{.State}}"
 listen = "{{.Broker}}"
 admin = "{{.Admin}}"
 report_interval = "{{.Interval}}"
+{{with .BrokerExtra}}{{.}}{{end}}
 {{range $name, $addr := .Gateways}}
 [gateway.{{$name}}]
 listen = "{{$addr}}"
 alive_interval = "200ms"
 alive_count_max = 2
+{{with $.GatewayExtra}}{{index . $name}}{{end}}
 {{end}}
 {{range $name, $addr := .Servers}}
 [server.{{$name}}]
 listen = "{{$addr}}"
 max_sessions = {{$.Max}}
+{{with $.ServerExtra}}{{index . $name}}{{end}}
 {{end}}
+{{with .Extra}}{{.}}{{end}}
 [group.staff]
-apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw", "ticker", "brief"]
+apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top", "zeros", "echoraw", "ticker", "brief"{{range .ExtraApps}}, "{{.}}"{{end}}]
 [user.alice]
 keys = ["{{.AliceKey}}"]
 groups = ["staff"]
@@ -129,6 +133,18 @@ type ClusterOptions struct {
 	Servers     []string
 	Interval    time.Duration // report interval; 200ms if zero
 	MaxSessions int           // each server's max_sessions; 50 if zero
+
+	// Extra config lines: in [broker], in a gateway's or a server's table
+	// by node name, and top-level tables (e.g. [region.X]) after the
+	// nodes'.
+	BrokerConfig  string
+	GatewayConfig map[string]string
+	ServerConfig  map[string]string
+	Extra         string
+	ExtraApps     []string // apps defined in Extra that group staff may run
+	// Internal lists the gateways that get an internal listener (for
+	// relays), opened on 127.0.0.1:0 like the others.
+	Internal []string
 }
 
 // NewCluster writes a config for opts, opens every listener on
@@ -154,7 +170,17 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		"State": c.Dir, "Broker": c.listen("broker"), "Admin": c.listen("admin"), "Interval": opts.Interval.String(),
 		"Gateways": map[string]string{}, "Servers": map[string]string{},
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(c.Bob), "Max": opts.MaxSessions,
+		"BrokerExtra": opts.BrokerConfig, "ServerExtra": opts.ServerConfig, "Extra": opts.Extra,
+		"ExtraApps": opts.ExtraApps,
 	}
+	gwExtra := map[string]string{}
+	for g, extra := range opts.GatewayConfig {
+		gwExtra[g] = extra
+	}
+	for _, g := range opts.Internal {
+		gwExtra[g] += fmt.Sprintf("\ninternal = %q\n", c.listen(g+"/internal"))
+	}
+	data["GatewayExtra"] = gwExtra
 	for _, g := range opts.Gateways {
 		data["Gateways"].(map[string]string)[g] = c.listen(g)
 	}
@@ -312,6 +338,10 @@ func (c *Cluster) Stop(name string) {
 	if name == "broker" {
 		c.lns["admin"].Close()
 		c.reopen("admin")
+	}
+	if iln, ok := c.lns[name+"/internal"]; ok {
+		iln.Close()
+		c.reopen(name + "/internal")
 	}
 	ln.Close()
 	c.reopen(name)

@@ -47,10 +47,37 @@
 // "switchyard: session taken over by a newer connection" and exit status 0;
 // the session is not reported ended either.
 //
+// # Many gateways
+//
+// The broker chooses the gateway that carries a session as well as its
+// server. When it chooses another one (this gateway does not reach the
+// server, is full, or another is much closer to the client or much less
+// busy), its answer is a redirect: the gateway starts nothing, writes two
+// lines on stderr and exits 75 (EX_TEMPFAIL: try again, elsewhere):
+//
+//	switchyard: htop is ready for you on gw2; run: ssh -p 2223 htop@gw2.example.com
+//	SWITCHYARD-REDIRECT host=gw2.example.com port=2223 login=htop app=htop session=ID pid=PID expires=RFC3339
+//
+// The first is the exact command to run (see redirectCommand); the second
+// is for wrappers (see RedirectTag for its grammar). With a PTY the
+// broker has already started the app on the chosen server (its pid is in
+// the line) and holds it for the user; without one nothing is started
+// and the first line reads "use gw2 for APP; run: ...". On the second
+// gateway the broker confirms the reservation, and the session is an
+// attach@switchyard to that very process: same pid, what it wrote while
+// waiting replayed, then live. A client with a reservation is never
+// redirected again: it is served, or told why not in one line.
+//
+// A gateway configured with redirect = "relay" gets no redirects: the
+// broker names the gateway to go through (Placement.Via), and this one
+// opens a relay@switchyard channel on that gateway's internal listener,
+// which opens the spawn or attach channel to the server and splices the
+// two. The client sees an ordinary session.
+//
 // # What the user sees when a session cannot run
 //
-// Exactly one line on stderr, prefixed "switchyard: ", then the exit status
-// below, which becomes the exit code of ssh. Statuses follow sysexits(3).
+// Exactly one line on stderr, prefixed "switchyard: " (two for a redirect,
+// 75), then the exit status below, which becomes the exit code of ssh. Statuses follow sysexits(3).
 // The full error, with its chain, goes to the log only.
 //
 //	status  meaning                                        cause
@@ -59,14 +86,18 @@
 //	        picker runs), resume without a PTY             resume or sessions misused
 //	69      unavailable: try again later                   no_server; broker unavailable
 //	                                                       (unreachable, timed out);
-//	                                                       app server unreachable or did
-//	                                                       not start the app within 10s;
+//	                                                       app server (or the gateway
+//	                                                       relaying to it) unreachable or
+//	                                                       did not start the app within 10s;
 //	                                                       server went away mid-session;
-//	                                                       gateway full
+//	                                                       gateway full; the app pre-launched
+//	                                                       for a redirected client is gone
 //	66      no such session (resume): not the user's, or   no_session from appd;
 //	        gone; or none detached for a bare resume       not in the broker's list
 //	70      internal error                                 spawn_failed (with its message),
 //	                                                       internal, anything else
+//	75      use another gateway: two lines on stderr, the  redirect from the broker
+//	        command to run and a SWITCHYARD-REDIRECT line
 //	77      forbidden: the user may not run the app        forbidden
 //
 // Once the app runs, its own exit status (or the signal that killed it) is

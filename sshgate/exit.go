@@ -17,6 +17,7 @@ const (
 	exitNoSession   = 66 // EX_NOINPUT: no such session to resume, or none detached
 	exitUnavailable = 69 // EX_UNAVAILABLE: no server, broker or server unreachable, gateway full
 	exitSoftware    = 70 // EX_SOFTWARE: internal error, spawn failed
+	exitRedirect    = 75 // EX_TEMPFAIL: use another gateway, as the two lines on stderr say
 	exitNoPerm      = 77 // EX_NOPERM: forbidden
 )
 
@@ -28,7 +29,8 @@ const maxLineRunes = 200
 type failure struct {
 	Status int
 	Line   string
-	Err    error // logged, never shown; may be nil
+	Also   string // a second line, written as is after Line; only a redirect has one
+	Err    error  // logged, never shown; may be nil
 }
 
 func (f *failure) Error() string {
@@ -95,18 +97,22 @@ func placeFailure(app string, err error) *failure {
 	return &failure{Status: exitUnavailable, Line: "broker unavailable", Err: fmt.Errorf("place: %w", err)}
 }
 
-// openFailure maps an error from Opener.OpenChannel: appd's rejection
-// ("code: text") by its code, anything else as the server being unreachable.
-func openFailure(server, app string, err error) *failure {
+// openFailure maps an error from opening a channel for pl: appd's
+// rejection ("code: text"), passed back as is by a relaying gateway, by
+// its code; anything else as the server (or the relaying gateway) being
+// unreachable.
+func openFailure(pl control.Placement, app string, err error) *failure {
+	server := pl.Server
+	err = fmt.Errorf("open channel on %s (via %q): %w", server, viaName(pl), err)
 	var oce *gossh.OpenChannelError
 	if errors.As(err, &oce) {
-		return remoteFailure(control.ParseRejection(oce.Message), app, fmt.Errorf("open spawn channel on %s: %w", server, err))
+		return remoteFailure(control.ParseRejection(oce.Message), app, err)
 	}
-	return &failure{
-		Status: exitUnavailable,
-		Line:   fmt.Sprintf("server %s is unreachable, try again later", server),
-		Err:    fmt.Errorf("open spawn channel on %s: %w", server, err),
+	line := fmt.Sprintf("server %s is unreachable, try again later", server)
+	if pl.Via != nil {
+		line = fmt.Sprintf("server %s is unreachable through gateway %s, try again later", server, pl.Via.Gateway)
 	}
+	return &failure{Status: exitUnavailable, Line: line, Err: err}
 }
 
 // wentAway is the failure of a session whose server closed the channel

@@ -41,9 +41,10 @@ type Placer interface {
 }
 
 // Opener opens channels on persistent, authenticated connections to app
-// servers.
+// servers, and to other gateways' internal listeners for relayed sessions
+// (node is then a gateway and chanType control.ChannelRelay).
 type Opener interface {
-	OpenChannel(ctx context.Context, server, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error)
+	OpenChannel(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error)
 }
 
 // Terminal is the client side of a session, lent to NoApp while no app runs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 
@@ -50,6 +51,7 @@ type session struct {
 	addr   string // client address
 	log    *slog.Logger
 	start  chan string          // the exec command ("" for shell), sent once
+	cmd    string               // that command, once received; set by run before anything reads it
 	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
 	stdin  io.Reader            // what the relay reads client input from: client, or an inbox reader after NoApp
 
@@ -254,12 +256,19 @@ func (ss *session) detach() {
 func (ss *session) spawnRequest(app string, args []string) control.SpawnRequest {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	req := control.SpawnRequest{App: app, User: ss.id.User, Args: args, Env: ss.env}
+	req := control.SpawnRequest{App: app, User: ss.id.User, Args: args, Env: maps.Clone(ss.env)}
 	if ss.pty != nil {
 		p := *ss.pty
 		req.Pty = &p
 	}
 	return req
+}
+
+// envValue returns the client's environment variable name, "" if unset.
+func (ss *session) envValue(name string) string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.env[name]
 }
 
 // ptySpec returns a copy of the client's terminal, nil without a PTY.
@@ -304,15 +313,21 @@ func (ss *session) eol() string {
 // fail shows f to the user as one line on stderr and ends the session with
 // its exit status; the log gets the full error.
 func (ss *session) fail(f *failure) {
-	level := slog.LevelInfo
+	level, msg := slog.LevelInfo, "session failed"
 	switch f.Status {
 	case exitUnavailable:
 		level = slog.LevelWarn
 	case exitSoftware:
 		level = slog.LevelError
+	case exitRedirect:
+		msg = "session redirected"
 	}
-	ss.log.Log(context.Background(), level, "session failed", "status", f.Status, "err", f.Error())
-	ss.client.Stderr().Write([]byte("switchyard: " + f.Line + ss.eol()))
+	ss.log.Log(context.Background(), level, msg, "status", f.Status, "err", f.Error())
+	text := "switchyard: " + f.Line + ss.eol()
+	if f.Also != "" {
+		text += f.Also + ss.eol()
+	}
+	ss.client.Stderr().Write([]byte(text))
 	ss.exit(f.Status)
 }
 

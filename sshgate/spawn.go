@@ -34,6 +34,7 @@ func (s *Server) run(ctx context.Context, ss *session) {
 	case <-ctx.Done():
 		return
 	}
+	ss.cmd = cmd
 	if !s.acquire() {
 		ss.fail(errFull)
 		return
@@ -76,21 +77,30 @@ func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
 	ss.fail(f)
 }
 
-// launch asks the broker where app runs and has appd there start it.
+// launch asks the broker where app runs and has appd there start it, or
+// attach the app the broker pre-launched for this client. When the broker
+// hands the session to another gateway, the client is told where to go
+// (a failure with exitRedirect) and nothing is started here.
 func (s *Server) launch(ctx context.Context, ss *session, app string, args []string) (*running, *failure) {
-	pl, f := s.place(ctx, ss, app)
-	if f != nil {
+	pl, f := s.place(ctx, ss, app, args)
+	switch {
+	case f != nil:
 		return nil, f
+	case pl.Redirect != nil:
+		return nil, redirectFailure(ss, pl.Redirect, app, args)
+	case pl.Claim != nil:
+		return s.claim(ctx, ss, pl, app)
 	}
 	return s.spawn(ctx, ss, pl, app, args)
 }
 
 // place calls the broker, bounded by PlaceTimeout.
-func (s *Server) place(ctx context.Context, ss *session, app string) (control.Placement, *failure) {
+func (s *Server) place(ctx context.Context, ss *session, app string, args []string) (control.Placement, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.placeTimeout())
 	defer cancel()
+	spawn := ss.spawnRequest(app, args)
 	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name,
-		RegionHint: ss.env[RegionEnv]}
+		RegionHint: ss.envValue(RegionEnv), Args: args, Pty: spawn.Pty, Env: spawn.Env}
 	pl, err := s.Placer.Place(ctx, req)
 	if err != nil {
 		return pl, placeFailure(app, err)
@@ -111,14 +121,15 @@ func (s *Server) spawn(ctx context.Context, ss *session, pl control.Placement, a
 	return s.open(ctx, pl, control.ChannelSpawn, extra, app)
 }
 
-// open opens a spawn or attach channel on pl's server and waits for
-// appd's started request, all within StartTimeout.
+// open opens a spawn or attach channel on pl's server, through pl.Via
+// when set, and waits for appd's started request, all within
+// StartTimeout.
 func (s *Server) open(ctx context.Context, pl control.Placement, chanType string, extra []byte, app string) (*running, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.startTimeout())
 	defer cancel()
-	ch, reqs, err := s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, chanType, extra)
+	ch, reqs, err := s.openOn(ctx, pl, chanType, extra)
 	if err != nil {
-		return nil, openFailure(pl.Server, app, err)
+		return nil, openFailure(pl, app, err)
 	}
 	st, f := awaitStarted(ctx, pl.Server, reqs)
 	if f != nil {
@@ -127,6 +138,43 @@ func (s *Server) open(ctx context.Context, pl control.Placement, chanType string
 		return nil, f
 	}
 	return &running{App: app, Place: pl, Ch: ch, Reqs: reqs, Started: st}, nil
+}
+
+// openOn opens the channel on pl's server, or, when pl.Via is set, a relay
+// channel on that gateway's internal listener, which opens it for us and
+// splices the two.
+func (s *Server) openOn(ctx context.Context, pl control.Placement, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+	if pl.Via == nil {
+		return s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, chanType, extra)
+	}
+	rr, err := json.Marshal(control.RelayRequest{Server: pl.Server, Addr: pl.Addr, Type: chanType, Extra: extra})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode relay request: %w", err)
+	}
+	return s.Opener.OpenChannel(ctx, pl.Via.Gateway, pl.Via.Addr, control.ChannelRelay, rr)
+}
+
+// claim attaches the client to the app the broker pre-launched for it
+// (claim 8: the broker confirmed the reservation). The attach replays
+// what the app wrote while it waited.
+func (s *Server) claim(ctx context.Context, ss *session, pl control.Placement, app string) (*running, *failure) {
+	extra, err := json.Marshal(control.AttachRequest{ID: pl.Claim.SessionID, User: ss.id.User, Pty: ss.ptySpec()})
+	if err != nil {
+		return nil, internal(fmt.Errorf("encode attach request: %w", err))
+	}
+	r, f := s.open(ctx, pl, control.ChannelAttach, extra, app)
+	if f != nil && f.Status == exitNoSession {
+		f = &failure{Status: exitUnavailable, Err: f.Err,
+			Line: fmt.Sprintf("the %s started for you ended before you arrived, try again", app)}
+	}
+	if f != nil {
+		return nil, f
+	}
+	if r.Started.PID != pl.Claim.PID {
+		ss.log.Warn("claimed session has another pid than the broker announced", "id", r.Started.ID,
+			"pid", r.Started.PID, "announced", pl.Claim.PID)
+	}
+	return r, nil
 }
 
 // awaitStarted reads the first request of a spawn channel, which must be
@@ -171,7 +219,8 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 	info.Gateway, info.State = s.Name, control.StateAttached
 	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
-		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil)
+		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil, "claimed", r.Place.Claim != nil,
+		"via", viaName(r.Place))
 	ss.attach(r.Ch)
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs)
 	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
@@ -222,6 +271,14 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 		ended.Reason = "server went away"
 	}
 	return ended, true
+}
+
+// viaName is the gateway a session is relayed through, "" if none.
+func viaName(pl control.Placement) string {
+	if pl.Via == nil {
+		return ""
+	}
+	return pl.Via.Gateway
 }
 
 // notify sends a notification to the broker, even after the client left,

@@ -1,0 +1,189 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"switchyard/selection"
+)
+
+// Routes a placement can take, as Decision.Route names them.
+const (
+	RouteDirect   = "direct"   // the requesting gateway carries the session to the server
+	RouteRelay    = "relay"    // the requesting gateway carries it through another gateway
+	RouteRedirect = "redirect" // the client is told to use another gateway
+	RouteClaim    = "claim"    // the client attaches to the app pre-launched for it
+)
+
+// route is how a session placed on a server reaches its client.
+type route struct {
+	kind    string // one of the Route constants
+	gateway string // the other gateway (redirect target or relay); "" when direct
+	reason  string // why, for the log; "" when there is nothing to say
+}
+
+// gatewayView is the gateway selection input: every configured gateway,
+// sorted by name. The requesting gateway is healthy: it is calling. It
+// returns nil when the requesting gateway is not configured (no gateway
+// choice: the caller serves directly, as with one gateway). Callers hold
+// b.mu.
+func (b *Broker) gatewayView(now time.Time, requesting string) []selection.Gateway {
+	if _, ok := b.cluster.Gateways[requesting]; !ok {
+		return nil
+	}
+	out := make([]selection.Gateway, 0, len(b.cluster.Gateways))
+	for name, spec := range b.cluster.Gateways {
+		g := selection.Gateway{Name: name, Region: spec.Region, Reach: spec.Reach, Capacity: spec.Capacity,
+			Healthy: name == requesting || b.gatewayHealthy(b.gateways[name], now)}
+		if g.Reach == nil {
+			g.Reach = b.allServers()
+		}
+		if st := b.gateways[name]; st != nil {
+			g.Sessions = st.report.Sessions
+		}
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// gatewayHealthy reports whether a gateway may carry sessions: its link
+// is up and its last report at most three intervals old.
+func (b *Broker) gatewayHealthy(st *gatewayState, now time.Time) bool {
+	return st != nil && st.links > 0 && !st.lastReport.IsZero() && now.Sub(st.lastReport) <= 3*b.interval()
+}
+
+// allServers lists every configured server, sorted. Callers hold b.mu.
+func (b *Broker) allServers() []string {
+	if b.serverNames == nil {
+		for name := range b.cluster.Servers {
+			b.serverNames = append(b.serverNames, name)
+		}
+		sort.Strings(b.serverNames)
+	}
+	return b.serverNames
+}
+
+// eligible reports whether g can take a session to server now.
+func eligible(g *selection.Gateway, server string) bool {
+	return g.Healthy && (g.Capacity <= 0 || g.Sessions < g.Capacity) && reachesList(g.Reach, server)
+}
+
+func reachesList(reach []string, server string) bool {
+	for _, s := range reach {
+		if s == server {
+			return true
+		}
+	}
+	return false
+}
+
+// helpers returns the gateways other than the requesting one that may
+// carry its sessions: any of them for a hinting gateway, only those with
+// an internal listener for a relaying one, and none when the client was
+// already redirected (bound) and the gateway hints. Callers hold b.mu.
+func (b *Broker) helpers(gws []selection.Gateway, requesting string, bound bool) []selection.Gateway {
+	own := b.cluster.Gateways[requesting]
+	var out []selection.Gateway
+	for _, g := range gws {
+		switch {
+		case g.Name == requesting:
+		case own.relays() && b.cluster.Gateways[g.Name].Internal != "":
+			out = append(out, g)
+		case !own.relays() && !bound:
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// carriable drops the servers no gateway can carry a session to for this
+// request and returns the rest with the names dropped. A server is
+// carriable when the requesting gateway reaches it or one of its helpers
+// is eligible for it. Callers hold b.mu.
+func (b *Broker) carriable(servers []selection.Server, gws []selection.Gateway, requesting string, bound bool) ([]selection.Server, []string) {
+	if gws == nil {
+		return servers, nil
+	}
+	own := b.cluster.Gateways[requesting]
+	helpers := b.helpers(gws, requesting, bound)
+	out := servers[:0]
+	var dropped []string
+	for _, s := range servers {
+		ok := own.reaches(s.Name)
+		for i := 0; !ok && i < len(helpers); i++ {
+			ok = eligible(&helpers[i], s.Name)
+		}
+		if ok {
+			out = append(out, s)
+		} else {
+			dropped = append(dropped, s.Name)
+		}
+	}
+	return out, dropped
+}
+
+// routeTo decides how a session placed on server reaches the client of
+// the requesting gateway (gateway selection, claim 5). The policy picks
+// the gateway; a relaying gateway then relays through it, or serves
+// itself when it reaches the server; a hinting one redirects the client.
+// A bound client (one already redirected) is never redirected again: its
+// gateway serves, directly or through a relay. Callers hold b.mu, and
+// server passed carriable.
+func (b *Broker) routeTo(gws []selection.Gateway, requesting, server, region string, bound bool) (route, error) {
+	if gws == nil {
+		return route{kind: RouteDirect}, nil
+	}
+	own := b.cluster.Gateways[requesting]
+	pool := b.helpers(gws, requesting, bound)
+	for _, g := range gws {
+		if g.Name == requesting {
+			pool = append(pool, g)
+		}
+	}
+	greq := selection.GatewayRequest{Requesting: requesting, Server: server, ClientRegion: region,
+		Near: b.cluster.Near[region], Seed: b.seq}
+	if bound && own.reaches(server) {
+		return route{kind: RouteDirect, reason: requesting + " serves its redirected client"}, nil
+	}
+	if bound {
+		greq.Requesting = "" // own cannot reach it: choose the relay among helpers
+	}
+	d, err := b.cluster.Policy.PickGateway(greq, pool)
+	switch {
+	case err != nil && own.reaches(server):
+		return route{kind: RouteDirect, reason: fmt.Sprintf("%s carries it though %v", requesting, err)}, nil
+	case err != nil:
+		return route{}, err
+	case d.Server == requesting:
+		return route{kind: RouteDirect}, nil
+	case own.relays() && own.reaches(server):
+		return route{kind: RouteDirect, reason: requesting + " (redirect = relay) carries it itself; gateway choice was " + d.Reason}, nil
+	case own.relays() || bound:
+		return route{kind: RouteRelay, gateway: d.Server, reason: d.Reason}, nil
+	}
+	return route{kind: RouteRedirect, gateway: d.Server, reason: d.Reason}, nil
+}
+
+// errNotCarried explains a placement that failed because the servers
+// that could run the app cannot be reached.
+func errNotCarried(app, requesting string, dropped []string, bound bool) error {
+	var tail string
+	if len(dropped) > 0 {
+		tail = fmt.Sprintf(" (no gateway can carry a session to %s)", namesOf(dropped))
+	}
+	if bound {
+		return fmt.Errorf("%w: no server reachable from gateway %s can run %s now%s",
+			selection.ErrNoServer, requesting, app, tail)
+	}
+	return fmt.Errorf("%w: no gateway can carry %s to a server that could run it%s", selection.ErrNoServer, app, tail)
+}
+
+// namesOf lists up to three names, then how many more.
+func namesOf(names []string) string {
+	if len(names) <= 3 {
+		return fmt.Sprint(names)
+	}
+	return fmt.Sprintf("%v and %d more", names[:3], len(names)-3)
+}

@@ -1,0 +1,135 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+)
+
+// maxRelayRequest bounds the extra data of a relay channel.
+const maxRelayRequest = 64 << 10
+
+// OpenFunc opens a channel on the persistent connection to a node, as
+// Pool.OpenChannel does.
+type OpenFunc func(ctx context.Context, node, addr, chanType string, extra []byte) (ssh.Channel, <-chan *ssh.Request, error)
+
+// Relay serves a gateway's internal listener: other gateways open
+// control.ChannelRelay channels on it to reach servers they cannot reach
+// themselves. Each is spliced to a spawn or attach channel this gateway
+// opens to the server. Only the two inner channel types are accepted, and
+// only to servers Resolve names: the server's address comes from this
+// gateway's own config, never from the request.
+type Relay struct {
+	Name        string                                     // this gateway's node name, for messages
+	Open        OpenFunc                                   // opens the inner channel, required
+	Resolve     func(server string) (addr string, ok bool) // the address of a server this gateway reaches, required
+	Logger      *slog.Logger                               // slog.Default() if nil
+	OpenTimeout time.Duration                              // bound on opening the inner channel; 10s if zero
+}
+
+func (r *Relay) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
+}
+
+// HandleConn serves one authenticated gateway connection; it has the
+// signature of ConnHandler. It returns when the connection and every
+// relayed session on it are done.
+func (r *Relay) HandleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		if nc.ChannelType() != control.ChannelRelay {
+			nc.Reject(ssh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
+			continue
+		}
+		wg.Go(func() { r.serve(ctx, node, nc) })
+	}
+}
+
+// serve relays one channel from gateway node until both ends are closed.
+func (r *Relay) serve(ctx context.Context, node string, nc ssh.NewChannel) {
+	log := r.logger().With("peer", node)
+	req, err := r.parse(nc.ExtraData())
+	if err != nil {
+		r.reject(log, nc, ssh.Prohibited, err.Error())
+		return
+	}
+	addr, ok := r.Resolve(req.Server)
+	if !ok {
+		r.reject(log, nc, ssh.Prohibited, fmt.Sprintf("%s: server %s is not reachable through gateway %s",
+			control.CodeNoServer, req.Server, r.Name))
+		return
+	}
+	inner, innerReqs, err := r.open(ctx, req, addr)
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			r.reject(log, nc, oce.Reason, oce.Message) // the server's own answer, as is
+			return
+		}
+		log.Warn("relay: server unreachable", "server", req.Server, "addr", addr, "err", err)
+		r.reject(log, nc, ssh.ConnectionFailed, fmt.Sprintf("%s: server %s is unreachable from gateway %s",
+			control.CodeNoServer, req.Server, r.Name))
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		inner.Close()
+		go ssh.DiscardRequests(innerReqs)
+		log.Warn("relay: accept failed", "server", req.Server, "err", err)
+		return
+	}
+	start := time.Now()
+	log.Info("relay started", "server", req.Server, "type", req.Type)
+	Splice(ctx, ch, reqs, inner, innerReqs)
+	log.Info("relay ended", "server", req.Server, "type", req.Type, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// parse decodes and checks a relay request.
+func (r *Relay) parse(extra []byte) (control.RelayRequest, error) {
+	var req control.RelayRequest
+	if len(extra) > maxRelayRequest {
+		return req, fmt.Errorf("%s: relay request is %d bytes, more than the %d allowed",
+			control.CodeInternal, len(extra), maxRelayRequest)
+	}
+	if err := json.Unmarshal(extra, &req); err != nil {
+		return req, fmt.Errorf("%s: malformed relay request", control.CodeInternal)
+	}
+	if req.Type != control.ChannelSpawn && req.Type != control.ChannelAttach {
+		return req, fmt.Errorf("%s: relay of %q channels is not allowed", control.CodeInternal, req.Type)
+	}
+	return req, nil
+}
+
+// open opens the inner channel, bounded by OpenTimeout.
+func (r *Relay) open(ctx context.Context, req control.RelayRequest, addr string) (ssh.Channel, <-chan *ssh.Request, error) {
+	timeout := r.OpenTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch, reqs, err := r.Open(ctx, req.Server, addr, req.Type, req.Extra)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: open %s on %s: %w", req.Type, req.Server, err)
+	}
+	return ch, reqs, nil
+}
+
+func (r *Relay) reject(log *slog.Logger, nc ssh.NewChannel, reason ssh.RejectionReason, msg string) {
+	log.Info("relay rejected", "msg", msg)
+	if err := nc.Reject(reason, msg); err != nil {
+		log.Debug("relay reject failed", "err", err)
+	}
+}

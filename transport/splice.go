@@ -1,0 +1,70 @@
+package transport
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// spliceBufSize is the buffer of each of a splice's four copies.
+const spliceBufSize = 32 << 10
+
+// Splice joins two SSH channels as if they were one: everything one side's
+// peer sends reaches the other side's peer. That is data and extended data
+// (stderr) in both directions, each side's EOF as a CloseWrite on the other
+// once its data is through, every channel request in both directions with
+// its want-reply honoured (the reply is the other side's), and close: when
+// one side's peer closes its channel, the other side is closed once what
+// the first sent has been copied. An exit-status or exit-signal request is
+// forwarded only after the data and stderr sent before it, so the peer
+// sees the session's last bytes first, as sshd orders them.
+//
+// Splice returns once both channels are closed and every copy has ended.
+// ctx ending closes both channels. aReqs and bReqs are the channels'
+// request queues; Splice drains them, as x/crypto/ssh requires.
+func Splice(ctx context.Context, a ssh.Channel, aReqs <-chan *ssh.Request, b ssh.Channel, bReqs <-chan *ssh.Request) {
+	stop := context.AfterFunc(ctx, func() {
+		a.Close()
+		b.Close()
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() { pipe(b, a, aReqs) })
+	wg.Go(func() { pipe(a, b, bReqs) })
+	wg.Wait()
+}
+
+// pipe carries one direction of a splice: src's data, stderr and EOF to
+// dst, src's requests to dst, and src's close to dst after its data.
+func pipe(dst, src ssh.Channel, reqs <-chan *ssh.Request) {
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		var wg sync.WaitGroup
+		wg.Go(func() { copyBuffer(dst, src) })
+		wg.Go(func() { copyBuffer(dst.Stderr(), src.Stderr()) })
+		wg.Wait()
+		dst.CloseWrite() // fails only if dst is gone, which its own pipe sees
+	}()
+	for req := range reqs {
+		if req.Type == "exit-status" || req.Type == "exit-signal" {
+			<-copied // the session's output first; its peer has sent EOF or will close
+		}
+		ok, err := dst.SendRequest(req.Type, req.WantReply, req.Payload)
+		if req.WantReply {
+			req.Reply(ok && err == nil, nil)
+		}
+	}
+	// src's peer closed the channel: its data is all buffered, and the
+	// copies end at its EOF.
+	<-copied
+	dst.Close()
+}
+
+// copyBuffer copies src to dst until src ends or a write fails.
+func copyBuffer(dst io.Writer, src io.Reader) {
+	buf := make([]byte, spliceBufSize)
+	io.CopyBuffer(dst, src, buf)
+}
