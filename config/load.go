@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -49,22 +50,14 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte) (*Config, error) {
 	src := string(data)
 	pos := scanPositions(src)
-	c := &Config{
-		StateDir: defaultStateDir,
-		Broker: Broker{
-			Listen:         defaultBrokerListen,
-			Admin:          defaultBrokerAdmin,
-			ReportInterval: defaultReportInterval,
-		},
-	}
-	md, err := toml.Decode(src, c)
+	c, md, typeProbs, err := decode(name, src, pos)
 	if err != nil {
-		return nil, newError([]Problem{decodeProblem(name, err, pos)})
+		return nil, err
 	}
 	c.Path, c.pos = name, pos
 	c.fillDefaults()
-	probs := unknownKeys(name, md.Undecoded(), pos)
-	probs = append(probs, c.problems()...)
+	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
+	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
 	if err := newError(probs); err != nil {
 		return nil, err
 	}
@@ -218,3 +211,65 @@ func editDistance(a, b string) int {
 
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// maxTypeProblems bounds how many wrong-typed values decode reports before
+// it gives up on the rest of the file.
+const maxTypeProblems = 50
+
+// decode decodes src onto the defaults. A value of the wrong type stops
+// the TOML decoder at once, which would hide every other problem; so its
+// line is blanked and the decode tried again, and the wrong types come
+// back as problems beside the rest. A syntax error ends the decode: after
+// one, what follows cannot be trusted.
+func decode(name, src string, pos *positions) (*Config, toml.MetaData, []Problem, error) {
+	var probs []Problem
+	for {
+		c := &Config{
+			StateDir: defaultStateDir,
+			Broker: Broker{
+				Listen:         defaultBrokerListen,
+				Admin:          defaultBrokerAdmin,
+				ReportInterval: defaultReportInterval,
+			},
+		}
+		md, err := toml.Decode(src, c)
+		if err == nil {
+			return c, md, probs, nil
+		}
+		p := decodeProblem(name, err, pos)
+		probs = append(probs, p)
+		blanked, ok := blankLine(src, p.Line)
+		var syntax toml.ParseError
+		if errors.As(err, &syntax) || !typeErr.MatchString(err.Error()) || !ok || len(probs) >= maxTypeProblems {
+			return nil, md, nil, newError(probs)
+		}
+		src = blanked
+	}
+}
+
+// blankLine empties line n (1-based) of src, keeping the line count.
+func blankLine(src string, n int) (string, bool) {
+	lines := strings.SplitAfter(src, "\n")
+	if n < 1 || n > len(lines) || strings.TrimSpace(lines[n-1]) == "" {
+		return src, false
+	}
+	lines[n-1] = "\n"
+	return strings.Join(lines, ""), true
+}
+
+// withoutKeys drops the problems about keys that already have a type
+// problem (an app whose argv had the wrong type is not also "missing argv").
+func withoutKeys(probs, typeProbs []Problem) []Problem {
+	out := probs[:0:0]
+	for _, p := range probs {
+		dup := false
+		for _, tp := range typeProbs {
+			key, _, _ := strings.Cut(tp.Msg, ": ")
+			dup = dup || key != "" && strings.HasPrefix(p.Msg, key+":")
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
+}
