@@ -151,10 +151,10 @@ func WriteStatus(w io.Writer, st Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", s.Name, s.Addr, health(s.Healthy), yesNo(s.Draining),
 			s.Load, s.Sessions, s.Max, age(s.ReportAge))
 	}
-	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED")
+	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE")
 	for _, s := range st.Sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", short(s.ID), s.User, s.App, s.Server, dash(s.Gateway), s.PID,
-			s.Started.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", short(s.ID), s.User, s.App, s.Server, dash(s.Gateway), s.PID,
+			s.Started.Local().Format(time.DateTime), stateText(s))
 	}
 	if len(st.Reservations) > 0 {
 		fmt.Fprintln(tw, "\nRESERVATION\tUSER\tAPP\tSERVER\tGATEWAY\tFROM\tPID\tEXPIRES IN")
@@ -213,4 +213,16 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// stateText is a session's state for people: attached, or detached
+// with how long ago.
+func stateText(s control.SessionInfo) string {
+	switch {
+	case s.State == control.StateDetached && !s.Detached.IsZero():
+		return "detached " + time.Since(s.Detached).Round(time.Second).String()
+	case s.State == "":
+		return control.StateAttached
+	}
+	return s.State
 }

@@ -64,6 +64,10 @@ func TestDrainKeepsSessionsAndStopsPlacements(t *testing.T) {
 	}
 	r.Stdin.Write([]byte("on-drained\r"))
 	r.WaitFor("got:on-drained")
+	text, err := c.broker("status")
+	if err != nil || !strings.Contains(text, "DRAINING") || !strings.Contains(text, "STATE") || !strings.Contains(text, " attached") {
+		t.Fatalf("broker status text:\n%s\n%v", text, err)
+	}
 	if _, err := c.broker("undrain", server); err != nil {
 		t.Fatal(err)
 	}
