@@ -24,6 +24,7 @@ type Config struct {
 	Groups   map[string]Group   `toml:"group"`   // [group.NAME]
 	Regions  map[string]Region  `toml:"region"`  // [region.NAME]
 	Policy   Policy             `toml:"policy"`
+	Auth     Auth               `toml:"auth"` // user certificates and revoked keys, cluster-wide
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -66,6 +67,31 @@ type Gateway struct {
 	// Internal is the internal SSH address other gateways relay sessions
 	// through; "" for none. Required when a relaying gateway may need it.
 	Internal string `toml:"internal"`
+	// PasswordAuth offers the "password" method to users with a
+	// password_hash; false (the default) does not even advertise it.
+	PasswordAuth bool `toml:"password_auth"`
+
+	// Limits on what clients may do; zero or unset means the default
+	// shown (a limit cannot be switched off).
+	HandshakeTimeout   time.Duration `toml:"handshake_timeout"`     // time from TCP accept to authenticated; 20s
+	MaxAuthTries       int           `toml:"max_auth_tries"`        // failed methods per connection before disconnect; 6
+	AuthFailLimit      int           `toml:"auth_fail_limit"`       // failures from one address within AuthFailWindow that block it; 20
+	AuthFailWindow     time.Duration `toml:"auth_fail_window"`      // the counting window, and how long a blocked address is refused; 1m
+	MaxConnsPerSource  int           `toml:"max_conns_per_source"`  // concurrent connections from one address; 50
+	MaxSessionsPerUser int           `toml:"max_sessions_per_user"` // concurrent sessions of one user on this gateway; 20
+	MaxChannelsPerConn int           `toml:"max_channels_per_conn"` // concurrent session channels on one connection; 10
+}
+
+// Auth configures user certificates and revoked keys for every gateway.
+type Auth struct {
+	// TrustedUserCAKeys are CA public keys (authorized_keys format) whose
+	// user certificates are accepted; TrustedUserCAKeysFile is a file of
+	// them, relative to StateDir. None if both are empty.
+	TrustedUserCAKeys     []string `toml:"trusted_user_ca_keys"`
+	TrustedUserCAKeysFile string   `toml:"trusted_user_ca_keys_file"`
+	// RevokedKeys are refused as user keys, certificate keys and CAs:
+	// authorized_keys lines or SHA256 fingerprints ("SHA256:...").
+	RevokedKeys []string `toml:"revoked_keys"`
 }
 
 // Values of Gateway.Redirect.
@@ -92,14 +118,15 @@ type Server struct {
 
 // App is a program appd may run. A request names an app, never a command.
 type App struct {
-	Argv        []string          `toml:"argv"`        // program and fixed arguments, required; no shell
-	Env         map[string]string `toml:"env"`         // added to the allow-listed client environment
-	Dir         string            `toml:"dir"`         // working directory; the run-as user's home if empty
-	User        string            `toml:"user"`        // Unix user to run as when appd runs as root
-	AllowRoot   bool              `toml:"allow_root"`  // permit running as root
-	AllowArgs   bool              `toml:"allow_args"`  // append the user's words to Argv (as argv, never a shell)
-	Description string            `toml:"description"` // one line shown to users
-	Grace       *time.Duration    `toml:"grace"`       // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
+	Argv        []string          `toml:"argv"`         // program and fixed arguments, required; no shell
+	Env         map[string]string `toml:"env"`          // added to the allow-listed client environment
+	Dir         string            `toml:"dir"`          // working directory; the run-as user's home if empty
+	User        string            `toml:"user"`         // Unix user to run as when appd runs as root
+	AllowRoot   bool              `toml:"allow_root"`   // permit running as root
+	AllowArgs   bool              `toml:"allow_args"`   // append the user's words to Argv (as argv, never a shell)
+	Description string            `toml:"description"`  // one line shown to users
+	Grace       *time.Duration    `toml:"grace"`        // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
+	IdleTimeout time.Duration     `toml:"idle_timeout"` // end (or detach) a session with no input nor output this long; 0: never
 }
 
 // DefaultGrace is an app's grace period when the file does not set one.
@@ -125,6 +152,21 @@ type User struct {
 	KeysFile string   `toml:"keys_file"` // an authorized_keys file, relative to StateDir
 	Groups   []string `toml:"groups"`    // groups the user belongs to
 	Apps     []string `toml:"apps"`      // apps allowed besides the groups'; "*" means all
+	// Principals are the certificate principals that log in as this
+	// user; the user's own name if empty.
+	Principals []string `toml:"principals"`
+	// PasswordHash is a bcrypt ("$2a$...") or argon2id PHC
+	// ("$argon2id$v=19$m=...,t=...,p=...$salt$hash") hash; no password
+	// login if empty. Used only on gateways with password_auth.
+	PasswordHash string `toml:"password_hash"`
+}
+
+// UserPrincipals returns the certificate principals of user u named name.
+func (u User) UserPrincipals(name string) []string {
+	if len(u.Principals) == 0 {
+		return []string{name}
+	}
+	return u.Principals
 }
 
 // Group grants apps to its members.

@@ -207,6 +207,17 @@ func (c *Config) userKeys(name string, u User) ([]ssh.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: user %s: keys_file: %w", name, err)
 	}
+	more, err := parseKeyLines(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("config: user %s: keys_file %w", name, err)
+	}
+	return append(keys, more...), nil
+}
+
+// parseKeyLines parses an authorized_keys file's data, skipping blank
+// lines and comments; errors name path and the line.
+func parseKeyLines(path string, data []byte) ([]ssh.PublicKey, error) {
+	var keys []ssh.PublicKey
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -216,12 +227,12 @@ func (c *Config) userKeys(name string, u User) ([]ssh.PublicKey, error) {
 		}
 		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
-			return nil, fmt.Errorf("config: user %s: keys_file %s:%d: %w", name, path, n, err)
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 		keys = append(keys, pub)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("config: user %s: keys_file %s: %w", name, path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return keys, nil
 }

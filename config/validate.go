@@ -37,6 +37,7 @@ func (c *Config) problems() []Problem {
 	v.groups()
 	v.regions()
 	v.policy()
+	v.auth()
 	return v.probs
 }
 
@@ -96,6 +97,64 @@ func (v *checker) gateways() {
 			v.addf(sub(k, "alive_count_max"), "must not be negative")
 		}
 		v.publicKey(sub(k, "public_key"), g.PublicKey)
+		v.limits(k, g)
+	}
+}
+
+// limits checks a gateway's limits: none may be negative (zero means the
+// default).
+func (v *checker) limits(k toml.Key, g Gateway) {
+	neg := []struct {
+		key string
+		bad bool
+	}{
+		{"handshake_timeout", g.HandshakeTimeout < 0}, {"max_auth_tries", g.MaxAuthTries < 0},
+		{"auth_fail_limit", g.AuthFailLimit < 0}, {"auth_fail_window", g.AuthFailWindow < 0},
+		{"max_conns_per_source", g.MaxConnsPerSource < 0}, {"max_sessions_per_user", g.MaxSessionsPerUser < 0},
+		{"max_channels_per_conn", g.MaxChannelsPerConn < 0},
+	}
+	for _, n := range neg {
+		if n.bad {
+			v.addf(sub(k, n.key), "must not be negative: 0 or unset means the default")
+		}
+	}
+}
+
+// auth checks the [auth] table's keys and the users' principals and
+// password hashes.
+func (v *checker) auth() {
+	for i, line := range v.c.Auth.TrustedUserCAKeys {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err != nil {
+			v.addf(toml.Key{"auth", "trusted_user_ca_keys"}, "[%d]: invalid public key: %v", i, err)
+		}
+	}
+	for i, entry := range v.c.Auth.RevokedKeys {
+		if _, err := revokedFingerprint(entry); err != nil {
+			v.addf(toml.Key{"auth", "revoked_keys"}, "[%d]: %v", i, err)
+		}
+	}
+	owner := map[string]string{} // principal → user
+	for _, name := range sortedKeys(v.c.Users) {
+		u, k := v.c.Users[name], toml.Key{"user", name}
+		if u.PasswordHash != "" {
+			if err := checkPasswordHash(u.PasswordHash); err != nil {
+				v.addf(sub(k, "password_hash"), "%v", err)
+			}
+		}
+		for _, p := range u.UserPrincipals(name) {
+			if p == "" {
+				v.addf(sub(k, "principals"), "empty principal")
+			} else if other, ok := owner[p]; ok {
+				v.addf(sub(k, "principals"), "principal %q also logs in as user %q", p, other)
+			} else {
+				owner[p] = name
+			}
+		}
+	}
+	for _, name := range sortedKeys(v.c.Apps) {
+		if v.c.Apps[name].IdleTimeout < 0 {
+			v.addf(toml.Key{"app", name, "idle_timeout"}, `must not be negative: 0 or unset never ends an idle session`)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/config"
@@ -62,7 +64,11 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
 		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
-		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax}
+		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax, PasswordAuth: spec.PasswordAuth,
+		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
+		AuthFailLimit: spec.AuthFailLimit, AuthFailWindow: spec.AuthFailWindow,
+		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
+		MaxChannelsPerConn: spec.MaxChannelsPerConn}
 	g.srv = srv
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -281,11 +287,24 @@ func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
 	}
 }
 
-// directory answers the gateway's identity questions from one config.
+// directory answers the gateway's identity questions from one config:
+// keys, certificates (sshgate.CertAuthority), revocations
+// (sshgate.Revocations), passwords (sshgate.Passwords) and idle timeouts
+// (sshgate.AppLimits).
 type directory struct {
-	keys  map[string]string // marshalled key → user
-	users map[string]bool
-	apps  map[string]bool
+	keys       map[string]string // marshalled key → user
+	users      map[string]bool
+	apps       map[string]bool
+	cas        map[string]bool   // marshalled trusted user CA keys
+	principals map[string]string // certificate principal → user
+	revoked    map[string]bool   // SHA256 fingerprints
+	passwords  map[string]string // user → password hash
+	idle       map[string]appIdle
+}
+
+type appIdle struct {
+	limit  time.Duration
+	detach bool
 }
 
 func newDirectory(cfg *config.Config) (*directory, error) {
@@ -293,12 +312,31 @@ func newDirectory(cfg *config.Config) (*directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &directory{keys: keys, users: map[string]bool{}, apps: map[string]bool{}}
-	for u := range cfg.Users {
-		d.users[u] = true
+	cas, err := cfg.UserCAKeys()
+	if err != nil {
+		return nil, err
 	}
-	for a := range cfg.Apps {
-		d.apps[a] = true
+	revoked, err := cfg.RevokedFingerprints()
+	if err != nil {
+		return nil, err
+	}
+	d := &directory{keys: keys, users: map[string]bool{}, apps: map[string]bool{}, cas: map[string]bool{},
+		principals: map[string]string{}, revoked: revoked, passwords: map[string]string{}, idle: map[string]appIdle{}}
+	for _, ca := range cas {
+		d.cas[string(ca.Marshal())] = true
+	}
+	for name, u := range cfg.Users {
+		d.users[name] = true
+		for _, p := range u.UserPrincipals(name) {
+			d.principals[p] = name
+		}
+		if u.PasswordHash != "" {
+			d.passwords[name] = u.PasswordHash
+		}
+	}
+	for name, a := range cfg.Apps {
+		d.apps[name] = true
+		d.idle[name] = appIdle{limit: a.IdleTimeout, detach: a.GracePeriod() > 0}
 	}
 	return d, nil
 }
@@ -310,3 +348,45 @@ func (d *directory) UserForKey(k ssh.PublicKey) (string, bool) {
 
 func (d *directory) IsUser(name string) bool { return d.users[name] }
 func (d *directory) IsApp(name string) bool  { return d.apps[name] }
+
+// IsUserAuthority reports whether ca is a trusted user CA (sshgate.CertAuthority).
+func (d *directory) IsUserAuthority(ca ssh.PublicKey) bool { return d.cas[string(ca.Marshal())] }
+
+// UserForPrincipal maps a certificate principal to its user (sshgate.CertAuthority).
+func (d *directory) UserForPrincipal(p string) (string, bool) {
+	u, ok := d.principals[p]
+	return u, ok
+}
+
+// IsRevoked reports whether key is listed in revoked_keys (sshgate.Revocations).
+func (d *directory) IsRevoked(key ssh.PublicKey) bool { return d.revoked[ssh.FingerprintSHA256(key)] }
+
+// CheckPassword checks user's password (sshgate.Passwords); a user
+// without a hash costs a comparison against a dummy hash all the same.
+func (d *directory) CheckPassword(user, password string) bool {
+	hash, ok := d.passwords[user]
+	if !ok {
+		config.CheckPassword(dummyHash(), password)
+		return false
+	}
+	return config.CheckPassword(hash, password)
+}
+
+// IdleTimeout is app's idle_timeout, and whether it has a grace period
+// (sshgate.AppLimits).
+func (d *directory) IdleTimeout(app string) (time.Duration, bool) {
+	a := d.idle[app]
+	return a.limit, a.detach
+}
+
+// dummyHash is a bcrypt hash of a random password, made once, that
+// CheckPassword compares against for users without a password.
+var dummyHash = sync.OnceValue(func() string {
+	var pw [16]byte
+	rand.Read(pw[:])
+	h, err := bcrypt.GenerateFromPassword(pw[:], bcrypt.DefaultCost)
+	if err != nil {
+		return ""
+	}
+	return string(h)
+})

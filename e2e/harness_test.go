@@ -103,10 +103,29 @@ apps = ["cat", "echo", "pid", "status", "suicide", "split", "raw", "winch", "top
 keys = ["{{.AliceKey}}"]
 groups = ["staff"]
 apps = ["secret"]
+{{with .UserExtra}}{{index . "alice"}}{{end}}
 [user.bob]
 keys = ["{{.BobKey}}"]
 groups = ["staff"]
+{{with .UserExtra}}{{index . "bob"}}{{end}}
 ` + testApps
+
+// testLimits returns config lines raising the gateway limits that extra
+// does not set itself: test clusters play many users, and attackers, as
+// one user from one address (127.0.0.1), which the defaults (50
+// connections per address, 20 sessions per user, 10 per connection, 20
+// failed logins) would rightly refuse. e2e/limits_test.go sets each limit
+// it tests.
+func testLimits(extra string) string {
+	var b strings.Builder
+	for _, kv := range [][2]string{{"max_conns_per_source", "5000"}, {"auth_fail_limit", "100000"},
+		{"max_sessions_per_user", "5000"}, {"max_channels_per_conn", "1000"}} {
+		if !strings.Contains(extra, kv[0]+" =") {
+			fmt.Fprintf(&b, "%s = %s\n", kv[0], kv[1])
+		}
+	}
+	return b.String()
+}
 
 // Cluster is one in-process Switchyard cluster on loopback.
 type Cluster struct {
@@ -141,7 +160,8 @@ type ClusterOptions struct {
 	GatewayConfig map[string]string
 	ServerConfig  map[string]string
 	Extra         string
-	ExtraApps     []string // apps defined in Extra that group staff may run
+	ExtraApps     []string          // apps defined in Extra that group staff may run
+	UserConfig    map[string]string // extra lines in [user.alice] or [user.bob], by user
 	// Internal lists the gateways that get an internal listener (for
 	// relays), opened on 127.0.0.1:0 like the others.
 	Internal []string
@@ -171,11 +191,14 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		"Gateways": map[string]string{}, "Servers": map[string]string{},
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(c.Bob), "Max": opts.MaxSessions,
 		"BrokerExtra": opts.BrokerConfig, "ServerExtra": opts.ServerConfig, "Extra": opts.Extra,
-		"ExtraApps": opts.ExtraApps,
+		"ExtraApps": opts.ExtraApps, "UserExtra": opts.UserConfig,
 	}
 	gwExtra := map[string]string{}
 	for g, extra := range opts.GatewayConfig {
 		gwExtra[g] = extra
+	}
+	for _, g := range opts.Gateways {
+		gwExtra[g] += "\n" + testLimits(gwExtra[g])
 	}
 	for _, g := range opts.Internal {
 		gwExtra[g] += fmt.Sprintf("\ninternal = %q\n", c.listen(g+"/internal"))

@@ -39,12 +39,36 @@ var (
 	}
 )
 
-const maxAuthTries = 6
-
 var (
-	errAuthRefused = errors.New("sshgate: public key refused")
-	errNoneAuth    = errors.New("sshgate: authentication required")
+	errAuthRefused     = errors.New("sshgate: public key refused")
+	errPasswordRefused = errors.New("sshgate: password refused")
+	errNoneAuth        = errors.New("sshgate: authentication required")
 )
+
+// sourceAddressOption is the certificate critical option x/crypto enforces
+// itself when it is in the returned Permissions. Any other critical
+// option (force-command, verify-required, ...) refuses the certificate.
+const sourceAddressOption = "source-address"
+
+// CertAuthority is the part of a Directory that admits OpenSSH user
+// certificates. A Directory without it refuses every certificate.
+type CertAuthority interface {
+	IsUserAuthority(ca gossh.PublicKey) bool                  // ca signs user certificates we trust
+	UserForPrincipal(principal string) (user string, ok bool) // the user a certificate principal logs in as
+}
+
+// Revocations is the part of a Directory that lists revoked keys: user
+// keys, the keys inside certificates, and CAs.
+type Revocations interface {
+	IsRevoked(key gossh.PublicKey) bool
+}
+
+// Passwords is the part of a Directory that checks passwords, used only
+// when Server.PasswordAuth is set. CheckPassword must take about as long
+// for an unknown user or one without a password as for a wrong password.
+type Passwords interface {
+	CheckPassword(user, password string) bool
+}
 
 // identity is who a connection authenticated as.
 type identity struct {
@@ -68,7 +92,8 @@ func identityOf(conn *gossh.ServerConn) (identity, bool) {
 // serverConfig is gliderlabs' ServerConfigCallback: a fresh config per
 // connection. No gliderlabs auth handler is set, so gliderlabs turns
 // NoClientAuth on; NoClientAuthCallback then refuses "none", leaving
-// "publickey" as the only method advertised.
+// "publickey" (and "password" when PasswordAuth is set) as the only
+// methods advertised.
 func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 	hs, _ := ctx.Value(handshakeKey{}).(*handshake)
 	cfg := &gossh.ServerConfig{
@@ -77,7 +102,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			Ciphers:      cipherAlgos,
 			MACs:         macAlgos,
 		},
-		MaxAuthTries:         maxAuthTries,
+		MaxAuthTries:         s.maxAuthTries(),
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) { return nil, errNoneAuth },
 		PublicKeyCallback:    s.checkKey,
 		VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, p *gossh.Permissions, _ string) (*gossh.Permissions, error) {
@@ -87,6 +112,15 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			return p, nil
 		},
 	}
+	if s.PasswordAuth {
+		cfg.PasswordCallback = func(meta gossh.ConnMetadata, password []byte) (*gossh.Permissions, error) {
+			p, err := s.checkPassword(meta, password)
+			if err == nil {
+				hs.finish()
+			}
+			return p, err
+		}
+	}
 	return cfg
 }
 
@@ -95,27 +129,71 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 // and returns fresh Permissions on every call.
 func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 	login := meta.User()
-	user, reason := s.authorize(login, key)
+	user, crit, reason := s.authorize(login, key)
 	if reason != "" {
-		s.authFailures.Add(1)
-		s.logger().Info("auth refused", "client", meta.RemoteAddr().String(), "login", login,
-			"key", gossh.FingerprintSHA256(key), "reason", reason)
+		s.refused(meta, reason, "key", gossh.FingerprintSHA256(key))
 		return nil, errAuthRefused
 	}
-	return &gossh.Permissions{Extensions: map[string]string{extUser: user, extLogin: login}}, nil
+	return permissions(user, login, crit), nil
 }
 
-// authorize applies the login rules; it returns the key's user, or a
-// reason for refusing.
-func (s *Server) authorize(login string, key gossh.PublicKey) (user, reason string) {
-	if _, ok := key.(*gossh.Certificate); ok {
-		return "", "certificates are not supported yet"
-	}
+// checkPassword is the PasswordCallback. A password logs in as a user, so
+// the login must be the user's name (ssh alice@gw APP).
+func (s *Server) checkPassword(meta gossh.ConnMetadata, password []byte) (*gossh.Permissions, error) {
+	login := meta.User()
 	d := s.directory()
-	user, ok := d.UserForKey(key)
+	pw, _ := d.(Passwords)
 	switch {
-	case !ok || user == "":
-		return "", "unknown key"
+	case pw == nil:
+		s.refused(meta, "passwords are not configured", "method", "password")
+	case !pw.CheckPassword(login, string(password)) || !d.IsUser(login):
+		s.refused(meta, "wrong password or no such user", "method", "password")
+	default:
+		return permissions(login, login, nil), nil
+	}
+	return nil, errPasswordRefused
+}
+
+// permissions are the fresh Permissions of an accepted key or password:
+// the identity, and the certificate's critical options for x/crypto to
+// enforce (source-address).
+func permissions(user, login string, crit map[string]string) *gossh.Permissions {
+	return &gossh.Permissions{CriticalOptions: crit, Extensions: map[string]string{extUser: user, extLogin: login}}
+}
+
+// refused counts and logs a refused attempt (never the password), and
+// charges it to the client's address.
+func (s *Server) refused(meta gossh.ConnMetadata, reason string, attrs ...any) {
+	s.authFailures.Add(1)
+	addr := meta.RemoteAddr()
+	s.logger().Info("auth refused", append([]any{"client", addr.String(), "login", meta.User(), "reason", reason}, attrs...)...)
+	if s.sources.fail(hostOf(addr), s.now(), s.authFailLimit(), s.authFailWindow()) {
+		s.logger().Warn("client address blocked: too many failed logins", "client", hostOf(addr),
+			"failures", s.authFailLimit(), "for", s.authFailWindow())
+	}
+}
+
+// authorize applies the login rules; it returns the key's user and the
+// critical options to enforce, or a reason for refusing.
+func (s *Server) authorize(login string, key gossh.PublicKey) (user string, crit map[string]string, reason string) {
+	d := s.directory()
+	if revoked(d, key) {
+		return "", nil, "revoked key"
+	}
+	if cert, ok := key.(*gossh.Certificate); ok {
+		return s.authorizeCert(d, login, cert)
+	}
+	user, ok := d.UserForKey(key)
+	if !ok || user == "" {
+		return "", nil, "unknown key"
+	}
+	user, reason = loginAs(d, login, user)
+	return user, nil, reason
+}
+
+// loginAs checks that user may log in as login: their own name, or an app.
+func loginAs(d Directory, login, user string) (string, string) {
+	switch {
 	case d.IsUser(login):
 		if login != user {
 			return "", "key belongs to " + user
@@ -126,6 +204,12 @@ func (s *Server) authorize(login string, key gossh.PublicKey) (user, reason stri
 	default:
 		return "", "login is neither a user nor an app"
 	}
+}
+
+// revoked reports whether d lists key as revoked.
+func revoked(d Directory, key gossh.PublicKey) bool {
+	r, ok := d.(Revocations)
+	return ok && r.IsRevoked(key)
 }
 
 // handshakeKey is the gliderlabs context key of a connection's handshake
@@ -158,14 +242,27 @@ func (hs *handshake) finish() {
 	}
 }
 
-// onConn is gliderlabs' ConnCallback: it starts the handshake timer.
+// onConn is gliderlabs' ConnCallback: it refuses an address over its
+// connection limit or blocked for failed logins (closing the connection
+// before the SSH handshake), and starts the handshake timer.
 func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 	addr := conn.RemoteAddr().String()
+	ip := hostOf(conn.RemoteAddr())
+	if reason := s.sources.admit(ip, s.now(), s.maxConnsPerSource()); reason != "" {
+		s.logger().Warn("connection refused", "client", addr, "reason", reason)
+		return nil
+	}
+	conn = &sourceConn{Conn: conn, release: func() { s.sources.leave(ip) }}
 	hs := startHandshake(conn, s.handshakeTimeout(), func() {
-		s.logger().Info("handshake timed out", "client", addr)
+		s.logger().Info("handshake timed out", "client", addr, "after", s.handshakeTimeout())
 	})
 	ctx.SetValue(handshakeKey{}, hs)
+	ctx.SetValue(channelsKey{}, new(atomic.Int64))
 	ac := &aliveConn{Conn: conn}
 	ctx.SetValue(keepaliveKey{}, &keepaliveState{conn: ac})
 	return ac
 }
+
+// channelsKey is the gliderlabs context key of a connection's count of
+// open session channels (*atomic.Int64).
+type channelsKey struct{}

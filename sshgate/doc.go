@@ -5,12 +5,33 @@
 //
 // # Logging in
 //
-// Only public-key authentication is offered. The key must belong to a
-// Switchyard user U. The login name L is either U itself or the name of an
+// Public keys and OpenSSH user certificates are offered, and passwords
+// when Server.PasswordAuth is set. A key must belong to a Switchyard user
+// U; a certificate must be signed by a CA the Directory trusts
+// (CertAuthority), be valid now (Server.Clock), carry a principal mapping
+// to U and no critical option but source-address (enforced by x/crypto;
+// force-command refuses the certificate). Revoked keys, certificate keys
+// and CAs (Revocations) are refused. A password logs in as the user whose
+// name is the login. The login name L is either U itself or the name of an
 // app, in which case the session belongs to U and L is the app to run when
-// the client names none (`ssh htop@gw`). The identity is decided once, in the
-// public-key callback, and read back only from the connection's
+// the client names none (`ssh htop@gw`). The identity is decided once, in
+// the authentication callbacks, and read back only from the connection's
 // Permissions; see auth.go for why.
+//
+// # Limits
+//
+// Each limit is a Server field with a default. An address over
+// MaxConnsPerSource, or blocked after AuthFailLimit failed attempts within
+// AuthFailWindow (for AuthFailWindow), is closed before the SSH handshake
+// and logged. A connection not authenticated within HandshakeTimeout is
+// closed; after MaxAuthTries failures x/crypto disconnects it ("too many
+// authentication failures"). A session channel beyond MaxChannelsPerConn
+// is rejected (resource shortage) with a reason OpenSSH prints. A session
+// beyond its user's MaxSessionsPerUser gets "switchyard: too many sessions
+// for user U (N)" and exit 69. A session idle (no byte either way) for its
+// app's idle timeout (AppLimits) gets "switchyard: idle for D; session
+// ended" and exit 69 (or "detached" for a PTY app with a grace period,
+// which stays resumable).
 //
 // # Choosing the app
 //

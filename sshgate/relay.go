@@ -50,17 +50,21 @@ type relay struct {
 // startRelay starts the copies: client input (read from stdin) to appd
 // (CloseWrite on EOF), appd stdout and stderr to the client as raw bytes,
 // and a drain of appd's requests that keeps the first exit request.
-func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request) *relay {
+func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *relay {
 	r := &relay{done: make(chan struct{})}
+	var appOut, appErr io.Reader = app, app.Stderr()
+	if act != nil {
+		stdin, appOut, appErr = touchReader{stdin, act}, touchReader{appOut, act}, touchReader{appErr, act}
+	}
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		copyBuf(client, app)
+		copyBuf(client, appOut)
 	}()
 	go func() {
 		defer wg.Done()
-		copyBuf(client.Stderr(), app.Stderr())
+		copyBuf(client.Stderr(), appErr)
 	}()
 	go func() {
 		defer wg.Done()

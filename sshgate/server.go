@@ -94,12 +94,24 @@ type Server struct {
 	NoApp            NoAppFunc      // picker for PTY sessions naming no app; a hint and exit 64 if nil or without a PTY
 	AliveInterval    time.Duration  // ask a silent client for a reply this often; 15s if zero
 	AliveCountMax    int            // close after this many unanswered asks; 3 if zero
+	PasswordAuth     bool           // offer "password" (the Directory must implement Passwords); not advertised if false
+
+	// Limits; see doc.go for what the client sees when it hits each.
+	MaxAuthTries       int              // failed authentication attempts per connection; 6 if zero
+	AuthFailLimit      int              // failed attempts from one IP within AuthFailWindow that block it; 20 if zero
+	AuthFailWindow     time.Duration    // the counting window, and how long a blocked IP is refused; 1m if zero
+	MaxConnsPerSource  int              // concurrent connections from one IP; 50 if zero
+	MaxSessionsPerUser int              // concurrent sessions of one user on this gateway; 20 if zero
+	MaxChannelsPerConn int              // concurrent session channels on one connection; 10 if zero
+	Clock              func() time.Time // certificate validity and throttling; time.Now if nil
 
 	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
 	active       atomic.Int64           // sessions holding a capacity slot
 	authFailures atomic.Uint64          // public keys refused, since start
 	handlers     atomic.Int64           // running session channel handlers
 	closed       atomic.Bool
+	sources      sources      // per client IP: connections, failed logins
+	users        userSessions // sessions per user
 
 	mu        sync.Mutex // guards gl and listeners
 	gl        *gliderssh.Server
@@ -259,7 +271,7 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) capacity() int { return orDefault(s.Capacity, 1000) }
 
 func (s *Server) handshakeTimeout() time.Duration {
-	return orDefault(s.HandshakeTimeout, 20*time.Second)
+	return orDefault(s.HandshakeTimeout, defaultHandshakeTimeout)
 }
 
 func (s *Server) placeTimeout() time.Duration { return orDefault(s.PlaceTimeout, 5*time.Second) }

@@ -3,11 +3,13 @@ package sshgate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -72,6 +74,15 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	if !ok {
 		nc.Reject(gossh.Prohibited, "not authenticated")
 		return
+	}
+	if n, _ := gctx.Value(channelsKey{}).(*atomic.Int64); n != nil {
+		if max := s.maxChannelsPerConn(); n.Add(1) > int64(max) {
+			n.Add(-1)
+			s.logger().Info("session channel refused", "user", id.User, "client", conn.RemoteAddr().String(), "reason", "too many sessions on this connection")
+			nc.Reject(gossh.ResourceShortage, fmt.Sprintf("switchyard: too many sessions on this connection (%d)", max))
+			return
+		}
+		defer n.Add(-1)
 	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {

@@ -40,6 +40,11 @@ func (s *Server) run(ctx context.Context, ss *session) {
 		return
 	}
 	defer s.release()
+	if max := s.maxSessionsPerUser(); !s.users.acquire(ss.id.User, max) {
+		ss.fail(tooManySessions(ss.id.User, max))
+		return
+	}
+	defer s.users.release(ss.id.User)
 	app, args, err := ParseCommand(ss.id.Login, ss.id.loginIsApp(), cmd)
 	switch {
 	case err == nil && app == CommandSessions:
@@ -222,11 +227,20 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil, "claimed", r.Place.Claim != nil,
 		"via", viaName(r.Place))
 	ss.attach(r.Ch)
-	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	act := &activity{}
+	act.touch()
+	var idle *failure // what the client is told if the session idles out
+	if limit, detach := s.idleLimit(r.App); limit > 0 {
+		idle = idleFailure(limit, detach && ss.hasPty())
+		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
+	}
+	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
 	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
 	ex, drained := rl.wait(ctx, r.Ch, s.startTimeout())
 	ss.detach()
-	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver)
+	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver, idle)
 	msg := "session ended"
 	if !report {
 		msg = "session left running"
@@ -238,11 +252,11 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 }
 
-// end passes the app's exit to the client (or explains its absence) and
-// returns the report for the broker, and whether to send it: not for a
-// session that lives on (taken over, or a PTY session detached because
-// its client left).
-func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, drained, takenOver bool) (control.SessionEnded, bool) {
+// end passes the app's exit to the client (or explains its absence: idle
+// is the line for an idle timeout) and returns the report for the broker,
+// and whether to send it: not for a session that lives on (taken over, or
+// a PTY session detached because its client left or it idled out).
+func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, drained, takenOver bool, idle *failure) (control.SessionEnded, bool) {
 	ended := control.SessionEnded{ID: r.Started.ID, Server: r.Place.Server, Status: -1}
 	switch {
 	case ex != nil:
@@ -256,8 +270,12 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 		ended.Status, ended.Reason = ex.status()
 	case ctx.Err() != nil:
 		ended.Reason = "connection closed"
-		if errors.Is(context.Cause(ctx), errClientGone) {
-			ended.Reason = errClientGone.Error()
+		cause := context.Cause(ctx)
+		if errors.Is(cause, errClientGone) || errors.Is(cause, errIdle) {
+			ended.Reason = cause.Error()
+		}
+		if errors.Is(cause, errIdle) && idle != nil {
+			ss.fail(idle)
 		}
 		if !drained {
 			ended.Reason += "; app channel did not close"

@@ -1,0 +1,93 @@
+package sshgate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// errIdle is the cancel cause of a session ended for its idle timeout.
+var errIdle = errors.New("idle timeout")
+
+// AppLimits is the part of a Directory that gives apps an idle timeout.
+type AppLimits interface {
+	// IdleTimeout is how long a session of app may pass with no input
+	// from the client and no output from the app (0: forever), and
+	// whether its end then detaches it (a PTY app with a grace period)
+	// rather than ending it.
+	IdleTimeout(app string) (idle time.Duration, detach bool)
+}
+
+// activity is when a session last moved a byte either way.
+type activity struct{ last atomic.Int64 } // unix nanoseconds
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+func (a *activity) since() time.Duration { return time.Since(time.Unix(0, a.last.Load())) }
+
+// touchReader marks activity on every read that returns bytes.
+type touchReader struct {
+	r io.Reader
+	a *activity
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.a.touch()
+	}
+	return n, err
+}
+
+// watchIdle calls onIdle once a has been still for limit, unless ctx ends
+// first.
+func watchIdle(ctx context.Context, limit time.Duration, a *activity, onIdle func()) {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		idle := a.since()
+		if idle >= limit {
+			onIdle()
+			return
+		}
+		t.Reset(limit - idle)
+	}
+}
+
+// idleLimit returns app's idle timeout from the Directory, if it has one.
+func (s *Server) idleLimit(app string) (time.Duration, bool) {
+	if l, ok := s.directory().(AppLimits); ok {
+		return l.IdleTimeout(app)
+	}
+	return 0, false
+}
+
+// idleFailure is what the client of an idle session is told.
+func idleFailure(limit time.Duration, detach bool) *failure {
+	what := "ended"
+	if detach {
+		what = "detached"
+	}
+	return &failure{Status: exitUnavailable, Line: fmt.Sprintf("idle for %s; session %s", shortDuration(limit), what)}
+}
+
+// shortDuration prints d without trailing zero units: 30m, 1h, 1h30m, 500ms.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
