@@ -84,7 +84,8 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 func (p *cutProxy) Cut() { p.once.Do(func() { close(p.cut) }) }
 
 func TestNetworkCutDetachesAndResumes(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"},
+		GatewayConfig: map[string]string{"gw1": "alive_interval = \"200ms\"\nalive_count_max = 2"}})
 	proxy := newCutProxy(t, c.GatewayAddr("gw1"))
 	client, err := ssh.Dial("tcp", proxy.ln.Addr().String(), &ssh.ClientConfig{
 		User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Alice)},
