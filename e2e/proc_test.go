@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,20 +59,37 @@ type ProcCluster struct {
 	mu     sync.Mutex
 }
 
+// freeAddrs finds n distinct loopback ports nothing listens on: all are
+// held open together, so the kernel cannot hand out one twice.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
 // NewProcCluster writes a config for the given gateways and servers and
 // starts one process per node; all are SIGKILLed at cleanup.
 func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
 	t.Helper()
 	bin := buildBinaries(t)
 	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}}
-	data := map[string]any{"State": c.Dir, "Broker": freeAddr(t), "Admin": freeAddr(t), "Interval": "200ms",
+	addrs := freeAddrs(t, 2+len(gateways)+len(servers))
+	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t))}
-	for _, g := range gateways {
-		data["Gateways"].(map[string]string)[g] = freeAddr(t)
+	for i, g := range gateways {
+		data["Gateways"].(map[string]string)[g] = addrs[2+i]
 	}
-	for _, s := range servers {
-		data["Servers"].(map[string]string)[s] = freeAddr(t)
+	for i, s := range servers {
+		data["Servers"].(map[string]string)[s] = addrs[2+len(gateways)+i]
 	}
 	c.Config = filepath.Join(c.Dir, "config.toml")
 	writeConfig(t, c.Config, data)
