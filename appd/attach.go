@@ -3,7 +3,6 @@ package appd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/bufcopy"
 	"switchyard/control"
 )
 
@@ -131,25 +131,8 @@ func (s *session) handleRequest(req *ssh.Request) bool {
 	return false
 }
 
-// copyCounted copies src to dst with a bufSize buffer, adding the bytes
-// written to n, until src ends or a write fails. It returns the error that
-// stopped it, nil for io.EOF.
+// copyCounted copies src to dst, adding the bytes written to n, until src
+// ends or a write fails; nil for io.EOF. See package bufcopy.
 func copyCounted(dst io.Writer, src io.Reader, n *atomic.Int64) error {
-	buf := make([]byte, bufSize)
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			n.Add(int64(nw))
-			if werr != nil {
-				return werr
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
+	return bufcopy.Copy(dst, src, n)
 }

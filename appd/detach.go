@@ -56,6 +56,9 @@ func (s *session) pump() {
 	r := ptyReader{s.term.master}
 	for {
 		n, err := r.Read(buf)
+		if n > 0 && err == nil {
+			n += s.term.readMore(buf[n:])
+		}
 		if n > 0 {
 			s.emit(buf[:n])
 		}

@@ -173,6 +173,31 @@ func (r ptyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readMore tops up buf with what the terminal already holds, without
+// waiting, so that output arriving faster than it is read leaves in full
+// packets rather than one per (at most 4 KiB) PTY read.
+func (t *terminal) readMore(buf []byte) int {
+	if !t.pollable {
+		return 0
+	}
+	rc, err := t.master.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	total := 0
+	rc.Read(func(fd uintptr) bool {
+		for total < len(buf) {
+			n, err := unix.Read(int(fd), buf[total:])
+			if n <= 0 || err != nil {
+				break
+			}
+			total += n
+		}
+		return true
+	})
+	return total
+}
+
 // clamp16 fits a size from the wire into a winsize field.
 func clamp16(v uint32) uint16 {
 	return uint16(min(v, math.MaxUint16))

@@ -8,6 +8,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"switchyard/bufcopy"
 	"switchyard/control"
 )
 
@@ -123,10 +124,6 @@ func drainApp(reqs <-chan *gossh.Request) (ex *exitReq, takenOver bool) {
 	return ex, takenOver
 }
 
-// copyBuf copies src to dst with a copyBufSize buffer. It returns nil when
-// src ended with EOF.
-func copyBuf(dst io.Writer, src io.Reader) error {
-	buf := make([]byte, copyBufSize)
-	_, err := io.CopyBuffer(dst, src, buf)
-	return err
-}
+// copyBuf copies src to dst; nil when src ended with EOF. See package
+// bufcopy: an idle relay holds 512 bytes, not 32 KiB.
+func copyBuf(dst io.Writer, src io.Reader) error { return bufcopy.Copy(dst, src, nil) }

