@@ -57,6 +57,15 @@ func (m *Manager) SetApps(apps map[string]App) {
 	m.mu.Unlock()
 }
 
+// SetMaxSessions changes the capacity for new spawns (config reload);
+// running sessions are never ended for it. Use it instead of writing
+// MaxSessions once the Manager serves.
+func (m *Manager) SetMaxSessions(n int) {
+	m.mu.Lock()
+	m.MaxSessions = n
+	m.mu.Unlock()
+}
+
 // Sessions returns a snapshot of the running sessions, oldest first, each
 // with its State (control.StateAttached or StateDetached) and, if detached,
 // since when.

@@ -103,6 +103,26 @@ func TestMaxSessions(t *testing.T) {
 	spawn(t, c, ptyReq("loop")).ch.Close() // the slot is free again
 }
 
+// A reload that lowers the capacity refuses new spawns and ends none.
+func TestSetMaxSessionsWhileServing(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, map[string]App{"loop": sh(loop)})
+	c := dialManager(t, m)
+	first := spawn(t, c, ptyReq("loop"))
+	second := spawn(t, c, ptyReq("loop"))
+	m.SetMaxSessions(1)
+	_, err := trySpawn(t, c, ptyReq("loop"))
+	if oce := rejection(t, err); oce.Message != "no_server: server s1 is full (1 sessions)" {
+		t.Errorf("message = %q", oce.Message)
+	}
+	if m.Len() != 2 {
+		t.Fatalf("lowering the capacity ended sessions: %d left of 2", m.Len())
+	}
+	first.ch.Close()
+	second.ch.Close()
+	waitLen(t, m, 0)
+}
+
 func TestSessionsListsRunning(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(t, map[string]App{"loop": sh(loop)})

@@ -107,6 +107,7 @@ func (a *appdNode) apply(cfg *config.Config) {
 			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod()}
 	}
 	a.mgr.SetApps(apps)
+	a.mgr.SetMaxSessions(spec.MaxSessions)
 	keys := nodeKeys(cfg, gatewayNames(cfg), a.log)
 	a.keys.Store(&keys)
 	a.cfg.Store(cfg)
