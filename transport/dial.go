@@ -20,11 +20,12 @@ type Identity struct {
 // connect and the handshake.
 func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.PublicKey) (*ssh.Client, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", peer, addr, err)
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
+	c := &aliveConn{Conn: raw}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
 	deadline := time.Now().Add(defaultHandshakeTimeout)
@@ -51,5 +52,7 @@ func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.Publi
 		return nil, fmt.Errorf("handshake with %s at %s: %w", peer, addr, ctx.Err())
 	}
 	c.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nil
+	client := ssh.NewClient(sc, chans, reqs)
+	go keepalive(client, c)
+	return client, nil
 }
