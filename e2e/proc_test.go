@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +57,7 @@ type ProcCluster struct {
 	cfg    *config.Config
 	Alice  ssh.Signer
 	procs  map[string]*exec.Cmd
+	prefix map[string][]string // command prefix per node
 	mu     sync.Mutex
 }
 
@@ -79,8 +81,21 @@ func freeAddrs(t testing.TB, n int) []string {
 // starts one process per node; all are SIGKILLed at cleanup.
 func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
 	t.Helper()
+	return newProcCluster(t, gateways, servers, procOptions{})
+}
+
+// procOptions place nodes elsewhere than on 127.0.0.1: Addr overrides a
+// node's listen address ("broker" included), Prefix runs its process
+// under a command such as `ip netns exec NS`.
+type procOptions struct {
+	Addr   map[string]string
+	Prefix map[string][]string
+}
+
+func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
+	t.Helper()
 	bin := buildBinaries(t)
-	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}}
+	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
 	addrs := freeAddrs(t, 2+len(gateways)+len(servers))
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
@@ -90,6 +105,16 @@ func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
 	}
 	for i, s := range servers {
 		data["Servers"].(map[string]string)[s] = addrs[2+len(gateways)+i]
+	}
+	for node, addr := range opts.Addr {
+		switch {
+		case node == "broker":
+			data["Broker"] = addr
+		case slices.Contains(gateways, node):
+			data["Gateways"].(map[string]string)[node] = addr
+		default:
+			data["Servers"].(map[string]string)[node] = addr
+		}
 	}
 	c.Config = filepath.Join(c.Dir, "config.toml")
 	writeConfig(t, c.Config, data)
@@ -138,7 +163,8 @@ func (c *ProcCluster) Start(name string, bin ...string) {
 		c.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(filepath.Join(dir, exe), append([]string{"-config", c.Config, "-log-level", "debug"}, args...)...)
+	argv := append(append(slices.Clone(c.prefix[name]), filepath.Join(dir, exe), "-config", c.Config, "-log-level", "debug"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", name, err)
