@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/daemon"
 )
 
 // netns makes a network namespace joined to the host by a veth pair:
@@ -68,15 +72,19 @@ func TestFaultPartitionedServer(t *testing.T) {
 		Prefix: map[string][]string{"s1": {"ip", "netns", "exec", ns}},
 	})
 	client := c.Dial("gw1")
-	var r *Run
-	for { // a session on s1, the server about to be cut off
-		r = Open(t, client, "pid", "xterm", 24, 80)
-		r.WaitFor("24 80")
-		if c.serverOf(lastPID(t, r)) == "s1" {
-			break
+	// A session on s1, the server about to be cut off: drain s2 meanwhile.
+	drain := func(verb string) {
+		if err := daemon.Broker(context.Background(), []string{verb, "-config", c.Config, "s2"}, daemon.Env{Stdout: io.Discard}); err != nil {
+			t.Fatalf("%s s2: %v", verb, err)
 		}
-		r.Session.Close()
 	}
+	drain("drain")
+	r := Open(t, client, "pid", "xterm", 24, 80)
+	r.WaitFor("24 80")
+	if got := c.serverOf(lastPID(t, r)); got != "s1" {
+		t.Fatalf("session placed on %s with s2 drained", got)
+	}
+	drain("undrain")
 	start := time.Now()
 	cut()
 	status, _ := r.Wait()

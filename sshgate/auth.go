@@ -8,6 +8,8 @@ import (
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/transport"
 )
 
 // Permission extensions carrying the identity decided at authentication.
@@ -258,7 +260,7 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 	})
 	ctx.SetValue(handshakeKey{}, hs)
 	ctx.SetValue(channelsKey{}, new(atomic.Int64))
-	ac := &aliveConn{Conn: conn}
+	ac := &transport.AliveConn{Conn: conn}
 	ctx.SetValue(keepaliveKey{}, &keepaliveState{conn: ac})
 	return ac
 }

@@ -24,7 +24,7 @@ func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.Publi
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", peer, addr, err)
 	}
-	c := &aliveConn{Conn: raw}
+	c := &AliveConn{Conn: raw}
 	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -53,6 +53,6 @@ func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.Publi
 	}
 	c.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	go keepalive(client, c)
+	go Keepalive(client, c, aliveInterval, aliveCountMax)
 	return client, nil
 }

@@ -19,15 +19,20 @@ var (
 	aliveCountMax = 3
 )
 
-const keepaliveRequest = "keepalive@switchyard"
+// keepaliveRequest is what Keepalive sends; any reply, even a refusal,
+// proves the peer is there (OpenSSH's client answers this one too).
+const keepaliveRequest = "keepalive@openssh.com"
 
-// aliveConn records when the peer last sent anything.
-type aliveConn struct {
+// AliveConn is a net.Conn that records when the peer last sent anything.
+// Wrap a connection in it before the SSH handshake, and pass it to
+// Keepalive.
+type AliveConn struct {
 	net.Conn
 	lastRead atomic.Int64 // unix nanoseconds
 }
 
-func (c *aliveConn) Read(p []byte) (int, error) {
+// Read reads and records the time when bytes arrived.
+func (c *AliveConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.lastRead.Store(time.Now().UnixNano())
@@ -35,40 +40,42 @@ func (c *aliveConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *aliveConn) silentFor() time.Duration {
+func (c *AliveConn) silentFor() time.Duration {
 	return time.Since(time.Unix(0, c.lastRead.Load()))
 }
 
-// keepalive runs until the client's connection ends.
-func keepalive(client *ssh.Client, c *aliveConn) {
-	interval, max := aliveInterval, aliveCountMax
+// Keepalive asks conn's peer for a reply whenever it has been silent for
+// interval, and closes conn after max unanswered asks, as sshd's
+// ClientAlive* do. It returns when conn closes, or after closing it,
+// reporting whether it gave up on the peer. A busy peer is never asked:
+// its replies could queue behind megabytes of its own data.
+func Keepalive(conn ssh.Conn, ac *AliveConn, interval time.Duration, max int) (gaveUp bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	done := make(chan struct{})
-	go func() { client.Wait(); close(done) }()
+	go func() { conn.Wait(); close(done) }()
 	replies := make(chan struct{}, 1)
 	missed := 0
 	for {
 		select {
 		case <-done:
-			return
+			return false
 		case <-replies:
 			missed = 0
 			continue
 		case <-t.C:
 		}
-		if c.silentFor() < interval {
+		if ac.silentFor() < interval {
 			missed = 0
 			continue
 		}
 		if missed >= max {
-			client.Close()
-			return
+			conn.Close()
+			return true
 		}
 		missed++
 		go func() {
-			// Any reply, even "unsupported", proves the peer is there.
-			if _, _, err := client.SendRequest(keepaliveRequest, true, nil); err == nil {
+			if _, _, err := conn.SendRequest(keepaliveRequest, true, nil); err == nil {
 				select {
 				case replies <- struct{}{}:
 				default:
