@@ -229,7 +229,13 @@ func (s *scanner) value(path toml.Key) {
 	}
 }
 
-func (s *scanner) array(path toml.Key) {
+func (s *scanner) array(path toml.Key) { s.items(']', func() { s.value(path) }) }
+
+func (s *scanner) inline(path toml.Key) { s.items('}', func() { s.keyval(path) }) }
+
+// items scans a bracketed list up to close, calling item for each element
+// (newlines allowed: arrays, and inline tables in TOML 1.1).
+func (s *scanner) items(close byte, item func()) {
 	s.i++
 	for s.i < len(s.src) {
 		s.skipBlank(true)
@@ -237,37 +243,14 @@ func (s *scanner) array(path toml.Key) {
 			return
 		}
 		switch s.src[s.i] {
-		case ']':
+		case close:
 			s.i++
 			return
 		case ',':
 			s.i++
 		default:
 			before := s.i
-			s.value(path)
-			if s.i == before {
-				s.i++
-			}
-		}
-	}
-}
-
-func (s *scanner) inline(path toml.Key) {
-	s.i++
-	for s.i < len(s.src) {
-		s.skipBlank(true) // TOML 1.1 allows newlines in inline tables
-		if s.i >= len(s.src) {
-			return
-		}
-		switch s.src[s.i] {
-		case '}':
-			s.i++
-			return
-		case ',':
-			s.i++
-		default:
-			before := s.i
-			s.keyval(path)
+			item()
 			if s.i == before {
 				s.i++
 			}

@@ -25,20 +25,12 @@ func runBulk(ctx context.Context, c Config, d *dialer, r *Result) {
 	var fails failures
 	defer fails.into(r)
 	r.Attempts = 1
-	client, err := d.dial(ctx)
+	s, done, err := dialSession(ctx, c, d)
 	if err != nil {
 		fails.add(err)
 		return
 	}
-	defer client.Close()
-	stop := context.AfterFunc(ctx, func() { client.Close() })
-	defer stop()
-	s, err := start(client, c)
-	if err != nil {
-		fails.add(err)
-		return
-	}
-	defer s.Close()
+	defer done()
 	sent := sha256.New()
 	werr := make(chan error, 1)
 	if c.PTY {

@@ -23,20 +23,12 @@ func runEcho(ctx context.Context, c Config, d *dialer, r *Result) {
 	var fails failures
 	defer fails.into(r)
 	r.Attempts = c.N
-	client, err := d.dial(ctx)
+	s, done, err := dialSession(ctx, c, d)
 	if err != nil {
 		fails.add(err)
 		return
 	}
-	defer client.Close()
-	stop := context.AfterFunc(ctx, func() { client.Close() })
-	defer stop()
-	s, err := start(client, c)
-	if err != nil {
-		fails.add(err)
-		return
-	}
-	defer s.Close()
+	defer done()
 	if c.Ready != "" {
 		if err := within(ctx, c.OpTimeout, "ready", func() error { return readUntil(s.stdout, []byte(c.Ready), 1) }); err != nil {
 			fails.add(err)

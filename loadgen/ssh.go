@@ -172,3 +172,20 @@ func tail(b []byte) []byte {
 	}
 	return b
 }
+
+// dialSession opens one connection and starts one session on it; the
+// connection closes when ctx ends. done closes both.
+func dialSession(ctx context.Context, c Config, d *dialer) (*session, func(), error) {
+	client, err := d.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	s, err := start(client, c)
+	if err != nil {
+		stop()
+		client.Close()
+		return nil, nil, err
+	}
+	return s, func() { s.Close(); stop(); client.Close() }, nil
+}
