@@ -124,13 +124,7 @@ func (nb *netBroker) tick(d time.Duration) {
 
 // sessionsOn is what server s would report: the sessions the broker knows there.
 func (nb *netBroker) sessionsOn(s string) []control.SessionInfo {
-	var out []control.SessionInfo
-	for _, si := range nb.Status().Sessions {
-		if si.Server == s {
-			out = append(out, si)
-		}
-	}
-	return out
+	return sessionsKnownOn(nb.Broker, s)
 }
 
 func (nb *netBroker) ncalls() int {
