@@ -79,18 +79,29 @@ type Broker struct {
 	ReportInterval time.Duration    // 2s if zero; a node silent for 3 intervals is unhealthy
 	Now            func() time.Time // time.Now if nil
 
-	mu          sync.Mutex // guards everything below
-	cluster     Cluster
-	servers     map[string]*serverState
-	gateways    map[string]*gatewayState
-	sessions    map[string]*sessionState // by session id
-	pending     []pending
-	seq         uint64
-	recent      []Decision      // last decisions, newest last
-	drained     map[string]bool // servers drained by an admin command
-	metrics     *metrics
-	reserved    []*reservation // pre-launched apps and redirects awaiting their client, oldest first
-	serverNames []string       // every configured server, sorted; nil until allServers builds it
+	mu       sync.Mutex // guards everything below
+	cluster  Cluster
+	servers  map[string]*serverState // every configured server, and any that reported
+	gateways map[string]*gatewayState
+	seq      uint64
+	recent   []Decision // last decisions, newest last
+	metrics  *metrics
+	reserved []*reservation // pre-launched apps and redirects awaiting their client, oldest first
+
+	// Sessions by id, and indexed by server and by user; written only
+	// through putSession and dropSession (index.go). byServer holds every
+	// configured server and any other with sessions or pending placements.
+	sessions  map[string]*sessionState
+	byServer  map[string]*serverSessions
+	byUser    map[string]map[string]*sessionState // by user, then session id
+	countedAt time.Time                           // see countAt
+
+	// The configured servers sorted by name (rebuildTable), their names,
+	// and the candidates slice reused by every placement.
+	table       []serverSlot
+	serverNames []string
+	cands       []selection.Server
+	existing    []selection.Placed // placed's slice, reused likewise
 
 	// callAppd calls a server's appd over its control link; tests replace
 	// it. Never called with mu held.
@@ -102,6 +113,7 @@ type serverState struct {
 	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
 	report     control.ServerReport
+	drained    bool // by an admin command
 }
 
 type gatewayState struct {
@@ -113,12 +125,6 @@ type gatewayState struct {
 type sessionState struct {
 	info control.SessionInfo
 	seen time.Time // last time a gateway or the server vouched for it
-}
-
-// pending is a placement not yet confirmed by a session.started.
-type pending struct {
-	server string
-	at     time.Time
 }
 
 func (b *Broker) logger() *slog.Logger {
@@ -148,8 +154,8 @@ func (b *Broker) SetCluster(c Cluster) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.cluster = c
-	b.serverNames = nil
 	b.init()
+	b.rebuildTable()
 }
 
 // init makes the zero Broker usable; callers hold b.mu.
@@ -158,7 +164,8 @@ func (b *Broker) init() {
 		b.servers = map[string]*serverState{}
 		b.gateways = map[string]*gatewayState{}
 		b.sessions = map[string]*sessionState{}
-		b.drained = map[string]bool{}
+		b.byServer = map[string]*serverSessions{}
+		b.byUser = map[string]map[string]*sessionState{}
 		b.metrics = newMetrics(b)
 	}
 }

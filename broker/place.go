@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -170,7 +169,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	case RouteRelay:
 		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: c.Gateways[rt.gateway].Internal}
 	}
-	b.pending = append(b.pending, pending{server: d.Server, at: now})
+	b.addPending(d.Server, now)
 	return o
 }
 
@@ -252,38 +251,38 @@ func (b *Broker) clientRegion(req control.PlaceRequest) string {
 	return b.cluster.RegionOf(ap.Addr())
 }
 
-// placed lists the user's running sessions, for affinity. Callers hold b.mu.
+// placed lists the user's running sessions, for affinity. The slice is
+// reused by the next call. Callers hold b.mu.
 func (b *Broker) placed(user string) []selection.Placed {
-	var out []selection.Placed
-	for _, s := range b.sessions {
-		if s.info.User == user {
-			out = append(out, selection.Placed{Server: s.info.Server, App: s.info.App})
-		}
+	out := b.existing[:0]
+	for _, s := range b.byUser[user] {
+		out = append(out, selection.Placed{Server: s.info.Server, App: s.info.App})
 	}
+	b.existing = out
 	return out
 }
 
 // candidates is the selection input: every configured server, sorted by
-// name so decisions do not depend on map order. Callers hold b.mu.
+// name so decisions do not depend on map order; server i is b.table[i].
+// The slice is reused by the next call (carriable filters it in place):
+// callers hold b.mu and keep nothing of it past their decision.
 func (b *Broker) candidates(now time.Time) []selection.Server {
-	load := b.load(now)
-	out := make([]selection.Server, 0, len(b.cluster.Servers))
-	for name, spec := range b.cluster.Servers {
-		s := selection.Server{
-			Name:     name,
-			Region:   spec.Region,
-			Healthy:  b.healthy(b.servers[name], now),
-			Draining: b.draining(name),
-			Apps:     spec.Apps,
-			Sessions: load[name],
-			Max:      spec.MaxSessions,
-		}
-		if st := b.servers[name]; st != nil {
-			s.Load = st.report.Load
-		}
-		out = append(out, s)
+	b.countAt(now)
+	out := b.cands[:0]
+	for i := range b.table {
+		t := &b.table[i]
+		out = append(out, selection.Server{
+			Name:     t.name,
+			Region:   t.spec.Region,
+			Healthy:  b.healthy(t.st, now),
+			Draining: drainingOf(t.spec, t.st),
+			Apps:     t.spec.Apps,
+			Sessions: b.load(t.on),
+			Max:      t.spec.MaxSessions,
+			Load:     t.st.report.Load,
+		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	b.cands = out
 	return out
 }
 
@@ -298,7 +297,12 @@ func (b *Broker) remember(d Decision) {
 // draining reports whether a server is drained by config or by command.
 // Callers hold b.mu.
 func (b *Broker) draining(name string) bool {
-	return b.cluster.Servers[name].Draining || b.drained[name]
+	return drainingOf(b.cluster.Servers[name], b.servers[name])
+}
+
+// drainingOf reports whether a server of spec and state st is drained.
+func drainingOf(spec ServerSpec, st *serverState) bool {
+	return spec.Draining || st != nil && st.drained
 }
 
 // ErrUnknownServer is returned by Drain for a name the config lacks.
@@ -314,11 +318,7 @@ func (b *Broker) Drain(server string, on bool) error {
 	if _, ok := b.cluster.Servers[server]; !ok {
 		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
 	}
-	if on {
-		b.drained[server] = true
-	} else {
-		delete(b.drained, server)
-	}
+	b.server(server).drained = on
 	b.logger().Info("drain", "server", server, "on", on, "config_draining", b.cluster.Servers[server].Draining)
 	return nil
 }

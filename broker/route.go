@@ -56,12 +56,6 @@ func (b *Broker) gatewayHealthy(st *gatewayState, now time.Time) bool {
 
 // allServers lists every configured server, sorted. Callers hold b.mu.
 func (b *Broker) allServers() []string {
-	if b.serverNames == nil {
-		for name := range b.cluster.Servers {
-			b.serverNames = append(b.serverNames, name)
-		}
-		sort.Strings(b.serverNames)
-	}
 	return b.serverNames
 }
 

@@ -30,10 +30,7 @@ func (b *Broker) UserSessions(user string) control.SessionList {
 	if user == "" {
 		return list
 	}
-	for _, s := range b.sessions {
-		if s.info.User != user {
-			continue
-		}
+	for _, s := range b.byUser[user] {
 		info := s.info
 		info.Addr = b.cluster.Servers[info.Server].Addr
 		list.Sessions = append(list.Sessions, info)
@@ -57,14 +54,14 @@ func (b *Broker) UserApps(user string) control.AppList {
 	defer b.mu.Unlock()
 	b.init()
 	now := b.now()
-	load := b.load(now)
+	b.countAt(now)
 	list := control.AppList{Apps: []control.AppInfo{}}
 	c := b.cluster
 	for app := range c.Apps {
 		if user == "" || c.Allowed == nil || !c.Allowed(user, app) {
 			continue
 		}
-		n, level := b.availability(app, load, now)
+		n, level := b.availability(app, now)
 		info := control.AppInfo{Name: app, Description: c.Descriptions[app], Available: n > 0, Hint: hint(n, level)}
 		list.Apps = append(list.Apps, info)
 	}
@@ -73,20 +70,22 @@ func (b *Broker) UserApps(user string) control.AppList {
 }
 
 // availability counts the servers that could take app now and returns
-// their mean load level. Callers hold b.mu.
-func (b *Broker) availability(app string, load map[string]int, now time.Time) (n int, level float64) {
+// their mean load level. Callers hold b.mu and have called countAt.
+func (b *Broker) availability(app string, now time.Time) (n int, level float64) {
 	var sum float64
-	for name, spec := range b.cluster.Servers {
-		st := b.servers[name]
-		if !slices.Contains(spec.Apps, app) || !b.healthy(st, now) || b.draining(name) {
+	for i := range b.table {
+		t := &b.table[i]
+		spec, st := t.spec, t.st
+		if !slices.Contains(spec.Apps, app) || !b.healthy(st, now) || drainingOf(spec, st) {
 			continue
 		}
 		lvl := st.report.Load
 		if spec.MaxSessions > 0 {
-			if load[name] >= spec.MaxSessions {
+			load := b.load(t.on)
+			if load >= spec.MaxSessions {
 				continue // full
 			}
-			lvl = max(lvl, float64(load[name])/float64(spec.MaxSessions))
+			lvl = max(lvl, float64(load)/float64(spec.MaxSessions))
 		}
 		n++
 		sum += lvl

@@ -133,11 +133,11 @@ func TestGatewayListCalls(t *testing.T) {
 func TestResumeKeepsPendingPlacements(t *testing.T) {
 	b := testBroker(t)
 	b.mu.Lock()
-	b.pending = append(b.pending, pending{server: "s1", at: b.now()})
+	b.addPending("s1", b.now())
 	b.mu.Unlock()
 	b.sessionStarted(control.SessionInfo{ID: "a1", User: "alice", Server: "s1", Gateway: "gw1", State: control.StateAttached})
 	b.mu.Lock()
-	n := len(b.pending)
+	n := len(b.byServer["s1"].pending)
 	b.mu.Unlock()
 	if n != 1 {
 		t.Errorf("a resumed session consumed a pending placement: %d left", n)

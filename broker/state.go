@@ -28,11 +28,13 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 		if old, ok := b.sessions[s.ID]; ok && s.Gateway == "" {
 			s.Gateway = old.info.Gateway
 		}
-		b.sessions[s.ID] = &sessionState{info: s, seen: now}
+		b.putSession(&sessionState{info: s, seen: now})
 	}
-	for id, s := range b.sessions {
-		if s.info.Server == name && !reported[id] && now.Sub(s.seen) > b.interval() {
-			delete(b.sessions, id)
+	if on := b.byServer[name]; on != nil {
+		for id, s := range on.sessions {
+			if !reported[id] && now.Sub(s.seen) > b.interval() {
+				b.dropSession(id)
+			}
 		}
 	}
 	b.sessionsSeen(name, r.Sessions, now)
@@ -52,13 +54,10 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	defer b.mu.Unlock()
 	b.init()
 	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
-	b.sessions[s.ID] = &sessionState{info: s, seen: b.now()}
+	b.putSession(&sessionState{info: s, seen: b.now()})
 	b.dropReservationOf(s.ID, "attached through "+s.Gateway)
-	for i, p := range b.pending {
-		if p.server == s.Server && !resumed {
-			b.pending = append(b.pending[:i], b.pending[i+1:]...)
-			break
-		}
+	if !resumed {
+		b.confirmPending(s.Server)
 	}
 	b.logger().Info("session started", "id", s.ID, "user", s.User, "app", s.App,
 		"server", s.Server, "pid", s.PID, "gateway", s.Gateway)
@@ -68,7 +67,7 @@ func (b *Broker) sessionEnded(s control.SessionEnded) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
-	delete(b.sessions, s.ID)
+	b.dropSession(s.ID)
 	b.dropReservationOf(s.ID, "ended")
 	b.logger().Info("session ended", "id", s.ID, "server", s.Server, "status", s.Status, "reason", s.Reason)
 }
@@ -77,22 +76,4 @@ func (b *Broker) sessionEnded(s control.SessionEnded) {
 // its last report is at most three intervals old.
 func (b *Broker) healthy(st *serverState, now time.Time) bool {
 	return st != nil && st.links > 0 && !st.lastReport.IsZero() && now.Sub(st.lastReport) <= 3*b.interval()
-}
-
-// load counts a server's sessions: known running ones plus placements not
-// yet confirmed. Callers hold b.mu.
-func (b *Broker) load(now time.Time) map[string]int {
-	n := make(map[string]int, len(b.servers))
-	for _, s := range b.sessions {
-		n[s.info.Server]++
-	}
-	live := b.pending[:0]
-	for _, p := range b.pending {
-		if now.Sub(p.at) < pendingTTL {
-			live = append(live, p)
-			n[p.server]++
-		}
-	}
-	b.pending = live
-	return n
 }

@@ -62,11 +62,12 @@ func (b *Broker) Status() Status {
 	now := b.now()
 	b.pruneReservations(now)
 	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...), Reservations: b.reservations(now)}
-	load := b.load(now)
-	for name, spec := range b.cluster.Servers {
-		s := b.servers[name]
-		ss := ServerStatus{Name: name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: b.draining(name),
-			Sessions: load[name], Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
+	b.countAt(now)
+	for i := range b.table {
+		t := &b.table[i]
+		s, spec := t.st, t.spec
+		ss := ServerStatus{Name: t.name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: drainingOf(spec, s),
+			Sessions: b.load(t.on), Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
 		if s != nil && !s.lastReport.IsZero() {
 			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
 		}
@@ -91,7 +92,6 @@ func (b *Broker) Status() Status {
 	for _, s := range b.sessions {
 		st.Sessions = append(st.Sessions, s.info)
 	}
-	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].Name < st.Servers[j].Name })
 	sort.Slice(st.Gateways, func(i, j int) bool { return st.Gateways[i].Name < st.Gateways[j].Name })
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
 	return st

@@ -1,0 +1,358 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"switchyard/control"
+	"switchyard/selection"
+)
+
+// refModel is the broker's session bookkeeping as it was before the
+// indexes: one map of sessions scanned whole, and one list of pending
+// placements swept at every count. The property test holds the indexed
+// broker to it.
+type refModel struct {
+	sessions map[string]sessionState
+	pending  []refPending
+	interval time.Duration
+}
+
+type refPending struct {
+	server string
+	at     time.Time
+}
+
+func (m *refModel) report(name string, r control.ServerReport, now time.Time) {
+	reported := map[string]bool{}
+	for _, s := range r.Sessions {
+		s.Server = name
+		reported[s.ID] = true
+		if old, ok := m.sessions[s.ID]; ok && s.Gateway == "" {
+			s.Gateway = old.info.Gateway
+		}
+		m.sessions[s.ID] = sessionState{info: s, seen: now}
+	}
+	for id, s := range m.sessions {
+		if s.info.Server == name && !reported[id] && now.Sub(s.seen) > m.interval {
+			delete(m.sessions, id)
+		}
+	}
+}
+
+func (m *refModel) started(s control.SessionInfo, now time.Time) {
+	_, resumed := m.sessions[s.ID]
+	m.sessions[s.ID] = sessionState{info: s, seen: now}
+	for i, p := range m.pending {
+		if p.server == s.Server && !resumed {
+			m.pending = slices.Delete(m.pending, i, i+1)
+			break
+		}
+	}
+}
+
+// load counts every server's sessions by a scan and sweeps the pending
+// placements, as every placement, status and apps list did.
+func (m *refModel) load(now time.Time) map[string]int {
+	n := map[string]int{}
+	for _, s := range m.sessions {
+		n[s.info.Server]++
+	}
+	m.pending = slices.DeleteFunc(m.pending, func(p refPending) bool { return now.Sub(p.at) >= pendingTTL })
+	for _, p := range m.pending {
+		n[p.server]++
+	}
+	return n
+}
+
+// candidates builds the selection input as the broker did: every
+// configured server with a scan's count, sorted by name.
+func (m *refModel) candidates(b *Broker, c Cluster, drained map[string]bool, now time.Time) []selection.Server {
+	load := m.load(now)
+	var out []selection.Server
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for name, spec := range c.Servers {
+		s := selection.Server{Name: name, Region: spec.Region, Healthy: b.healthy(b.servers[name], now),
+			Draining: spec.Draining || drained[name], Apps: spec.Apps, Sessions: load[name], Max: spec.MaxSessions}
+		if st := b.servers[name]; st != nil {
+			s.Load = st.report.Load
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y selection.Server) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
+// TestIndexesMatchScan runs seeded random sequences of session starts,
+// ends, server reports (of unchanged, changed, moved and missing
+// sessions), pre-launches, placements, status and apps calls, drains and
+// config reloads against a broker and refModel, and checks after each
+// step that the broker's sessions equal the model's, that its indexes
+// equal a scan of its sessions, and that every count equals the model's.
+func TestIndexesMatchScan(t *testing.T) {
+	for seed := range uint64(30) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { indexProperty(t, seed, 400) })
+	}
+}
+
+func indexProperty(t *testing.T, seed uint64, steps int) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	universe := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
+	users := []string{"alice", "bob", "carol", "dave", "erin"}
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	sessionID := func() string { return fmt.Sprintf("id%02d", rng.IntN(30)) }
+
+	b := &Broker{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReportInterval: time.Second,
+		Now: func() time.Time { return clock }}
+	var prelaunched control.Started
+	b.callAppd = func(ctx context.Context, server, method string, req, resp any) error {
+		*resp.(*control.Started) = prelaunched
+		return nil
+	}
+	m := &refModel{sessions: map[string]sessionState{}, interval: time.Second}
+	drained := map[string]bool{}
+	var cluster Cluster
+	reload := func() {
+		servers := map[string]ServerSpec{}
+		for _, s := range universe {
+			if rng.IntN(3) > 0 {
+				servers[s] = ServerSpec{Addr: s + ":7101", Apps: []string{"top", "vi"}, MaxSessions: 100, Draining: rng.IntN(8) == 0}
+			}
+		}
+		cluster = Cluster{Servers: servers, Apps: map[string]bool{"top": true, "vi": true},
+			Allowed: func(user, app string) bool { return true }, Policy: selection.DefaultPolicy}
+		b.SetCluster(cluster)
+		for name := range servers {
+			b.mu.Lock()
+			links := b.servers[name].links
+			b.mu.Unlock()
+			if links == 0 {
+				b.linkUp(name, +1)
+			}
+		}
+	}
+	reload()
+
+	for step := range steps {
+		var did string
+		switch op := rng.IntN(100); {
+		case op < 10:
+			d := time.Duration(rng.IntN(4000)) * time.Millisecond
+			if rng.IntN(2) == 0 { // whole intervals, to meet the bounds exactly
+				d = d.Truncate(500 * time.Millisecond)
+			}
+			clock = clock.Add(d)
+			did = fmt.Sprintf("advance %v", d)
+		case op < 30:
+			s := control.SessionInfo{ID: sessionID(), PID: rng.IntN(1000), User: pick(users), App: "top",
+				Server: pick(universe), Gateway: pick([]string{"gw1", "gw2"}), Started: clock, State: control.StateAttached}
+			b.sessionStarted(s)
+			m.started(s, clock)
+			did = fmt.Sprintf("started %+v", s)
+		case op < 40:
+			id := sessionID()
+			b.sessionEnded(control.SessionEnded{ID: id})
+			delete(m.sessions, id)
+			did = "ended " + id
+		case op < 65:
+			name := pick(universe)
+			r := control.ServerReport{Load: rng.Float64()}
+			for _, s := range m.sessions {
+				if s.info.Server != name || rng.IntN(10) < 3 {
+					continue
+				}
+				info := s.info
+				switch rng.IntN(6) {
+				case 0:
+					info.Gateway = "" // appd does not always know it
+				case 1:
+					info.State, info.Detached = control.StateDetached, clock
+				case 2:
+					info.PID++
+				}
+				r.Sessions = append(r.Sessions, info)
+			}
+			for range rng.IntN(3) { // new, or moved from another server
+				r.Sessions = append(r.Sessions, control.SessionInfo{ID: sessionID(), PID: rng.IntN(1000), User: pick(users),
+					App: "vi", Started: clock})
+			}
+			rng.Shuffle(len(r.Sessions), func(i, j int) { r.Sessions[i], r.Sessions[j] = r.Sessions[j], r.Sessions[i] })
+			b.serverReport(name, r)
+			m.report(name, r, clock)
+			did = fmt.Sprintf("report %s %d sessions", name, len(r.Sessions))
+		case op < 70:
+			if len(cluster.Servers) == 0 {
+				continue
+			}
+			prelaunched = control.Started{ID: sessionID(), PID: rng.IntN(1000)}
+			server := pick(slices.Sorted(maps.Keys(cluster.Servers)))
+			user := pick(users)
+			o := outcome{pl: control.Placement{Server: server, Redirect: &control.Redirect{Gateway: "gw2", Expires: clock.Add(time.Minute)}}}
+			b.prelaunch(context.Background(), control.PlaceRequest{User: user, App: "vi"}, &o, time.Minute)
+			m.sessions[prelaunched.ID] = sessionState{seen: clock, info: control.SessionInfo{ID: prelaunched.ID,
+				PID: prelaunched.PID, User: user, App: "vi", Server: server, Gateway: "gw2", Started: clock,
+				State: control.StateDetached, Detached: clock}}
+			did = fmt.Sprintf("prelaunch %s on %s", prelaunched.ID, server)
+		case op < 85:
+			want := m.candidates(b, cluster, drained, clock)
+			b.mu.Lock()
+			got := slices.Clone(b.candidates(clock))
+			b.mu.Unlock()
+			if (len(got) > 0 || len(want) > 0) && !reflect.DeepEqual(got, want) {
+				t.Errorf("step %d: candidates\n%+v\nwant\n%+v", step, got, want)
+			}
+			user := pick(users)
+			pl, err := b.Place(context.Background(), control.PlaceRequest{User: user, App: "top"})
+			m.load(clock)
+			if err == nil {
+				m.pending = append(m.pending, refPending{server: pl.Server, at: clock})
+			}
+			did = fmt.Sprintf("place for %s: %q %v", user, pl.Server, err)
+		case op < 90:
+			st := b.Status()
+			load := m.load(clock)
+			for _, s := range st.Servers {
+				if want := load[s.Name]; s.Sessions != want {
+					t.Errorf("step %d: status shows %d sessions on %s, the scan counts %d", step, s.Sessions, s.Name, want)
+				}
+				if want := cluster.Servers[s.Name].Draining || drained[s.Name]; s.Draining != want {
+					t.Errorf("step %d: status shows %s draining %v, want %v", step, s.Name, s.Draining, want)
+				}
+			}
+			did = "status"
+		case op < 93:
+			b.UserApps(pick(users))
+			m.load(clock)
+			did = "apps"
+		case op < 96:
+			name, on := pick(universe), rng.IntN(2) == 0
+			if b.Drain(name, on) == nil {
+				drained[name] = on
+			}
+			did = fmt.Sprintf("drain %s %v", name, on)
+		default:
+			reload()
+			did = fmt.Sprintf("reload: %v", slices.Sorted(maps.Keys(cluster.Servers)))
+		}
+		checkIndexes(t, b, m, universe, users)
+		if t.Failed() {
+			t.Fatalf("after step %d: %s", step, did)
+		}
+	}
+}
+
+// checkIndexes compares b with the model and its indexes with scans of
+// its sessions, without sweeping anything.
+func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.sessions) != len(m.sessions) {
+		t.Errorf("%d sessions, the model has %d", len(b.sessions), len(m.sessions))
+	}
+	for id, want := range m.sessions {
+		if got := b.sessions[id]; got == nil || *got != want {
+			t.Errorf("session %s is %+v, the model's %+v", id, got, want)
+		}
+	}
+	nServer, nUser := 0, 0
+	for id, s := range b.sessions {
+		if s.info.ID != id {
+			t.Errorf("session %s filed under %s", s.info.ID, id)
+		}
+		if o := b.byServer[s.info.Server]; o == nil || o.sessions[id] != s {
+			t.Errorf("session %s is not indexed under its server %s", id, s.info.Server)
+		}
+		if b.byUser[s.info.User][id] != s {
+			t.Errorf("session %s is not indexed under its user %s", id, s.info.User)
+		}
+	}
+	for name, o := range b.byServer {
+		nServer += len(o.sessions)
+		for id, s := range o.sessions {
+			if b.sessions[id] != s || s.info.Server != name {
+				t.Errorf("server %s indexes session %s (%+v) wrongly", name, id, s.info)
+			}
+		}
+		var live []time.Time
+		for _, at := range o.pending {
+			if b.countedAt.Sub(at) < pendingTTL {
+				live = append(live, at)
+			}
+		}
+		var want []time.Time
+		for _, p := range m.pending {
+			if p.server == name {
+				want = append(want, p.at)
+			}
+		}
+		if !slices.Equal(live, want) {
+			t.Errorf("server %s has pending placements %v, the model %v", name, live, want)
+		}
+		if _, ok := b.cluster.Servers[name]; !ok && len(o.sessions) == 0 && len(o.pending) == 0 {
+			t.Errorf("an empty index entry is kept for %s, not configured", name)
+		}
+	}
+	for _, p := range m.pending {
+		if b.byServer[p.server] == nil {
+			t.Errorf("the model's pending placement on %s is not indexed", p.server)
+		}
+	}
+	for user, u := range b.byUser {
+		if len(u) == 0 {
+			t.Errorf("an empty index entry is kept for user %s", user)
+		}
+		nUser += len(u)
+		for id, s := range u {
+			if b.sessions[id] != s || s.info.User != user {
+				t.Errorf("user %s indexes session %s (%+v) wrongly", user, id, s.info)
+			}
+		}
+	}
+	if nServer != len(b.sessions) || nUser != len(b.sessions) {
+		t.Errorf("%d sessions, %d indexed by server, %d by user", len(b.sessions), nServer, nUser)
+	}
+
+	names := slices.Sorted(maps.Keys(b.cluster.Servers))
+	if len(names) == 0 {
+		names = nil
+	}
+	if !slices.Equal(b.serverNames, names) || len(b.table) != len(names) {
+		t.Fatalf("table of %d: %v, configured %v", len(b.table), b.serverNames, names)
+	}
+	for i, name := range names {
+		s := b.table[i]
+		if s.name != name || s.st != b.servers[name] || s.on != b.byServer[name] || !reflect.DeepEqual(s.spec, b.cluster.Servers[name]) {
+			t.Errorf("table[%d] = %+v, not server %s", i, s, name)
+		}
+	}
+
+	for _, user := range users {
+		var want, got []selection.Placed
+		for _, s := range b.sessions {
+			if s.info.User == user {
+				want = append(want, selection.Placed{Server: s.info.Server, App: s.info.App})
+			}
+		}
+		got = append(got, b.placed(user)...)
+		byPlace := func(x, y selection.Placed) int {
+			return cmp.Or(cmp.Compare(x.Server, y.Server), cmp.Compare(x.App, y.App))
+		}
+		slices.SortFunc(want, byPlace)
+		slices.SortFunc(got, byPlace)
+		if !slices.Equal(got, want) {
+			t.Errorf("placed(%s) = %v, a scan finds %v", user, got, want)
+		}
+	}
+}
