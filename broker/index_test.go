@@ -82,7 +82,9 @@ func (m *refModel) candidates(b *Broker, c Cluster, drained map[string]bool, now
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, spec := range c.Servers {
-		s := selection.Server{Name: name, Region: spec.Region, Healthy: b.healthy(b.servers[name], now),
+		st := b.servers[name]
+		healthy := st != nil && st.links > 0 && !st.lastReport.IsZero() && now.Sub(st.lastReport) <= 3*b.interval()
+		s := selection.Server{Name: name, Region: spec.Region, Healthy: healthy,
 			Draining: spec.Draining || drained[name], Apps: spec.Apps, Sessions: load[name], Max: spec.MaxSessions}
 		if st := b.servers[name]; st != nil {
 			s.Load = st.report.Load

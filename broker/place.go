@@ -268,13 +268,14 @@ func (b *Broker) placed(user string) []selection.Placed {
 // callers hold b.mu and keep nothing of it past their decision.
 func (b *Broker) candidates(now time.Time) []selection.Server {
 	b.countAt(now)
+	since := b.freshSince(now)
 	out := b.cands[:0]
 	for i := range b.table {
 		t := &b.table[i]
 		out = append(out, selection.Server{
 			Name:     t.name,
 			Region:   t.spec.Region,
-			Healthy:  b.healthy(t.st, now),
+			Healthy:  reportedSince(t.st, since),
 			Draining: drainingOf(t.spec, t.st),
 			Apps:     t.spec.Apps,
 			Sessions: b.load(t.on),

@@ -104,15 +104,19 @@ func (b *Broker) carriable(servers []selection.Server, gws []selection.Gateway, 
 	helpers := b.helpers(gws, requesting, bound)
 	out := servers[:0]
 	var dropped []string
-	for _, s := range servers {
+	for i := range servers {
+		s := &servers[i]
 		ok := own.reaches(s.Name)
-		for i := 0; !ok && i < len(helpers); i++ {
-			ok = eligible(&helpers[i], s.Name)
+		for j := 0; !ok && j < len(helpers); j++ {
+			ok = eligible(&helpers[j], s.Name)
 		}
-		if ok {
-			out = append(out, s)
-		} else {
+		switch {
+		case !ok:
 			dropped = append(dropped, s.Name)
+		case len(out) < i: // filtering in place: move s down
+			out = append(out, *s)
+		default: // nothing dropped yet: s is where it is
+			out = out[:i+1]
 		}
 	}
 	return out, dropped

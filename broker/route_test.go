@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -376,4 +377,26 @@ func TestStatusShowsReservations(t *testing.T) {
 			t.Errorf("status text lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+func TestCarriableFiltersInPlace(t *testing.T) {
+	b := &Broker{}
+	b.SetCluster(Cluster{Gateways: map[string]GatewaySpec{"gw1": {Reach: []string{"s1", "s3", "s4"}}}})
+	servers := []selection.Server{{Name: "s1"}, {Name: "s2"}, {Name: "s3"}, {Name: "s4"}, {Name: "s5"}}
+	gws := []selection.Gateway{{Name: "gw1", Reach: []string{"s1", "s3", "s4"}, Healthy: true}}
+	got, dropped := b.carriable(servers, gws, "gw1", true)
+	if names := namesOfServers(got); !slices.Equal(names, []string{"s1", "s3", "s4"}) || !slices.Equal(dropped, []string{"s2", "s5"}) {
+		t.Fatalf("carried %v, dropped %v", names, dropped)
+	}
+	if &got[0] != &servers[0] {
+		t.Error("carriable copied the servers")
+	}
+}
+
+func namesOfServers(servers []selection.Server) []string {
+	var out []string
+	for _, s := range servers {
+		out = append(out, s.Name)
+	}
+	return out
 }

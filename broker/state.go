@@ -75,5 +75,17 @@ func (b *Broker) sessionEnded(s control.SessionEnded) {
 // healthy reports whether a server may get placements: its link is up and
 // its last report is at most three intervals old.
 func (b *Broker) healthy(st *serverState, now time.Time) bool {
-	return st != nil && st.links > 0 && !st.lastReport.IsZero() && now.Sub(st.lastReport) <= 3*b.interval()
+	return reportedSince(st, b.freshSince(now))
+}
+
+// freshSince is the oldest time a report may have been received at for its
+// server to be healthy at now.
+func (b *Broker) freshSince(now time.Time) time.Time {
+	return now.Add(-3 * b.interval())
+}
+
+// reportedSince reports whether a server with state st has a link up and
+// last reported at since or later.
+func reportedSince(st *serverState, since time.Time) bool {
+	return st != nil && st.links > 0 && !st.lastReport.IsZero() && !st.lastReport.Before(since)
 }
