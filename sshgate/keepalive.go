@@ -28,7 +28,7 @@ type keepaliveState struct {
 	conn *transport.AliveConn
 }
 
-// keepalive starts, once per connection, a loop that asks the client for a
+// keepalive starts, once per connection, a timer that asks the client for a
 // reply every AliveInterval and closes the connection after AliveCountMax
 // unanswered asks. Without it a client whose network was cut (no FIN, no
 // RST) would hold its sessions "attached" until TCP gives up, hours later;
@@ -38,15 +38,13 @@ func (s *Server) keepalive(ctx gliderssh.Context, conn *gossh.ServerConn) {
 	if st == nil {
 		return // set by onConn for every connection
 	}
-	st.once.Do(func() { go s.keepaliveLoop(conn, st.conn) })
-}
-
-func (s *Server) keepaliveLoop(conn *gossh.ServerConn, ac *transport.AliveConn) {
-	interval, max := s.aliveInterval(), s.aliveCountMax()
-	if transport.Keepalive(conn, ac, interval, max) {
-		s.logger().Info("client stopped answering keepalives; closed", "client", conn.RemoteAddr().String(),
-			"user", conn.Permissions.Extensions[extUser], "after", time.Duration(max)*interval)
-	}
+	st.once.Do(func() {
+		interval, max := s.aliveInterval(), s.aliveCountMax()
+		transport.StartKeepalive(conn, st.conn, interval, max, func() {
+			s.logger().Info("client stopped answering keepalives; closed", "client", conn.RemoteAddr().String(),
+				"user", conn.Permissions.Extensions[extUser], "after", time.Duration(max)*interval)
+		})
+	})
 }
 
 func (s *Server) aliveInterval() time.Duration {

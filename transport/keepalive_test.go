@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"golang.org/x/crypto/ssh"
 	"net"
 	"sync"
 	"testing"
@@ -91,5 +92,33 @@ func TestKeepaliveClosesPartitionedConnection(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a partitioned connection was not closed")
+	}
+}
+
+// A connection that ends stops its keepalive's timer: nothing of the
+// keepalive outlives the connection.
+func TestKeepaliveStopsWithConnection(t *testing.T) {
+	c := startServer(t, echoChannels)
+	raw, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := &AliveConn{Conn: raw}
+	cfg := &ssh.ClientConfig{Config: algorithms(), User: "cli", Auth: []ssh.AuthMethod{ssh.PublicKeys(c.cli)},
+		HostKeyCallback: ssh.FixedHostKey(c.srv.PublicKey()), HostKeyAlgorithms: hostAlgos}
+	sc, chans, reqs, err := ssh.NewClientConn(ac, c.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	StartKeepalive(client, ac, time.Hour, 3, func() { t.Error("gave up on a connection that was closed") })
+	timer := ac.timer.Load()
+	if timer == nil {
+		t.Fatal("no keepalive timer was started")
+	}
+	client.Close()
+	client.Wait()
+	if timer.Stop() {
+		t.Fatal("the keepalive timer was still running after the connection closed")
 	}
 }
