@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"switchyard/control"
 )
 
 // The broker's sessions are kept in b.sessions (by id) and indexed by
@@ -65,13 +67,21 @@ func (b *Broker) onServer(name string) *serverSessions {
 	return o
 }
 
-// putSession records s, replacing any session of the same id. Callers
-// hold b.mu.
-func (b *Broker) putSession(s *sessionState) {
-	id := s.info.ID
-	if old := b.sessions[id]; old != nil {
+// putSession records a session seen at seen, replacing any of the same
+// id. One that stays on its server with its user is updated in place: a
+// server report of unchanged sessions allocates nothing and leaves the
+// indexes alone. Callers hold b.mu.
+func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
+	id := info.ID
+	old := b.sessions[id]
+	if old != nil && old.info.Server == info.Server && old.info.User == info.User {
+		old.info, old.seen = info, seen
+		return
+	}
+	if old != nil {
 		b.unindex(old)
 	}
+	s := &sessionState{info: info, seen: seen}
 	b.sessions[id] = s
 	b.onServer(s.info.Server).sessions[id] = s
 	u := b.byUser[s.info.User]

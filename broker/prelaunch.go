@@ -44,10 +44,10 @@ func (b *Broker) prelaunch(ctx context.Context, req control.PlaceRequest, o *out
 	rd.SessionID, rd.PID = st.ID, st.PID
 	o.pl.Reason += fmt.Sprintf("; pre-launched pid %d, held until %s", st.PID, rd.Expires.Format(time.RFC3339))
 	now := b.now()
-	b.putSession(&sessionState{seen: now, info: control.SessionInfo{
+	b.putSession(control.SessionInfo{
 		ID: st.ID, PID: st.PID, User: req.User, App: req.App, Server: o.pl.Server, Gateway: rd.Gateway,
 		Started: now, State: control.StateDetached, Detached: now,
-	}})
+	}, now)
 	b.reserve(b.reservationFor(req, o))
 }
 

@@ -101,6 +101,9 @@ func (b *Broker) dropReservationOf(id, why string) {
 // sessionsSeen drops the reservations whose session a server report shows
 // attached, or no longer shows at all. Callers hold b.mu.
 func (b *Broker) sessionsSeen(server string, sessions []control.SessionInfo, now time.Time) {
+	if !slices.ContainsFunc(b.reserved, func(r *reservation) bool { return r.Server == server && r.SessionID != "" }) {
+		return // nothing pre-launched awaits its client there
+	}
 	state := make(map[string]string, len(sessions))
 	for _, s := range sessions {
 		state[s.ID] = s.State

@@ -21,18 +21,18 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	st := b.server(name)
 	st.lastReport, st.report = now, r
 	b.metrics.reports.WithLabelValues("server").Inc()
-	reported := make(map[string]bool, len(r.Sessions))
 	for _, s := range r.Sessions {
 		s.Server = name
-		reported[s.ID] = true
 		if old, ok := b.sessions[s.ID]; ok && s.Gateway == "" {
 			s.Gateway = old.info.Gateway
 		}
-		b.putSession(&sessionState{info: s, seen: now})
+		b.putSession(s, now)
 	}
+	// Every session just reported was seen now: only the others can be
+	// older than an interval.
 	if on := b.byServer[name]; on != nil {
 		for id, s := range on.sessions {
-			if !reported[id] && now.Sub(s.seen) > b.interval() {
+			if now.Sub(s.seen) > b.interval() {
 				b.dropSession(id)
 			}
 		}
@@ -54,7 +54,7 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	defer b.mu.Unlock()
 	b.init()
 	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
-	b.putSession(&sessionState{info: s, seen: b.now()})
+	b.putSession(s, b.now())
 	b.dropReservationOf(s.ID, "attached through "+s.Gateway)
 	if !resumed {
 		b.confirmPending(s.Server)
