@@ -45,6 +45,8 @@
 // attach like any detached session; unclaimed, appd hangs it up when the
 // hold ends, with or without the broker.
 //
-// The package is Linux-only: it relies on waitid(2) with WNOWAIT and on the
-// Linux PTY semantics (EIO on the master once no slave is open).
+// The package is Linux-only: it relies on waitid(2) with WNOWAIT, on pidfds
+// and epoll to wait for apps without a thread each (before Linux 5.3 each
+// session holds a thread blocked in waitid instead), and on the Linux PTY
+// semantics (EIO on the master once no slave is open).
 package appd

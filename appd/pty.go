@@ -48,7 +48,7 @@ func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) erro
 		return fmt.Errorf("pty.StartWithAttrs: %w", err)
 	}
 	s.term = newTerminal(master)
-	go s.reap()
+	s.startReaping()
 	return nil
 }
 

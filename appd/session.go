@@ -80,14 +80,32 @@ func (s *session) signal(sig syscall.Signal) error {
 	return syscall.Kill(-s.cmd.Process.Pid, sig)
 }
 
-// reap waits for the app to exit, marks it reaped, collects its status with
-// cmd.Wait and closes s.exited. The wait happens in two steps so that
-// signal never races with the reaping: waitid(WNOWAIT) returns when the app
-// is a zombie (its pid still reserved, so signals stay safe), then reaped is
-// set under s.mu, and only then does cmd.Wait release the pid. Should
-// waitid fail, which it should not, liveness wins: signals stay possible
-// until cmd.Wait returns.
+// reap waits for the app to exit and reaps it: once it returns, reaped is
+// set, cmd.Wait has returned and s.exited is closed.
 func (s *session) reap() {
+	s.startReaping()
+	<-s.exited
+}
+
+// startReaping arranges for the app to be reaped as soon as it exits (see
+// collect), without a thread waiting for it (see exitWaiter), or where
+// pidfds are not available, by a goroutine blocked in waitid.
+func (s *session) startReaping() {
+	err := notifyExit(s.cmd.Process.Pid, func(zombie bool) {
+		if !zombie {
+			go s.reapBlocking()
+			return
+		}
+		s.collect(true)
+	})
+	if err != nil {
+		go s.reapBlocking()
+	}
+}
+
+// reapBlocking waits for the app to exit with waitid(WNOWAIT), blocking a
+// thread, then collects it.
+func (s *session) reapBlocking() {
 	var info unix.Siginfo
 	var err error
 	for {
@@ -96,7 +114,17 @@ func (s *session) reap() {
 			break
 		}
 	}
-	if err == nil {
+	s.collect(err == nil)
+}
+
+// collect reaps the app with cmd.Wait and closes s.exited. It happens in
+// two steps so that signal never races with the reaping: the app is known
+// to be a zombie (zombie is true: its pid is still reserved, so signals
+// stay safe), then reaped is set under s.mu, and only then does cmd.Wait
+// release the pid. Should that not be known, which it should be, liveness
+// wins: signals stay possible until cmd.Wait returns.
+func (s *session) collect(zombie bool) {
+	if zombie {
 		s.markReaped()
 	}
 	s.cmd.Wait() // the status is in ProcessState; I/O errors do not matter here
