@@ -28,7 +28,7 @@ func LeastSessions(req Request, servers []Server) (Decision, error) {
 		best, bestHash = i, h
 	}
 	if best < 0 {
-		return Decision{}, noServer(req.App, servers)
+		return Decision{}, noServerIn(req.App, servers)
 	}
 	s := &servers[best]
 	reason := fmt.Sprintf("%s: fewest sessions (%d/%s)", s.Name, s.Sessions, limit(s.Max))

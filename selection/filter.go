@@ -17,15 +17,25 @@ const (
 
 // exclude says why s cannot take a session of app, cheapest checks first.
 func exclude(s *Server, app string) why {
-	switch {
-	case !s.Healthy:
-		return unhealthy
-	case s.Draining:
-		return draining
-	case s.Max > 0 && s.Sessions >= s.Max:
-		return full
-	case !offers(s.Apps, app):
+	if w := state(s.Healthy, s.Draining, s.Sessions, s.Max); w != eligible {
+		return w
+	}
+	if !offers(s.Apps, app) {
 		return noApp
+	}
+	return eligible
+}
+
+// state says why a server cannot take any session (unhealthy, draining or
+// full, the first that applies), or eligible.
+func state(healthy, drained bool, sessions, limit int) why {
+	switch {
+	case !healthy:
+		return unhealthy
+	case drained:
+		return draining
+	case limit > 0 && sessions >= limit:
+		return full
 	}
 	return eligible
 }

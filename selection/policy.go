@@ -108,8 +108,8 @@ type Decision struct {
 // draining and full servers but not those lacking the app. A failed
 // placement explains every server.
 func (p Policy) Place(req Request, servers []Server) (Decision, error) {
-	pl := placer{p: p, w: p.weights(), req: req, servers: servers, best: -1, cut: math.Inf(1), cut0: math.Inf(1), lastLen: -1}
-	pl.init()
+	pl := listPlacer{servers: servers, lastLen: -1}
+	pl.init(p, req)
 	// Score a sample first, so that the cut is tight from the start
 	// whatever the order of servers (by name, a whole remote region may
 	// come first). Considering a server twice changes nothing.
@@ -139,54 +139,49 @@ func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 		cut = pl.cut
 	}
 	if pl.best < 0 {
-		return Decision{}, noServer(req.App, servers)
+		return Decision{}, noServerIn(req.App, servers)
 	}
 	s := &servers[pl.best]
 	return Decision{Server: s.Name, Reason: placeReason(s, req, p, pl.w, pl.bestParts, len(servers), &pl.ex)}, nil
 }
 
-// sampled is how many servers Place scores before its main pass when there
-// are at least 8*sampled of them.
+// sampled is how many servers Place and PlaceTable score before their main
+// pass when there are at least 8*sampled of them.
 const sampled = 128
 
-// placer is the state of one Place call.
+// placer is the state of one decision that does not depend on how the
+// servers are stored: the request, the best server so far and the cut
+// derived from it. Place and PlaceTable feed it the servers that can
+// still win, in the same order, so they decide alike.
 type placer struct {
 	p        Policy
 	w        Weights
 	req      Request
-	servers  []Server
 	loc      locator
 	maxLoc   float64 // the best locality any server can have
 	affBound float64 // the most affinity can add to a score
 	ex       tally   // exclusions
 
-	best      int   // index of the best server so far, -1 if none
-	bestParts parts // its score
-	bestHash  uint64
-	hashed    bool    // bestHash is set
-	cut       float64 // utilisation above which no server can reach best
-	cut0      float64 // the cut for locality 0 (+Inf before the first best)
-	cutStep   float64 // what a point of locality adds to the cut
-
-	// The last app list checked and whether it offers req.App: servers
-	// of a group often share one list.
-	lastApps   *string
-	lastLen    int
-	lastOffers bool
-
-	// The last region scored and its locality.
-	lastRegion   string
-	lastLocality float64
-	regionKnown  bool
+	best         int   // index of the best server so far, -1 if none
+	bestParts    parts // its score
+	bestSessions int   // its sessions
+	bestName     string
+	bestHash     uint64
+	hashed       bool    // bestHash is set
+	cut          float64 // utilisation above which no server can reach best
+	cut0         float64 // the cut for locality 0 (+Inf before the first best)
+	cutStep      float64 // what a point of locality adds to the cut
 }
 
 // init sets what follows from the policy and request.
-func (pl *placer) init() {
-	pl.loc = locator{client: pl.req.ClientRegion, near: pl.req.Near}
-	if pl.req.ClientRegion != "" {
+func (pl *placer) init(p Policy, req Request) {
+	pl.p, pl.w, pl.req = p, p.weights(), req
+	pl.best, pl.cut, pl.cut0 = -1, math.Inf(1), math.Inf(1)
+	pl.loc = locator{client: req.ClientRegion, near: req.Near}
+	if req.ClientRegion != "" {
 		pl.maxLoc = 1
 	}
-	if pl.p.Affinity != AffinityNone && len(pl.req.Existing) > 0 {
+	if p.Affinity != AffinityNone && len(req.Existing) > 0 {
 		pl.affBound = pl.w.Affinity
 	}
 }
@@ -202,53 +197,17 @@ func (pl *placer) cutFor(loc float64) float64 {
 	return math.Inf(1)
 }
 
-// setBest makes servers[i] with score sp the best so far and updates the
-// cuts derived from its score. The 1e-9 slack keeps them on the safe side
-// of rounding.
-func (pl *placer) setBest(i int, sp parts) {
-	pl.best, pl.bestParts = i, sp
-	if pl.w.Load > 0 {
-		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/pl.w.Load + 1e-9
-		pl.cutStep = pl.w.Locality / pl.w.Load
-	}
-	pl.cut = pl.cutFor(pl.maxLoc)
-}
-
-// locality scores region, remembering the answer for the next server in
-// the same region: one comparison instead of one per near region.
-func (pl *placer) locality(region string) float64 {
-	if pl.regionKnown && equalShort(region, pl.lastRegion) {
-		return pl.lastLocality
-	}
-	pl.lastRegion, pl.lastLocality, pl.regionKnown = region, pl.loc.score(region), true
-	return pl.lastLocality
-}
-
-// offers says whether s offers the requested app, remembering the answer
-// for the next server with the same app list.
-func (pl *placer) offers(s *Server) bool {
-	if list := unsafe.SliceData(s.Apps); list != pl.lastApps || len(s.Apps) != pl.lastLen {
-		pl.lastApps, pl.lastLen, pl.lastOffers = list, len(s.Apps), offers(s.Apps, pl.req.App)
-	}
-	return pl.lastOffers
-}
-
-// consider scores servers[i], which is healthy, not draining and has room,
-// and keeps it if it offers the app and beats the best so far: a higher
-// score, or an equal one with fewer sessions, or equal sessions too and a
-// lower seeded hash of its name. It reads the region, the app list and
-// the names only of servers that can still win.
-func (pl *placer) consider(i int) {
-	s := &pl.servers[i]
+// offer scores server i (locality loc, utilisation u, its sessions and
+// name), which is healthy, not draining, has room and offers the app, and
+// keeps it if it beats the best so far: a higher score, or an equal one
+// with fewer sessions, or equal sessions too and a lower seeded hash of
+// its name.
+func (pl *placer) offer(i int, loc, u float64, sessions int, name string) {
 	w := pl.w
-	sp := parts{locality: pl.locality(s.Region)}
-	if !within(s, pl.cutFor(sp.locality)) || !pl.offers(s) {
-		return
-	}
-	sp.load = 1 - utilisation(s)
+	sp := parts{locality: loc, load: 1 - u}
 	sp.total = w.Load*sp.load + w.Locality*sp.locality
 	if pl.affBound > 0 {
-		sp.affinity = pl.p.affinity(&pl.req, s.Name)
+		sp.affinity = pl.p.affinity(&pl.req, name)
 		sp.total += w.Affinity * sp.affinity
 	}
 	if pl.best >= 0 {
@@ -256,15 +215,14 @@ func (pl *placer) consider(i int) {
 		case -1:
 			return
 		case 0:
-			b := &pl.servers[pl.best]
-			if s.Sessions > b.Sessions {
+			if sessions > pl.bestSessions {
 				return
 			}
-			if s.Sessions == b.Sessions {
+			if sessions == pl.bestSessions {
 				if !pl.hashed {
-					pl.bestHash, pl.hashed = tieHash(b.Name, pl.req.Seed), true
+					pl.bestHash, pl.hashed = tieHash(pl.bestName, pl.req.Seed), true
 				}
-				h := tieHash(s.Name, pl.req.Seed)
+				h := tieHash(name, pl.req.Seed)
 				if h >= pl.bestHash {
 					return
 				}
@@ -276,7 +234,62 @@ func (pl *placer) consider(i int) {
 			pl.hashed = false
 		}
 	}
-	pl.setBest(i, sp)
+	pl.best, pl.bestParts, pl.bestSessions, pl.bestName = i, sp, sessions, name
+	// The cuts derived from the new best; the 1e-9 slack keeps them on
+	// the safe side of rounding.
+	if w.Load > 0 {
+		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/w.Load + 1e-9
+		pl.cutStep = w.Locality / w.Load
+	}
+	pl.cut = pl.cutFor(pl.maxLoc)
+}
+
+// listPlacer is the state of one Place call: a placer reading a []Server.
+type listPlacer struct {
+	placer
+	servers []Server
+
+	// The last app list checked and whether it offers req.App: servers
+	// of a group often share one list.
+	lastApps   *string
+	lastLen    int
+	lastOffers bool
+
+	// The last region scored and its locality.
+	lastRegion   string
+	lastLocality float64
+	regionKnown  bool
+}
+
+// locality scores region, remembering the answer for the next server in
+// the same region: one comparison instead of one per near region.
+func (pl *listPlacer) locality(region string) float64 {
+	if pl.regionKnown && equalShort(region, pl.lastRegion) {
+		return pl.lastLocality
+	}
+	pl.lastRegion, pl.lastLocality, pl.regionKnown = region, pl.loc.score(region), true
+	return pl.lastLocality
+}
+
+// offers says whether s offers the requested app, remembering the answer
+// for the next server with the same app list.
+func (pl *listPlacer) offers(s *Server) bool {
+	if list := unsafe.SliceData(s.Apps); list != pl.lastApps || len(s.Apps) != pl.lastLen {
+		pl.lastApps, pl.lastLen, pl.lastOffers = list, len(s.Apps), offers(s.Apps, pl.req.App)
+	}
+	return pl.lastOffers
+}
+
+// consider offers servers[i], which is healthy, not draining and has room,
+// to the placer if it offers the app and may still win. It reads the
+// region, the app list and the name only of servers that can still win.
+func (pl *listPlacer) consider(i int) {
+	s := &pl.servers[i]
+	loc := pl.locality(s.Region)
+	if !within(s, pl.cutFor(loc)) || !pl.offers(s) {
+		return
+	}
+	pl.offer(i, loc, utilisation(s), s.Sessions, s.Name)
 }
 
 // weights returns the weights in force: DefaultWeights for the zero value.

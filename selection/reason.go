@@ -137,28 +137,18 @@ func placeReason(s *Server, req Request, p Policy, w Weights, sp parts, total in
 	return string(b)
 }
 
-// noServer explains why no server can take a session of app, classifying
-// each server by the app first (so "no server offers X" is exact), then by
-// health, draining and room. It runs only when placement failed.
-func noServer(app string, servers []Server) error {
-	if len(servers) == 0 {
+// noServer explains why no server of n can take a session of app, each
+// server i classified by class (see failure) so "no server offers X" is
+// exact. It runs only when placement failed.
+func noServer(app string, n int, class func(i int) (why, string)) error {
+	if n == 0 {
 		return fmt.Errorf("%w: no servers are known", ErrNoServer)
 	}
 	var t tally
-	for i := range servers {
-		s := &servers[i]
-		switch {
-		case !offers(s.Apps, app):
-			t.add(noApp, s.Name)
-		case !s.Healthy:
-			t.add(unhealthy, s.Name)
-		case s.Draining:
-			t.add(draining, s.Name)
-		default:
-			t.add(full, s.Name)
-		}
+	for i := range n {
+		t.add(class(i))
 	}
-	offering := len(servers) - t.n[noApp]
+	offering := n - t.n[noApp]
 	if offering == 0 {
 		return fmt.Errorf("%w: no server offers app %q", ErrNoServer, app)
 	}
@@ -174,4 +164,26 @@ func noServer(app string, servers []Server) error {
 	}
 	return fmt.Errorf("%w: none of the %d servers offering %q can take it:%s",
 		ErrNoServer, offering, app, appendCounts(nil, &t, serverLabel))
+}
+
+// noServerIn is noServer over a list of servers.
+func noServerIn(app string, servers []Server) error {
+	return noServer(app, len(servers), func(i int) (why, string) {
+		s := &servers[i]
+		return failure(offers(s.Apps, app), s.Healthy, s.Draining), s.Name
+	})
+}
+
+// failure is why a server that cannot take a session is out, for noServer:
+// by the app first, then by health, draining and room.
+func failure(offersApp, healthy, drained bool) why {
+	switch {
+	case !offersApp:
+		return noApp
+	case !healthy:
+		return unhealthy
+	case drained:
+		return draining
+	}
+	return full
 }

@@ -118,10 +118,14 @@ func (l locator) appendRegion(b []byte, region string) []byte {
 // utilisation is how busy s is in [0, 1]: the larger of its session ratio
 // and its CPU load, or the CPU load alone when it has no session limit. An
 // unreadable load (NaN) counts as fully busy.
-func utilisation(s *Server) float64 {
-	u := s.Load
-	if s.Max > 0 {
-		u = max(u, float64(s.Sessions)/float64(s.Max))
+func utilisation(s *Server) float64 { return utilisationOf(s.Load, s.Sessions, s.Max) }
+
+// utilisationOf is utilisation of a server with that CPU load, sessions
+// and session limit (0 for none).
+func utilisationOf(load float64, sessions, limit int) float64 {
+	u := load
+	if limit > 0 {
+		u = max(u, float64(sessions)/float64(limit))
 	}
 	switch {
 	case u >= 1 || u != u:
