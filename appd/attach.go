@@ -22,23 +22,26 @@ const bufSize = 32 << 10
 type attachment struct {
 	ch   ssh.Channel
 	reqs <-chan *ssh.Request
-	gone chan struct{}  // closed when reqs is: the channel closed or its connection died
 	wg   sync.WaitGroup // every goroutine of this attachment
 }
 
 func newAttachment(ch ssh.Channel, reqs <-chan *ssh.Request) *attachment {
-	return &attachment{ch: ch, reqs: reqs, gone: make(chan struct{})}
+	return &attachment{ch: ch, reqs: reqs}
 }
 
 // serve relays a batch session on ch until the app has ended and its
 // output and exit status are sent, then waits for every goroutine it
 // started. A batch session is hung up as soon as its channel goes away.
-func (s *session) serve(ctx context.Context, stop <-chan struct{}, ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *session) serve(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	a := newAttachment(ch, reqs)
-	a.sendStarted(s.info) // a failure means the channel is gone; the watcher sees that
-	a.wg.Go(func() { a.serveRequests(s) })
-	a.wg.Go(func() { s.watch(ctx, stop, a.gone) })
+	a.sendStarted(s.info) // a failure means the channel is gone: serveRequests sees that
+	stop := s.hangupWhenDone(ctx)
+	a.wg.Go(func() {
+		a.serveRequests(s)
+		s.hangupLater("channel closed") // nothing to do if the app is reaped
+	})
 	s.relayBatch(a)
+	stop()
 	a.finish(s.result)
 	a.wg.Wait()
 }
@@ -98,10 +101,10 @@ func (a *attachment) takeOver() {
 }
 
 // serveRequests answers the gateway's channel requests until the channel
-// closes. Every request must be consumed: x/crypto/ssh blocks the whole
-// connection while a channel's request queue is full.
+// closes or its connection dies. Every request must be consumed:
+// x/crypto/ssh blocks the whole connection while a channel's request queue
+// is full.
 func (a *attachment) serveRequests(s *session) {
-	defer close(a.gone)
 	for req := range a.reqs {
 		ok := s.handleRequest(req)
 		if req.WantReply {

@@ -65,9 +65,9 @@ func (s *session) relayBatch(a *attachment) {
 		copyCounted(s.pipe.stdin, a.ch, &s.in)
 		s.pipe.stdin.Close()
 	})
-	var outs sync.WaitGroup
-	outs.Go(func() { copyCounted(a.ch, s.pipe.stdout, &s.out) })
-	outs.Go(func() { copyCounted(a.ch.Stderr(), s.pipe.stderr, &s.out) })
-	outs.Wait()
+	var stderr sync.WaitGroup
+	stderr.Go(func() { copyCounted(a.ch.Stderr(), s.pipe.stderr, &s.out) })
+	copyCounted(a.ch, s.pipe.stdout, &s.out)
+	stderr.Wait()
 	s.reap()
 }

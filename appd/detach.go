@@ -2,8 +2,6 @@ package appd
 
 import (
 	"context"
-	"sync"
-	"syscall"
 	"time"
 
 	"switchyard/control"
@@ -26,28 +24,32 @@ const keptOutput = 256 << 10
 //   - the timer running out, ctx ending or Shutdown hangs the app up
 //     (SIGHUP, then SIGKILL), and end finishes whatever is attached with
 //     the app's exit status.
+//
+// Besides the attachment's two (its requests and its input), a session
+// runs one goroutine, live, which reads the terminal: a hang-up runs on a
+// goroutine of its own only while it lasts, ctx is watched by
+// context.AfterFunc, Shutdown signals every session itself, and the app's
+// exit is noticed by the one exitWaiter of the process.
 
 // live runs a PTY session until its app has exited and its output is
-// drained and delivered, then returns. ctx ending hangs the app up; stop
-// is Shutdown's signal.
-func (s *session) live(ctx context.Context, stop <-chan struct{}) {
-	outDone := make(chan struct{})
-	var wg sync.WaitGroup
-	pump := func() {
-		defer close(outDone)
-		s.pump()
-	}
+// drained and delivered, then returns. It reads the terminal itself (see
+// pump); ctx ending hangs the app up.
+func (s *session) live(ctx context.Context) {
+	defer s.hangupWhenDone(ctx)()
 	if s.term.pollable {
-		wg.Go(pump)
+		s.pump() // until EIO, or the deadline set when the app exited
+		<-s.exited
 	} else {
-		go pump() // may outlive the session: see terminal.drain
+		outDone := make(chan struct{})
+		go func() { // may outlive the session: see terminal.drain
+			defer close(outDone)
+			s.pump()
+		}()
+		<-s.exited
+		s.term.drain(outDone)
 	}
-	wg.Go(func() { s.guard(ctx, stop) })
-	<-s.exited
-	s.term.drain(outDone)
 	s.term.close() // ends stdin copies blocked writing
 	s.end()
-	wg.Wait()
 }
 
 // pump copies the terminal's output to emit until the terminal ends.
@@ -92,27 +94,6 @@ func (s *session) emit(p []byte) {
 	}
 }
 
-// guard hangs the app up when asked to (see requestHangup) or when ctx
-// ends, and forwards Shutdown's SIGHUP. It returns once the app is reaped.
-func (s *session) guard(ctx context.Context, stop <-chan struct{}) {
-	for {
-		select {
-		case <-s.exited:
-			return
-		case reason := <-s.hangups:
-			s.hangup(reason)
-			return
-		case <-ctx.Done():
-			s.hangup("context ended")
-			return
-		case <-stop:
-			s.setReason("appd shutting down")
-			s.signal(syscall.SIGHUP)
-			stop = nil // Shutdown escalates itself
-		}
-	}
-}
-
 // lost detaches a from the session after its channel went away, unless a
 // newer attachment has replaced it or the session has ended. With a grace
 // period the app keeps running until it expires; without one it is hung
@@ -141,16 +122,6 @@ func (s *session) expire(gen uint64, reason string) {
 	defer s.mu.Unlock()
 	if s.att == nil && s.gen == gen && !s.ended {
 		s.requestHangup(reason)
-	}
-}
-
-// requestHangup asks guard to hang the app up and refuses further
-// attachments. Callers hold s.mu.
-func (s *session) requestHangup(reason string) {
-	s.closing = true
-	select {
-	case s.hangups <- reason:
-	default: // one is pending already
 	}
 }
 

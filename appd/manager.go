@@ -36,7 +36,6 @@ type Manager struct {
 	apps     map[string]App      // current app table, replaced whole by SetApps
 	sessions map[string]*session // running sessions by id
 	pending  int                 // capacity slots reserved by spawns not yet registered
-	stop     chan struct{}       // closed by Shutdown; created lazily
 	closed   bool                // Shutdown has begun: no new sessions
 
 	handlers sync.WaitGroup // one per HandleSpawn that got past reserve
@@ -98,13 +97,15 @@ func (m *Manager) Len() int {
 // ctx.Err().
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
-	if !m.closed {
-		m.closed = true
-		close(m.stopChan())
-	}
+	first := !m.closed
+	m.closed = true
+	running := slices.Collect(maps.Values(m.sessions))
 	m.mu.Unlock()
-	// Every session's watcher sees stop closed and sends SIGHUP to its
-	// process group, including sessions registered after this point.
+	if first { // sessions registered from now on are signalled by register
+		for _, s := range running {
+			s.shutdown()
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		m.handlers.Wait()
@@ -157,15 +158,20 @@ func (m *Manager) release() {
 	m.handlers.Done()
 }
 
-// register turns a reserved slot into a running session.
+// register turns a reserved slot into a running session. A session
+// registered once Shutdown has begun is hung up as Shutdown would have.
 func (m *Manager) register(s *session) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.pending--
 	if m.sessions == nil {
 		m.sessions = make(map[string]*session)
 	}
 	m.sessions[s.info.ID] = s
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		s.shutdown()
+	}
 }
 
 // unregister removes an ended session and ends its handler's count.
@@ -181,21 +187,6 @@ func (m *Manager) snapshot() []*session {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Collect(maps.Values(m.sessions))
-}
-
-// stopChan returns the channel Shutdown closes. Callers hold m.mu.
-func (m *Manager) stopChan() chan struct{} {
-	if m.stop == nil {
-		m.stop = make(chan struct{})
-	}
-	return m.stop
-}
-
-// stopping returns the channel Shutdown closes.
-func (m *Manager) stopping() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stopChan()
 }
 
 // logger returns the injected logger or the default one.

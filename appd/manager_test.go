@@ -286,17 +286,26 @@ func TestShutdownHangsUp(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(t, map[string]App{"loop": sh(loop)})
 	c := dialManager(t, m)
-	s := spawn(t, c, ptyReq("loop"))
-	s.waitOutput("ready")
+	pty := spawn(t, c, ptyReq("loop"))
+	batch := spawn(t, c, control.SpawnRequest{App: "loop", User: "alice"})
+	held, err := prelaunch(t, m, "loop", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pty.waitOutput("ready")
+	batch.waitOutput("ready")
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := m.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if _, _, exit := s.waitEnd(); exitSignal(t, exit) != "HUP" {
-		t.Errorf("exit request = %v, want exit-signal HUP", exit)
+	for name, s := range map[string]*spawned{"pty": pty, "batch": batch} {
+		if _, _, exit := s.waitEnd(); exitSignal(t, exit) != "HUP" {
+			t.Errorf("%s: exit request = %v, want exit-signal HUP", name, exit)
+		}
 	}
-	_, err := trySpawn(t, c, ptyReq("loop"))
+	waitGone(t, held.PID)
+	_, err = trySpawn(t, c, ptyReq("loop"))
 	if oce := rejection(t, err); oce.Message != "no_server: server s1 is shutting down" {
 		t.Errorf("spawn after Shutdown: %q", oce.Message)
 	}
@@ -320,14 +329,23 @@ func TestShutdownKillsAfterContext(t *testing.T) {
 
 func TestContextEndHangsUp(t *testing.T) {
 	t.Parallel()
-	m := newTestManager(t, map[string]App{"loop": sh(loop)})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := spawn(t, dialManagerContext(t, ctx, m), ptyReq("loop"))
-	s.waitOutput("ready")
-	cancel()
-	if _, _, exit := s.waitEnd(); exitSignal(t, exit) != "HUP" {
-		t.Errorf("exit request = %v, want exit-signal HUP", exit)
+	for _, pty := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pty", false: "batch"}[pty], func(t *testing.T) {
+			t.Parallel()
+			m := newTestManager(t, map[string]App{"loop": sh(loop)})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := control.SpawnRequest{App: "loop", User: "alice"}
+			if pty {
+				req = ptyReq("loop")
+			}
+			s := spawn(t, dialManagerContext(t, ctx, m), req)
+			s.waitOutput("ready")
+			cancel()
+			if _, _, exit := s.waitEnd(); exitSignal(t, exit) != "HUP" {
+				t.Errorf("exit request = %v, want exit-signal HUP", exit)
+			}
+			waitLen(t, m, 0)
+		})
 	}
-	waitLen(t, m, 0)
 }

@@ -55,10 +55,9 @@ func (m *Manager) Prelaunch(ctx context.Context, req control.PrelaunchRequest) (
 	m.register(s)
 	log.Info("session pre-launched", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "hold", req.Hold)
-	stop := m.stopping()
 	go func() {
 		defer m.unregister(s)
-		s.live(context.WithoutCancel(ctx), stop)
+		s.live(context.WithoutCancel(ctx))
 		logEnd(log, s)
 	}()
 	return control.Started{ID: s.info.ID, PID: s.info.PID}, nil

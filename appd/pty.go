@@ -140,19 +140,21 @@ func (t *terminal) size() (*unix.Winsize, error) {
 
 func (t *terminal) close() { t.master.Close() }
 
-// drain waits for the output copy to finish after the app has exited. With
-// a pollable master a read deadline bounds it: reads return what is
-// buffered, then EIO, or time out if someone still holds the slave. A
-// blocking master cannot be interrupted, so the fallback waits on a timer,
-// then returns, leaving its reader blocked until the last slave descriptor
-// closes (the kernel has sent SIGHUP to the foreground process group when
-// the session leader exited, so that is usually soon).
-func (t *terminal) drain(outDone <-chan struct{}) {
+// appExited bounds, once the app has exited, how long the output copy may
+// still read a pollable master: reads return what is buffered, then EIO,
+// or time out if someone still holds the slave.
+func (t *terminal) appExited() {
 	if t.pollable {
 		t.master.SetReadDeadline(time.Now().Add(drainTimeout))
-		<-outDone
-		return
 	}
+}
+
+// drain waits, after the app has exited, for the output copy of a master
+// that is not pollable. Such a read cannot be interrupted, so drain waits
+// on a timer, then returns, leaving its reader blocked until the last
+// slave descriptor closes (the kernel has sent SIGHUP to the foreground
+// process group when the session leader exited, so that is usually soon).
+func (t *terminal) drain(outDone <-chan struct{}) {
 	timer := time.NewTimer(drainTimeout)
 	defer timer.Stop()
 	select {

@@ -49,11 +49,9 @@ type session struct {
 	gen      uint64      // counts detaches, so a stale grace timer does nothing
 	timer    *time.Timer // the running grace period, if detached
 	kept     ring        // output produced while detached
-	closing  bool        // a hang-up was requested: no new attachments
+	closing  bool        // a hang-up was requested: no new attachments, no second hang-up
 	held     bool        // pre-launched and never attached yet: its timer is the hold
 	ended    bool        // the app exited and its output is drained
-
-	hangups chan string // reasons to hang up, read by guard; cap 1
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed
@@ -130,6 +128,9 @@ func (s *session) collect(zombie bool) {
 	s.cmd.Wait() // the status is in ProcessState; I/O errors do not matter here
 	s.markReaped()
 	s.result = resultOf(s.cmd.ProcessState)
+	if s.term != nil {
+		s.term.appExited()
+	}
 	close(s.exited)
 }
 
@@ -194,25 +195,37 @@ func (s *session) discard() {
 	<-s.exited
 }
 
-// watch hangs the app up when its attachment goes away or ctx ends, and
-// forwards Shutdown's SIGHUP. It returns once the app has been reaped.
-func (s *session) watch(ctx context.Context, stop <-chan struct{}, gone <-chan struct{}) {
-	for {
-		select {
-		case <-s.exited:
-			return
-		case <-gone:
-			s.hangup("channel closed")
-			return
-		case <-ctx.Done():
-			s.hangup("context ended")
-			return
-		case <-stop:
-			s.setReason("appd shutting down")
-			s.signal(syscall.SIGHUP)
-			stop = nil // Shutdown escalates itself
-		}
+// requestHangup hangs the app up (see hangup) on a goroutine of its own,
+// unless that was requested already or the app has been reaped, and
+// refuses further attachments. Callers hold s.mu.
+func (s *session) requestHangup(reason string) {
+	if s.closing {
+		return
 	}
+	s.closing = true
+	if !s.reaped {
+		go s.hangup(reason)
+	}
+}
+
+// hangupLater is requestHangup for callers that do not hold s.mu.
+func (s *session) hangupLater(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requestHangup(reason)
+}
+
+// hangupWhenDone hangs the app up when ctx ends, until stop is called. It
+// takes no goroutine while it waits (context.AfterFunc).
+func (s *session) hangupWhenDone(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { s.hangupLater("context ended") })
+}
+
+// shutdown is Shutdown's hang-up: SIGHUP to the process group. Shutdown
+// escalates itself when its context ends.
+func (s *session) shutdown() {
+	s.setReason("appd shutting down")
+	s.signal(syscall.SIGHUP)
 }
 
 func (s *session) setReason(reason string) {

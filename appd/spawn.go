@@ -89,16 +89,15 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 	logStart(log, s)
 	if s.term == nil {
 		defer m.unregister(s)
-		s.serve(ctx, m.stopping(), ch, reqs)
+		s.serve(ctx, ch, reqs)
 		logEnd(log, s)
 		return
 	}
 	a := newAttachment(ch, reqs)
 	s.attach(a, nil, gateway, false)
-	stop := m.stopping()
 	go func() {
 		defer m.unregister(s)
-		s.live(ctx, stop)
+		s.live(ctx)
 		logEnd(log, s)
 	}()
 	a.relayInput(s)
@@ -151,7 +150,7 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cmd: cmd, exited: make(chan struct{}), hangups: make(chan string, 1)}
+	s := &session{cmd: cmd, exited: make(chan struct{})}
 	if req.Pty != nil {
 		s.grace = app.Grace
 		err = s.startPTY(req.Pty, acct.cred)
