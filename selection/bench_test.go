@@ -88,18 +88,27 @@ func groupedServers(n int) []Server {
 	return out
 }
 
-func benchPlace(b *testing.B, servers []Server) { benchPlace2(b, servers, strings.Clone("db")) }
+func benchPlace(b *testing.B, servers []Server) {
+	benchDecide(b, servers, func(req Request) (Decision, error) { return DefaultPolicy.Place(req, servers) })
+}
 
-func benchPlace2(b *testing.B, servers []Server, app string) {
+func benchPlaceTable(b *testing.B, servers []Server) {
+	t := NewTable(servers)
+	benchDecide(b, servers, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
+}
+
+// benchDecide times decide on a request for db from eu by a user with
+// three sessions on servers, one seed per decision.
+func benchDecide(b *testing.B, servers []Server, decide func(Request) (Decision, error)) {
 	req := Request{
-		User: "alice", App: app,
+		User: "alice", App: strings.Clone("db"),
 		ClientRegion: strings.Clone("eu"), Near: []string{strings.Clone("us"), strings.Clone("sa")},
 		Existing: []Placed{{servers[17].Name, "db"}, {servers[len(servers)/2].Name, "shell"}, {servers[len(servers)-9].Name, "db"}},
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		req.Seed = uint64(i)
-		if _, err := DefaultPolicy.Place(req, servers); err != nil {
+		if _, err := decide(req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -113,6 +122,36 @@ func BenchmarkPlace10k(b *testing.B) { benchPlace(b, groupedServers(10000)) }
 func BenchmarkPlace10kRandom(b *testing.B) { benchPlace(b, randomServers(10000)) }
 
 func BenchmarkPlace100(b *testing.B) { benchPlace(b, groupedServers(100)) }
+
+// BenchmarkPlaceTable10k is BenchmarkPlace10k over a Table.
+func BenchmarkPlaceTable10k(b *testing.B) { benchPlaceTable(b, groupedServers(10000)) }
+
+// BenchmarkPlaceTable10kRandom is BenchmarkPlace10kRandom over a Table.
+func BenchmarkPlaceTable10kRandom(b *testing.B) { benchPlaceTable(b, randomServers(10000)) }
+
+// BenchmarkNewTable10k builds the Table of BenchmarkPlaceTable10k, as the
+// broker does on a config reload.
+func BenchmarkNewTable10k(b *testing.B) {
+	servers := groupedServers(10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		NewTable(servers)
+	}
+}
+
+// BenchmarkTableUpdate is one report's update of a server in a Table of
+// 10,000: its index by name, sessions and load.
+func BenchmarkTableUpdate(b *testing.B) {
+	servers := groupedServers(10000)
+	t := NewTable(servers)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		k := i * 7919 % len(servers)
+		j, _ := t.Index(servers[k].Name)
+		t.SetSessions(j, i%150)
+		t.SetLoad(j, float64(i%100)/100)
+	}
+}
 
 func BenchmarkPickGateway(b *testing.B) {
 	// 200 gateways in four regions, each reaching 100 of 1,000 servers.

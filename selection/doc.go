@@ -36,6 +36,15 @@
 // bar is high from the start. A decision over 10,000 servers takes tens of
 // microseconds and allocates only its reason.
 //
+// A caller that decides often over the same servers (the broker) keeps them
+// in a Table instead: built once by NewTable, updated in place as reports
+// and placements arrive (SetSessions, AddSession, SetLoad, SetHealthy,
+// SetDraining, SetMax), and decided over by Policy.PlaceTable, which makes
+// exactly Place's decision (server, reason and error) over the equivalent
+// []Server. It scans one utilisation per server, and not even that in
+// blocks of servers that cannot win; a decision over 10,000 servers takes a
+// few microseconds.
+//
 // Subpackage sim is a discrete-event simulation that compares this policy
 // with round-robin, random, least-connections and power-of-two-choices on
 // the same synthetic workload; selection/cmd/sim prints the comparison.

@@ -1,0 +1,402 @@
+package selection
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"slices"
+)
+
+// Table is a list of servers kept in a compact form for repeated
+// decisions: the broker builds it with NewTable when the config changes
+// and updates it in place as reports and placements arrive (SetSessions,
+// AddSession, SetLoad, SetHealthy, SetDraining, SetMax, each in constant
+// time, at worst rescanning one block of blockSize servers),
+// and Policy.PlaceTable decides over it what Policy.Place decides over the
+// equivalent []Server: the same server, reason and error.
+//
+// What a decision scans is one float64 per server, its utilisation (NaN
+// when it cannot take a session at all), and one minimum per block of
+// blockSize servers, so a decision reads only the blocks that hold a
+// server that can still win; the counts and first names of the unhealthy,
+// draining and full servers are kept up to date by the setters. Regions
+// and app lists are interned: a decision scores each region once and
+// tests an app with one bit.
+//
+// A Table is not safe for concurrent use while it is being updated;
+// concurrent PlaceTable calls with no update running are safe.
+type Table struct {
+	names []string
+	rows  []row
+	util  []float64 // utilisation of each eligible server, NaN if not eligible
+	mins  []float64 // least util of each block of blockSize, NaN if none eligible
+
+	// What the servers of each block offer and where they are, whatever
+	// their state: the union of their app masks (words a block) and, if
+	// there are at most 64 regions, a bit for each region.
+	blockApps    []uint64
+	blockRegions []uint64
+
+	// Servers by state: the count and a bitset of each reason a server
+	// cannot take a session (unhealthy, draining, full), as Place tallies
+	// them.
+	count [nWhy]int
+	sets  [nWhy][]uint64
+
+	index map[string]int // first index of each name
+
+	regions []string // interned regions; row.region indexes it
+
+	// Interned app lists: row.apps indexes lists, and app a of the
+	// table's dictionary appIndex is in list k if bit a%64 of
+	// masks[k*words+a/64] is set.
+	lists    [][]string
+	appIndex map[string]int
+	masks    []uint64
+	words    int
+}
+
+// row is what a Table holds of one server besides its name.
+type row struct {
+	load     float64
+	sessions int
+	max      int
+	region   uint32 // index in Table.regions
+	apps     uint32 // index in Table.lists
+	healthy  bool
+	draining bool
+	why      why // eligible, or why Place excludes it: unhealthy, draining or full
+}
+
+// blockSize is how many servers share one minimum utilisation in a Table.
+const blockSize = 32
+
+// NewTable returns a Table of servers, in their order, which is the order
+// ties and reasons see, as for Place (the broker passes servers sorted by
+// name). It keeps the servers' names and copies the rest; later changes to
+// servers do not reach the Table.
+func NewTable(servers []Server) *Table {
+	n := len(servers)
+	t := &Table{
+		names:    make([]string, n),
+		rows:     make([]row, n),
+		util:     make([]float64, n),
+		mins:     make([]float64, (n+blockSize-1)/blockSize),
+		index:    make(map[string]int, n),
+		appIndex: map[string]int{},
+	}
+	for w := range t.sets {
+		t.sets[w] = make([]uint64, (n+63)/64)
+	}
+	regionIndex := map[string]uint32{}
+	listIndex := map[string]uint32{}
+	var key []byte
+	for i := range servers {
+		s := &servers[i]
+		// Servers in a row often share a region: no lookup then.
+		region := uint32(0)
+		if i > 0 && s.Region == servers[i-1].Region {
+			region = t.rows[i-1].region
+		} else if k, ok := regionIndex[s.Region]; ok {
+			region = k
+		} else {
+			region = uint32(len(t.regions))
+			regionIndex[s.Region] = region
+			t.regions = append(t.regions, s.Region)
+		}
+		// App lists are interned by their names, each after its length.
+		key = key[:0]
+		for _, a := range s.Apps {
+			key = binary.AppendUvarint(key, uint64(len(a)))
+			key = append(key, a...)
+		}
+		list, ok := listIndex[string(key)]
+		if !ok {
+			list = uint32(len(t.lists))
+			listIndex[string(key)] = list
+			t.lists = append(t.lists, slices.Clone(s.Apps))
+		}
+		t.names[i] = s.Name
+		t.rows[i] = row{load: s.Load, sessions: s.Sessions, max: s.Max, region: region, apps: list, healthy: s.Healthy, draining: s.Draining}
+	}
+
+	for i := n - 1; i >= 0; i-- {
+		t.index[servers[i].Name] = i // the first of a name is set last
+	}
+
+	// The app dictionary and each list's mask over it.
+	for _, l := range t.lists {
+		for _, a := range l {
+			if _, ok := t.appIndex[a]; !ok {
+				t.appIndex[a] = len(t.appIndex)
+			}
+		}
+	}
+	t.words = (len(t.appIndex) + 63) / 64
+	t.masks = make([]uint64, len(t.lists)*t.words)
+	for k, l := range t.lists {
+		for _, a := range l {
+			x := t.appIndex[a]
+			t.masks[k*t.words+x/64] |= 1 << (x % 64)
+		}
+	}
+
+	t.blockApps = make([]uint64, len(t.mins)*t.words)
+	if len(t.regions) <= maxRegions {
+		t.blockRegions = make([]uint64, len(t.mins))
+	}
+	for i := range t.rows {
+		r := &t.rows[i]
+		b := i / blockSize
+		for w := range t.words {
+			t.blockApps[b*t.words+w] |= t.masks[int(r.apps)*t.words+w]
+		}
+		if t.blockRegions != nil {
+			t.blockRegions[b] |= 1 << r.region
+		}
+		r.why = r.state()
+		t.count[r.why]++
+		if r.why != eligible {
+			t.sets[r.why][i/64] |= 1 << (i % 64)
+			t.util[i] = math.NaN()
+		} else {
+			t.util[i] = utilisationOf(r.load, r.sessions, r.max)
+		}
+	}
+	for b := range t.mins {
+		t.setMin(b)
+	}
+	return t
+}
+
+// state is why Place excludes the server before scoring it, or eligible.
+func (r *row) state() why { return state(r.healthy, r.draining, r.sessions, r.max) }
+
+// Len is the number of servers in t.
+func (t *Table) Len() int { return len(t.rows) }
+
+// Index returns the index of the server named name (the first one, should
+// two share it) and whether there is one.
+func (t *Table) Index(name string) (int, bool) {
+	i, ok := t.index[name]
+	return i, ok
+}
+
+// Server returns server i as Place would see it. Its Apps is shared with
+// the Table and with other servers offering the same list: do not modify
+// it.
+func (t *Table) Server(i int) Server {
+	r := &t.rows[i]
+	return Server{
+		Name:     t.names[i],
+		Region:   t.regions[r.region],
+		Healthy:  r.healthy,
+		Draining: r.draining,
+		Apps:     t.lists[r.apps],
+		Sessions: r.sessions,
+		Max:      r.max,
+		Load:     r.load,
+	}
+}
+
+// SetSessions sets the sessions of server i: those running as last
+// reported plus those placed since.
+func (t *Table) SetSessions(i, n int) {
+	t.rows[i].sessions = n
+	t.update(i)
+}
+
+// AddSession adds delta (which may be negative) to the sessions of server
+// i, as when a session is placed on it or ends.
+func (t *Table) AddSession(i, delta int) {
+	t.rows[i].sessions += delta
+	t.update(i)
+}
+
+// SetLoad sets the CPU load per CPU that server i reported.
+func (t *Table) SetLoad(i int, load float64) {
+	t.rows[i].load = load
+	t.update(i)
+}
+
+// SetHealthy sets whether server i is healthy (link up, reports fresh).
+func (t *Table) SetHealthy(i int, healthy bool) {
+	t.rows[i].healthy = healthy
+	t.update(i)
+}
+
+// SetDraining sets whether server i is draining (takes no new session).
+func (t *Table) SetDraining(i int, draining bool) {
+	t.rows[i].draining = draining
+	t.update(i)
+}
+
+// SetMax sets the session limit of server i, 0 for none.
+func (t *Table) SetMax(i, max int) {
+	t.rows[i].max = max
+	t.update(i)
+}
+
+// update recomputes what follows from row i: its state, utilisation and
+// block minimum.
+func (t *Table) update(i int) {
+	r := &t.rows[i]
+	if w := r.state(); w != r.why {
+		if r.why != eligible {
+			t.sets[r.why][i/64] &^= 1 << (i % 64)
+		}
+		if w != eligible {
+			t.sets[w][i/64] |= 1 << (i % 64)
+		}
+		t.count[r.why]--
+		t.count[w]++
+		r.why = w
+	}
+	old, u := t.util[i], math.NaN()
+	if r.why == eligible {
+		u = utilisationOf(r.load, r.sessions, r.max)
+	}
+	t.util[i] = u
+	b := i / blockSize
+	switch m := t.mins[b]; {
+	case m != m || u < m:
+		t.mins[b] = u // the block's only eligible server (or none), or its new least
+	case old == m && u != m:
+		t.setMin(b) // the least has gone up or left
+	}
+}
+
+// setMin recomputes the least utilisation of block b.
+func (t *Table) setMin(b int) {
+	m := math.NaN()
+	for _, u := range t.util[b*blockSize : min((b+1)*blockSize, len(t.util))] {
+		if u < m || m != m {
+			m = u
+		}
+	}
+	t.mins[b] = m
+}
+
+// tablePlacer is the state of one PlaceTable call: a placer reading a
+// Table.
+type tablePlacer struct {
+	placer
+	t    *Table
+	locs []float64 // locality of each region, if there are few
+	word int       // where the requested app's bit is in an app list's mask
+	bit  uint64
+	near uint64 // the regions of locality above 0, if Table.blockRegions is set
+}
+
+// blockCut is the cut for block b: that of the best locality among its
+// regions, or the cut for any locality when the Table does not know them.
+// A higher locality has a higher cut, since weights are not negative.
+func (pl *tablePlacer) blockCut(b int) float64 {
+	if pl.t.blockRegions == nil || pl.cutStep < 0 {
+		return pl.cut
+	}
+	loc := 0.0
+	for x := pl.t.blockRegions[b] & pl.near; x != 0; x &= x - 1 {
+		loc = max(loc, pl.locs[bits.TrailingZeros64(x)])
+	}
+	return pl.cutFor(loc)
+}
+
+// maxRegions is how many regions PlaceTable scores up front and Table
+// keeps a bit of for each block; with more, PlaceTable scores a server's
+// region when it considers the server, and skips blocks by utilisation
+// and apps alone.
+const maxRegions = 64
+
+// PlaceTable chooses the server for req among t's servers: the decision
+// (server, reason, error) is the one Place makes over the equivalent
+// []Server (see Table.Server), faster. PlaceTable does not modify t and
+// allocates only the reason string.
+func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
+	n := len(t.rows)
+	app, ok := t.appIndex[req.App]
+	if !ok {
+		return Decision{}, t.noServer(req.App, -1)
+	}
+	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64)}
+	pl.init(p, req)
+	var locs [maxRegions]float64
+	if len(t.regions) <= len(locs) {
+		pl.locs = locs[:len(t.regions)]
+		for k, r := range t.regions {
+			pl.locs[k] = pl.loc.score(r)
+			if pl.locs[k] > 0 {
+				pl.near |= 1 << k
+			}
+		}
+	}
+
+	// The order in which Place considers servers: a sample, then all. A
+	// server whose utilisation is above the cut could not win, nor could
+	// a block whose least utilisation is above the cut for its best
+	// locality, nor one where no server offers the app. Skipping them
+	// skips only servers that consider would pass over.
+	util := t.util
+	for i := 0; n >= 8*sampled && i < n; i += n / sampled {
+		if util[i] == util[i] {
+			pl.consider(i)
+		}
+	}
+	cut := pl.cut
+	for b, m := range t.mins {
+		if !(m <= cut) || t.blockApps[b*t.words+pl.word]&pl.bit == 0 || m > pl.blockCut(b) {
+			continue
+		}
+		lo := b * blockSize
+		for j, u := range util[lo:min(lo+blockSize, n)] {
+			if u <= cut {
+				pl.consider(lo + j)
+				cut = pl.cut
+			}
+		}
+	}
+	if pl.best < 0 {
+		return Decision{}, t.noServer(req.App, app)
+	}
+
+	for _, w := range [...]why{unhealthy, draining, full} {
+		k := t.count[w]
+		pl.ex.n[w] = k
+		for j, x := 0, 0; j < len(t.sets[w]) && x < min(k, namesKept); j++ {
+			for word := t.sets[w][j]; word != 0 && x < namesKept; word &= word - 1 {
+				pl.ex.names[w][x] = t.names[j*64+bits.TrailingZeros64(word)]
+				x++
+			}
+		}
+	}
+	s := t.Server(pl.best)
+	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, pl.w, pl.bestParts, n, &pl.ex)}, nil
+}
+
+// consider offers server i, which is healthy, not draining and has room,
+// to the placer if it offers the app and may still win.
+func (pl *tablePlacer) consider(i int) {
+	t := pl.t
+	r := &t.rows[i]
+	var loc float64
+	if int(r.region) < len(pl.locs) {
+		loc = pl.locs[r.region]
+	} else {
+		loc = pl.loc.score(t.regions[r.region])
+	}
+	u := t.util[i]
+	if u > pl.cutFor(loc) || t.masks[int(r.apps)*t.words+pl.word]&pl.bit == 0 {
+		return
+	}
+	pl.offer(i, loc, u, r.sessions, t.names[i])
+}
+
+// noServer is the error of a failed PlaceTable; app is the index of the
+// app in t's dictionary, -1 if no server offers it.
+func (t *Table) noServer(name string, app int) error {
+	return noServer(name, len(t.rows), func(i int) (why, string) {
+		r := &t.rows[i]
+		offersApp := app >= 0 && t.masks[int(r.apps)*t.words+app/64]&(1<<(app%64)) != 0
+		return failure(offersApp, r.healthy, r.draining), t.names[i]
+	})
+}
