@@ -3,7 +3,7 @@ package sshgate
 import (
 	"context"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -41,87 +41,98 @@ func (ex *exitReq) status() (int, string) {
 
 // relay copies one session between the client channel and the appd channel.
 // The client's own requests (window-change, signal) are forwarded by the
-// session's request loop.
+// session's request loop; appd's requests are answered by wait, in the
+// session's own goroutine. An idle relay holds three goroutines, its
+// copies, and nothing else.
 type relay struct {
-	done      chan struct{} // closed when both output copies and the request drain end
-	exit      *exitReq      // set before done is closed; nil if appd sent none
-	takenOver bool          // set before done is closed: appd said a newer attachment replaced this one
+	app       gossh.Channel
+	reqs      <-chan *gossh.Request // appd's requests
+	copies    atomic.Int32          // output copies still running
+	copied    chan struct{}         // closed when both output copies end
+	exit      *exitReq              // the first exit request appd sent
+	takenOver bool                  // appd said a newer attachment replaced this one
 }
 
 // startRelay starts the copies: client input (read from stdin) to appd
-// (CloseWrite on EOF), appd stdout and stderr to the client as raw bytes,
-// and a drain of appd's requests that keeps the first exit request.
+// (CloseWrite on EOF), and appd stdout and stderr to the client as raw
+// bytes. wait must then be called to answer appd's requests.
 func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *relay {
-	r := &relay{done: make(chan struct{})}
+	r := &relay{app: app, reqs: appReqs, copied: make(chan struct{})}
 	var appOut, appErr io.Reader = app, app.Stderr()
 	if act != nil {
 		stdin, appOut, appErr = touchReader{stdin, act}, touchReader{appOut, act}, touchReader{appErr, act}
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		copyBuf(client, appOut)
-	}()
-	go func() {
-		defer wg.Done()
-		copyBuf(client.Stderr(), appErr)
-	}()
-	go func() {
-		defer wg.Done()
-		r.exit, r.takenOver = drainApp(appReqs)
-	}()
+	r.copies.Store(2)
+	go r.output(client, appOut)
+	go r.output(client.Stderr(), appErr)
 	go func() {
 		if err := copyBuf(app, stdin); err == nil {
 			app.CloseWrite() // client EOF reaches appd as EOF
 		}
 	}()
-	go func() {
-		wg.Wait()
-		close(r.done)
-	}()
 	return r
 }
 
-// wait returns appd's exit request once appd's output has been copied and
-// its channel has closed. If ctx ends first (the client left), it closes the
-// appd channel, which makes appd detach a PTY session (or hang up the app:
-// batch sessions, apps without a grace period), and waits at most grace for
-// the channel to close; drained is false if it did not.
-func (r *relay) wait(ctx context.Context, app gossh.Channel, grace time.Duration) (ex *exitReq, drained bool) {
-	select {
-	case <-r.done:
-		return r.exit, true
-	case <-ctx.Done():
-	}
-	app.Close()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-r.done:
-		return r.exit, true
-	case <-t.C:
-		return nil, false
+// output copies one of appd's streams to the client; the last to end
+// closes r.copied.
+func (r *relay) output(dst io.Writer, src io.Reader) {
+	copyBuf(dst, src)
+	if r.copies.Add(-1) == 0 {
+		close(r.copied)
 	}
 }
 
-// drainApp answers appd's requests until its channel closes and returns the
-// first exit-status or exit-signal, and whether appd sent
-// control.RequestTakenOver.
-func drainApp(reqs <-chan *gossh.Request) (ex *exitReq, takenOver bool) {
-	for req := range reqs {
-		isExit := req.Type == "exit-status" || req.Type == "exit-signal"
-		if isExit && ex == nil {
-			ex = &exitReq{Type: req.Type, Payload: req.Payload}
+// wait answers appd's requests until its channel closes, then returns the
+// first exit request (nil if appd sent none) once appd's output has been
+// copied. If ctx ends first (the client left), it closes the appd channel,
+// which makes appd detach a PTY session (or hang up the app: batch
+// sessions, apps without a grace period), and waits at most grace for the
+// channel to close and the output to end; drained is false if they did not.
+func (r *relay) wait(ctx context.Context, grace time.Duration) (ex *exitReq, drained bool) {
+	ended := ctx.Done()
+	var giveUp <-chan time.Time
+	reqs, copied := r.reqs, r.copied
+	for reqs != nil || copied != nil {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			r.answer(req)
+			continue
+		case <-copied:
+			copied = nil
+			continue
+		case <-ended:
+		case <-giveUp:
+			if reqs != nil {
+				go gossh.DiscardRequests(reqs)
+			}
+			return nil, false
 		}
-		if req.Type == control.RequestTakenOver {
-			takenOver = true
-		}
-		if req.WantReply {
-			req.Reply(isExit, nil)
-		}
+		ended = nil
+		r.app.Close()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		giveUp = t.C
 	}
-	return ex, takenOver
+	return r.exit, true
+}
+
+// answer answers one of appd's requests, keeping the first exit-status
+// or exit-signal and noting control.RequestTakenOver.
+func (r *relay) answer(req *gossh.Request) {
+	isExit := req.Type == "exit-status" || req.Type == "exit-signal"
+	if isExit && r.exit == nil {
+		r.exit = &exitReq{Type: req.Type, Payload: req.Payload}
+	}
+	if req.Type == control.RequestTakenOver {
+		r.takenOver = true
+	}
+	if req.WantReply {
+		req.Reply(isExit, nil)
+	}
 }
 
 // copyBuf copies src to dst; nil when src ended with EOF. See package

@@ -238,7 +238,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
 	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
-	ex, drained := rl.wait(ctx, r.Ch, s.startTimeout())
+	ex, drained := rl.wait(ctx, s.startTimeout())
 	ss.detach()
 	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver, idle)
 	msg := "session ended"
