@@ -17,5 +17,6 @@ fuzz ./control/ FuzzDecodeFrame
 fuzz ./config/ FuzzParse
 fuzz ./config/ FuzzPositions
 fuzz ./sshgate/ FuzzParseCommand
+fuzz ./selection/ FuzzPlaceTable
 
 go test -run '^$' -bench . -benchtime 1x ./...
