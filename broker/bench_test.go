@@ -62,12 +62,13 @@ func benchUser(i int) string    { return fmt.Sprintf("u%04d", i) }
 func benchSession(i int) string { return fmt.Sprintf("sess-%08d", i) }
 
 // BenchmarkBrokerPlace10k places sessions at 100 a second (the clock moves
-// 10ms an op) among 10,000 running ones, 5 per user: each op is one Place
-// from gw1, the placed session reported started and the oldest running
-// one reported ended, so the cluster stays at 10,000.
+// 10ms an op) among 10,000 running ones, 5 per user, on 50 to 10,000
+// servers: each op is one Place from gw1, the placed session reported
+// started and the oldest running one reported ended, so the cluster stays
+// at 10,000.
 func BenchmarkBrokerPlace10k(b *testing.B) {
 	const nSessions, nUsers = 10_000, 2_000
-	for _, nServers := range []int{50, 200, 1000} {
+	for _, nServers := range []int{50, 200, 1000, 10_000} {
 		b.Run(fmt.Sprintf("servers=%d", nServers), func(b *testing.B) {
 			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			br := benchBroker(b, nServers, nUsers, nSessions, &clock)
