@@ -2,8 +2,10 @@ package appd
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"switchyard/bufcopy"
 	"switchyard/control"
 )
 
@@ -52,23 +54,34 @@ func (s *session) live(ctx context.Context) {
 	s.end()
 }
 
-// pump copies the terminal's output to emit until the terminal ends.
+// pump copies the terminal's output to emit until the terminal ends. It
+// waits in a read of bufcopy.SmallSize bytes: an idle session holds no
+// large buffer. A read that fills it borrows one from bigBufs to top it up
+// with what the terminal holds (see readMore) and gives it back once the
+// chunk is emitted.
 func (s *session) pump() {
-	buf := make([]byte, bufSize)
+	small := make([]byte, bufcopy.SmallSize)
 	r := ptyReader{s.term.master}
 	for {
-		n, err := r.Read(buf)
-		if n > 0 && err == nil {
-			n += s.term.readMore(buf[n:])
-		}
-		if n > 0 {
-			s.emit(buf[:n])
+		n, err := r.Read(small)
+		switch {
+		case n == len(small) && err == nil:
+			big := bigBufs.Get().(*[]byte)
+			copy(*big, small)
+			n += s.term.readMore((*big)[n:])
+			s.emit((*big)[:n])
+			bigBufs.Put(big)
+		case n > 0:
+			s.emit(small[:n])
 		}
 		if err != nil {
 			return
 		}
 	}
 }
+
+// bigBufs holds the buffers busy pumps borrow.
+var bigBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // emit writes p to the current attachment, or keeps it while there is
 // none. What a failed write did not deliver is kept, and the attachment
