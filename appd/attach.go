@@ -14,8 +14,6 @@ import (
 	"switchyard/control"
 )
 
-// bufSize is the size of every copy buffer.
-const bufSize = 32 << 10
 
 // attachment relays one session to one SSH channel. A PTY session may have
 // several over its life, one at a time; a batch session has exactly one.

@@ -2,7 +2,6 @@ package appd
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"switchyard/bufcopy"
@@ -66,11 +65,11 @@ func (s *session) pump() {
 		n, err := r.Read(small)
 		switch {
 		case n == len(small) && err == nil:
-			big := bigBufs.Get().(*[]byte)
+			big := bufcopy.Borrow()
 			copy(*big, small)
 			n += s.term.readMore((*big)[n:])
 			s.emit((*big)[:n])
-			bigBufs.Put(big)
+			bufcopy.Return(big)
 		case n > 0:
 			s.emit(small[:n])
 		}
@@ -79,9 +78,6 @@ func (s *session) pump() {
 		}
 	}
 }
-
-// bigBufs holds the buffers busy pumps borrow.
-var bigBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // emit writes p to the current attachment, or keeps it while there is
 // none. What a failed write did not deliver is kept, and the attachment

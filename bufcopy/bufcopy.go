@@ -20,6 +20,13 @@ const (
 
 var pool = sync.Pool{New: func() any { b := make([]byte, LargeSize); return &b }}
 
+// Borrow lends a LargeSize buffer from the pool Copy's busy copies share;
+// give it back with Return once nothing refers to it.
+func Borrow() *[]byte { return pool.Get().(*[]byte) }
+
+// Return gives back a buffer from Borrow.
+func Return(b *[]byte) { pool.Put(b) }
+
 // Copy copies src to dst until src ends or a write fails, adding the bytes
 // written to n when n is not nil. It returns nil when src ended with
 // io.EOF, else the error that stopped it.
@@ -51,7 +58,7 @@ func Copy(dst io.Writer, src io.Reader, n *atomic.Int64) error {
 		}
 		switch {
 		case big == nil && nr == len(buf):
-			big = pool.Get().(*[]byte)
+			big = Borrow()
 			buf = *big
 		case big != nil && nr < len(buf)/2:
 			pool.Put(big)
