@@ -14,7 +14,6 @@ import (
 	"switchyard/control"
 )
 
-
 // attachment relays one session to one SSH channel. A PTY session may have
 // several over its life, one at a time; a batch session has exactly one.
 type attachment struct {
