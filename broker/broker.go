@@ -97,11 +97,20 @@ type Broker struct {
 	countedAt time.Time                           // see countAt
 
 	// The configured servers sorted by name (rebuildTable), their names,
-	// and the candidates slice reused by every placement.
+	// and the candidates slice reused by every placement that scans them.
 	table       []serverSlot
 	serverNames []string
 	cands       []selection.Server
 	existing    []selection.Placed // placed's slice, reused likewise
+
+	// The same servers, in the same order, as the policy sees them, kept
+	// in step by every event that changes one (table.go), with what keeps
+	// them so.
+	tab        *selection.Table
+	freshAt    time.Time       // b.tab's health is as of this time
+	reports    []reportAt      // server reports not yet three intervals old at freshAt, oldest first
+	placements []placementAt   // placements not yet pendingTTL old at countedAt, oldest first
+	carried    map[uint64]bool // by set of gateways (carriers): whether they carry to every server
 
 	// callAppd calls a server's appd over its control link; tests replace
 	// it. Never called with mu held.
@@ -109,6 +118,7 @@ type Broker struct {
 }
 
 type serverState struct {
+	row        int           // index in b.table and b.tab; -1 when not configured
 	links      int           // live control links from this server
 	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
@@ -167,6 +177,8 @@ func (b *Broker) init() {
 		b.byServer = map[string]*serverSessions{}
 		b.byUser = map[string]map[string]*sessionState{}
 		b.metrics = newMetrics(b)
+		b.tab = selection.NewTable(nil)
+		b.carried = map[uint64]bool{}
 	}
 }
 
@@ -242,6 +254,7 @@ func (b *Broker) linkUp(node string, delta int) {
 		if st.links == 0 {
 			st.lastReport = time.Time{} // a dropped link is down at once
 		}
+		b.setHealth(st, b.now())
 		return
 	}
 	b.gateway(node).links += delta
@@ -250,7 +263,7 @@ func (b *Broker) linkUp(node string, delta int) {
 func (b *Broker) server(name string) *serverState {
 	st := b.servers[name]
 	if st == nil {
-		st = &serverState{}
+		st = &serverState{row: -1}
 		b.servers[name] = st
 	}
 	return st

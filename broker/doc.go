@@ -4,7 +4,9 @@
 // and the gateway to carry the session.
 //
 // The server comes first (selection.Policy.Place over the servers some
-// gateway can carry the session to), then the gateway
+// gateway can carry the session to; when that is every server, the usual
+// case, PlaceTable over a selection.Table the broker keeps in step with its
+// picture, so that a decision does not read every server), then the gateway
 // (selection.Policy.PickGateway: healthy, reaching the server, with room,
 // near the client, not busy; the requesting gateway is kept unless it is
 // clearly worse). When the choice is another gateway, a gateway configured

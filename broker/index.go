@@ -20,19 +20,29 @@ import (
 type serverSessions struct {
 	sessions map[string]*sessionState // by id
 	pending  []time.Time              // when each placement was made, oldest first
+	row      int                      // index in b.table and b.tab; -1 when not configured
 }
 
 // A placement counts against its server until a session.started confirms
 // it or it is pendingTTL older than b.countedAt, the latest time the
-// broker counted load at (a placement, a status, an apps list). Expired
-// placements are dropped lazily, server by server, when counted or
-// confirmed; judged against that one time they go exactly when a sweep of
-// every server at each count would have dropped them.
+// broker counted load at (a placement, a status, an apps list). countAt
+// drops the placements that expire, found through b.placements, so that
+// every server's count, and b.tab, is always as of b.countedAt.
 
-// countAt records now as a time load is counted at. Callers hold b.mu.
+// countAt records now as a time load is counted at, and drops the
+// placements pendingTTL older. Callers hold b.mu.
 func (b *Broker) countAt(now time.Time) {
-	if now.After(b.countedAt) {
-		b.countedAt = now
+	if !now.After(b.countedAt) {
+		return
+	}
+	b.countedAt = now
+	for len(b.placements) > 0 && now.Sub(b.placements[0].at) >= pendingTTL {
+		server := b.placements[0].server
+		b.placements[0] = placementAt{}
+		b.placements = b.placements[1:]
+		if o := b.byServer[server]; o != nil {
+			b.prune(server, o)
+		}
 	}
 }
 
@@ -40,20 +50,23 @@ func (b *Broker) countAt(now time.Time) {
 // those known plus the placements still pending. Callers hold b.mu and
 // have called countAt.
 func (b *Broker) load(o *serverSessions) int {
-	o.prune(b.countedAt)
 	return len(o.sessions) + len(o.pending)
 }
 
-// prune drops the placements pendingTTL older than at.
-func (o *serverSessions) prune(at time.Time) {
-	live := o.pending[:0]
-	for _, t := range o.pending {
-		if at.Sub(t) < pendingTTL {
-			live = append(live, t)
-		}
+// prune drops the placements on server (index entry o) pendingTTL older
+// than b.countedAt. They are the oldest. Callers hold b.mu.
+func (b *Broker) prune(server string, o *serverSessions) {
+	k := 0
+	for k < len(o.pending) && b.countedAt.Sub(o.pending[k]) >= pendingTTL {
+		k++
 	}
-	clear(o.pending[len(live):])
-	o.pending = live
+	if k == 0 {
+		return
+	}
+	clear(o.pending[:k])
+	o.pending = o.pending[k:]
+	b.recount(o)
+	b.forgetIfUnused(server, o)
 }
 
 // onServer returns the index entry of a server, making it. Callers hold
@@ -61,7 +74,7 @@ func (o *serverSessions) prune(at time.Time) {
 func (b *Broker) onServer(name string) *serverSessions {
 	o := b.byServer[name]
 	if o == nil {
-		o = &serverSessions{sessions: map[string]*sessionState{}}
+		o = &serverSessions{sessions: map[string]*sessionState{}, row: -1}
 		b.byServer[name] = o
 	}
 	return o
@@ -83,7 +96,9 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 	}
 	s := &sessionState{info: info, seen: seen}
 	b.sessions[id] = s
-	b.onServer(s.info.Server).sessions[id] = s
+	o := b.onServer(s.info.Server)
+	o.sessions[id] = s
+	b.recount(o)
 	u := b.byUser[s.info.User]
 	if u == nil {
 		u = map[string]*sessionState{}
@@ -107,6 +122,7 @@ func (b *Broker) unindex(s *sessionState) {
 	id, server, user := s.info.ID, s.info.Server, s.info.User
 	if o := b.byServer[server]; o != nil {
 		delete(o.sessions, id)
+		b.recount(o)
 		b.forgetIfUnused(server, o)
 	}
 	if u := b.byUser[user]; u != nil {
@@ -120,32 +136,35 @@ func (b *Broker) unindex(s *sessionState) {
 // forgetIfUnused drops the index entry o of server when the server is not
 // configured and nothing counts against it. Callers hold b.mu.
 func (b *Broker) forgetIfUnused(server string, o *serverSessions) {
-	if _, configured := b.cluster.Servers[server]; configured || len(o.sessions) > 0 {
+	if _, configured := b.cluster.Servers[server]; configured || len(o.sessions) > 0 || len(o.pending) > 0 {
 		return
 	}
-	if o.prune(b.countedAt); len(o.pending) == 0 {
-		delete(b.byServer, server)
-	}
+	delete(b.byServer, server)
 }
 
 // addPending counts a placement on server from now until a
 // session.started confirms it or pendingTTL passes. Callers hold b.mu.
 func (b *Broker) addPending(server string, now time.Time) {
+	if now.Before(b.countedAt) {
+		now = b.countedAt // should the clock go back: keep b.placements in order
+	}
 	o := b.onServer(server)
 	o.pending = append(o.pending, now)
+	b.placements = append(b.placements, placementAt{server: server, at: now})
+	b.recount(o)
 }
 
 // confirmPending drops the oldest placement on server not yet confirmed,
-// if any: a session.started for it came. Callers hold b.mu.
+// if any: a session.started for it came. Its entry in b.placements stays
+// and finds nothing to drop when it expires. Callers hold b.mu.
 func (b *Broker) confirmPending(server string) {
 	o := b.byServer[server]
-	if o == nil {
+	if o == nil || len(o.pending) == 0 {
 		return
 	}
-	if o.prune(b.countedAt); len(o.pending) > 0 {
-		o.pending[0] = time.Time{}
-		o.pending = o.pending[1:]
-	}
+	o.pending[0] = time.Time{}
+	o.pending = o.pending[1:]
+	b.recount(o)
 }
 
 // serverSlot is one configured server in b.table: its spec and pointers to
@@ -158,18 +177,25 @@ type serverSlot struct {
 }
 
 // rebuildTable lays out the configured servers sorted by name: server i of
-// b.table is b.serverNames[i] and the i-th server candidates fills in,
-// until the next SetCluster. Index entries of servers no longer configured
-// go once empty. Callers hold b.mu.
+// b.table is b.serverNames[i], the i-th server candidates fills in and
+// server i of b.tab, until the next SetCluster. Index entries of servers
+// no longer configured go once empty. Callers hold b.mu.
 func (b *Broker) rebuildTable() {
+	for _, st := range b.servers {
+		st.row = -1
+	}
+	for _, o := range b.byServer {
+		o.row = -1
+	}
 	names := slices.Sorted(maps.Keys(b.cluster.Servers))
 	table := make([]serverSlot, len(names))
 	for i, name := range names {
 		table[i] = serverSlot{name: name, spec: b.cluster.Servers[name], st: b.server(name), on: b.onServer(name)}
+		table[i].st.row, table[i].on.row = i, i
 	}
 	for name, o := range b.byServer {
 		b.forgetIfUnused(name, o)
 	}
 	b.table, b.serverNames = table, names // a new slice: Status hands serverNames out
-	b.cands = slices.Grow(b.cands[:0], len(table))
+	b.newTab()
 }

@@ -97,10 +97,14 @@ func (m *refModel) candidates(b *Broker, c Cluster, drained map[string]bool, now
 
 // TestIndexesMatchScan runs seeded random sequences of session starts,
 // ends, server reports (of unchanged, changed, moved and missing
-// sessions), pre-launches, placements, status and apps calls, drains and
+// sessions), pre-launches, placements, status and apps calls, drains,
+// links of servers and gateways going up and down, gateway reports and
 // config reloads against a broker and refModel, and checks after each
 // step that the broker's sessions equal the model's, that its indexes
-// equal a scan of its sessions, and that every count equals the model's.
+// equal a scan of its sessions, that every count equals the model's and
+// that b.tab equals a Table built anew. At each placement it checks that
+// deciding over b.tab and scanning every server decide the same, for the
+// placement itself and for a request from a gateway.
 func TestIndexesMatchScan(t *testing.T) {
 	for seed := range uint64(30) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { indexProperty(t, seed, 400) })
@@ -124,16 +128,43 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 	}
 	m := &refModel{sessions: map[string]sessionState{}, interval: time.Second}
 	drained := map[string]bool{}
+	regions := []string{"eu", "us", ""}
+	gateways := []string{"gw1", "gw2", "gw3"}
 	var cluster Cluster
 	reload := func() {
 		servers := map[string]ServerSpec{}
 		for _, s := range universe {
 			if rng.IntN(3) > 0 {
-				servers[s] = ServerSpec{Addr: s + ":7101", Apps: []string{"top", "vi"}, MaxSessions: 100, Draining: rng.IntN(8) == 0}
+				apps := []string{"top", "vi"}
+				if rng.IntN(5) == 0 {
+					apps = []string{"vi"}
+				}
+				servers[s] = ServerSpec{Addr: s + ":7101", Region: pick(regions), Apps: apps, MaxSessions: 2 + rng.IntN(8),
+					Draining: rng.IntN(8) == 0}
 			}
 		}
-		cluster = Cluster{Servers: servers, Apps: map[string]bool{"top": true, "vi": true},
-			Allowed: func(user, app string) bool { return true }, Policy: selection.DefaultPolicy}
+		gws := map[string]GatewaySpec{}
+		for _, g := range gateways {
+			if rng.IntN(4) == 0 {
+				continue
+			}
+			spec := GatewaySpec{Region: pick(regions), Capacity: rng.IntN(4), Redirect: pick([]string{RedirectHint, RedirectRelay})}
+			if rng.IntN(2) == 0 {
+				spec.Internal = g + ":7102"
+			}
+			if rng.IntN(4) > 0 { // else it reaches every server
+				spec.Reach = []string{}
+				for _, s := range universe {
+					if rng.IntN(3) > 0 {
+						spec.Reach = append(spec.Reach, s)
+					}
+				}
+			}
+			gws[g] = spec
+		}
+		cluster = Cluster{Servers: servers, Gateways: gws, Apps: map[string]bool{"top": true, "vi": true},
+			Allowed: func(user, app string) bool { return true }, Policy: selection.DefaultPolicy,
+			Near: map[string][]string{"eu": {"us"}, "us": {"eu"}}}
 		b.SetCluster(cluster)
 		for name := range servers {
 			b.mu.Lock()
@@ -148,7 +179,7 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 
 	for step := range steps {
 		var did string
-		switch op := rng.IntN(100); {
+		switch op := rng.IntN(110); {
 		case op < 10:
 			d := time.Duration(rng.IntN(4000)) * time.Millisecond
 			if rng.IntN(2) == 0 { // whole intervals, to meet the bounds exactly
@@ -207,6 +238,23 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 				State: control.StateDetached, Detached: clock}}
 			did = fmt.Sprintf("prelaunch %s on %s", prelaunched.ID, server)
 		case op < 85:
+			user, region := pick(users), pick(regions)
+			gw, bound := pick(append([]string{""}, gateways...)), rng.IntN(3) == 0
+			// The decision over b.tab first, as Place makes it, then by a
+			// scan; then what a scan decides for the placement below.
+			b.mu.Lock()
+			gws := b.gatewayView(clock, gw)
+			sreq := selection.Request{User: user, App: "top", ClientRegion: region, Near: cluster.Near[region],
+				Existing: b.placed(user), Seed: b.seq + 1}
+			d, dropped, err := b.chooseServer(sreq, gws, gw, bound, false, clock)
+			sd, sdropped, serr := b.chooseServer(sreq, gws, gw, bound, true, clock)
+			pd, _, perr := b.chooseServer(sreq, nil, "", false, true, clock)
+			b.mu.Unlock()
+			if d != sd || !slices.Equal(dropped, sdropped) || fmt.Sprint(err) != fmt.Sprint(serr) {
+				t.Errorf("step %d: for %s from %s (bound %v) the table decides %+v, %v, %v; a scan %+v, %v, %v",
+					step, user, gw, bound, d, dropped, err, sd, sdropped, serr)
+			}
+
 			want := m.candidates(b, cluster, drained, clock)
 			b.mu.Lock()
 			got := slices.Clone(b.candidates(clock))
@@ -214,8 +262,14 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			if (len(got) > 0 || len(want) > 0) && !reflect.DeepEqual(got, want) {
 				t.Errorf("step %d: candidates\n%+v\nwant\n%+v", step, got, want)
 			}
-			user := pick(users)
-			pl, err := b.Place(context.Background(), control.PlaceRequest{User: user, App: "top"})
+			pl, err := b.Place(context.Background(), control.PlaceRequest{User: user, App: "top", RegionHint: region})
+			wantReason := pd.Reason
+			if region != "" {
+				wantReason = "client in " + region + "; " + wantReason
+			}
+			if fmt.Sprint(err) != fmt.Sprint(perr) || err == nil && (pl.Server != pd.Server || pl.Reason != wantReason) {
+				t.Errorf("step %d: placed %q (%s), %v; a scan decides %+v, %v", step, pl.Server, pl.Reason, err, pd, perr)
+			}
 			m.load(clock)
 			if err == nil {
 				m.pending = append(m.pending, refPending{server: pl.Server, at: clock})
@@ -243,11 +297,41 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 				drained[name] = on
 			}
 			did = fmt.Sprintf("drain %s %v", name, on)
-		default:
+		case op < 100:
 			reload()
 			did = fmt.Sprintf("reload: %v", slices.Sorted(maps.Keys(cluster.Servers)))
+		case op < 104:
+			name := pick(universe)
+			if _, ok := cluster.Servers[name]; !ok {
+				continue
+			}
+			b.mu.Lock()
+			links := b.servers[name].links
+			b.mu.Unlock()
+			delta := +1
+			if links > 0 && rng.IntN(2) == 0 {
+				delta = -1
+			}
+			b.linkUp(name, delta)
+			did = fmt.Sprintf("link %s %+d", name, delta)
+		case op < 107:
+			name := pick(gateways)
+			b.mu.Lock()
+			links := b.gateway(name).links
+			b.mu.Unlock()
+			delta := +1
+			if links > 0 && rng.IntN(2) == 0 {
+				delta = -1
+			}
+			b.linkUp(name, delta)
+			did = fmt.Sprintf("link %s %+d", name, delta)
+		default:
+			name := pick(gateways)
+			b.gatewayReport(name, control.GatewayReport{Sessions: rng.IntN(5)})
+			did = "report " + name
 		}
 		checkIndexes(t, b, m, universe, users)
+		checkTable(t, b)
 		if t.Failed() {
 			t.Fatalf("after step %d: %s", step, did)
 		}
@@ -287,12 +371,7 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 				t.Errorf("server %s indexes session %s (%+v) wrongly", name, id, s.info)
 			}
 		}
-		var live []time.Time
-		for _, at := range o.pending {
-			if b.countedAt.Sub(at) < pendingTTL {
-				live = append(live, at)
-			}
-		}
+		live := o.pending // none is pendingTTL older than b.countedAt
 		var want []time.Time
 		for _, p := range m.pending {
 			if p.server == name {
@@ -357,4 +436,28 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 			t.Errorf("placed(%s) = %v, a scan finds %v", user, got, want)
 		}
 	}
+}
+
+// checkTable compares b.tab with a Table built anew from the servers as
+// they are, healthy as of b.freshAt: what NewTable would make of
+// candidates then.
+func checkTable(t *testing.T, b *Broker) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := selection.NewTable(b.appendServers(nil, b.freshSince(b.freshAt)))
+	if b.tab.Len() != want.Len() {
+		t.Fatalf("b.tab has %d servers, want %d", b.tab.Len(), want.Len())
+	}
+	for i := range want.Len() {
+		if got, want := b.tab.Server(i), want.Server(i); !sameServer(got, want) {
+			t.Errorf("b.tab server %d is %+v, want %+v", i, got, want)
+		}
+	}
+}
+
+// sameServer reports whether x and y are the same server to the policy.
+func sameServer(x, y selection.Server) bool {
+	return x.Name == y.Name && x.Region == y.Region && x.Healthy == y.Healthy && x.Draining == y.Draining &&
+		slices.Equal(x.Apps, y.Apps) && x.Sessions == y.Sessions && x.Max == y.Max && x.Load == y.Load
 }

@@ -123,22 +123,9 @@ func (b *Broker) decide(req control.PlaceRequest, now time.Time) outcome {
 func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time, bound bool) outcome {
 	c := b.cluster
 	gws := b.gatewayView(now, req.Gateway)
-	cands, dropped := b.carriable(b.candidates(now), gws, req.Gateway, bound)
 	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
 		Existing: b.placed(req.User), Seed: b.seq}
-	d, err := c.Policy.Place(sreq, cands)
-	if errors.Is(err, selection.ErrNoServer) {
-		switch {
-		case len(cands) == 0 && len(dropped) > 0:
-			err = errNotCarried(req.App, req.Gateway, dropped, bound)
-		case bound:
-			err = fmt.Errorf("%w from gateway %s%s", selection.ErrNoServer, req.Gateway,
-				strings.TrimPrefix(err.Error(), selection.ErrNoServer.Error()))
-		case len(dropped) > 0:
-			err = fmt.Errorf("%w; no gateway can carry a session to %s", err, namesOf(dropped))
-		}
-		return outcome{err: control.NewError(control.CodeNoServer, err.Error())}
-	}
+	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, false, now)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -171,6 +158,50 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	}
 	b.addPending(d.Server, now)
 	return o
+}
+
+// chooseServer decides the server for sreq among those some gateway in
+// gws can carry the session to for the requesting gateway, and names the
+// servers dropped for want of one. When that drops none, as when a
+// gateway reaches every server, it decides over b.tab without reading
+// each server; otherwise, or with scan set, over a list of every server
+// (candidates, then carriable). The decision is the same either way.
+// Errors are control errors. Callers hold b.mu.
+func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, requesting string, bound, scan bool, now time.Time) (selection.Decision, []string, error) {
+	p := b.cluster.Policy
+	var (
+		d       selection.Decision
+		err     error
+		dropped []string
+		none    bool // no server is left to decide among
+	)
+	key, all, ok := b.carriers(gws, requesting, bound)
+	if !scan && (all || ok && b.carried[key]) {
+		b.countAt(now)
+		b.expireReports(now)
+		d, err = p.PlaceTable(sreq, b.tab)
+	} else {
+		var cands []selection.Server
+		cands, dropped = b.carriable(b.candidates(now), gws, requesting, bound)
+		if ok && !all {
+			b.carries(key, len(dropped) == 0)
+		}
+		none = len(cands) == 0
+		d, err = p.Place(sreq, cands)
+	}
+	if errors.Is(err, selection.ErrNoServer) {
+		switch {
+		case none && len(dropped) > 0:
+			err = errNotCarried(sreq.App, requesting, dropped, bound)
+		case bound:
+			err = fmt.Errorf("%w from gateway %s%s", selection.ErrNoServer, requesting,
+				strings.TrimPrefix(err.Error(), selection.ErrNoServer.Error()))
+		case len(dropped) > 0:
+			err = fmt.Errorf("%w; no gateway can carry a session to %s", err, namesOf(dropped))
+		}
+		return d, dropped, control.NewError(control.CodeNoServer, err.Error())
+	}
+	return d, dropped, err
 }
 
 // claim answers a client holding reservation r (claim 8): attach to its
@@ -268,8 +299,15 @@ func (b *Broker) placed(user string) []selection.Placed {
 // callers hold b.mu and keep nothing of it past their decision.
 func (b *Broker) candidates(now time.Time) []selection.Server {
 	b.countAt(now)
-	since := b.freshSince(now)
-	out := b.cands[:0]
+	b.cands = b.appendServers(b.cands[:0], b.freshSince(now))
+	return b.cands
+}
+
+// appendServers appends to out every configured server as the policy
+// sees it, in b.table's order: healthy if its link is up and it reported
+// at since or later, its sessions counted as of b.countedAt. Callers hold
+// b.mu.
+func (b *Broker) appendServers(out []selection.Server, since time.Time) []selection.Server {
 	for i := range b.table {
 		t := &b.table[i]
 		out = append(out, selection.Server{
@@ -283,7 +321,6 @@ func (b *Broker) candidates(now time.Time) []selection.Server {
 			Load:     t.st.report.Load,
 		})
 	}
-	b.cands = out
 	return out
 }
 
@@ -319,7 +356,9 @@ func (b *Broker) Drain(server string, on bool) error {
 	if _, ok := b.cluster.Servers[server]; !ok {
 		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
 	}
-	b.server(server).drained = on
+	st := b.server(server)
+	st.drained = on
+	b.tab.SetDraining(st.row, drainingOf(b.cluster.Servers[server], st))
 	b.logger().Info("drain", "server", server, "on", on, "config_draining", b.cluster.Servers[server].Draining)
 	return nil
 }

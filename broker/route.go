@@ -61,7 +61,12 @@ func (b *Broker) allServers() []string {
 
 // eligible reports whether g can take a session to server now.
 func eligible(g *selection.Gateway, server string) bool {
-	return g.Healthy && (g.Capacity <= 0 || g.Sessions < g.Capacity) && reachesList(g.Reach, server)
+	return hasRoom(g) && reachesList(g.Reach, server)
+}
+
+// hasRoom reports whether g can take a session now, wherever to.
+func hasRoom(g *selection.Gateway) bool {
+	return g.Healthy && (g.Capacity <= 0 || g.Sessions < g.Capacity)
 }
 
 func reachesList(reach []string, server string) bool {
@@ -78,18 +83,65 @@ func reachesList(reach []string, server string) bool {
 // an internal listener for a relaying one, and none when the client was
 // already redirected (bound) and the gateway hints. Callers hold b.mu.
 func (b *Broker) helpers(gws []selection.Gateway, requesting string, bound bool) []selection.Gateway {
-	own := b.cluster.Gateways[requesting]
 	var out []selection.Gateway
 	for _, g := range gws {
-		switch {
-		case g.Name == requesting:
-		case own.relays() && b.cluster.Gateways[g.Name].Internal != "":
-			out = append(out, g)
-		case !own.relays() && !bound:
+		if b.helps(g.Name, requesting, bound) {
 			out = append(out, g)
 		}
 	}
 	return out
+}
+
+// helps reports whether gateway name is one of the helpers of the
+// requesting gateway. Callers hold b.mu.
+func (b *Broker) helps(name, requesting string, bound bool) bool {
+	own := b.cluster.Gateways[requesting]
+	switch {
+	case name == requesting:
+		return false
+	case own.relays():
+		return b.cluster.Gateways[name].Internal != ""
+	}
+	return !bound
+}
+
+// carriers returns what decides which servers carriable keeps for a
+// request: the gateways whose reach counts, the requesting one and those
+// of its helpers able to take a session now, as key (bit j for gws[j]).
+// all is set when they surely carry every server: one of them reaches
+// every server, or there is no gateway choice. ok is false when gws is
+// too long for a key. Whether a key carries every server depends on the
+// config alone: b.carried keeps the answers carriable gave, until
+// SetCluster. Callers hold b.mu.
+func (b *Broker) carriers(gws []selection.Gateway, requesting string, bound bool) (key uint64, all, ok bool) {
+	if gws == nil {
+		return 0, true, true
+	}
+	for j := range gws {
+		g := &gws[j]
+		if g.Name != requesting && !(b.helps(g.Name, requesting, bound) && hasRoom(g)) {
+			continue
+		}
+		if b.cluster.Gateways[g.Name].Reach == nil {
+			return 0, true, true
+		}
+		if j < 64 {
+			key |= 1 << j
+		}
+	}
+	return key, false, len(gws) <= 64
+}
+
+// maxCarried bounds b.carried; past it, it starts again.
+const maxCarried = 1024
+
+// carries records whether the gateways of key carry every server.
+// Callers hold b.mu.
+func (b *Broker) carries(key uint64, all bool) {
+	if len(b.carried) >= maxCarried {
+		clear(b.carried)
+	}
+	b.carried[key] = all
 }
 
 // carriable drops the servers no gateway can carry a session to for this

@@ -20,6 +20,7 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	now := b.now()
 	st := b.server(name)
 	st.lastReport, st.report = now, r
+	b.reported(st)
 	b.metrics.reports.WithLabelValues("server").Inc()
 	for _, s := range r.Sessions {
 		s.Server = name
