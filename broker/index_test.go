@@ -249,6 +249,15 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			d, dropped, err := b.chooseServer(sreq, gws, gw, bound, false, clock)
 			sd, sdropped, serr := b.chooseServer(sreq, gws, gw, bound, true, clock)
 			pd, _, perr := b.chooseServer(sreq, nil, "", false, true, clock)
+			for _, s := range universe { // routeTo narrows what the gateways reach to s
+				pool := slices.Clone(gws)
+				b.narrowReach(pool, s)
+				for i := range pool {
+					if reachesList(pool[i].Reach, s) != reachesList(gws[i].Reach, s) {
+						t.Errorf("step %d: narrowed to %s, %s reaches %v, not %v", step, s, pool[i].Name, pool[i].Reach, gws[i].Reach)
+					}
+				}
+			}
 			b.mu.Unlock()
 			if d != sd || !slices.Equal(dropped, sdropped) || fmt.Sprint(err) != fmt.Sprint(serr) {
 				t.Errorf("step %d: for %s from %s (bound %v) the table decides %+v, %v, %v; a scan %+v, %v, %v",

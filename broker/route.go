@@ -192,6 +192,7 @@ func (b *Broker) routeTo(gws []selection.Gateway, requesting, server, region str
 			pool = append(pool, g)
 		}
 	}
+	b.narrowReach(pool, server)
 	greq := selection.GatewayRequest{Requesting: requesting, Server: server, ClientRegion: region,
 		Near: b.cluster.Near[region], Seed: b.seq}
 	if bound && own.reaches(server) {
@@ -214,6 +215,22 @@ func (b *Broker) routeTo(gws []selection.Gateway, requesting, server, region str
 		return route{kind: RouteRelay, gateway: d.Server, reason: d.Reason}, nil
 	}
 	return route{kind: RouteRedirect, gateway: d.Server, reason: d.Reason}, nil
+}
+
+// narrowReach gives every gateway in gws that reaches every server (all
+// of b.serverNames) the one server asked about for reach, so that
+// PickGateway, which asks only about that server, does not search them
+// all: its decision and reason are the same. Callers hold b.mu.
+func (b *Broker) narrowReach(gws []selection.Gateway, server string) {
+	var one []string // not configured: reached by none of them
+	if st := b.servers[server]; st != nil && st.row >= 0 {
+		one = b.serverNames[st.row : st.row+1 : st.row+1]
+	}
+	for i := range gws {
+		if b.cluster.Gateways[gws[i].Name].Reach == nil {
+			gws[i].Reach = one
+		}
+	}
 }
 
 // errNotCarried explains a placement that failed because the servers
