@@ -107,10 +107,10 @@ type Broker struct {
 	// in step by every event that changes one (table.go), with what keeps
 	// them so.
 	tab        *selection.Table
-	freshAt    time.Time       // b.tab's health is as of this time
-	reports    []reportAt      // server reports not yet three intervals old at freshAt, oldest first
-	placements []placementAt   // placements not yet pendingTTL old at countedAt, oldest first
-	carried    map[uint64]bool // by set of gateways (carriers): whether they carry to every server
+	freshAt    time.Time          // b.tab's health is as of this time
+	reports    queue[reportAt]    // server reports not yet three intervals old at freshAt, oldest first
+	placements queue[placementAt] // placements not yet pendingTTL old at countedAt, oldest first
+	carried    map[uint64]bool    // by set of gateways (carriers): whether they carry to every server
 
 	// callAppd calls a server's appd over its control link; tests replace
 	// it. Never called with mu held.

@@ -36,12 +36,10 @@ func (b *Broker) countAt(now time.Time) {
 		return
 	}
 	b.countedAt = now
-	for len(b.placements) > 0 && now.Sub(b.placements[0].at) >= pendingTTL {
-		server := b.placements[0].server
-		b.placements[0] = placementAt{}
-		b.placements = b.placements[1:]
-		if o := b.byServer[server]; o != nil {
-			b.prune(server, o)
+	for p, ok := b.placements.front(); ok && now.Sub(p.at) >= pendingTTL; p, ok = b.placements.front() {
+		b.placements.pop()
+		if o := b.byServer[p.server]; o != nil {
+			b.prune(p.server, o)
 		}
 	}
 }
@@ -150,7 +148,7 @@ func (b *Broker) addPending(server string, now time.Time) {
 	}
 	o := b.onServer(server)
 	o.pending = append(o.pending, now)
-	b.placements = append(b.placements, placementAt{server: server, at: now})
+	b.placements.push(placementAt{server: server, at: now})
 	b.recount(o)
 }
 

@@ -43,6 +43,41 @@ type placementAt struct {
 	at     time.Time
 }
 
+// queue is a first-in, first-out list that reuses its space: once half
+// of it has been taken, what is left moves to the front rather than the
+// list growing.
+type queue[T any] struct {
+	items []T
+	head  int // items[:head] have been taken
+}
+
+// push adds x at the back.
+func (q *queue[T]) push(x T) {
+	if len(q.items) == cap(q.items) && q.head > 0 && 2*q.head >= len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, x)
+}
+
+// front returns the item at the front; ok is false when q is empty.
+func (q *queue[T]) front() (x T, ok bool) {
+	if q.head == len(q.items) {
+		return x, false
+	}
+	return q.items[q.head], true
+}
+
+// pop removes the item at the front, which there must be.
+func (q *queue[T]) pop() {
+	var zero T
+	q.items[q.head] = zero
+	if q.head++; q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+}
+
 // recount puts in b.tab how many sessions count against the server with
 // index entry o, if configured. Callers hold b.mu.
 func (b *Broker) recount(o *serverSessions) {
@@ -65,7 +100,7 @@ func (b *Broker) setHealth(st *serverState, now time.Time) {
 // st.lastReport, its load in st.report) in b.tab and b.reports. Callers
 // hold b.mu.
 func (b *Broker) reported(st *serverState) {
-	b.reports = append(b.reports, reportAt{st: st, at: st.lastReport})
+	b.reports.push(reportAt{st: st, at: st.lastReport})
 	if st.row >= 0 {
 		b.tab.SetLoad(st.row, st.report.Load)
 	}
@@ -80,12 +115,10 @@ func (b *Broker) expireReports(now time.Time) {
 		b.freshAt = now
 	}
 	since := b.freshSince(b.freshAt)
-	for len(b.reports) > 0 && b.reports[0].at.Before(since) {
-		st := b.reports[0].st
-		b.reports[0] = reportAt{}
-		b.reports = b.reports[1:]
-		if st.row >= 0 && !reportedSince(st, since) {
-			b.tab.SetHealthy(st.row, false)
+	for r, ok := b.reports.front(); ok && r.at.Before(since); r, ok = b.reports.front() {
+		b.reports.pop()
+		if r.st.row >= 0 && !reportedSince(r.st, since) {
+			b.tab.SetHealthy(r.st.row, false)
 		}
 	}
 }
