@@ -176,6 +176,16 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 		}
 	}
 	reload()
+	// flap brings up a link of node, which has links, or at random takes
+	// one down, and says which.
+	flap := func(node string, links int) string {
+		delta := +1
+		if links > 0 && rng.IntN(2) == 0 {
+			delta = -1
+		}
+		b.linkUp(node, delta)
+		return fmt.Sprintf("link %s %+d", node, delta)
+	}
 
 	for step := range steps {
 		var did string
@@ -317,23 +327,13 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			b.mu.Lock()
 			links := b.servers[name].links
 			b.mu.Unlock()
-			delta := +1
-			if links > 0 && rng.IntN(2) == 0 {
-				delta = -1
-			}
-			b.linkUp(name, delta)
-			did = fmt.Sprintf("link %s %+d", name, delta)
+			did = flap(name, links)
 		case op < 107:
 			name := pick(gateways)
 			b.mu.Lock()
 			links := b.gateway(name).links
 			b.mu.Unlock()
-			delta := +1
-			if links > 0 && rng.IntN(2) == 0 {
-				delta = -1
-			}
-			b.linkUp(name, delta)
-			did = fmt.Sprintf("link %s %+d", name, delta)
+			did = flap(name, links)
 		default:
 			name := pick(gateways)
 			b.gatewayReport(name, control.GatewayReport{Sessions: rng.IntN(5)})
