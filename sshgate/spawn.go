@@ -237,8 +237,15 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
 	}
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
-	s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
+	// The broker hears of the start while the relay answers appd: an
+	// unanswered request queue would stall appd's whole connection.
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
+	}()
 	ex, drained := rl.wait(ctx, s.startTimeout())
+	<-notified // the end must not overtake the start
 	ss.detach()
 	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver, idle)
 	msg := "session ended"
