@@ -21,7 +21,7 @@ func LeastSessions(req Request, servers []Server) (Decision, error) {
 		if best >= 0 && s.Sessions > servers[best].Sessions {
 			continue
 		}
-		h := tieHash(s.Name, req.Seed)
+		h := tieHashOf(s.Name, req.Seed)
 		if best >= 0 && s.Sessions == servers[best].Sessions && h >= bestHash {
 			continue
 		}

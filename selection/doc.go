@@ -21,8 +21,11 @@
 //
 // and the best score wins; exact ties go to the server with fewer sessions,
 // then to a hash of the server name seeded by Request.Seed, so equal servers
-// share the work with no bias toward the first or the lowest name. See
-// DefaultWeights for why the weights are what they are.
+// share the work with no bias toward the first or the lowest name, and
+// only between servers of the same name to the first in the list. This is
+// a total order, so the decision does not depend on the order in which
+// the servers are read. See DefaultWeights for why the weights are what
+// they are.
 //
 // Every decision explains itself in one line (Decision.Reason): the score
 // parts of the chosen server and the unhealthy, draining and full servers,

@@ -70,7 +70,7 @@ func (p Policy) PickGateway(req GatewayRequest, gws []Gateway) (Decision, error)
 		if best >= 0 {
 			c := cmpScore(gp.total, bestParts.total)
 			if c < 0 || c == 0 && !isOwn && (gws[best].Name == req.Requesting ||
-				tieHash(g.Name, req.Seed) >= tieHash(gws[best].Name, req.Seed)) {
+				tieHashOf(g.Name, req.Seed) >= tieHashOf(gws[best].Name, req.Seed)) {
 				continue
 			}
 		}

@@ -152,22 +152,22 @@ const sampled = 128
 // placer is the state of one decision that does not depend on how the
 // servers are stored: the request, the best server so far and the cut
 // derived from it. Place and PlaceTable feed it the servers that can
-// still win, in the same order, so they decide alike.
+// still win, each in its own order: the best is the greatest in a total
+// order (see beats), so the order does not change the decision.
 type placer struct {
 	p        Policy
 	w        Weights
 	req      Request
+	key      uint64 // seedKey(req.Seed)
 	loc      locator
 	maxLoc   float64 // the best locality any server can have
 	affBound float64 // the most affinity can add to a score
 	ex       tally   // exclusions
 
-	best         int   // index of the best server so far, -1 if none
-	bestParts    parts // its score
-	bestSessions int   // its sessions
-	bestName     string
-	bestHash     uint64
-	hashed       bool    // bestHash is set
+	best         int     // index of the best server so far, -1 if none
+	bestParts    parts   // its score
+	bestSessions int     // its sessions
+	bestHash     uint64  // its tie hash
 	cut          float64 // utilisation above which no server can reach best
 	cut0         float64 // the cut for locality 0 (+Inf before the first best)
 	cutStep      float64 // what a point of locality adds to the cut
@@ -175,7 +175,7 @@ type placer struct {
 
 // init sets what follows from the policy and request.
 func (pl *placer) init(p Policy, req Request) {
-	pl.p, pl.w, pl.req = p, p.weights(), req
+	pl.p, pl.w, pl.req, pl.key = p, p.weights(), req, seedKey(req.Seed)
 	pl.best, pl.cut, pl.cut0 = -1, math.Inf(1), math.Inf(1)
 	pl.loc = locator{client: req.ClientRegion, near: req.Near}
 	if req.ClientRegion != "" {
@@ -197,12 +197,9 @@ func (pl *placer) cutFor(loc float64) float64 {
 	return math.Inf(1)
 }
 
-// offer scores server i (locality loc, utilisation u, its sessions and
-// name), which is healthy, not draining, has room and offers the app, and
-// keeps it if it beats the best so far: a higher score, or an equal one
-// with fewer sessions, or equal sessions too and a lower seeded hash of
-// its name.
-func (pl *placer) offer(i int, loc, u float64, sessions int, name string) {
+// score is the score of a server of locality loc and utilisation u named
+// name (read only for affinity).
+func (pl *placer) score(loc, u float64, name string) parts {
 	w := pl.w
 	sp := parts{locality: loc, load: 1 - u}
 	sp.total = w.Load*sp.load + w.Locality*sp.locality
@@ -210,34 +207,42 @@ func (pl *placer) offer(i int, loc, u float64, sessions int, name string) {
 		sp.affinity = pl.p.affinity(&pl.req, name)
 		sp.total += w.Affinity * sp.affinity
 	}
-	if pl.best >= 0 {
-		switch cmpScore(sp.total, pl.bestParts.total) {
-		case -1:
-			return
-		case 0:
-			if sessions > pl.bestSessions {
-				return
-			}
-			if sessions == pl.bestSessions {
-				if !pl.hashed {
-					pl.bestHash, pl.hashed = tieHash(pl.bestName, pl.req.Seed), true
-				}
-				h := tieHash(name, pl.req.Seed)
-				if h >= pl.bestHash {
-					return
-				}
-				pl.bestHash = h
-			} else {
-				pl.hashed = false
-			}
-		default:
-			pl.hashed = false
-		}
+	return sp
+}
+
+// rank compares a server of score total and sessions with the best so
+// far: 1 if it is better (or there is none), -1 if worse, 0 if they tie
+// on both and the tie hash decides (see beats).
+func (pl *placer) rank(total float64, sessions int) int {
+	if pl.best < 0 {
+		return 1
 	}
-	pl.best, pl.bestParts, pl.bestSessions, pl.bestName = i, sp, sessions, name
+	if c := cmpScore(total, pl.bestParts.total); c != 0 {
+		return c
+	}
+	switch {
+	case sessions < pl.bestSessions:
+		return 1
+	case sessions > pl.bestSessions:
+		return -1
+	}
+	return 0
+}
+
+// beats says whether server i, of tie hash h, which ties with the best
+// on score and sessions, comes before it: a lower tie hash, or the same
+// (a repeated name) and a lower index. With rank, this is the total
+// order of servers: score down, then sessions, tie hash and index up.
+func (pl *placer) beats(i int, h uint64) bool {
+	return h < pl.bestHash || h == pl.bestHash && i < pl.best
+}
+
+// take makes server i (score sp, sessions, tie hash h) the best so far.
+func (pl *placer) take(i int, sp parts, sessions int, h uint64) {
+	pl.best, pl.bestParts, pl.bestSessions, pl.bestHash = i, sp, sessions, h
 	// The cuts derived from the new best; the 1e-9 slack keeps them on
 	// the safe side of rounding.
-	if w.Load > 0 {
+	if w := pl.w; w.Load > 0 {
 		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/w.Load + 1e-9
 		pl.cutStep = w.Locality / w.Load
 	}
@@ -289,7 +294,19 @@ func (pl *listPlacer) consider(i int) {
 	if !within(s, pl.cutFor(loc)) || !pl.offers(s) {
 		return
 	}
-	pl.offer(i, loc, utilisation(s), s.Sessions, s.Name)
+	sp := pl.score(loc, utilisation(s), s.Name)
+	var h uint64
+	switch pl.rank(sp.total, s.Sessions) {
+	case -1:
+		return
+	case 0:
+		if h = tieHash(nameHash(s.Name), pl.key); !pl.beats(i, h) {
+			return
+		}
+	default:
+		h = tieHash(nameHash(s.Name), pl.key)
+	}
+	pl.take(i, sp, s.Sessions, h)
 }
 
 // weights returns the weights in force: DefaultWeights for the zero value.

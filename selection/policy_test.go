@@ -181,6 +181,61 @@ func TestTiesAreDeterministicAndSpread(t *testing.T) {
 	}
 }
 
+// TestTieHashSpreads checks the tie hash over names and seeds that are
+// close, as the broker's are (server names that differ in a digit, seeds
+// that count placements): each of 50 tied servers must win about one seed
+// in 50, and the winner for one seed must say nothing of the next.
+func TestTieHashSpreads(t *testing.T) {
+	const servers, seeds = 50, 50000
+	wins := make([]int, servers)
+	same, last := 0, -1
+	for seed := range uint64(seeds) {
+		best, bestHash := -1, uint64(0)
+		for i := range servers {
+			if h := tieHashOf(fmt.Sprintf("srv-%05d", i), seed); best < 0 || h < bestHash {
+				best, bestHash = i, h
+			}
+		}
+		wins[best]++
+		if best == last {
+			same++
+		}
+		last = best
+	}
+	// 1,000 expected each, with a standard deviation of about 31.
+	for i, n := range wins {
+		if n < 850 || n > 1150 {
+			t.Fatalf("srv-%05d wins %d of %d seeds: %v", i, n, seeds, wins)
+		}
+	}
+	if same < 850 || same > 1150 {
+		t.Fatalf("the same server wins two seeds in a row %d times of %d, want about %d", same, seeds, seeds/servers)
+	}
+}
+
+// TestTieOfSameNames checks that servers of the same name, tied on the
+// hash too, go to the first in the list, whatever the seed.
+func TestTieOfSameNames(t *testing.T) {
+	servers := []Server{srv("b", "eu", 5, 10), srv("a", "eu", 5, 10), srv("a", "eu", 5, 10), srv("a", "eu", 5, 10)}
+	servers[2].Load, servers[3].Load = 0.01, 0.02 // below 5/10: no change to the score
+	tab := NewTable(servers)
+	for seed := range uint64(50) {
+		req := Request{App: "db", ClientRegion: "eu", Seed: seed}
+		want := "a"
+		if tieHashOf("b", seed) < tieHashOf("a", seed) {
+			want = "b"
+		}
+		d, err := DefaultPolicy.Place(req, servers)
+		if err != nil || d.Server != want {
+			t.Fatalf("seed %d: %+v, %v; want %s", seed, d, err, want)
+		}
+		if want == "a" && !strings.Contains(d.Reason, "5/10 sessions, cpu 0.00") {
+			t.Fatalf("seed %d: chose a later a: %s", seed, d.Reason)
+		}
+		sameDecision(t, DefaultPolicy, req, servers, tab)
+	}
+}
+
 // TestHerdSpreads places N sessions on one snapshot, adding each placement
 // to the chosen server's Sessions as the broker does until the next report:
 // equal servers must share them instead of all going to one.

@@ -6,7 +6,8 @@ import (
 )
 
 // reference is Place without its shortcuts: filter, score every survivor,
-// take the best by score, then fewer sessions, then the seeded hash.
+// take the best by score, then fewer sessions, then the seeded hash, then
+// the first in the list.
 func reference(p Policy, req Request, servers []Server) string {
 	w := p.weights()
 	loc := locator{client: req.ClientRegion, near: req.Near}
@@ -24,7 +25,7 @@ func reference(p Policy, req Request, servers []Server) string {
 				continue
 			case c == 0 && s.Sessions > b.Sessions:
 				continue
-			case c == 0 && s.Sessions == b.Sessions && tieHash(s.Name, req.Seed) >= tieHash(b.Name, req.Seed):
+			case c == 0 && s.Sessions == b.Sessions && tieHashOf(s.Name, req.Seed) >= tieHashOf(b.Name, req.Seed):
 				continue
 			}
 		}

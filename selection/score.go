@@ -151,17 +151,38 @@ func cmpScore(a, b float64) int {
 	return 0
 }
 
-// tieHash is a seeded 64-bit hash of name: FNV-1a over the seed and the
-// name, then a splitmix64 finaliser so that close seeds and names spread.
-func tieHash(name string, seed uint64) uint64 {
+// A tie goes to the lower tie hash of the server's name under the
+// request's seed: tieHash(nameHash(name), seedKey(seed)). The name's part
+// does not depend on the seed, so a Table computes it once per server and
+// a tie costs one finaliser. For any two names whose hashes differ, x and
+// x^d (d their xor) are equally likely to be the lower for a uniform key,
+// so a tie between two servers is even; seedKey and mix spread sequential
+// seeds and close names over all 64 bits.
+
+// nameHash is the 64-bit FNV-1a hash of name.
+func nameHash(name string) uint64 {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
-	for i := range 8 {
-		h = (h ^ (seed >> (8 * i) & 0xff)) * prime
-	}
 	for i := 0; i < len(name); i++ {
 		h = (h ^ uint64(name[i])) * prime
 	}
+	return h
+}
+
+// seedKey is what a request's seed adds to every name's tie hash: the
+// splitmix64 output for that seed.
+func seedKey(seed uint64) uint64 { return mix(seed + 0x9e3779b97f4a7c15) }
+
+// tieHash is the tie hash of a name whose nameHash is nh under the seed
+// whose seedKey is key.
+func tieHash(nh, key uint64) uint64 { return mix(nh ^ key) }
+
+// tieHashOf is the tie hash of name under seed.
+func tieHashOf(name string, seed uint64) uint64 { return tieHash(nameHash(name), seedKey(seed)) }
+
+// mix is the splitmix64 finaliser, a bijection in which every input bit
+// changes about half the output bits.
+func mix(h uint64) uint64 {
 	h ^= h >> 30
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 27

@@ -388,7 +388,23 @@ func (pl *tablePlacer) consider(i int) {
 	if u > pl.cutFor(loc) || t.masks[int(r.apps)*t.words+pl.word]&pl.bit == 0 {
 		return
 	}
-	pl.offer(i, loc, u, r.sessions, t.names[i])
+	var name string
+	if pl.affBound > 0 {
+		name = t.names[i]
+	}
+	sp := pl.score(loc, u, name)
+	var h uint64
+	switch pl.rank(sp.total, r.sessions) {
+	case -1:
+		return
+	case 0:
+		if h = tieHash(nameHash(t.names[i]), pl.key); !pl.beats(i, h) {
+			return
+		}
+	default:
+		h = tieHash(nameHash(t.names[i]), pl.key)
+	}
+	pl.take(i, sp, r.sessions, h)
 }
 
 // noServer is the error of a failed PlaceTable; app is the index of the
