@@ -281,9 +281,9 @@ func TestPlaceTableMatchesPlace(t *testing.T) {
 	}
 }
 
-// TestTableBenchDecision checks the benchmark's own request too.
+// TestTableBenchDecision checks the benchmarks' own requests too.
 func TestTableBenchDecision(t *testing.T) {
-	for _, servers := range [][]Server{groupedServers(10000), randomServers(10000)} {
+	for _, servers := range [][]Server{groupedServers(10000), randomServers(10000), idleServers(10000)} {
 		tab := NewTable(servers)
 		req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"},
 			Existing: []Placed{{servers[17].Name, "db"}, {servers[len(servers)/2].Name, "shell"}, {servers[len(servers)-9].Name, "db"}}}
