@@ -23,13 +23,24 @@ import (
 // and app lists are interned: a decision scores each region once and
 // tests an app with one bit.
 //
+// Inside, the servers are kept grouped by region, then by app list
+// (server i is at position pos[i]), so that most blocks hold one region
+// and one app list, and a decision passes over whole the blocks of a
+// region too far to win and those without the app. The order in which a
+// decision reads the servers does not change it (see placer).
+//
 // A Table is not safe for concurrent use while it is being updated;
 // concurrent PlaceTable calls with no update running are safe.
 type Table struct {
-	names []string
-	rows  []row
-	util  []float64 // utilisation of each eligible server, NaN if not eligible
-	mins  []float64 // least util of each block of blockSize, NaN if none eligible
+	names []string // by index, in the order NewTable was given
+	pos   []int32  // the position of each index
+
+	// By position.
+	at   []int32   // the index at each position
+	rows []row     //
+	util []float64 // utilisation of each eligible server, NaN if not eligible
+	hash []uint64  // nameHash of each name
+	mins []float64 // least util of each block of blockSize, NaN if none eligible
 
 	// What the servers of each block offer and where they are, whatever
 	// their state: the union of their app masks (words a block) and, if
@@ -37,13 +48,13 @@ type Table struct {
 	blockApps    []uint64
 	blockRegions []uint64
 
-	// Servers by state: the count and a bitset of each reason a server
-	// cannot take a session (unhealthy, draining, full), as Place tallies
-	// them.
+	// Servers by state: the count and a bitset by index of each reason
+	// a server cannot take a session (unhealthy, draining, full), as
+	// Place tallies them.
 	count [nWhy]int
 	sets  [nWhy][]uint64
 
-	index map[string]int // first index of each name
+	byName map[string]int // first index of each name
 
 	regions []string // interned regions; row.region indexes it
 
@@ -72,17 +83,19 @@ type row struct {
 const blockSize = 32
 
 // NewTable returns a Table of servers, in their order, which is the order
-// ties and reasons see, as for Place (the broker passes servers sorted by
-// name). It keeps the servers' names and copies the rest; later changes to
-// servers do not reach the Table.
+// of the names in reasons, as for Place (the broker passes servers sorted
+// by name). It keeps the servers' names and copies the rest; later changes
+// to servers do not reach the Table.
 func NewTable(servers []Server) *Table {
 	n := len(servers)
 	t := &Table{
 		names:    make([]string, n),
+		pos:      make([]int32, n),
 		rows:     make([]row, n),
 		util:     make([]float64, n),
+		hash:     make([]uint64, n),
 		mins:     make([]float64, (n+blockSize-1)/blockSize),
-		index:    make(map[string]int, n),
+		byName:   make(map[string]int, n),
 		appIndex: map[string]int{},
 	}
 	for w := range t.sets {
@@ -90,13 +103,15 @@ func NewTable(servers []Server) *Table {
 	}
 	regionIndex := map[string]uint32{}
 	listIndex := map[string]uint32{}
+	regions := make([]uint32, n) // by index, until the positions are known
+	lists := make([]uint32, n)
 	var key []byte
 	for i := range servers {
 		s := &servers[i]
 		// Servers in a row often share a region: no lookup then.
 		region := uint32(0)
 		if i > 0 && s.Region == servers[i-1].Region {
-			region = t.rows[i-1].region
+			region = regions[i-1]
 		} else if k, ok := regionIndex[s.Region]; ok {
 			region = k
 		} else {
@@ -117,11 +132,22 @@ func NewTable(servers []Server) *Table {
 			t.lists = append(t.lists, slices.Clone(s.Apps))
 		}
 		t.names[i] = s.Name
-		t.rows[i] = row{load: s.Load, sessions: s.Sessions, max: s.Max, region: region, apps: list, healthy: s.Healthy, draining: s.Draining}
+		regions[i], lists[i] = region, list
 	}
 
 	for i := n - 1; i >= 0; i-- {
-		t.index[servers[i].Name] = i // the first of a name is set last
+		t.byName[servers[i].Name] = i // the first of a name is set last
+	}
+
+	// The positions: by region, then app list, then index.
+	t.at = make([]int32, n)
+	for i := range t.at {
+		t.at[i] = int32(i)
+	}
+	t.at = sortBy(t.at, len(t.lists), lists)
+	t.at = sortBy(t.at, len(t.regions), regions)
+	for p, i := range t.at {
+		t.pos[i] = int32(p)
 	}
 
 	// The app dictionary and each list's mask over it.
@@ -145,9 +171,12 @@ func NewTable(servers []Server) *Table {
 	if len(t.regions) <= maxRegions {
 		t.blockRegions = make([]uint64, len(t.mins))
 	}
-	for i := range t.rows {
-		r := &t.rows[i]
-		b := i / blockSize
+	for p, i := range t.at {
+		s := &servers[i]
+		r := &t.rows[p]
+		*r = row{load: s.Load, sessions: s.Sessions, max: s.Max, region: regions[i], apps: lists[i], healthy: s.Healthy, draining: s.Draining}
+		t.hash[p] = nameHash(s.Name)
+		b := p / blockSize
 		for w := range t.words {
 			t.blockApps[b*t.words+w] |= t.masks[int(r.apps)*t.words+w]
 		}
@@ -158,15 +187,33 @@ func NewTable(servers []Server) *Table {
 		t.count[r.why]++
 		if r.why != eligible {
 			t.sets[r.why][i/64] |= 1 << (i % 64)
-			t.util[i] = math.NaN()
+			t.util[p] = math.NaN()
 		} else {
-			t.util[i] = utilisationOf(r.load, r.sessions, r.max)
+			t.util[p] = utilisationOf(r.load, r.sessions, r.max)
 		}
 	}
 	for b := range t.mins {
 		t.setMin(b)
 	}
 	return t
+}
+
+// sortBy returns the indexes of in stably sorted by their key in keys, a
+// number below k.
+func sortBy(in []int32, k int, keys []uint32) []int32 {
+	next := make([]int, k+1) // where the next index of each key goes
+	for _, i := range in {
+		next[keys[i]+1]++
+	}
+	for j := range k {
+		next[j+1] += next[j]
+	}
+	out := make([]int32, len(in))
+	for _, i := range in {
+		out[next[keys[i]]] = i
+		next[keys[i]]++
+	}
+	return out
 }
 
 // state is why Place excludes the server before scoring it, or eligible.
@@ -178,7 +225,7 @@ func (t *Table) Len() int { return len(t.rows) }
 // Index returns the index of the server named name (the first one, should
 // two share it) and whether there is one.
 func (t *Table) Index(name string) (int, bool) {
-	i, ok := t.index[name]
+	i, ok := t.byName[name]
 	return i, ok
 }
 
@@ -186,7 +233,7 @@ func (t *Table) Index(name string) (int, bool) {
 // the Table and with other servers offering the same list: do not modify
 // it.
 func (t *Table) Server(i int) Server {
-	r := &t.rows[i]
+	r := &t.rows[t.pos[i]]
 	return Server{
 		Name:     t.names[i],
 		Region:   t.regions[r.region],
@@ -202,45 +249,46 @@ func (t *Table) Server(i int) Server {
 // SetSessions sets the sessions of server i: those running as last
 // reported plus those placed since.
 func (t *Table) SetSessions(i, n int) {
-	t.rows[i].sessions = n
+	t.rows[t.pos[i]].sessions = n
 	t.update(i)
 }
 
 // AddSession adds delta (which may be negative) to the sessions of server
 // i, as when a session is placed on it or ends.
 func (t *Table) AddSession(i, delta int) {
-	t.rows[i].sessions += delta
+	t.rows[t.pos[i]].sessions += delta
 	t.update(i)
 }
 
 // SetLoad sets the CPU load per CPU that server i reported.
 func (t *Table) SetLoad(i int, load float64) {
-	t.rows[i].load = load
+	t.rows[t.pos[i]].load = load
 	t.update(i)
 }
 
 // SetHealthy sets whether server i is healthy (link up, reports fresh).
 func (t *Table) SetHealthy(i int, healthy bool) {
-	t.rows[i].healthy = healthy
+	t.rows[t.pos[i]].healthy = healthy
 	t.update(i)
 }
 
 // SetDraining sets whether server i is draining (takes no new session).
 func (t *Table) SetDraining(i int, draining bool) {
-	t.rows[i].draining = draining
+	t.rows[t.pos[i]].draining = draining
 	t.update(i)
 }
 
 // SetMax sets the session limit of server i, 0 for none.
 func (t *Table) SetMax(i, max int) {
-	t.rows[i].max = max
+	t.rows[t.pos[i]].max = max
 	t.update(i)
 }
 
-// update recomputes what follows from row i: its state, utilisation and
-// block minimum.
+// update recomputes what follows from server i's row: its state,
+// utilisation and block minimum.
 func (t *Table) update(i int) {
-	r := &t.rows[i]
+	p := int(t.pos[i])
+	r := &t.rows[p]
 	if w := r.state(); w != r.why {
 		if r.why != eligible {
 			t.sets[r.why][i/64] &^= 1 << (i % 64)
@@ -252,12 +300,12 @@ func (t *Table) update(i int) {
 		t.count[w]++
 		r.why = w
 	}
-	old, u := t.util[i], math.NaN()
+	old, u := t.util[p], math.NaN()
 	if r.why == eligible {
 		u = utilisationOf(r.load, r.sessions, r.max)
 	}
-	t.util[i] = u
-	b := i / blockSize
+	t.util[p] = u
+	b := p / blockSize
 	switch m := t.mins[b]; {
 	case m != m || u < m:
 		t.mins[b] = u // the block's only eligible server (or none), or its new least
@@ -331,15 +379,15 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 		}
 	}
 
-	// The order in which Place considers servers: a sample, then all. A
-	// server whose utilisation is above the cut could not win, nor could
-	// a block whose least utilisation is above the cut for its best
-	// locality, nor one where no server offers the app. Skipping them
-	// skips only servers that consider would pass over.
+	// A sample, as Place does, then every position. A server whose
+	// utilisation is above the cut could not win, nor could a block whose
+	// least utilisation is above the cut for its best locality, nor one
+	// where no server offers the app. Skipping them skips only servers
+	// that consider would pass over.
 	util := t.util
-	for i := 0; n >= 8*sampled && i < n; i += n / sampled {
-		if util[i] == util[i] {
-			pl.consider(i)
+	for p := 0; n >= 8*sampled && p < n; p += n / sampled {
+		if util[p] == util[p] {
+			pl.consider(p)
 		}
 	}
 	cut := pl.cut
@@ -373,21 +421,23 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, pl.w, pl.bestParts, n, &pl.ex)}, nil
 }
 
-// consider offers server i, which is healthy, not draining and has room,
-// to the placer if it offers the app and may still win.
-func (pl *tablePlacer) consider(i int) {
+// consider offers the server at position p, which is healthy, not
+// draining and has room, to the placer if it offers the app and may still
+// win.
+func (pl *tablePlacer) consider(p int) {
 	t := pl.t
-	r := &t.rows[i]
+	r := &t.rows[p]
 	var loc float64
 	if int(r.region) < len(pl.locs) {
 		loc = pl.locs[r.region]
 	} else {
 		loc = pl.loc.score(t.regions[r.region])
 	}
-	u := t.util[i]
+	u := t.util[p]
 	if u > pl.cutFor(loc) || t.masks[int(r.apps)*t.words+pl.word]&pl.bit == 0 {
 		return
 	}
+	i := int(t.at[p])
 	var name string
 	if pl.affBound > 0 {
 		name = t.names[i]
@@ -398,11 +448,11 @@ func (pl *tablePlacer) consider(i int) {
 	case -1:
 		return
 	case 0:
-		if h = tieHash(nameHash(t.names[i]), pl.key); !pl.beats(i, h) {
+		if h = tieHash(t.hash[p], pl.key); !pl.beats(i, h) {
 			return
 		}
 	default:
-		h = tieHash(nameHash(t.names[i]), pl.key)
+		h = tieHash(t.hash[p], pl.key)
 	}
 	pl.take(i, sp, r.sessions, h)
 }
@@ -411,7 +461,7 @@ func (pl *tablePlacer) consider(i int) {
 // app in t's dictionary, -1 if no server offers it.
 func (t *Table) noServer(name string, app int) error {
 	return noServer(name, len(t.rows), func(i int) (why, string) {
-		r := &t.rows[i]
+		r := &t.rows[t.pos[i]]
 		offersApp := app >= 0 && t.masks[int(r.apps)*t.words+app/64]&(1<<(app%64)) != 0
 		return failure(offersApp, r.healthy, r.draining), t.names[i]
 	})
