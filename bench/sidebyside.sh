@@ -3,13 +3,16 @@
 # real processes on this machine, measured by the same load tool
 # (cmd/load) with the same parameters; prints one table with the ratios.
 #
-#   bench/sidebyside.sh [-n HOLD] [-r RATE] [-a SERVERS] [-T] [-s] [-H] [-k] [-w] [-p]
+#   bench/sidebyside.sh [-n HOLD] [-r RATE] [-a SERVERS] [-P PROCS] [-T] [-s] [-H] [-k] [-w] [-p]
 #
 #   -n HOLD  concurrent sessions of the hold run (default 1000)
 #   -a N     appd servers (default 2; each holds 4 descriptors per session
 #            without a PTY, and ulimit -n may be capped at 20000)
 #   -r RATE  hold: sessions opened per second, 0 for all at once (default
 #            250; at most 64 are being opened at any time)
+#   -P N     run the Switchyard daemons with GOMAXPROCS=N (default: the
+#            Go runtime's, one per CPU); the load tool and sshd are
+#            unaffected
 #   -T       hold without PTYs (the kernel allows /proc/sys/kernel/pty/max)
 #   -s       hold against Switchyard only (sshd needs about three
 #            processes per session: 10,000 sessions would exhaust pid_max)
@@ -38,12 +41,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-hold_n=1000 hold_rate=250 servers=2 hold_pty=true hold_sshd=true hold_only=false keep=false profile=false wait=false
-while getopts "n:r:a:TsHkpw" opt; do
+hold_n=1000 hold_rate=250 servers=2 procs="" hold_pty=true hold_sshd=true hold_only=false keep=false profile=false wait=false
+while getopts "n:r:a:P:TsHkpw" opt; do
 	case $opt in
 	n) hold_n=$OPTARG ;;
 	r) hold_rate=$OPTARG ;;
 	a) servers=$OPTARG ;;
+	P) procs=$OPTARG ;;
 	T) hold_pty=false ;;
 	s) hold_sshd=false ;;
 	H) hold_only=true ;;
@@ -215,6 +219,7 @@ daemon() { # daemon NAME EXE ARGS...: start one node, its log in $tmp/NAME.log
 		run=("$bin/profd" -pprof "127.0.0.1:$port" -dir "$tmp/prof/$name" "$exe")
 		profiled+=("$name=127.0.0.1:$port")
 	fi
+	if [ -n "$procs" ]; then run=(env "GOMAXPROCS=$procs" "${run[@]}"); fi
 	"${run[@]}" -config "$tmp/config.toml" -log-level warn "$@" >"$tmp/$name.log" 2>&1 &
 	started+=("$!")
 	printf -v "pid_$name" %s "$!"
@@ -300,7 +305,7 @@ fi
 cat "$tmp/switchyard-hold.jsonl" >>"$tmp/switchyard.jsonl"
 cat "$tmp/sshd-hold.jsonl" >>"$tmp/sshd.jsonl"
 echo
-echo "switchyard (1 gateway, $servers appd, separate processes) vs $(/usr/sbin/sshd -V 2>&1 | head -n 1 | cut -d, -f1) sshd, same load tool"
+echo "switchyard (1 gateway, $servers appd, separate processes${procs:+, GOMAXPROCS=$procs}) vs $(/usr/sbin/sshd -V 2>&1 | head -n 1 | cut -d, -f1) sshd, same load tool"
 echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC'); hold: $hold_n sessions, pty=$hold_pty, $hold_rate/s, 64 opening at most"
 "$bin/load" compare -labels switchyard,sshd "$tmp/switchyard.jsonl" "$tmp/sshd.jsonl"
 errors=$(jq -r 'select(.errors) | "\(.name): \(.errors[])"' "$tmp/switchyard.jsonl" "$tmp/sshd.jsonl" | head -n 10)
