@@ -200,13 +200,20 @@ func (pl *placer) cutFor(loc float64) float64 {
 // score is the score of a server of locality loc and utilisation u named
 // name (read only for affinity).
 func (pl *placer) score(loc, u float64, name string) parts {
+	sp := pl.scoreOf(loc, u)
+	if pl.affBound > 0 {
+		sp.affinity = pl.p.affinity(&pl.req, name)
+		sp.total += pl.w.Affinity * sp.affinity
+	}
+	return sp
+}
+
+// scoreOf is the score of a server of locality loc and utilisation u
+// with no affinity.
+func (pl *placer) scoreOf(loc, u float64) parts {
 	w := pl.w
 	sp := parts{locality: loc, load: 1 - u}
 	sp.total = w.Load*sp.load + w.Locality*sp.locality
-	if pl.affBound > 0 {
-		sp.affinity = pl.p.affinity(&pl.req, name)
-		sp.total += w.Affinity * sp.affinity
-	}
 	return sp
 }
 

@@ -37,7 +37,7 @@ type Table struct {
 
 	// By position.
 	at   []int32   // the index at each position
-	rows []row     //
+	rows []row     // what the Table holds of each server but its name
 	util []float64 // utilisation of each eligible server, NaN if not eligible
 	hash []uint64  // nameHash of each name
 	mins []float64 // least util of each block of blockSize, NaN if none eligible
@@ -47,6 +47,9 @@ type Table struct {
 	// there are at most 64 regions, a bit for each region.
 	blockApps    []uint64
 	blockRegions []uint64
+	same         []bool // all the servers of the block share one region and one app list
+
+	unique bool // no two servers share a name
 
 	// Servers by state: the count and a bitset by index of each reason
 	// a server cannot take a session (unhealthy, draining, full), as
@@ -138,6 +141,7 @@ func NewTable(servers []Server) *Table {
 	for i := n - 1; i >= 0; i-- {
 		t.byName[servers[i].Name] = i // the first of a name is set last
 	}
+	t.unique = len(t.byName) == n
 
 	// The positions: by region, then app list, then index.
 	t.at = make([]int32, n)
@@ -171,6 +175,7 @@ func NewTable(servers []Server) *Table {
 	if len(t.regions) <= maxRegions {
 		t.blockRegions = make([]uint64, len(t.mins))
 	}
+	t.same = make([]bool, len(t.mins))
 	for p, i := range t.at {
 		s := &servers[i]
 		r := &t.rows[p]
@@ -194,6 +199,8 @@ func NewTable(servers []Server) *Table {
 	}
 	for b := range t.mins {
 		t.setMin(b)
+		lo, hi := b*blockSize, min((b+1)*blockSize, n)
+		t.same[b] = t.rows[lo].region == t.rows[hi-1].region && t.rows[lo].apps == t.rows[hi-1].apps // sorted by both
 	}
 	return t
 }
@@ -334,6 +341,50 @@ type tablePlacer struct {
 	word int       // where the requested app's bit is in an app list's mask
 	bit  uint64
 	near uint64 // the regions of locality above 0, if Table.blockRegions is set
+
+	// Whether scanSame may read the blocks of Table.same, but for the
+	// blocks listed in mine, which hold a server of the user's.
+	fast  bool
+	mine  [16]int
+	nMine int
+}
+
+// locality is the locality of region k of the Table.
+func (pl *tablePlacer) locality(k uint32) float64 {
+	if int(k) < len(pl.locs) {
+		return pl.locs[k]
+	}
+	return pl.loc.score(pl.t.regions[k])
+}
+
+// markMine lists in pl.mine the blocks holding a server on which the user
+// has a session, or clears pl.fast if it cannot: when names repeat, or
+// there are too many such blocks.
+func (pl *tablePlacer) markMine() {
+	t := pl.t
+	if pl.affBound == 0 {
+		return
+	}
+	if !t.unique {
+		pl.fast = false
+		return
+	}
+	for _, e := range pl.req.Existing {
+		i, ok := t.byName[e.Server]
+		if !ok {
+			continue
+		}
+		b := int(t.pos[i]) / blockSize
+		if slices.Contains(pl.mine[:pl.nMine], b) {
+			continue
+		}
+		if pl.nMine == len(pl.mine) {
+			pl.fast = false
+			return
+		}
+		pl.mine[pl.nMine] = b
+		pl.nMine++
+	}
 }
 
 // blockCut is the cut for block b: that of the best locality among its
@@ -366,8 +417,9 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 	if !ok {
 		return Decision{}, t.noServer(req.App, -1)
 	}
-	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64)}
+	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64), fast: true}
 	pl.init(p, req)
+	pl.markMine()
 	var locs [maxRegions]float64
 	if len(t.regions) <= len(locs) {
 		pl.locs = locs[:len(t.regions)]
@@ -395,8 +447,13 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 		if !(m <= cut) || t.blockApps[b*t.words+pl.word]&pl.bit == 0 || m > pl.blockCut(b) {
 			continue
 		}
-		lo := b * blockSize
-		for j, u := range util[lo:min(lo+blockSize, n)] {
+		lo, hi := b*blockSize, min((b+1)*blockSize, n)
+		if pl.fast && t.same[b] && !slices.Contains(pl.mine[:pl.nMine], b) {
+			pl.scanSame(lo, hi)
+			cut = pl.cut
+			continue
+		}
+		for j, u := range util[lo:hi] {
 			if u <= cut {
 				pl.consider(lo + j)
 				cut = pl.cut
@@ -427,12 +484,7 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 func (pl *tablePlacer) consider(p int) {
 	t := pl.t
 	r := &t.rows[p]
-	var loc float64
-	if int(r.region) < len(pl.locs) {
-		loc = pl.locs[r.region]
-	} else {
-		loc = pl.loc.score(t.regions[r.region])
-	}
+	loc := pl.locality(r.region)
 	u := t.util[p]
 	if u > pl.cutFor(loc) || t.masks[int(r.apps)*t.words+pl.word]&pl.bit == 0 {
 		return
@@ -455,6 +507,43 @@ func (pl *tablePlacer) consider(p int) {
 		h = tieHash(t.hash[p], pl.key)
 	}
 	pl.take(i, sp, r.sessions, h)
+}
+
+// scanSame is consider for each server at positions lo to hi: servers
+// of one region and one app list, which offers the app, and on none of
+// which the user has a session. So the region is scored once, the app
+// not tested, and affinity is 0; and a run of servers in the same state
+// as the best (as in an idle cluster) costs a hash each.
+func (pl *tablePlacer) scanSame(lo, hi int) {
+	t := pl.t
+	loc := pl.locality(t.rows[lo].region)
+	cut := min(pl.cut, pl.cutFor(loc))
+	util, hash, at, rows, key := t.util[lo:hi], t.hash[lo:hi], t.at[lo:hi], t.rows[lo:hi], pl.key
+	for j := 0; j < len(util); j++ {
+		u := util[j]
+		if !(u <= cut) {
+			continue
+		}
+		sp := pl.scoreOf(loc, u)
+		sessions := rows[j].sessions
+		switch pl.rank(sp.total, sessions) {
+		case -1:
+			continue
+		case 1:
+			pl.take(int(at[j]), sp, sessions, tieHash(hash[j], key))
+			cut = min(pl.cut, pl.cutFor(loc))
+			continue
+		}
+		// A tie on score and sessions, and so is each server that
+		// follows with the same utilisation and sessions, to the end of
+		// the run: the tie hash alone decides among them.
+		for ; j < len(util) && util[j] == u && rows[j].sessions == sessions; j++ {
+			if h := tieHash(hash[j], key); pl.beats(int(at[j]), h) {
+				pl.take(int(at[j]), sp, sessions, h)
+			}
+		}
+		j-- // the first server after the run, if any, is read next
+	}
 }
 
 // noServer is the error of a failed PlaceTable; app is the index of the

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -270,6 +271,35 @@ func TestPlaceTableMatchesPlace(t *testing.T) {
 		}
 		sameTable(t, tab, servers)
 	}
+	// Unique names (mostly), so that affinity does not keep PlaceTable
+	// from reading blocks of one region and app list as such; servers of
+	// a few kinds, so that there are such blocks, and runs of servers in
+	// the same state; the user's sessions on few or many blocks.
+	for range 150 {
+		servers := adversarialServers(r, 200+r.IntN(2000))
+		kinds := adversarialServers(r, 1+r.IntN(6))
+		names := len(servers)
+		if r.IntN(3) == 0 {
+			names = 1 + len(servers)/4
+		}
+		for i := range servers {
+			k := &kinds[r.IntN(len(kinds))]
+			servers[i].Name, servers[i].Region, servers[i].Apps = fmt.Sprint("u", i%names), k.Region, k.Apps
+			if r.IntN(4) != 0 {
+				servers[i].Sessions, servers[i].Max, servers[i].Load = k.Sessions, k.Max, k.Load
+			}
+		}
+		tab := NewTable(servers)
+		for range 20 {
+			req := randomRequest(r, servers)
+			for range pick(r, 0, 3, 20, 40) {
+				req.Existing = append(req.Existing, Placed{Server: servers[r.IntN(len(servers))].Name, App: pick(r, tableApps...)})
+			}
+			sameDecision(t, tablePolicies[r.IntN(len(tablePolicies))], req, servers, tab)
+			mutate(r, tab, servers)
+		}
+		sameTable(t, tab, servers)
+	}
 	// Lists large enough to be sampled first and split into many blocks.
 	for _, n := range []int{1023, 1024, 1100, 3000} {
 		check(adversarialServers(r, n), 4, 200, 20)
@@ -277,6 +307,31 @@ func TestPlaceTableMatchesPlace(t *testing.T) {
 	for _, n := range []int{1024, 10000} {
 		for _, servers := range [][]Server{randomServers(n), groupedServers(n)} {
 			check(servers, 3, 2000, 15)
+		}
+	}
+}
+
+// TestTableTieOfSameNames checks that PlaceTable, reading servers grouped
+// by region, breaks a tie between servers of the same name as Place does:
+// the first in the list wins, though it comes second in its Table.
+// Copies differ by a CPU load too low to change the score but shown in
+// the reason.
+func TestTableTieOfSameNames(t *testing.T) {
+	servers := make([]Server, 2048)
+	for i := range servers {
+		// Region a: index 0 and the second half; region b: the rest.
+		s := Server{Name: fmt.Sprint("n", i%1024), Region: "b", Healthy: true, Apps: []string{"db"}, Sessions: 10, Max: 100}
+		if i == 0 || i >= 1024 {
+			s.Region, s.Load = "a", 0.05
+		}
+		servers[i] = s
+	}
+	tab := NewTable(servers)
+	for seed := range uint64(30) {
+		req := Request{App: "db", Seed: seed}
+		sameDecision(t, DefaultPolicy, req, servers, tab)
+		if d, _ := DefaultPolicy.PlaceTable(req, tab); d.Server != "n0" && !strings.Contains(d.Reason, "cpu 0.00") {
+			t.Fatalf("seed %d: chose the second of a name: %s", seed, d.Reason)
 		}
 	}
 }
