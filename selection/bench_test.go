@@ -105,6 +105,11 @@ func benchDecide(b *testing.B, servers []Server, decide func(Request) (Decision,
 		ClientRegion: strings.Clone("eu"), Near: []string{strings.Clone("us"), strings.Clone("sa")},
 		Existing: []Placed{{servers[17].Name, "db"}, {servers[len(servers)/2].Name, "shell"}, {servers[len(servers)-9].Name, "db"}},
 	}
+	benchRequest(b, req, decide)
+}
+
+// benchRequest times decide on req, one seed per decision.
+func benchRequest(b *testing.B, req Request, decide func(Request) (Decision, error)) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		req.Seed = uint64(i)

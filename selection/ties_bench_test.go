@@ -17,30 +17,19 @@ func idleServers(n int) []Server {
 	return out
 }
 
+// idleRequest asks for db from eu, by a user with no sessions.
+var idleRequest = Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}}
+
 // BenchmarkPlaceTable10kIdle places on 10,000 idle identical servers: a
 // quarter of them tie for the best score, and the seeded hash must pick
 // among them.
 func BenchmarkPlaceTable10kIdle(b *testing.B) {
 	t := NewTable(idleServers(10000))
-	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		req.Seed = uint64(i)
-		if _, err := DefaultPolicy.PlaceTable(req, t); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRequest(b, idleRequest, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }
 
 // BenchmarkPlace10kIdle is BenchmarkPlaceTable10kIdle over a []Server.
 func BenchmarkPlace10kIdle(b *testing.B) {
 	servers := idleServers(10000)
-	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		req.Seed = uint64(i)
-		if _, err := DefaultPolicy.Place(req, servers); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRequest(b, idleRequest, func(req Request) (Decision, error) { return DefaultPolicy.Place(req, servers) })
 }
