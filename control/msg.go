@@ -217,6 +217,11 @@ type SessionInfo struct {
 	State    string    `json:"state,omitempty"`   // StateAttached or StateDetached; "" means attached
 	Detached time.Time `json:"detached,omitzero"` // when the session was detached, if it is
 	Addr     string    `json:"addr,omitempty"`    // server's internal address, in SessionList only
+	// Via is set in a SessionList when the asking gateway cannot reach
+	// Server and must relay through that gateway to attach to the
+	// session; nil when it reaches Server, or when no gateway can relay
+	// there (an attach to Addr then fails).
+	Via *Via `json:"via,omitempty"`
 }
 
 // AttachRequest is the extra data of a ChannelAttach channel.
@@ -232,7 +237,9 @@ type UserRequest struct {
 }
 
 // SessionList is the reply to MethodSessionsList: the user's sessions,
-// most recently started first, each with its server's Addr.
+// most recently started first, each with its server's Addr and, when the
+// asking gateway does not reach that server, the gateway to relay
+// through (Via).
 type SessionList struct {
 	Sessions []SessionInfo `json:"sessions"`
 }
