@@ -100,9 +100,16 @@ func (b *Broker) helps(name, requesting string, bound bool) bool {
 	case name == requesting:
 		return false
 	case own.relays():
-		return b.cluster.Gateways[name].Internal != ""
+		return b.relaysFor(name, requesting)
 	}
 	return !bound
+}
+
+// relaysFor reports whether gateway name can relay sessions for the
+// requesting one: another gateway, with an internal listener. Callers
+// hold b.mu.
+func (b *Broker) relaysFor(name, requesting string) bool {
+	return name != requesting && b.cluster.Gateways[name].Internal != ""
 }
 
 // carriers returns what decides which servers carriable keeps for a
@@ -192,15 +199,15 @@ func (b *Broker) routeTo(gws []selection.Gateway, requesting, server, region str
 			pool = append(pool, g)
 		}
 	}
+	switch {
+	case bound && own.reaches(server):
+		return route{kind: RouteDirect, reason: requesting + " serves its redirected client"}, nil
+	case bound: // own cannot reach it: choose the relay among helpers
+		return b.relayRoute(pool, server, region)
+	}
 	b.narrowReach(pool, server)
 	greq := selection.GatewayRequest{Requesting: requesting, Server: server, ClientRegion: region,
 		Near: b.cluster.Near[region], Seed: b.seq}
-	if bound && own.reaches(server) {
-		return route{kind: RouteDirect, reason: requesting + " serves its redirected client"}, nil
-	}
-	if bound {
-		greq.Requesting = "" // own cannot reach it: choose the relay among helpers
-	}
 	d, err := b.cluster.Policy.PickGateway(greq, pool)
 	switch {
 	case err != nil && own.reaches(server):
@@ -211,10 +218,26 @@ func (b *Broker) routeTo(gws []selection.Gateway, requesting, server, region str
 		return route{kind: RouteDirect}, nil
 	case own.relays() && own.reaches(server):
 		return route{kind: RouteDirect, reason: requesting + " (redirect = relay) carries it itself; gateway choice was " + d.Reason}, nil
-	case own.relays() || bound:
+	case own.relays():
 		return route{kind: RouteRelay, gateway: d.Server, reason: d.Reason}, nil
 	}
 	return route{kind: RouteRedirect, gateway: d.Server, reason: d.Reason}, nil
+}
+
+// relayRoute chooses, among pool, the gateway through which a gateway
+// that does not reach server relays a session it must carry itself (a
+// redirected client's, a resumed one): the policy's choice among those
+// eligible (healthy, reaching server, with room), with no requesting
+// gateway to favour. The error wraps selection.ErrNoGateway. Callers hold
+// b.mu.
+func (b *Broker) relayRoute(pool []selection.Gateway, server, region string) (route, error) {
+	b.narrowReach(pool, server)
+	greq := selection.GatewayRequest{Server: server, ClientRegion: region, Near: b.cluster.Near[region], Seed: b.seq}
+	d, err := b.cluster.Policy.PickGateway(greq, pool)
+	if err != nil {
+		return route{}, err
+	}
+	return route{kind: RouteRelay, gateway: d.Server, reason: d.Reason}, nil
 }
 
 // narrowReach gives every gateway in gws that reaches every server (all
