@@ -339,7 +339,7 @@ func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json
 			return nil, control.NewError(control.CodeInternal, method+" needs a user")
 		}
 		if method == control.MethodSessionsList {
-			return b.UserSessions(req.User), nil
+			return b.UserSessions(req.User, node), nil
 		}
 		return b.UserApps(req.User), nil
 	case control.MethodGatewayReport:

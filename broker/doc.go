@@ -16,7 +16,9 @@
 // and records a reservation. A client arriving with a reservation (the
 // patent's claim 8) gets its pre-launched session (Placement.Claim) when
 // that is still sound, else a new decision for the gateway it reached; it
-// is never redirected twice.
+// is never redirected twice. Nor is a running session: a gateway listing
+// its user's sessions (UserSessions) is told, for each on a server it does
+// not reach, the gateway to relay through to resume it.
 //
 // The picture is soft state. A restarted broker knows nothing until the
 // components reconnect; each sends a full report as soon as its link is up,

@@ -2,9 +2,11 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
+	"switchyard/control"
 	"switchyard/selection"
 )
 
@@ -238,6 +240,28 @@ func (b *Broker) relayRoute(pool []selection.Gateway, server, region string) (ro
 		return route{}, err
 	}
 	return route{kind: RouteRelay, gateway: d.Server, reason: d.Reason}, nil
+}
+
+// resumeVia is the gateway through which the requesting gateway attaches
+// to a session running on server, or nil: when it reaches server itself,
+// is not configured, or no gateway can relay there. A running session is
+// never redirected, so whatever its redirect mode the requesting gateway
+// carries it as it carries a redirected client (routeTo, bound), relaying
+// through any gateway that relaysFor it; gws is gatewayView's for it. The
+// client's region is not known here: the requesting gateway's stands in.
+// Callers hold b.mu.
+func (b *Broker) resumeVia(gws []selection.Gateway, requesting, server string) *control.Via {
+	own := b.cluster.Gateways[requesting]
+	if gws == nil || own.reaches(server) {
+		return nil
+	}
+	pool := slices.DeleteFunc(slices.Clone(gws), func(g selection.Gateway) bool { return !b.relaysFor(g.Name, requesting) })
+	rt, err := b.relayRoute(pool, server, own.Region)
+	if err != nil {
+		b.logger().Debug("no relay for a resume", "gateway", requesting, "server", server, "err", err)
+		return nil
+	}
+	return &control.Via{Gateway: rt.gateway, Addr: b.cluster.Gateways[rt.gateway].Internal}
 }
 
 // narrowReach gives every gateway in gws that reaches every server (all

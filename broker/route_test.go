@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -399,4 +401,61 @@ func namesOfServers(servers []selection.Server) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// A session on a server the asking gateway does not reach is listed with
+// the gateway to relay through: any healthy one with an internal listener
+// and room that reaches the server, whatever the asking gateway's redirect
+// mode. With none, Via stays nil and Addr is still given.
+func TestUserSessionsVia(t *testing.T) {
+	nb := newNetBroker(t, GatewaySpec{Internal: "10.0.0.11:7201", Capacity: 2}, GatewaySpec{}) // gw2 hints and has no internal listener
+	nb.serverReport("s1", control.ServerReport{MaxSessions: 10, Apps: []string{"top"}, Sessions: []control.SessionInfo{
+		{ID: "on1", User: "alice", App: "top", State: control.StateDetached},
+		{ID: "on1b", User: "alice", App: "top"},
+	}})
+	nb.serverReport("s2", control.ServerReport{MaxSessions: 10, Apps: []string{"top"}, Sessions: []control.SessionInfo{
+		{ID: "on2", User: "alice", App: "top", State: control.StateDetached},
+	}})
+	via := func(gateway string) map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		for _, s := range nb.UserSessions("alice", gateway).Sessions {
+			if s.Addr != nb.cluster.Servers[s.Server].Addr {
+				t.Errorf("session %s on %s listed with addr %q", s.ID, s.Server, s.Addr)
+			}
+			got[s.ID] = "-"
+			if s.Via != nil {
+				got[s.ID] = s.Via.Gateway + "@" + s.Via.Addr
+			}
+		}
+		return got
+	}
+	check := func(what, gateway string, want map[string]string) {
+		t.Helper()
+		if got := via(gateway); !maps.Equal(got, want) {
+			t.Errorf("%s: sessions listed for %s relay through %v, want %v", what, gateway, got, want)
+		}
+	}
+	check("gw2 reaches s2 only", "gw2", map[string]string{"on1": "gw1@10.0.0.11:7201", "on1b": "gw1@10.0.0.11:7201", "on2": "-"})
+	check("gw2 has no internal listener", "gw1", map[string]string{"on1": "-", "on1b": "-", "on2": "-"})
+	check("a gateway not configured", "gw9", map[string]string{"on1": "-", "on1b": "-", "on2": "-"})
+
+	// The RPC gives the broker the asking gateway's name.
+	body, _ := json.Marshal(control.UserRequest{User: "alice"})
+	res, err := nb.handlerFor("gw2")(context.Background(), control.MethodSessionsList, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.(control.SessionList).Sessions {
+		if (s.Via != nil) != (s.Server == "s1") {
+			t.Errorf("sessions.list from gw2: %s on %s via %+v", s.ID, s.Server, s.Via)
+		}
+	}
+
+	nb.gatewayReport("gw1", control.GatewayReport{Sessions: 2})
+	check("gw1 full", "gw2", map[string]string{"on1": "-", "on1b": "-", "on2": "-"})
+	nb.gatewayReport("gw1", control.GatewayReport{Sessions: 1})
+	check("gw1 with room again", "gw2", map[string]string{"on1": "gw1@10.0.0.11:7201", "on1b": "gw1@10.0.0.11:7201", "on2": "-"})
+	nb.linkUp("gw1", -1)
+	check("gw1 down", "gw2", map[string]string{"on1": "-", "on1b": "-", "on2": "-"})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/selection"
 )
 
 // Load levels of the availability hint: the mean over the servers that
@@ -19,10 +20,13 @@ const (
 
 // UserSessions returns user's sessions on every server, attached and
 // detached, most recently started first, each with its server's internal
-// address in Addr so that a gateway can attach to it. Only sessions whose
-// User is user are returned; an empty user has none. The caller must have
-// authenticated user: gateways fill it from the SSH identity.
-func (b *Broker) UserSessions(user string) control.SessionList {
+// address in Addr so that gateway, the one asking, can attach to it; for
+// a session on a server that gateway does not reach, Via names a healthy
+// gateway with room that reaches it and relays (resumeVia), if there is
+// one. Only sessions whose User is user are returned; an empty user has
+// none. The caller must have authenticated user: gateways fill it from
+// the SSH identity.
+func (b *Broker) UserSessions(user, gateway string) control.SessionList {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
@@ -30,9 +34,25 @@ func (b *Broker) UserSessions(user string) control.SessionList {
 	if user == "" {
 		return list
 	}
+	var (
+		gws  []selection.Gateway     // gatewayView, made on first need
+		vias map[string]*control.Via // resumeVia by server
+	)
+	own := b.cluster.Gateways[gateway]
 	for _, s := range b.byUser[user] {
 		info := s.info
 		info.Addr = b.cluster.Servers[info.Server].Addr
+		if !own.reaches(info.Server) {
+			via, ok := vias[info.Server]
+			if !ok {
+				if vias == nil {
+					gws, vias = b.gatewayView(b.now(), gateway), map[string]*control.Via{}
+				}
+				via = b.resumeVia(gws, gateway, info.Server)
+				vias[info.Server] = via
+			}
+			info.Via = via
+		}
 		list.Sessions = append(list.Sessions, info)
 	}
 	slices.SortFunc(list.Sessions, func(x, y control.SessionInfo) int {

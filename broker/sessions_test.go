@@ -47,7 +47,7 @@ func testBroker(t *testing.T) *Broker {
 
 func TestUserSessionsOnlyTheUsers(t *testing.T) {
 	b := testBroker(t)
-	got := b.UserSessions("alice").Sessions
+	got := b.UserSessions("alice", "gw1").Sessions
 	if len(got) != 2 || got[0].ID != "a2" || got[1].ID != "a1" {
 		t.Fatalf("alice's sessions %+v, want a2 then a1", got)
 	}
@@ -57,11 +57,11 @@ func TestUserSessionsOnlyTheUsers(t *testing.T) {
 	if got[1].State != control.StateDetached || got[1].Detached.IsZero() || got[1].PID != 11 {
 		t.Errorf("detached session %+v", got[1])
 	}
-	if got := b.UserSessions("bob").Sessions; len(got) != 1 || got[0].ID != "b1" {
+	if got := b.UserSessions("bob", "gw1").Sessions; len(got) != 1 || got[0].ID != "b1" {
 		t.Errorf("bob's sessions %+v", got)
 	}
 	for _, user := range []string{"", "carol"} {
-		if got := b.UserSessions(user).Sessions; got == nil || len(got) != 0 {
+		if got := b.UserSessions(user, "gw1").Sessions; got == nil || len(got) != 0 {
 			t.Errorf("UserSessions(%q) = %#v, want an empty list", user, got)
 		}
 	}
