@@ -63,7 +63,11 @@
 // stopped), the gateway closes its appd channel and does not report the
 // session ended: appd detaches it and keeps the app running for the app's
 // grace period, and its next report tells the broker. A resume opens an
-// "attach@switchyard" channel to appd and relays it like a new session. A
+// "attach@switchyard" channel to appd and relays it like a new session;
+// when this gateway does not reach the session's server, the broker's
+// session list names a gateway to relay through (SessionInfo.Via), as
+// for a relayed new session (below), whatever this gateway's redirect
+// mode. A
 // client whose session is taken over by a newer attach gets appd's one line
 // "switchyard: session taken over by a newer connection" and exit status 0;
 // the session is not reported ended either.
@@ -112,7 +116,9 @@
 //	                                                       did not start the app within 10s;
 //	                                                       server went away mid-session;
 //	                                                       gateway full; the app pre-launched
-//	                                                       for a redirected client is gone
+//	                                                       for a redirected client is gone;
+//	                                                       resume: the session's server is not
+//	                                                       reachable from this gateway
 //	66      no such session (resume): not the user's, or   no_session from appd;
 //	        gone; or none detached for a bare resume       not in the broker's list
 //	70      internal error                                 spawn_failed (with its message),

@@ -112,8 +112,15 @@ func openFailure(pl control.Placement, app string, err error) *failure {
 	if pl.Via != nil {
 		line = fmt.Sprintf("server %s is unreachable through gateway %s, try again later", server, pl.Via.Gateway)
 	}
-	return &failure{Status: exitUnavailable, Line: line, Err: err}
+	return &failure{Status: exitUnavailable, Line: line, Err: unreachable{err}}
 }
+
+// unreachable is the error of a channel that could not be opened for want
+// of a connection to the server (or to the relaying gateway), rather than
+// refused.
+type unreachable struct{ error }
+
+func (u unreachable) Unwrap() error { return u.error }
 
 // wentAway is the failure of a session whose server closed the channel
 // without an exit status.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -124,11 +125,21 @@ func (s *Server) reattach(ctx context.Context, ss *session, id string) (*running
 	if err != nil {
 		return nil, internal(fmt.Errorf("encode attach request: %w", err))
 	}
-	pl := control.Placement{Server: target.Server, Addr: target.Addr, Reason: "resume"}
+	// Via is set when this gateway does not reach the server and another
+	// relays for it.
+	pl := control.Placement{Server: target.Server, Addr: target.Addr, Via: target.Via, Reason: "resume"}
 	if pl.Server == "" || pl.Addr == "" {
 		return nil, internal(fmt.Errorf("resume: the broker gave no address for session %s: %+v", target.ID, target))
 	}
 	r, f := s.open(ctx, pl, control.ChannelAttach, extra, target.App)
+	var u unreachable
+	if f != nil && pl.Via == nil && errors.As(f.Err, &u) {
+		// Without Via, the broker found that this gateway reaches the
+		// server or that no gateway can relay there: either way, the
+		// server is not reachable from here.
+		f = &failure{Status: exitUnavailable, Err: f.Err,
+			Line: fmt.Sprintf("server %s of this session is not reachable from this gateway (%s), try another gateway or later", pl.Server, s.Name)}
+	}
 	if f != nil {
 		return nil, f
 	}

@@ -3,11 +3,14 @@ package sshgate
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
 )
@@ -300,5 +303,62 @@ func (e *env) waitLog(parts ...string) {
 			e.t.Fatalf("no log line with %q", parts)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// viaOpener plays a gateway that reaches only gw9: a relay channel on gw9
+// opens its inner channel on the test appd, as gw9 would; anything else
+// finds no route.
+type viaOpener struct {
+	dialOpener
+	appd string
+	got  chan control.RelayRequest
+}
+
+func (o *viaOpener) OpenChannel(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+	if chanType != control.ChannelRelay || node != "gw9" || addr != "10.9.9.9:7201" {
+		return nil, nil, errors.New("dial " + addr + ": no route to host")
+	}
+	var rr control.RelayRequest
+	if err := json.Unmarshal(extra, &rr); err != nil {
+		return nil, nil, err
+	}
+	o.got <- rr
+	return o.dialOpener.OpenChannel(ctx, rr.Server, o.appd, rr.Type, rr.Extra)
+}
+
+// A session the broker lists with Via is attached through that gateway;
+// one on a server this gateway does not reach, listed without Via (no
+// gateway can relay there), fails with one line saying so.
+func TestResumeThroughVia(t *testing.T) {
+	o := &viaOpener{got: make(chan control.RelayRequest, 4)}
+	e := newEnv(t, func(s *Server) { s.Opener = o })
+	t.Cleanup(o.Close)
+	o.appd = e.appd.addr
+	relayed := aliceNew
+	relayed.Addr, relayed.Via = "10.0.0.1:7101", &control.Via{Gateway: "gw9", Addr: "10.9.9.9:7201"}
+	e.withSessions(relayed)
+	r := e.run(e.mustDial("alice", e.alice), "resume", runOpts{pty: true, stdin: "typed\r"})
+	rr := recv(t, o.got, "relay request")
+	var att control.AttachRequest
+	if err := json.Unmarshal(rr.Extra, &att); err != nil || rr.Server != "s1" || rr.Addr != "10.0.0.1:7101" ||
+		rr.Type != control.ChannelAttach || att.ID != "sess-1" || att.User != "alice" || att.Pty == nil {
+		t.Errorf("relay request %+v (%+v, %v)", rr, att, err)
+	}
+	if r.status != 0 || r.stdout != "resumed\r\ntyped\r" {
+		t.Errorf("got %+v", r)
+	}
+	if info := recv(t, e.placer.started, "session started"); info.ID != "sess-1" || info.Gateway != "gw1" || info.Via != nil || info.Addr != "" {
+		t.Errorf("session started %+v", info)
+	}
+	e.waitLog("session started", "resumed=true", "via=gw9")
+
+	direct := aliceNew
+	direct.Addr = "10.0.0.1:7101"
+	e.withSessions(direct)
+	r = e.run(e.mustDial("alice", e.alice), "resume sess-1", runOpts{pty: true})
+	want := "switchyard: server s1 of this session is not reachable from this gateway (gw1), try another gateway or later\r\n"
+	if r.status != 69 || r.stderr != want || r.stdout != "" {
+		t.Errorf("resume without a route: status %d stderr %q stdout %q; want 69 and %q", r.status, r.stderr, r.stdout, want)
 	}
 }

@@ -220,7 +220,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 	if r.Resumed != nil {
 		info = *r.Resumed
-		info.PID, info.Addr, info.Detached = r.Started.PID, "", time.Time{}
+		info.PID, info.Addr, info.Via, info.Detached = r.Started.PID, "", nil, time.Time{}
 	}
 	info.Gateway, info.State = s.Name, control.StateAttached
 	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
