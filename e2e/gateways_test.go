@@ -368,3 +368,63 @@ func (p *sshProc) Wait() (code int, stdout, stderr string) {
 	defer p.mu.Unlock()
 	return p.code, p.out.String(), p.errOut.String()
 }
+
+// counterApp numbers the lines typed into it: the count lives only in
+// that process.
+const counterApp = `[app.counter]
+argv = ["sh", "-c", "echo pid=$$; i=0; while read l; do i=$((i+1)); echo n=$i:$l pid=$$; done"]
+user = "nobody"
+`
+
+// TestResumeThroughARelayWithStockSSH has the demo config's networks: gw1
+// reaches s1 and s2 and relays for others on its internal listener; gw2,
+// hinting, reaches s2 only. A session on s1 started through gw1 whose
+// client drops is listed by gw2 and resumed through it, relayed by gw1:
+// same process, same state.
+func TestResumeThroughARelayWithStockSSH(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{
+		Gateways:      []string{"gw1", "gw2"},
+		Servers:       []string{"s1", "s2"},
+		GatewayConfig: map[string]string{"gw1": `reach = ["s1", "s2"]`, "gw2": `reach = ["s2"]`},
+		Extra:         counterApp,
+		ExtraApps:     []string{"counter"},
+		Internal:      []string{"gw1"},
+	})
+	if _, err := c.broker("drain", "s2"); err != nil { // the session goes to s1, which gw2 does not reach
+		t.Fatal(err)
+	}
+	client, conn := c.DialConn("gw1", "alice", c.Alice)
+	first := Open(t, client, "counter", "xterm", 24, 80)
+	first.WaitFor("pid=")
+	pid := lastPID(t, first)
+	first.Stdin.Write([]byte("before\r"))
+	first.WaitFor("n=1:before pid=" + strconv.Itoa(pid))
+	if d := c.lastDecision(); d.Server != "s1" || d.Gateway != "gw1" || d.Route != broker.RouteDirect {
+		t.Fatalf("decision %+v, want s1 served directly by gw1", d)
+	}
+	conn.Close() // the network drops
+	s := c.SessionOf(pid, control.StateDetached)
+	if s.Server != "s1" {
+		t.Fatalf("detached session %+v, want it on s1", s)
+	}
+
+	list := c.sessionsOf("gw2", "alice", c.Alice)
+	if !regexp.MustCompile(`(?m)^` + s.ID + `\s+counter\s+s1\s+detached\s`).MatchString(list) {
+		t.Errorf("gw2 does not list %s detached on s1:\n%s", s.ID, list)
+	}
+
+	o := GatewayOpenSSH(t, c, "gw2")
+	p := startSSH(t, o, o.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o.At("alice"), "resume", s.ID)
+	if at := c.SessionOf(pid, control.StateAttached); at.Gateway != "gw2" || at.ID != s.ID {
+		t.Fatalf("resumed session %+v, want %s attached through gw2", at, s.ID)
+	}
+	p.Write("after\r")
+	p.WaitFor("n=2:after pid=" + strconv.Itoa(pid)) // the same shell, its count kept
+	c.WaitLog("relay started", "node=gw1", "peer=gw2", "server=s1", "type="+control.ChannelAttach)
+	c.WaitLog("session started", "node=gw2", "id="+s.ID, "resumed=true", "via=gw1")
+	p.Write("\x04") // Ctrl-D: read fails, the loop ends, sh exits 0
+	if code, _, errOut := p.Wait(); code != 0 || errOut != "" {
+		t.Errorf("resumed session: exit %d, stderr %q", code, errOut)
+	}
+	waitGone(t, pid)
+}
