@@ -16,6 +16,17 @@ import (
 // or belongs to someone else, so that ids cannot be probed.
 var errNoSession = rejectf(control.CodeNoSession, "no such session")
 
+// clientGateway is the gateway a session is reported as attached
+// through: the one the request names when another gateway (node) relays
+// the channel for it, else the node itself. Only authenticated gateways
+// open channels, and a name is all a gateway can claim here.
+func clientGateway(named, node string) string {
+	if named != "" {
+		return named
+	}
+	return node
+}
+
 // HandleAttach serves one control.ChannelAttach channel from gateway: it
 // re-attaches a running PTY session to the channel and returns when that
 // attachment is over (the app ended, the channel went away, or a newer
@@ -43,7 +54,7 @@ func (m *Manager) HandleAttach(_ context.Context, nc ssh.NewChannel, gateway str
 		return
 	}
 	a := newAttachment(ch, reqs)
-	took := s.attach(a, req.Pty, gateway, true)
+	took := s.attach(a, req.Pty, clientGateway(req.Gateway, gateway), true)
 	log.Info("session attached", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "took_over", took)
 	a.relayInput(s)

@@ -279,3 +279,32 @@ func TestDetachedOutputIsBounded(t *testing.T) {
 		t.Errorf("replayed %d bytes, starting %q", len(out), out[:min(len(out), 20)])
 	}
 }
+
+// A spawn or attach relayed by another gateway names the client's gateway:
+// appd reports the session as that gateway's, not the relay's (the node
+// that opened the channel), as the gateway itself tells the broker.
+func TestRelayedChannelsReportTheClientsGateway(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, map[string]App{"app": graceApp(time.Minute)})
+	c := dialManager(t, m) // spawns come from node gw1, attaches from gw2
+	req := ptyReq("app")
+	req.Gateway = "gw7"
+	first := spawn(t, c, req)
+	first.waitOutput("ready")
+	if info := waitState(t, m, first.started.ID, control.StateAttached); info.Gateway != "gw7" {
+		t.Errorf("relayed spawn reported through %q, want gw7", info.Gateway)
+	}
+	first.ch.Close()
+	waitState(t, m, first.started.ID, control.StateDetached)
+	areq := attachReq(first.started.ID, "alice")
+	areq.Gateway = "gw9"
+	second := attach(t, c, areq)
+	if info := waitState(t, m, first.started.ID, control.StateAttached); info.Gateway != "gw9" {
+		t.Errorf("relayed attach reported through %q, want gw9", info.Gateway)
+	}
+	second.ch.Write([]byte("quit\r"))
+	if got := second.exitStatus(); got != 3 {
+		t.Errorf("exit status = %d, want 3", got)
+	}
+	waitLen(t, m, 0)
+}

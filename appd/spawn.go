@@ -62,6 +62,7 @@ func rejectWrap(err error, code, format string, args ...any) *rejectError {
 func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway string) {
 	log := m.logger().With("gateway", gateway)
 	req, app, err := m.resolve(nc.ExtraData())
+	client := clientGateway(req.Gateway, gateway)
 	if err == nil && ctx.Err() != nil {
 		err = rejectf(control.CodeNoServer, "server %s is shutting down", m.Server)
 	}
@@ -72,7 +73,7 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 		m.reject(nc, log, req, err)
 		return
 	}
-	s, err := m.start(req, app, gateway)
+	s, err := m.start(req, app, client)
 	if err != nil {
 		m.release()
 		m.reject(nc, log, req, err)
@@ -94,7 +95,7 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 		return
 	}
 	a := newAttachment(ch, reqs)
-	s.attach(a, nil, gateway, false)
+	s.attach(a, nil, client, false)
 	go func() {
 		defer m.unregister(s)
 		s.live(ctx)

@@ -197,6 +197,10 @@ type SpawnRequest struct {
 	Args []string          `json:"args,omitempty"` // extra argv, refused unless the app allows it
 	Pty  *PtySpec          `json:"pty,omitempty"`  // nil for a batch session (pipes)
 	Env  map[string]string `json:"env,omitempty"`  // client env; appd keeps only its allow-list
+	// Gateway is the gateway the client reached, when another gateway
+	// relays the channel: appd reports the session as that gateway's.
+	// Empty: the node that opened the channel.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // Started is the payload of RequestStarted.
@@ -229,6 +233,9 @@ type AttachRequest struct {
 	ID   string   `json:"id"`            // session id
 	User string   `json:"user"`          // Switchyard user attaching; must own the session
 	Pty  *PtySpec `json:"pty,omitempty"` // the new terminal; nil keeps the current size
+	// Gateway is the gateway the client reached, when another gateway
+	// relays the channel (see SpawnRequest.Gateway).
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // UserRequest is the body of MethodSessionsList and MethodAppsList.

@@ -121,13 +121,13 @@ func (s *Server) reattach(ctx context.Context, ss *session, id string) (*running
 	if f != nil {
 		return nil, f
 	}
-	extra, err := json.Marshal(control.AttachRequest{ID: target.ID, User: ss.id.User, Pty: ss.ptySpec()})
-	if err != nil {
-		return nil, internal(fmt.Errorf("encode attach request: %w", err))
-	}
 	// Via is set when this gateway does not reach the server and another
 	// relays for it.
 	pl := control.Placement{Server: target.Server, Addr: target.Addr, Via: target.Via, Reason: "resume"}
+	extra, err := json.Marshal(control.AttachRequest{ID: target.ID, User: ss.id.User, Pty: ss.ptySpec(), Gateway: s.relayedFor(pl)})
+	if err != nil {
+		return nil, internal(fmt.Errorf("encode attach request: %w", err))
+	}
 	if pl.Server == "" || pl.Addr == "" {
 		return nil, internal(fmt.Errorf("resume: the broker gave no address for session %s: %+v", target.ID, target))
 	}

@@ -119,7 +119,9 @@ func (s *Server) place(ctx context.Context, ss *session, app string, args []stri
 // spawn opens the spawn channel on the chosen server and waits for appd's
 // started request, all within StartTimeout.
 func (s *Server) spawn(ctx context.Context, ss *session, pl control.Placement, app string, args []string) (*running, *failure) {
-	extra, err := json.Marshal(ss.spawnRequest(app, args))
+	req := ss.spawnRequest(app, args)
+	req.Gateway = s.relayedFor(pl)
+	extra, err := json.Marshal(req)
 	if err != nil {
 		return nil, internal(fmt.Errorf("encode spawn request: %w", err))
 	}
@@ -163,7 +165,7 @@ func (s *Server) openOn(ctx context.Context, pl control.Placement, chanType stri
 // (claim 8: the broker confirmed the reservation). The attach replays
 // what the app wrote while it waited.
 func (s *Server) claim(ctx context.Context, ss *session, pl control.Placement, app string) (*running, *failure) {
-	extra, err := json.Marshal(control.AttachRequest{ID: pl.Claim.SessionID, User: ss.id.User, Pty: ss.ptySpec()})
+	extra, err := json.Marshal(control.AttachRequest{ID: pl.Claim.SessionID, User: ss.id.User, Pty: ss.ptySpec(), Gateway: s.relayedFor(pl)})
 	if err != nil {
 		return nil, internal(fmt.Errorf("encode attach request: %w", err))
 	}
@@ -299,6 +301,16 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 }
 
 // viaName is the gateway a session is relayed through, "" if none.
+// relayedFor is what a spawn or attach request opened for pl names as the
+// client's gateway: this one when another relays the channel (appd sees
+// the relay as the channel's node), else "".
+func (s *Server) relayedFor(pl control.Placement) string {
+	if pl.Via == nil {
+		return ""
+	}
+	return s.Name
+}
+
 func viaName(pl control.Placement) string {
 	if pl.Via == nil {
 		return ""
