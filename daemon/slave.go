@@ -57,11 +57,6 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
-	internal, err := g.serveInternal(env, spec.Internal)
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
 		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
 		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax, PasswordAuth: spec.PasswordAuth,
@@ -70,6 +65,11 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
 		MaxChannelsPerConn: spec.MaxChannelsPerConn}
 	g.srv = srv
+	internal, err := g.serveInternal(env, spec.Internal)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -154,7 +154,10 @@ func (g *gatewayNode) serveInternal(env Env, addr string) (*transport.Server, er
 	if err != nil {
 		return nil, fmt.Errorf("gateway internal listen %s: %w", addr, err)
 	}
-	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log}
+	// A relayed session takes a capacity slot here like one of our own:
+	// it is reported, and the broker sends no more than capacity allows.
+	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log,
+		Admit: g.srv.Acquire, Done: g.srv.Release}
 	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: relay.HandleConn,
 		Authorize: authorizer(func() map[string]string { return *g.peers.Load() })}
 	go srv.Serve(ln)

@@ -285,8 +285,10 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-// acquire takes a capacity slot; false when the gateway is full.
-func (s *Server) acquire() bool {
+// Acquire takes a capacity slot, as each session does; false when the
+// gateway is full. The wiring also takes one for each session this
+// gateway relays for another gateway, so Sessions counts those too.
+func (s *Server) Acquire() bool {
 	if s.active.Add(1) > int64(s.capacity()) {
 		s.active.Add(-1)
 		return false
@@ -294,7 +296,8 @@ func (s *Server) acquire() bool {
 	return true
 }
 
-func (s *Server) release() { s.active.Add(-1) }
+// Release gives back a slot taken with Acquire.
+func (s *Server) Release() { s.active.Add(-1) }
 
 // onceCloseListener lets Shutdown and gliderlabs both close a listener.
 type onceCloseListener struct {

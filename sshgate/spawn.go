@@ -35,11 +35,11 @@ func (s *Server) run(ctx context.Context, ss *session) {
 		return
 	}
 	ss.cmd = cmd
-	if !s.acquire() {
+	if !s.Acquire() {
 		ss.fail(errFull)
 		return
 	}
-	defer s.release()
+	defer s.Release()
 	if max := s.maxSessionsPerUser(); !s.users.acquire(ss.id.User, max) {
 		ss.fail(tooManySessions(ss.id.User, max))
 		return

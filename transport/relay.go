@@ -33,6 +33,11 @@ type Relay struct {
 	Resolve     func(server string) (addr string, ok bool) // the address of a server this gateway reaches, required
 	Logger      *slog.Logger                               // slog.Default() if nil
 	OpenTimeout time.Duration                              // bound on opening the inner channel; 10s if zero
+	// Admit, if set, is asked before a relay is opened; false refuses it
+	// as "gateway NAME is full". Done is called when an admitted relay
+	// ends. The gateway counts relays against its capacity with them.
+	Admit func() bool
+	Done  func()
 }
 
 func (r *Relay) logger() *slog.Logger {
@@ -70,6 +75,15 @@ func (r *Relay) serve(ctx context.Context, node string, nc ssh.NewChannel) {
 		r.reject(log, nc, ssh.Prohibited, fmt.Sprintf("%s: server %s is not reachable through gateway %s",
 			control.CodeNoServer, req.Server, r.Name))
 		return
+	}
+	if r.Admit != nil {
+		if !r.Admit() {
+			r.reject(log, nc, ssh.ResourceShortage, fmt.Sprintf("%s: gateway %s is full", control.CodeNoServer, r.Name))
+			return
+		}
+		if r.Done != nil {
+			defer r.Done()
+		}
 	}
 	inner, innerReqs, err := r.open(ctx, req, addr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,4 +287,64 @@ func TestRelayChecksAndPassesRejections(t *testing.T) {
 			t.Errorf("%s %+v: got %q, want %q", tt.chanType, tt.req, got, tt.want)
 		}
 	}
+}
+
+// Relays count against the relaying gateway's capacity: Admit refuses one
+// beyond it, and Done gives the slot back when the relay ends.
+func TestRelayCountsAgainstCapacity(t *testing.T) {
+	backend := sshPair(t, func(nc ssh.NewChannel) {
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		io.Copy(io.Discard, ch) // until the relayed client closes
+		ch.Close()
+	})
+	var slots atomic.Int64
+	r := &Relay{Name: "gw1",
+		Open: func(ctx context.Context, node, addr, chanType string, extra []byte) (ssh.Channel, <-chan *ssh.Request, error) {
+			return backend.OpenChannel(chanType, extra)
+		},
+		Resolve: func(string) (string, bool) { return "10.0.0.1:7101", true },
+		Admit: func() bool {
+			if slots.Add(1) > 1 {
+				slots.Add(-1)
+				return false
+			}
+			return true
+		},
+		Done: func() { slots.Add(-1) },
+	}
+	c := startServer(t, r.HandleConn)
+	client, err := Dial(ctxT(t), Identity{"cli", c.cli}, "srv", c.addr, c.srv.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	extra, _ := json.Marshal(control.RelayRequest{Server: "s1", Type: control.ChannelSpawn})
+	first, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
+	if err != nil {
+		t.Fatalf("first relay refused: %v", err)
+	}
+	go ssh.DiscardRequests(reqs)
+	_, _, err = client.OpenChannel(control.ChannelRelay, extra)
+	var oce *ssh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != ssh.ResourceShortage || oce.Message != "no_server: gateway gw1 is full" {
+		t.Fatalf("relay beyond capacity: %v, want a resource shortage saying the gateway is full", err)
+	}
+	first.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for slots.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d slots still taken after the relay ended", slots.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	again, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
+	if err != nil {
+		t.Fatalf("relay after the slot came back: %v", err)
+	}
+	go ssh.DiscardRequests(reqs)
+	again.Close()
 }
