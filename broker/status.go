@@ -2,11 +2,8 @@ package broker
 
 import (
 	"cmp"
-	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -95,47 +92,6 @@ func (b *Broker) Status() Status {
 	sort.Slice(st.Gateways, func(i, j int) bool { return st.Gateways[i].Name < st.Gateways[j].Name })
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
 	return st
-}
-
-// AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
-// POST and DELETE /drain/{server}, and GET /healthz. With a non-empty
-// token every request but /healthz must carry "Authorization: Bearer
-// token".
-func (b *Broker) AdminHandler(token string) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", b.metricsHandler())
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(b.Status())
-	})
-	drain := func(on bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if err := b.Drain(r.PathValue("server"), on); err != nil {
-				http.Error(w, err.Error(), http.StatusNotFound)
-				return
-			}
-			io.WriteString(w, "ok\n")
-		}
-	}
-	mux.HandleFunc("POST /drain/{server}", drain(true))
-	mux.HandleFunc("DELETE /drain/{server}", drain(false))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	if token == "" {
-		return mux
-	}
-	want := "Bearer " + token
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			http.Error(w, "admin token required", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
 }
 
 // WriteStatus prints st as tables for people.

@@ -19,6 +19,16 @@ func (c *Cluster) broker(args ...string) (string, error) {
 	return out.String(), err
 }
 
+// adminGet gets path from the broker's TCP admin listener with the token.
+func (c *Cluster) adminGet(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+c.lns["admin"].Addr().String()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	return http.DefaultClient.Do(req)
+}
+
 func (c *Cluster) editConfig(old, new string) {
 	c.t.Helper()
 	b, err := os.ReadFile(c.Config)
@@ -94,7 +104,7 @@ func TestMetrics(t *testing.T) {
 	running.WaitFor("24 80")
 	c.Dial("gw1", "alice", c.Bob) // refused: counts as an auth failure
 	c.Eventually("metrics to show placements and the gateway's auth failure", func() bool {
-		resp, err := http.Get("http://" + c.lns["admin"].Addr().String() + "/metrics")
+		resp, err := c.adminGet("/metrics")
 		if err != nil {
 			return false
 		}
