@@ -4,17 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 	"switchyard/selection"
 )
 
 // keptDecisions is how many recent decisions the status view shows.
 const keptDecisions = 50
+
+// maxReason caps a decision's reason in the log; maxAppInReason caps the
+// excerpt of an unknown app's name in the refusal.
+const (
+	maxReason      = 1024
+	maxAppInReason = 64
+)
 
 // Decision is one placement the broker made (or refused), for the log and
 // the status view.
@@ -71,7 +80,8 @@ func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.P
 
 // record logs a decision, counts it and keeps it for the status view.
 func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, took time.Duration) {
-	d := Decision{Time: now, User: req.User, App: req.App, Client: req.ClientAddr, Gateway: req.Gateway,
+	d := Decision{Time: now, User: safelog.Text(req.User, 0), App: safelog.Text(req.App, 0),
+		Client: safelog.Text(req.ClientAddr, 0), Gateway: safelog.Text(req.Gateway, 0),
 		Server: o.pl.Server, Route: o.route.kind, Target: o.route.gateway, Reason: o.pl.Reason, Micros: took.Microseconds()}
 	switch {
 	case o.pl.Redirect != nil:
@@ -95,7 +105,8 @@ func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, too
 	b.mu.Unlock()
 	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
 		"gateway", d.Gateway, "server", d.Server, "route", d.Route, "target", d.Target,
-		"session", d.Session, "pid", d.PID, "reason", d.Reason, "us", d.Micros)
+		safelog.String("session", d.Session), "pid", d.PID, slog.String("reason", safelog.Text(d.Reason, maxReason)),
+		"us", d.Micros)
 }
 
 // decide checks the request, then claims the client's reservation or
@@ -103,7 +114,9 @@ func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, too
 func (b *Broker) decide(req control.PlaceRequest, now time.Time) outcome {
 	c := b.cluster
 	if !c.Apps[req.App] {
-		return outcome{err: control.NewError(control.CodeUnknownApp, fmt.Sprintf("no app named %q", req.App))}
+		// Only a capped, escaped excerpt of a name that is not an app
+		// goes on: into the answer, the log and the status view.
+		return outcome{err: control.NewError(control.CodeUnknownApp, fmt.Sprintf("no app named \"%s\"", safelog.Text(req.App, maxAppInReason)))}
 	}
 	if c.Allowed == nil || !c.Allowed(req.User, req.App) {
 		return outcome{err: control.NewError(control.CodeForbidden, fmt.Sprintf("user %s may not run %s", req.User, req.App))}

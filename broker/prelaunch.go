@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // appdCallTimeout bounds a call to appd: a pre-launch or a release.
@@ -35,8 +37,8 @@ func (b *Broker) prelaunch(ctx context.Context, req control.PlaceRequest, o *out
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {
-		b.logger().Warn("pre-launch failed; redirecting without it", "user", req.User, "app", req.App,
-			"server", o.pl.Server, "err", err)
+		b.logger().Warn("pre-launch failed; redirecting without it", safelog.String("user", req.User),
+			safelog.String("app", req.App), "server", o.pl.Server, slog.String("err", safelog.Text(err.Error(), maxReason)))
 		o.pl.Reason += "; pre-launch failed: " + err.Error()
 		b.reserve(b.reservationFor(req, o))
 		return
@@ -60,11 +62,11 @@ func (b *Broker) release(ctx context.Context, r *reservation) {
 	err := b.appd(ctx, r.Server, control.MethodPrelaunchRelease, control.ReleaseRequest{ID: r.SessionID, User: r.User}, nil)
 	if err != nil {
 		b.logger().Warn("release of pre-launched session failed; its hold will end it", "server", r.Server,
-			"session", r.SessionID, "pid", r.PID, "err", err)
+			safelog.String("session", r.SessionID), "pid", r.PID, slog.String("err", safelog.Text(err.Error(), maxReason)))
 		return
 	}
-	b.logger().Info("pre-launched session released", "server", r.Server, "session", r.SessionID, "pid", r.PID,
-		"user", r.User, "app", r.App)
+	b.logger().Info("pre-launched session released", "server", r.Server, safelog.String("session", r.SessionID),
+		"pid", r.PID, safelog.String("user", r.User), safelog.String("app", r.App))
 }
 
 // appd calls method on server's appd over its control link.

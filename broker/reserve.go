@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // A reservation is what the broker remembers of a client it redirected
@@ -62,8 +63,8 @@ func (b *Broker) reserve(r *reservation) {
 func (b *Broker) pruneReservations(now time.Time) {
 	b.reserved = slices.DeleteFunc(b.reserved, func(r *reservation) bool {
 		if now.After(r.Expires) {
-			b.logger().Info("reservation expired", "user", r.User, "app", r.App, "server", r.Server,
-				"gateway", r.Gateway, "session", r.SessionID, "pid", r.PID)
+			b.logger().Info("reservation expired", safelog.String("user", r.User), safelog.String("app", r.App),
+				"server", r.Server, "gateway", r.Gateway, safelog.String("session", r.SessionID), "pid", r.PID)
 			return true
 		}
 		return false
@@ -91,7 +92,8 @@ func (b *Broker) dropReservationOf(id, why string) {
 	}
 	b.reserved = slices.DeleteFunc(b.reserved, func(r *reservation) bool {
 		if r.SessionID == id {
-			b.logger().Info("reservation over", "user", r.User, "app", r.App, "session", id, "pid", r.PID, "why", why)
+			b.logger().Info("reservation over", safelog.String("user", r.User), safelog.String("app", r.App),
+				safelog.String("session", id), "pid", r.PID, safelog.String("why", why))
 			return true
 		}
 		return false

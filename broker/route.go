@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 	"switchyard/selection"
 )
 
@@ -258,7 +259,7 @@ func (b *Broker) resumeVia(gws []selection.Gateway, requesting, server string) *
 	pool := slices.DeleteFunc(slices.Clone(gws), func(g selection.Gateway) bool { return !b.relaysFor(g.Name, requesting) })
 	rt, err := b.relayRoute(pool, server, own.Region)
 	if err != nil {
-		b.logger().Debug("no relay for a resume", "gateway", requesting, "server", server, "err", err)
+		b.logger().Debug("no relay for a resume", "gateway", requesting, safelog.String("server", server), "err", err)
 		return nil
 	}
 	return &control.Via{Gateway: rt.gateway, Addr: b.cluster.Gateways[rt.gateway].Internal}

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"log/slog"
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // pendingTTL is how long a placement counts against its server while the
@@ -60,8 +62,8 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	if !resumed {
 		b.confirmPending(s.Server)
 	}
-	b.logger().Info("session started", "id", s.ID, "user", s.User, "app", s.App,
-		"server", s.Server, "pid", s.PID, "gateway", s.Gateway)
+	b.logger().Info("session started", safelog.String("id", s.ID), safelog.String("user", s.User),
+		safelog.String("app", s.App), safelog.String("server", s.Server), "pid", s.PID, safelog.String("gateway", s.Gateway))
 }
 
 func (b *Broker) sessionEnded(s control.SessionEnded) {
@@ -70,7 +72,8 @@ func (b *Broker) sessionEnded(s control.SessionEnded) {
 	b.init()
 	b.dropSession(s.ID)
 	b.dropReservationOf(s.ID, "ended")
-	b.logger().Info("session ended", "id", s.ID, "server", s.Server, "status", s.Status, "reason", s.Reason)
+	b.logger().Info("session ended", safelog.String("id", s.ID), safelog.String("server", s.Server), "status", s.Status,
+		slog.String("reason", safelog.Text(s.Reason, maxReason)))
 }
 
 // healthy reports whether a server may get placements: its link is up and

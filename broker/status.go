@@ -2,17 +2,15 @@ package broker
 
 import (
 	"cmp"
-	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // Status is the broker's picture of the cluster, as served to admins.
@@ -97,87 +95,72 @@ func (b *Broker) Status() Status {
 	return st
 }
 
-// AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
-// POST and DELETE /drain/{server}, and GET /healthz. With a non-empty
-// token every request but /healthz must carry "Authorization: Bearer
-// token".
-func (b *Broker) AdminHandler(token string) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", b.metricsHandler())
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(b.Status())
-	})
-	drain := func(on bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if err := b.Drain(r.PathValue("server"), on); err != nil {
-				http.Error(w, err.Error(), http.StatusNotFound)
-				return
-			}
-			io.WriteString(w, "ok\n")
-		}
-	}
-	mux.HandleFunc("POST /drain/{server}", drain(true))
-	mux.HandleFunc("DELETE /drain/{server}", drain(false))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	if token == "" {
-		return mux
-	}
-	want := "Bearer " + token
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			http.Error(w, "admin token required", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// WriteStatus prints st as tables for people.
+// WriteStatus prints st as tables for people. Every text field may come
+// from a client or a report, so each is escaped and capped (safelog.Text):
+// nothing in it can move, clear or retitle the admin's terminal.
 func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE")
 	for _, g := range st.Gateways {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", g.Name, yesNo(g.Connected), dash(g.Redirect),
-			dash(strings.Join(g.Reach, ",")), g.Sessions, g.Capacity, age(g.ReportAge))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
+			cells(g.Reach), g.Sessions, g.Capacity, age(g.ReportAge))
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", s.Name, s.Addr, health(s.Healthy), yesNo(s.Draining),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), yesNo(s.Draining),
 			s.Load, s.Sessions, s.Max, age(s.ReportAge))
 	}
 	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE")
 	for _, s := range st.Sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", short(s.ID), s.User, s.App, s.Server, dash(s.Gateway), s.PID,
-			s.Started.Local().Format(time.DateTime), stateText(s))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(short(s.ID)), cell(s.User), cell(s.App), cell(s.Server),
+			cell(s.Gateway), s.PID, s.Started.Local().Format(time.DateTime), cell(stateText(s)))
 	}
-	if len(st.Reservations) > 0 {
-		fmt.Fprintln(tw, "\nRESERVATION\tUSER\tAPP\tSERVER\tGATEWAY\tFROM\tPID\tEXPIRES IN")
-		for _, r := range st.Reservations {
-			pid := "-"
-			if r.PID > 0 {
-				pid = fmt.Sprint(r.PID)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\n", dash(short(r.SessionID)), r.User, r.App, r.Server,
-				r.Gateway, r.From, pid, max(r.ExpiresIn, 0))
-		}
-	}
-	if n := len(st.Decisions); n > 0 {
-		fmt.Fprintln(tw, "\nLAST PLACEMENTS")
-		for _, d := range st.Decisions[max(0, n-5):] {
-			route := d.Route
-			if d.Target != "" {
-				route += " " + d.Target
-			}
-			fmt.Fprintf(tw, "%s\t%s@%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.User, d.App, dash(route), d.Reason)
-		}
-	}
+	writeReservations(tw, st.Reservations)
+	writeDecisions(tw, st.Decisions)
 	return tw.Flush()
+}
+
+func writeReservations(w io.Writer, rs []ReservationStatus) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nRESERVATION\tUSER\tAPP\tSERVER\tGATEWAY\tFROM\tPID\tEXPIRES IN")
+	for _, r := range rs {
+		pid := "-"
+		if r.PID > 0 {
+			pid = fmt.Sprint(r.PID)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\n", cell(short(r.SessionID)), cell(r.User), cell(r.App),
+			cell(r.Server), cell(r.Gateway), cell(r.From), pid, max(r.ExpiresIn, 0))
+	}
+}
+
+// writeDecisions prints the last five placements.
+func writeDecisions(w io.Writer, ds []Decision) {
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nLAST PLACEMENTS")
+	for _, d := range ds[max(0, len(ds)-5):] {
+		route := d.Route
+		if d.Target != "" {
+			route += " " + d.Target
+		}
+		fmt.Fprintf(w, "%s\t%s@%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), cell(d.User), cell(d.App), cell(route),
+			dash(safelog.Text(d.Reason, maxReason)))
+	}
+}
+
+// cell is a text field for a table: escaped, capped, "-" if empty.
+func cell(s string) string { return dash(safelog.Text(s, safelog.Max)) }
+
+// cells is a list of names for a table cell, each escaped and capped.
+func cells(ss []string) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = safelog.Text(s, safelog.Max)
+	}
+	return dash(strings.Join(out, ","))
 }
 
 func yesNo(b bool) string {

@@ -34,9 +34,29 @@ type Config struct {
 
 // Broker configures the one broker. Its node name is always "broker".
 type Broker struct {
-	Listen         string        `toml:"listen"`          // internal SSH address; "127.0.0.1:7000" if empty
-	Admin          string        `toml:"admin"`           // HTTP status and metrics; "127.0.0.1:7001" if empty
-	AdminToken     string        `toml:"admin_token"`     // bearer token the admin endpoint requires; required unless Admin is loopback
+	Listen string `toml:"listen"` // internal SSH address; "127.0.0.1:7000" if empty
+	// Admin is where the admin API (status, metrics, drain) and the
+	// broker CLI meet: "unix:PATH", a Unix socket of mode 0660 (PATH
+	// relative to StateDir), or "host:port" (TCP, AdminToken required).
+	// DefaultAdmin if empty.
+	Admin string `toml:"admin"`
+	// AdminGroup is the group owning the admin socket, whose members may
+	// use it besides root and the broker's own user; the broker's group
+	// if empty.
+	AdminGroup string `toml:"admin_group"`
+	// AdminTCP is a further TCP listener for the admin API, such as for
+	// Prometheus; none if empty. AdminToken required.
+	AdminTCP string `toml:"admin_tcp"`
+	// AdminToken is the bearer token every request on a TCP admin
+	// listener must carry, loopback included.
+	AdminToken string `toml:"admin_token"`
+	// AdminNames are host names a TCP admin listener may be addressed by
+	// (the Host and Origin headers), besides its own address.
+	AdminNames []string `toml:"admin_names"`
+	// AdminOpenMetrics lets GET /metrics and /healthz on a TCP admin
+	// listener through without the token.
+	AdminOpenMetrics bool `toml:"admin_open_metrics"`
+
 	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; 2s if zero
 	PublicKey      string        `toml:"public_key"`      // node key, authorized_keys format; file keys/broker.pub if empty
 	// Reservation is how long an app the broker pre-launched for a

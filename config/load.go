@@ -17,7 +17,7 @@ import (
 const (
 	defaultStateDir       = "/var/lib/switchyard"
 	defaultBrokerListen   = "127.0.0.1:7000"
-	defaultBrokerAdmin    = "127.0.0.1:7001"
+	defaultBrokerAdmin    = DefaultAdmin
 	defaultReportInterval = 2 * time.Second
 	defaultCapacity       = 1000
 	defaultMaxSessions    = 100

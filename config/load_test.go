@@ -99,7 +99,7 @@ func TestParseExample(t *testing.T) {
 		got, want any
 	}{
 		{"state_dir", c.StateDir, "/var/lib/switchyard"},
-		{"broker", c.Broker, Broker{Listen: "127.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 2 * time.Second, Reservation: 30 * time.Second}},
+		{"broker", c.Broker, Broker{Listen: "127.0.0.1:7000", Admin: DefaultAdmin, ReportInterval: 2 * time.Second, Reservation: 30 * time.Second}},
 		{"gw1", c.Gateways["gw1"], Gateway{Listen: "127.0.0.1:2222", Address: "127.0.0.1:2222", HostKey: "keys/gw1_host", Capacity: 1000, Region: "local",
 			Reach: []string{"s1", "s2"}, Redirect: RedirectHint, Internal: "127.0.0.1:7201"}},
 		{"gw2", c.Gateways["gw2"], Gateway{Listen: "127.0.0.1:2223", Address: "127.0.0.1:2223", HostKey: "keys/gw2_host", Capacity: 1000, Region: "local",
@@ -199,7 +199,7 @@ argv = ["b"]
 	}
 	want := &Config{
 		StateDir: "/srv/sy",
-		Broker:   Broker{Listen: "10.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 500 * time.Millisecond},
+		Broker:   Broker{Listen: "10.0.0.1:7000", Admin: DefaultAdmin, ReportInterval: 500 * time.Millisecond},
 		Gateways: map[string]Gateway{"g": {Listen: "0.0.0.0:22", Address: "gw.example.com:22", HostKey: "/etc/sy/host", Capacity: 5, Redirect: RedirectHint}},
 		Servers:  map[string]Server{"s": {Listen: "10.0.0.2:7101", MaxSessions: 7, Apps: []string{"a"}}},
 		Apps:     map[string]App{"a": {Argv: []string{"a"}}, "b": {Argv: []string{"b"}}},

@@ -63,10 +63,7 @@ func (v *checker) addf(k toml.Key, format string, args ...any) {
 func (v *checker) broker() {
 	b := v.c.Broker
 	v.address(toml.Key{"broker", "listen"}, b.Listen, true)
-	v.address(toml.Key{"broker", "admin"}, b.Admin, true)
-	if b.AdminToken == "" && !loopback(b.Admin) {
-		v.addf(toml.Key{"broker", "admin"}, "%q is not a loopback address: set admin_token, or listen on 127.0.0.1", b.Admin)
-	}
+	v.adminChecks()
 	if b.ReportInterval <= 0 {
 		v.addf(toml.Key{"broker", "report_interval"}, "must be positive, like \"2s\"")
 	}
@@ -312,17 +309,4 @@ func (v *checker) publicKey(k toml.Key, s string) {
 // sub returns the key k.parts..., leaving k unchanged.
 func sub(k toml.Key, parts ...string) toml.Key {
 	return append(k[:len(k):len(k)], parts...)
-}
-
-// loopback reports whether addr's host is a loopback IP or "localhost".
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return true // reported as a bad address already
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

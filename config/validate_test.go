@@ -56,7 +56,15 @@ func TestValidateRules(t *testing.T) {
 		{"server star", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§apps = [\"*\"]\n", `"*" is not allowed here`},
 		{"server public_key bad", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§public_key = \"" + key1[:40] + "\"\n", "server.s2.public_key: invalid public key"},
 		{"listen address shared", base + "[server.s2]\n§listen = \"127.0.0.1:7101\"\n", `server.s2.listen: address "127.0.0.1:7101" is already used by server.s1.listen`},
-		{"listen address shared with broker", base + "[gateway.gw2]\n§listen = \"127.0.0.1:7001\"\n", "already used by broker.admin"},
+		{"listen address shared with broker", "[broker]\nadmin_tcp = \"127.0.0.1:7001\"\nadmin_token = \"0123456789abcdef\"\n" + base + "[gateway.gw2]\n§listen = \"127.0.0.1:7001\"\n", "already used by broker.admin_tcp"},
+		{"admin TCP without token", "[broker]\n§admin = \"127.0.0.1:7001\"\n" + base, `broker.admin: "127.0.0.1:7001" is a TCP address, which any local user can reach: set admin_token`},
+		{"admin_tcp without token", "[broker]\n§admin_tcp = \"127.0.0.1:7001\"\n" + base, "broker.admin_tcp: requires admin_token"},
+		{"admin_tcp bad", "[broker]\nadmin_token = \"0123456789abcdef\"\n§admin_tcp = \"7001\"\n" + base, `broker.admin_tcp: invalid address "7001"`},
+		{"admin_token short", "[broker]\nadmin_tcp = \"127.0.0.1:7001\"\n§admin_token = \"secret\"\n" + base, "broker.admin_token: too short"},
+		{"admin socket empty", "[broker]\n§admin = \"unix:\"\n" + base, `broker.admin: "unix:" needs a socket path`},
+		{"admin socket too long", "[broker]\n§admin = \"unix:/" + strings.Repeat("d", 100) + "/admin.sock\"\n" + base, "too long for a Unix socket"},
+		{"admin_group bad", "[broker]\n§admin_group = \"a b\"\n" + base, `broker.admin_group: invalid group name "a b"`},
+		{"admin_names bad", "[broker]\nadmin_tcp = \"127.0.0.1:7001\"\nadmin_token = \"0123456789abcdef\"\n§admin_names = [\"evil.example:80\"]\n" + base, `broker.admin_names: invalid host name "evil.example:80"`},
 		{"app argv missing", base + "§[app.x]\ndescription = \"x\"\n", "app.x.argv: is required"},
 		{"app argv empty list", base + "[app.x]\n§argv = []\n", "app.x.argv: is required"},
 		{"app argv[0] empty", base + "[app.x]\n§argv = [\"\", \"-l\"]\n", "app.x.argv: argv[0] is empty"},
@@ -101,7 +109,7 @@ func TestValidateAccepts(t *testing.T) {
 func TestValidateBuiltInCode(t *testing.T) {
 	c := &Config{
 		StateDir: "/s",
-		Broker:   Broker{Listen: "127.0.0.1:7000", Admin: "127.0.0.1:7001", ReportInterval: 1},
+		Broker:   Broker{Listen: "127.0.0.1:7000", Admin: DefaultAdmin, ReportInterval: 1},
 		Gateways: map[string]Gateway{"g": {Listen: "127.0.0.1:22"}},
 		Servers:  map[string]Server{"s": {Listen: "127.0.0.1:7101", Apps: []string{"x"}}},
 	}

@@ -2,17 +2,11 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	"switchyard/broker"
 	"switchyard/config"
@@ -63,18 +57,16 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("broker listen %s: %w", cfg.Broker.Listen, err)
 	}
-	admin, err := env.listen(cfg.Broker.Admin)
+	admin, err := serveAdmin(cfg, env, b)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("broker admin listen %s: %w", cfg.Broker.Admin, err)
+		return err
 	}
+	defer admin.close()
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
 		Authorize: authorizer(func() map[string]string { return *keys.Load() })}
-	web := &http.Server{Handler: b.AdminHandler(cfg.Broker.AdminToken), ReadHeaderTimeout: 5 * time.Second}
-	go web.Serve(admin)
-	defer web.Close()
 	go reloadLoop(ctx, env, &c, log, apply)
-	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.Addr().String())
+	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
 	env.ready()
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
 	if errors.Is(err, transport.ErrServerClosed) {
@@ -136,98 +128,6 @@ func reloadLoop(ctx context.Context, env Env, c *common, log *slog.Logger, apply
 			log.Info("config reloaded", "file", c.configPath)
 		}
 	}
-}
-
-// brokerStatus prints the running broker's status view.
-func brokerStatus(ctx context.Context, args []string, env Env) error {
-	var c common
-	fs := flag.NewFlagSet("broker status", flag.ContinueOnError)
-	c.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
-	}
-	st, raw, err := fetchStatus(ctx, cfg.Broker.Admin, cfg.Broker.AdminToken)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err = env.stdout().Write(raw)
-		return err
-	}
-	return broker.WriteStatus(env.stdout(), st)
-}
-
-// adminCall sends one request to the broker's admin endpoint and returns
-// the response body, or an error carrying the broker's message.
-func adminCall(ctx context.Context, method, admin, token, path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+admin+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("broker unavailable at %s: %w", admin, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s from %s: %w", path, admin, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("broker at %s: %s", admin, strings.TrimSpace(string(body)))
-	}
-	return body, nil
-}
-
-// brokerDrain runs `broker drain|undrain -config FILE SERVER`.
-func brokerDrain(ctx context.Context, verb string, args []string, env Env) error {
-	var c common
-	fs := flag.NewFlagSet("broker "+verb, flag.ContinueOnError)
-	c.register(fs)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: broker %s -config FILE SERVER", ErrUsage, verb)
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
-	}
-	method := http.MethodPost
-	if verb == "undrain" {
-		method = http.MethodDelete
-	}
-	if _, err := adminCall(ctx, method, cfg.Broker.Admin, cfg.Broker.AdminToken, "/drain/"+url.PathEscape(fs.Arg(0))); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout(), "%s: %sed\n", fs.Arg(0), verb)
-	return nil
-}
-
-// fetchStatus gets /status from the broker's admin endpoint.
-func fetchStatus(ctx context.Context, admin, token string) (broker.Status, []byte, error) {
-	var st broker.Status
-	body, err := adminCall(ctx, http.MethodGet, admin, token, "/status")
-	if err != nil {
-		return st, nil, err
-	}
-	var raw json.RawMessage = body
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, nil, fmt.Errorf("decode status from %s: %w", admin, err)
-	}
-	return st, raw, nil
 }
 
 // Check validates a config file: `check -config FILE`. It returns the

@@ -54,7 +54,7 @@ func Local(ctx context.Context, args []string, env Env) error {
 	for _, name := range gatewayNames(cfg) {
 		fmt.Fprintf(out, "Try:  %s\n", sshLine(cfg, name, login, "top"))
 	}
-	fmt.Fprintf(out, "Status: go run ./cmd/broker status -config %s\nStop with Ctrl-C.\n", *path)
+	fmt.Fprintf(out, "Status: go run ./cmd/broker status -config %s -state %s\nStop with Ctrl-C.\n", *path, *state)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -103,7 +103,7 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-
 func waitHealthy(ctx context.Context, cfg *config.Config, errc <-chan error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, _, err := fetchStatus(ctx, cfg.Broker.Admin, cfg.Broker.AdminToken)
+		st, _, err := newAdminClient(cfg).status(ctx)
 		if err == nil && allUp(st.Servers, st.Gateways) {
 			return nil
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/control"
 	"switchyard/daemon"
 )
 
@@ -17,6 +18,16 @@ func (c *Cluster) broker(args ...string) (string, error) {
 	err := daemon.Broker(context.Background(), append(args[:1:1], append([]string{"-config", c.Config}, args[1:]...)...),
 		daemon.Env{Stdout: &out})
 	return out.String(), err
+}
+
+// adminGet gets path from the broker's TCP admin listener with the token.
+func (c *Cluster) adminGet(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+c.lns["admin"].Addr().String()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	return http.DefaultClient.Do(req)
 }
 
 func (c *Cluster) editConfig(old, new string) {
@@ -94,7 +105,7 @@ func TestMetrics(t *testing.T) {
 	running.WaitFor("24 80")
 	c.Dial("gw1", "alice", c.Bob) // refused: counts as an auth failure
 	c.Eventually("metrics to show placements and the gateway's auth failure", func() bool {
-		resp, err := http.Get("http://" + c.lns["admin"].Addr().String() + "/metrics")
+		resp, err := c.adminGet("/metrics")
 		if err != nil {
 			return false
 		}
@@ -153,4 +164,59 @@ func TestReloadAppliesValidAndRefusesInvalid(t *testing.T) {
 	}
 	running.Stdin.Write([]byte("survived\r"))
 	running.WaitFor("got:survived")
+}
+
+// TestHostileNamesReachNoAdminTerminal: an app name with terminal escapes
+// and 100 KB more, typed by a user through a gateway, and session fields
+// with escapes announced by a gateway, show in `broker status` only
+// escaped, and make no broker log line longer than 1 KiB.
+func TestHostileNamesReachNoAdminTerminal(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	esc := "\x1b]0;pwned\x07\x1b[2J\u009b31m"
+	r := Open(t, client, esc+strings.Repeat("A", 100_000), "", 0, 0)
+	if status, _ := r.Wait(); status != 64 {
+		t.Fatalf("hostile app name: status %d, want 64", status)
+	}
+	p := c.asGateway(t)
+	ctx := context.Background()
+	if err := p.Notify(ctx, control.MethodSessionStarted, control.SessionInfo{ID: esc + "id", Server: "s1",
+		User: esc + "user", App: esc + "app", Gateway: "gw1", State: esc}); err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually("the hostile placement and session in the broker's status", func() bool {
+		st := c.Status()
+		for _, s := range st.Sessions {
+			if s.User == esc+"user" {
+				return len(st.Decisions) > 0
+			}
+		}
+		return false
+	})
+	text, err := c.broker("status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := strings.IndexAny(text, "\x1b\x07\u009b"); i >= 0 {
+		t.Errorf("broker status shows a raw control character at %d: %q", i, text[max(0, i-40):min(len(text), i+40)])
+	}
+	if !strings.Contains(text, `\x1b]0;pwned\x07`) || !strings.Contains(text, `\x1b[2J\x9b31muser`) {
+		t.Errorf("broker status does not show the names escaped:\n%.2000s", text)
+	}
+	longest := 0
+	c.logMu.Lock()
+	for _, line := range strings.Split(c.logs.String(), "\n") {
+		if strings.Contains(line, "node=broker") {
+			longest = max(longest, len(line))
+		}
+	}
+	c.logMu.Unlock()
+	t.Logf("longest broker log line: %d bytes", longest)
+	if longest > 1024 {
+		t.Fatalf("a broker log line of %d bytes", longest)
+	}
 }

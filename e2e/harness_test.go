@@ -76,11 +76,17 @@ user = "nobody"
 grace = "300ms"
 `
 
+// testAdminToken is the admin_token of test clusters, whose TCP admin
+// listener ("admin" in Cluster.lns) requires it; `broker status` uses the
+// admin socket in the state directory.
+const testAdminToken = "e2e-admin-token-0123456789"
+
 const configTmpl = `
 state_dir = "{{.State}}"
 [broker]
 listen = "{{.Broker}}"
-admin = "{{.Admin}}"
+admin_tcp = "{{.Admin}}"
+admin_token = "` + testAdminToken + `"
 report_interval = "{{.Interval}}"
 {{with .BrokerExtra}}{{.}}{{end}}
 {{range $name, $addr := .Gateways}}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// AdminAccess says who may use one admin listener. The broker's Unix
+// socket relies on its file permissions and takes the zero value but for
+// Hosts; a TCP listener, which any local user reaches, sets Token.
+type AdminAccess struct {
+	// Token, when set, must come with every request as "Authorization:
+	// Bearer TOKEN" (compared in constant time), or the request gets 401.
+	Token string
+	// OpenMetrics lets GET /metrics and GET /healthz through without the
+	// token, for a scraper that cannot send one.
+	OpenMetrics bool
+	// Hosts are the "host:port" names the listener may be addressed by.
+	// A request whose Host header names another, or that carries an
+	// Origin header naming another, gets 403 (DNS rebinding, cross-site
+	// requests from a browser). Nil accepts any Host and refuses every
+	// Origin: no browser page has business on the admin socket.
+	Hosts []string
+}
+
+// AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
+// POST /drain/{server} and POST /undrain/{server}, and GET /healthz, to
+// requests a allows. State changes are by POST only.
+func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", b.metricsHandler())
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(b.Status())
+	})
+	drain := func(on bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := b.Drain(r.PathValue("server"), on); err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			io.WriteString(w, "ok\n")
+		}
+	}
+	mux.HandleFunc("POST /drain/{server}", drain(true))
+	mux.HandleFunc("POST /undrain/{server}", drain(false))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	return a.guard(mux)
+}
+
+// guard refuses what a does not allow before next sees it.
+func (a AdminAccess) guard(next http.Handler) http.Handler {
+	var want [sha256.Size]byte
+	if a.Token != "" {
+		want = sha256.Sum256([]byte("Bearer " + a.Token))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.sameOrigin(r) {
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+			return
+		}
+		open := a.OpenMetrics && r.Method == http.MethodGet && (r.URL.Path == "/metrics" || r.URL.Path == "/healthz")
+		if a.Token != "" && !open {
+			// Hashing both sides makes the comparison constant-time
+			// over the length too.
+			got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin"`)
+				http.Error(w, "admin token required", http.StatusUnauthorized)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin reports whether r's Host is one of a.Hosts (any, when nil)
+// and r carries no Origin header but one naming such a host.
+func (a AdminAccess) sameOrigin(r *http.Request) bool {
+	if a.Hosts != nil && !slices.Contains(a.Hosts, withPort(r.Host, "80")) {
+		return false
+	}
+	origin := r.Header.Values("Origin")
+	if len(origin) == 0 {
+		return true
+	}
+	if a.Hosts == nil || len(origin) > 1 {
+		return false
+	}
+	u, err := url.Parse(origin[0])
+	if err != nil || u.Host == "" || u.User != nil || u.Path != "" && u.Path != "/" {
+		return false
+	}
+	port := map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	return port != "" && slices.Contains(a.Hosts, withPort(strings.ToLower(u.Host), port))
+}
+
+// withPort returns hostport with port added when it has none, and the
+// host in lower case.
+func withPort(hostport, port string) string {
+	hostport = strings.ToLower(hostport)
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	return net.JoinHostPort(strings.Trim(hostport, "[]"), port)
+}
