@@ -60,7 +60,8 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("appd listen %s: %w", spec.Listen, err)
 	}
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
-		Authorize: authorizer(func() map[string]string { return *a.keys.Load() })}
+		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
+		Peers:     func() int { return len(*a.keys.Load()) }}
 	link := &transport.Link{
 		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
 		Addr: a.brokerAddr, Key: a.nodeKey, MaxBackoff: cfg.Broker.ReportInterval,

@@ -69,7 +69,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("broker admin listen %s: %w", cfg.Broker.Admin, err)
 	}
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
-		Authorize: authorizer(func() map[string]string { return *keys.Load() })}
+		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
+		Peers:     func() int { return len(*keys.Load()) }}
 	web := &http.Server{Handler: b.AdminHandler(cfg.Broker.AdminToken), ReadHeaderTimeout: 5 * time.Second}
 	go web.Serve(admin)
 	defer web.Close()
