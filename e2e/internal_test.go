@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,11 +10,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/config"
+	"switchyard/control"
 	"switchyard/transport"
 )
 
@@ -213,4 +220,117 @@ func TestInternalListenerFlood(t *testing.T) {
 				name, refused, failed)
 		}
 	}
+}
+
+// asNode opens an internal connection to server as node, with node's own
+// key from the cluster's state directory: what that node's daemon, or
+// anyone holding its key, can open.
+func (c *Cluster) asNode(node, server string) *ssh.Client {
+	c.t.Helper()
+	signer, err := config.EnsureKey(c.cfg.NodeSignerPath(node))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	key, err := c.cfg.NodeKey(server)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := transport.Dial(ctx, transport.Identity{Name: node, Signer: signer}, server, c.cfg.Servers[server].Listen, key)
+	if err != nil {
+		c.t.Fatalf("%s connecting to %s: %v", node, server, err)
+	}
+	c.t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// openAs opens a channel of typ with req as its extra data on client.
+func openAs(t *testing.T, client *ssh.Client, typ string, req any) (ssh.Channel, error) {
+	t.Helper()
+	extra, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, reqs, err := client.OpenChannel(typ, extra)
+	if err == nil {
+		go ssh.DiscardRequests(reqs)
+	}
+	return ch, err
+}
+
+// wantUnreached checks that err refuses a channel of a gateway that does
+// not reach the server.
+func wantUnreached(t *testing.T, err error, what, gateway, server string) {
+	t.Helper()
+	var oce *ssh.OpenChannelError
+	want := "no_server: gateway " + gateway + " does not reach server " + server
+	if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited || oce.Message != want {
+		t.Fatalf("%s from %s on %s: %v, want rejected: %q", what, gateway, server, err, want)
+	}
+}
+
+// TestAppdAcceptsOnlyGatewaysThatReachIt: gw2, which does not reach s1,
+// opens spawn and attach channels on s1's appd with its own node key:
+// both are refused with the reason, logged, and the session it tried to
+// take stays detached; the session is then resumed through gw2 the
+// legitimate way, relayed by gw1 (stock ssh). Once a reload gives gw2 s1
+// in its reach, s1 takes its channels.
+func TestAppdAcceptsOnlyGatewaysThatReachIt(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{
+		Gateways:      []string{"gw1", "gw2"},
+		Servers:       []string{"s1", "s2"},
+		GatewayConfig: map[string]string{"gw1": `reach = ["s1", "s2"]`, "gw2": `reach = ["s2"]`},
+		Extra:         counterApp,
+		ExtraApps:     []string{"counter"},
+		Internal:      []string{"gw1"},
+	})
+	if _, err := c.broker("drain", "s2"); err != nil { // the session goes to s1, which gw2 does not reach
+		t.Fatal(err)
+	}
+	client, conn := c.DialConn("gw1", "alice", c.Alice)
+	first := Open(t, client, "counter", "xterm", 24, 80)
+	first.WaitFor("pid=")
+	pid := lastPID(t, first)
+	conn.Close()
+	s := c.SessionOf(pid, control.StateDetached)
+	if s.Server != "s1" {
+		t.Fatalf("detached session %+v, want it on s1", s)
+	}
+
+	gw2 := c.asNode("gw2", "s1")
+	pty := &control.PtySpec{Term: "xterm", Rows: 24, Cols: 80}
+	_, err := openAs(t, gw2, control.ChannelAttach, control.AttachRequest{ID: s.ID, User: "alice", Pty: pty, Gateway: "gw1"})
+	wantUnreached(t, err, "an attach", "gw2", "s1")
+	_, err = openAs(t, gw2, control.ChannelSpawn, control.SpawnRequest{App: "counter", User: "alice", Pty: pty})
+	wantUnreached(t, err, "a spawn", "gw2", "s1")
+	c.WaitLog("channel refused: gateway does not reach this server", "node=s1", "gateway=gw2")
+	if now := c.SessionOf(pid, control.StateDetached); now.ID != s.ID {
+		t.Fatalf("session %+v after the refused attach", now)
+	}
+
+	o := GatewayOpenSSH(t, c, "gw2")
+	p := startSSH(t, o, o.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o.At("alice"), "resume", s.ID)
+	if at := c.SessionOf(pid, control.StateAttached); at.Gateway != "gw2" || at.ID != s.ID {
+		t.Fatalf("resumed session %+v, want %s attached through gw2", at, s.ID)
+	}
+	p.Write("through the relay\r")
+	p.WaitFor("n=1:through the relay pid=" + strconv.Itoa(pid))
+	c.WaitLog("relay started", "node=gw1", "peer=gw2", "server=s1", "type="+control.ChannelAttach)
+	p.Write("\x04")
+	if code, _, errOut := p.Wait(); code != 0 || errOut != "" {
+		t.Errorf("resumed session: exit %d, stderr %q", code, errOut)
+	}
+	waitGone(t, pid)
+
+	c.editConfig(`reach = ["s2"]`, `reach = ["s1", "s2"]`)
+	c.Reload("s1")
+	c.Eventually("s1 to take gw2's spawn after the reload", func() bool {
+		ch, err := openAs(t, gw2, control.ChannelSpawn, control.SpawnRequest{App: "echo", User: "alice", Args: []string{"hi"}})
+		if err != nil {
+			return false
+		}
+		ch.Close()
+		return true
+	})
 }
