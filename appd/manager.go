@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // App is one program this server may run. cmd wiring copies it from the
@@ -37,8 +38,11 @@ type Manager struct {
 	sessions map[string]*session // running sessions by id
 	pending  int                 // capacity slots reserved by spawns not yet registered
 	closed   bool                // Shutdown has begun: no new sessions
+	gateways map[string]bool     // gateways that reach this server (SetGateways)
 
-	handlers sync.WaitGroup // one per HandleSpawn that got past reserve
+	handlers    sync.WaitGroup  // one per HandleSpawn that got past reserve
+	refused     safelog.Repeats // channels refused per gateway, see refusalLog
+	refusedOnce sync.Once
 }
 
 // SetApps replaces the app table. It is safe to call while sessions run (a

@@ -60,7 +60,8 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("appd listen %s: %w", spec.Listen, err)
 	}
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
-		Authorize: authorizer(func() map[string]string { return *a.keys.Load() })}
+		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
+		Peers:     func() int { return len(*a.keys.Load()) }}
 	link := &transport.Link{
 		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
 		Addr: a.brokerAddr, Key: a.nodeKey, MaxBackoff: cfg.Broker.ReportInterval,
@@ -96,8 +97,9 @@ type appdNode struct {
 	keys atomic.Pointer[map[string]string] // gateways' keys → names
 }
 
-// apply installs a (re)loaded config: the apps this server offers and the
-// gateways allowed to connect. Running sessions are untouched.
+// apply installs a (re)loaded config: the apps this server offers, the
+// gateways allowed to connect and, of them, those that reach this server
+// and so may open sessions. Running sessions are untouched.
 func (a *appdNode) apply(cfg *config.Config) {
 	spec := cfg.Servers[a.name]
 	apps := make(map[string]appd.App, len(spec.Apps))
@@ -108,6 +110,7 @@ func (a *appdNode) apply(cfg *config.Config) {
 	}
 	a.mgr.SetApps(apps)
 	a.mgr.SetMaxSessions(spec.MaxSessions)
+	a.mgr.SetGateways(reaching(cfg, a.name))
 	keys := nodeKeys(cfg, gatewayNames(cfg), a.log)
 	a.keys.Store(&keys)
 	a.cfg.Store(cfg)
@@ -119,20 +122,25 @@ func (a *appdNode) nodeKey(name string) (ssh.PublicKey, error) { return a.cfg.Lo
 
 func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
 
-// handleConn serves one gateway connection: spawn and attach channels.
+// handleConn serves one gateway connection: spawn and attach channels,
+// from gateways that reach this server.
 func (a *appdNode) handleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nc := range chans {
-		switch nc.ChannelType() {
-		case control.ChannelSpawn:
-			wg.Go(func() { a.mgr.HandleSpawn(ctx, nc, node) })
-		case control.ChannelAttach:
-			wg.Go(func() { a.mgr.HandleAttach(ctx, nc, node) })
-		default:
-			nc.Reject(ssh.UnknownChannelType, "appd accepts only spawn and attach channels")
+		wg.Go(func() { a.mgr.HandleChannel(ctx, nc, node) })
+	}
+}
+
+// reaching lists the gateways whose reach includes server.
+func reaching(cfg *config.Config, server string) []string {
+	var out []string
+	for _, g := range gatewayNames(cfg) {
+		if cfg.Gateways[g].Reaches(server) {
+			out = append(out, g)
 		}
 	}
+	return out
 }
 
 func (a *appdNode) reportVia(ctx context.Context, link *transport.Link) {

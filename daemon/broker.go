@@ -64,7 +64,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	}
 	defer admin.close()
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
-		Authorize: authorizer(func() map[string]string { return *keys.Load() })}
+		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
+		Peers:     func() int { return len(*keys.Load()) }}
 	go reloadLoop(ctx, env, &c, log, apply)
 	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
 	env.ready()

@@ -159,7 +159,8 @@ func (g *gatewayNode) serveInternal(env Env, addr string) (*transport.Server, er
 	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log,
 		Admit: g.srv.Acquire, Done: g.srv.Release}
 	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: relay.HandleConn,
-		Authorize: authorizer(func() map[string]string { return *g.peers.Load() })}
+		Authorize: authorizer(func() map[string]string { return *g.peers.Load() }),
+		Peers:     func() int { return len(*g.peers.Load()) }}
 	go srv.Serve(ln)
 	g.log.Info("gateway relaying for other gateways", "internal", ln.Addr().String())
 	return srv, nil

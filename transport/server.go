@@ -29,7 +29,14 @@ type Server struct {
 	Authorize        Authorizer    // required; unknown keys are refused
 	Handler          ConnHandler   // required
 	Logger           *slog.Logger  // slog.Default() if nil
-	HandshakeTimeout time.Duration // 10s if zero
+	HandshakeTimeout time.Duration // grace to finish the handshake and authenticate; 10s if zero
+	// Peers, if set, returns the number of nodes that may connect (those
+	// Authorize admits); it scales the per-address limit, SourceLimit.
+	// Nil counts as none: the limit is then its minimum.
+	Peers func() int
+
+	sources sources   // open connections per source address
+	logs    limitLogs // refusals and failed handshakes, summarised
 
 	mu     sync.Mutex // guards the fields below
 	lns    map[net.Listener]struct{}
@@ -83,6 +90,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("transport: accept: %w", err)
 		}
+		if !s.admit(c) {
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -101,6 +111,7 @@ func (s *Server) track(ln net.Listener) (context.Context, error) {
 		s.lns = map[net.Listener]struct{}{}
 		s.conns = map[net.Conn]struct{}{}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.logs.init(s.logger)
 	}
 	s.lns[ln] = struct{}{}
 	return s.ctx, nil
@@ -132,7 +143,10 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 	return true
 }
 
+// handle serves one admitted connection and gives its source's slot back
+// when it is closed.
 func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) {
+	defer s.sources.leave(hostOf(c.RemoteAddr()))
 	if !s.trackConn(c, true) {
 		c.Close()
 		return
@@ -146,7 +160,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) 
 	c.SetDeadline(time.Now().Add(timeout))
 	conn, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
-		s.logger().Warn("internal handshake refused", "remote", c.RemoteAddr().String(), "err", err)
+		s.handshakeFailed(c, err, timeout)
 		return
 	}
 	c.SetDeadline(time.Time{})
