@@ -87,6 +87,9 @@ func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
 // hands the session to another gateway, the client is told where to go
 // (a failure with exitRedirect) and nothing is started here.
 func (s *Server) launch(ctx context.Context, ss *session, app string, args []string) (*running, *failure) {
+	if f := checkSpawnSize(ss.spawnRequest(app, args)); f != nil {
+		return nil, f
+	}
 	pl, f := s.place(ctx, ss, app, args)
 	switch {
 	case f != nil:
