@@ -238,7 +238,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	act.touch()
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
-		idle = idleFailure(limit, detach && ss.hasPty())
+		idle = idleFailure(limit, detach && ss.hasPty(), r.Started.ID)
 		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
 	}
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
