@@ -25,7 +25,9 @@ const (
 // gateway with room that reaches it and relays (resumeVia), if there is
 // one. Only sessions whose User is user are returned; an empty user has
 // none. The caller must have authenticated user: gateways fill it from
-// the SSH identity.
+// the SSH identity. A session whose server is not healthy is listed with
+// State control.StateUnreachable: it cannot be resumed now, and whether
+// it still runs is unknown.
 func (b *Broker) UserSessions(user, gateway string) control.SessionList {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -39,14 +41,18 @@ func (b *Broker) UserSessions(user, gateway string) control.SessionList {
 		vias map[string]*control.Via // resumeVia by server
 	)
 	own := b.cluster.Gateways[gateway]
+	now := b.now()
 	for _, s := range b.byUser[user] {
 		info := s.info
 		info.Addr = b.cluster.Servers[info.Server].Addr
+		if !b.healthy(b.servers[info.Server], now) {
+			info.State = control.StateUnreachable
+		}
 		if !own.reaches(info.Server) {
 			via, ok := vias[info.Server]
 			if !ok {
 				if vias == nil {
-					gws, vias = b.gatewayView(b.now(), gateway), map[string]*control.Via{}
+					gws, vias = b.gatewayView(now, gateway), map[string]*control.Via{}
 				}
 				via = b.resumeVia(gws, gateway, info.Server)
 				vias[info.Server] = via

@@ -143,3 +143,19 @@ func TestResumeKeepsPendingPlacements(t *testing.T) {
 		t.Errorf("a resumed session consumed a pending placement: %d left", n)
 	}
 }
+
+// A session whose server is down is not "detached" (resumable) but
+// unreachable: the broker cannot tell whether it still runs.
+func TestUserSessionsOnADownServerAreUnreachable(t *testing.T) {
+	b := testBroker(t)
+	b.linkUp("s1", -1)
+	for _, si := range b.UserSessions("alice", "gw1").Sessions {
+		want := control.StateAttached
+		if si.Server == "s1" {
+			want = control.StateUnreachable
+		}
+		if si.State != want {
+			t.Errorf("session %s on %s: state %q, want %q", si.ID, si.Server, si.State, want)
+		}
+	}
+}

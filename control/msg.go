@@ -89,6 +89,11 @@ const (
 const (
 	StateAttached = "attached" // a gateway relays the session
 	StateDetached = "detached" // nobody is attached; the app runs out its grace period
+	// StateUnreachable is set by the broker in a SessionList, never by
+	// appd: the session's server is not healthy in the broker's picture
+	// (link down or reports stopped), so whether the session still runs,
+	// and in which state, is unknown, and it cannot be resumed now.
+	StateUnreachable = "unreachable"
 )
 
 // Error codes carried by RemoteError.Code and by rejected spawn and attach
@@ -218,7 +223,7 @@ type SessionInfo struct {
 	Server   string    `json:"server"`
 	Gateway  string    `json:"gateway"`
 	Started  time.Time `json:"started"`
-	State    string    `json:"state,omitempty"`   // StateAttached or StateDetached; "" means attached
+	State    string    `json:"state,omitempty"`   // StateAttached, StateDetached or (SessionList only) StateUnreachable; "" means attached
 	Detached time.Time `json:"detached,omitzero"` // when the session was detached, if it is
 	Addr     string    `json:"addr,omitempty"`    // server's internal address, in SessionList only
 	// Via is set in a SessionList when the asking gateway cannot reach

@@ -180,15 +180,18 @@ func TestLimitIdleTimeout(t *testing.T) {
 	}
 	r = Open(t, client, "sleepypty", "xterm", 24, 80)
 	status, _ = r.Wait()
-	if _, errOut := r.Output(); status != 69 || errOut != "switchyard: idle for 400ms; session detached\r\n" {
-		t.Fatalf("pty: status %d, stderr %q", status, errOut)
-	}
+	_, errOut := r.Output()
+	var id string
 	c.Eventually("the idle PTY session to be detached, resumable", func() bool {
 		for _, s := range c.Status().Sessions {
 			if s.App == "sleepypty" && !s.Detached.IsZero() {
+				id = s.ID
 				return true
 			}
 		}
 		return false
 	})
+	if want := "switchyard: idle for 400ms; session detached, resume with: ssh -t HOST resume " + id + "\r\n"; status != 69 || errOut != want {
+		t.Fatalf("pty: status %d, stderr %q, want %q", status, errOut, want)
+	}
 }

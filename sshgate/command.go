@@ -1,8 +1,12 @@
 package sshgate
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+
+	"switchyard/control"
 )
 
 // Words the gateway answers itself when they come first in the command;
@@ -42,3 +46,23 @@ func ParseCommand(login string, isApp bool, command string) (app string, args []
 // instead of the region of the client's address when it names a
 // configured region. appd does not pass it to the app.
 const RegionEnv = "SWITCHYARD_REGION"
+
+// maxSpawnRequest is appd's bound on the encoded spawn request (appd
+// refuses a longer one as an internal error); the README's Limits section
+// states it.
+const maxSpawnRequest = 64 << 10
+
+// checkSpawnSize refuses, as a usage error, a command whose spawn request
+// (app, arguments and the environment the client sent, JSON-encoded)
+// would be longer than appd takes, before the broker or appd is asked.
+func checkSpawnSize(req control.SpawnRequest) *failure {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return internal(fmt.Errorf("encode spawn request: %w", err))
+	}
+	if len(b) > maxSpawnRequest {
+		return &failure{Status: exitUsage, Line: fmt.Sprintf("command too long: at most %d KiB with its environment", maxSpawnRequest>>10),
+			Err: fmt.Errorf("spawn request of %d bytes", len(b))}
+	}
+	return nil
+}

@@ -30,7 +30,7 @@
 // beyond its user's MaxSessionsPerUser gets "switchyard: too many sessions
 // for user U (N)" and exit 69. A session idle (no byte either way) for its
 // app's idle timeout (AppLimits) gets "switchyard: idle for D; session
-// ended" and exit 69 (or "detached" for a PTY app with a grace period,
+// ended" and exit 69 (or "detached, resume with: ..." for a PTY app with a grace period,
 // which stays resumable).
 //
 // # Choosing the app

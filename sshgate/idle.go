@@ -71,13 +71,14 @@ func (s *Server) idleLimit(app string) (time.Duration, bool) {
 	return 0, false
 }
 
-// idleFailure is what the client of an idle session is told.
-func idleFailure(limit time.Duration, detach bool) *failure {
-	what := "ended"
+// idleFailure is what the client of an idle session is told: that it
+// ended, or, when it lives on detached, how to resume it.
+func idleFailure(limit time.Duration, detach bool, id string) *failure {
+	line := fmt.Sprintf("idle for %s; session ended", shortDuration(limit))
 	if detach {
-		what = "detached"
+		line = fmt.Sprintf("idle for %s; session detached, resume with: ssh -t HOST resume %s", shortDuration(limit), id)
 	}
-	return &failure{Status: exitUnavailable, Line: fmt.Sprintf("idle for %s; session %s", shortDuration(limit), what)}
+	return &failure{Status: exitUnavailable, Line: line}
 }
 
 // shortDuration prints d without trailing zero units: 30m, 1h, 1h30m, 500ms.

@@ -148,12 +148,16 @@ func (s *Server) reattach(ctx context.Context, ss *session, id string) (*running
 }
 
 // chooseSession returns the session id names in list, or, for "", the
-// most recently detached one.
+// most recently detached one. A session whose server the broker finds
+// unreachable cannot be resumed: naming it fails with exitUnavailable.
 func chooseSession(list []control.SessionInfo, id string) (control.SessionInfo, *failure) {
 	var best control.SessionInfo
 	found := false
 	for _, si := range list {
 		switch {
+		case id != "" && si.ID == id && stateOf(si) == control.StateUnreachable:
+			return si, &failure{Status: exitUnavailable,
+				Line: fmt.Sprintf("session %s is on server %s, which is unreachable; try again later", si.ID, si.Server)}
 		case id != "" && si.ID == id:
 			return si, nil
 		case id == "" && stateOf(si) == control.StateDetached && (!found || si.Detached.After(best.Detached)):

@@ -36,6 +36,8 @@ var (
 		Started: t0.Add(10 * time.Minute), State: control.StateDetached, Detached: t0.Add(50 * time.Minute)}
 	aliceOn = control.SessionInfo{ID: "sess-on", PID: 3, User: "alice", App: "bash", Server: "s1",
 		Started: t0.Add(20 * time.Minute), State: control.StateAttached}
+	aliceLost = control.SessionInfo{ID: "sess-lost", PID: 5, User: "alice", App: "top", Server: "s2",
+		Started: t0, State: control.StateUnreachable}
 	bobs = control.SessionInfo{ID: "sess-bob", PID: 9, User: "bob", App: "top", Server: "s1",
 		Started: t0, State: control.StateDetached, Detached: t0}
 )
@@ -127,6 +129,9 @@ func TestResumeRefusals(t *testing.T) {
 		{"nothing detached", "alice", "resume", true, []control.SessionInfo{aliceOn, bobs}, "switchyard: no detached session to resume\r\n", 66},
 		{"no pty", "alice", "resume", false, []control.SessionInfo{aliceNew}, "switchyard: resume needs a terminal; try: ssh -t HOST resume\n", 64},
 		{"two ids", "alice", "resume a b", true, nil, "switchyard: usage: resume [SESSION-ID]\r\n", 64},
+		{"server unreachable", "alice", "resume sess-lost", true, []control.SessionInfo{aliceLost},
+			"switchyard: session sess-lost is on server s2, which is unreachable; try again later\r\n", 69},
+		{"only an unreachable one", "alice", "resume", true, []control.SessionInfo{aliceLost}, "switchyard: no detached session to resume\r\n", 66},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

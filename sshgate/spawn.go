@@ -87,6 +87,9 @@ func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
 // hands the session to another gateway, the client is told where to go
 // (a failure with exitRedirect) and nothing is started here.
 func (s *Server) launch(ctx context.Context, ss *session, app string, args []string) (*running, *failure) {
+	if f := checkSpawnSize(ss.spawnRequest(app, args)); f != nil {
+		return nil, f
+	}
 	pl, f := s.place(ctx, ss, app, args)
 	switch {
 	case f != nil:
@@ -235,7 +238,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	act.touch()
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
-		idle = idleFailure(limit, detach && ss.hasPty())
+		idle = idleFailure(limit, detach && ss.hasPty(), r.Started.ID)
 		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
 	}
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
