@@ -57,13 +57,18 @@ func newError(probs []Problem) error {
 	if len(probs) == 0 {
 		return nil
 	}
+	sortProblems(probs)
+	return &Error{Problems: probs}
+}
+
+// sortProblems orders probs by position, problems without one first.
+func sortProblems(probs []Problem) {
 	sort.SliceStable(probs, func(i, j int) bool {
 		if probs[i].Line != probs[j].Line {
 			return probs[i].Line < probs[j].Line
 		}
 		return probs[i].Col < probs[j].Col
 	})
-	return &Error{Problems: probs}
 }
 
 // typeErr matches the plain errors the toml decoder returns for values of

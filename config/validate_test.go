@@ -175,3 +175,34 @@ load_weight = -1
 		}
 	}
 }
+
+func TestWarningsAllowArgsOnShellLikeApps(t *testing.T) {
+	src := gw + srv + `[app.env]
+argv = ["/usr/bin/env"]
+allow_args = true
+[app.echo]
+argv = ["echo"]
+allow_args = true
+[app.bash]
+argv = ["bash", "-l"]
+[app.py]
+argv = ["python3"]
+allow_args = true
+`
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := c.Warnings()
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.String())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "f.toml:7:1: app.env.allow_args: warning: env runs") ||
+		!strings.HasPrefix(got[1], "f.toml:15:1: app.py.allow_args: warning: python3 runs") {
+		t.Fatalf("warnings:\n%s", strings.Join(got, "\n"))
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a warning is not an error: %v", err)
+	}
+}

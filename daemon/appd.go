@@ -53,6 +53,9 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config", "warning", w.String())
+	}
 	a := &appdNode{name: *node, log: log, mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log}}
 	a.apply(cfg)
 	ln, err := env.listen(spec.Listen)

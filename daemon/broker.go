@@ -139,8 +139,12 @@ func Check(args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(env.stderr(), w)
 	}
 	fmt.Fprintf(env.stdout(), "%s: ok\n", *path)
 	return nil
