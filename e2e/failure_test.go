@@ -51,8 +51,8 @@ func TestServerDeathMidSessionAndFailover(t *testing.T) {
 	c.Stop(server)
 	status, _ := r.Wait()
 	_, errOut := r.Output()
-	if status != 69 || !strings.Contains(errOut, "switchyard: server "+server+" went away") {
-		t.Fatalf("status %d stderr %q; want 69 and a line saying %s went away", status, errOut, server)
+	if status != 69 || !strings.Contains(errOut, "switchyard: lost the link to server "+server+";") {
+		t.Fatalf("status %d stderr %q; want 69 and a line saying the link to %s was lost", status, errOut, server)
 	}
 	c.Eventually("the broker to mark "+server+" down", func() bool {
 		for _, s := range c.Status().Servers {

@@ -191,7 +191,8 @@ func TestLimitIdleTimeout(t *testing.T) {
 		}
 		return false
 	})
-	if want := "switchyard: idle for 400ms; session detached, resume with: ssh -t HOST resume " + id + "\r\n"; status != 69 || errOut != want {
+	_, port, _ := net.SplitHostPort(c.GatewayAddr("gw1"))
+	if want := "switchyard: idle for 400ms; session detached, resume with: ssh -t -p " + port + " alice@127.0.0.1 resume " + id + "\r\n"; status != 69 || errOut != want {
 		t.Fatalf("pty: status %d, stderr %q, want %q", status, errOut, want)
 	}
 }

@@ -123,9 +123,15 @@ type unreachable struct{ error }
 func (u unreachable) Unwrap() error { return u.error }
 
 // wentAway is the failure of a session whose server closed the channel
-// without an exit status.
-func wentAway(server string) *failure {
-	return &failure{Status: exitUnavailable, Line: fmt.Sprintf("server %s went away; session ended", server)}
+// without an exit status. A batch session has ended; a terminal session
+// may live on, detached, if only the link was lost (a relaying gateway
+// died, the network was cut), so its client is told how to try resuming.
+func wentAway(server string, pty bool, resume string) *failure {
+	line := fmt.Sprintf("server %s went away; session ended", server)
+	if pty {
+		line = fmt.Sprintf("lost the link to server %s; if the app still runs it is detached, resume with: %s", server, resume)
+	}
+	return &failure{Status: exitUnavailable, Line: line}
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -72,13 +73,27 @@ func (s *Server) idleLimit(app string) (time.Duration, bool) {
 }
 
 // idleFailure is what the client of an idle session is told: that it
-// ended, or, when it lives on detached, how to resume it.
-func idleFailure(limit time.Duration, detach bool, id string) *failure {
+// ended, or, when it lives on detached, how to resume it (resume is the
+// command, see resumeCommand).
+func idleFailure(limit time.Duration, detach bool, resume string) *failure {
 	line := fmt.Sprintf("idle for %s; session ended", shortDuration(limit))
 	if detach {
-		line = fmt.Sprintf("idle for %s; session detached, resume with: ssh -t HOST resume %s", shortDuration(limit), id)
+		line = fmt.Sprintf("idle for %s; session detached, resume with: %s", shortDuration(limit), resume)
 	}
 	return &failure{Status: exitUnavailable, Line: line}
+}
+
+// resumeCommand is the ssh command that resumes session id through the
+// address this client reached: "ssh -t -p 2222 alice@127.0.0.1 resume ID".
+func resumeCommand(user, here, id string) string {
+	host, port, err := net.SplitHostPort(here)
+	if err != nil {
+		return fmt.Sprintf("ssh -t %s@%s resume %s", user, here, id)
+	}
+	if port == "22" {
+		return fmt.Sprintf("ssh -t %s@%s resume %s", user, host, id)
+	}
+	return fmt.Sprintf("ssh -t -p %s %s@%s resume %s", port, user, host, id)
 }
 
 // shortDuration prints d without trailing zero units: 30m, 1h, 1h30m, 500ms.

@@ -51,6 +51,7 @@ type session struct {
 	id     identity
 	client gossh.Channel
 	addr   string // client address
+	here   string // the address the client reached, for the resume hint
 	log    *slog.Logger
 	start  chan string          // the exec command ("" for shell), sent once
 	cmd    string               // that command, once received; set by run before anything reads it
@@ -97,6 +98,7 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		id:     id,
 		client: ch,
 		addr:   addr,
+		here:   conn.LocalAddr().String(),
 		log:    s.logger().With("user", id.User, "client", addr),
 		start:  make(chan string, 1),
 		resize: make(chan control.PtySpec, 1),

@@ -200,7 +200,7 @@ func awaitStarted(ctx context.Context, server string, reqs <-chan *gossh.Request
 		}
 	case req, ok := <-reqs:
 		if !ok {
-			return st, wentAway(server)
+			return st, &failure{Status: exitUnavailable, Line: fmt.Sprintf("server %s went away before the app started; try again", server)}
 		}
 		if req.Type != control.RequestStarted {
 			req.Reply(false, nil)
@@ -238,7 +238,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	act.touch()
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
-		idle = idleFailure(limit, detach && ss.hasPty(), r.Started.ID)
+		idle = idleFailure(limit, detach && ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID))
 		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
 	}
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
@@ -297,7 +297,7 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 			return ended, false
 		}
 	default:
-		ss.fail(wentAway(r.Place.Server))
+		ss.fail(wentAway(r.Place.Server, ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID)))
 		ended.Reason = "server went away"
 	}
 	return ended, true
