@@ -382,21 +382,7 @@ user = "nobody"
 // client drops is listed by gw2 and resumed through it, relayed by gw1:
 // same process, same state.
 func TestResumeThroughARelayWithStockSSH(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{
-		Gateways:      []string{"gw1", "gw2"},
-		Servers:       []string{"s1", "s2"},
-		GatewayConfig: map[string]string{"gw1": `reach = ["s1", "s2"]`, "gw2": `reach = ["s2"]`},
-		Extra:         counterApp,
-		ExtraApps:     []string{"counter"},
-		Internal:      []string{"gw1"},
-	})
-	if _, err := c.broker("drain", "s2"); err != nil { // the session goes to s1, which gw2 does not reach
-		t.Fatal(err)
-	}
-	client, conn := c.DialConn("gw1", "alice", c.Alice)
-	first := Open(t, client, "counter", "xterm", 24, 80)
-	first.WaitFor("pid=")
-	pid := lastPID(t, first)
+	c, first, conn, pid := relayedCounter(t)
 	first.Stdin.Write([]byte("before\r"))
 	first.WaitFor("n=1:before pid=" + strconv.Itoa(pid))
 	if d := c.lastDecision(); d.Server != "s1" || d.Gateway != "gw1" || d.Route != broker.RouteDirect {
@@ -427,4 +413,27 @@ func TestResumeThroughARelayWithStockSSH(t *testing.T) {
 		t.Errorf("resumed session: exit %d, stderr %q", code, errOut)
 	}
 	waitGone(t, pid)
+}
+
+// relayedCounter starts gw1 (reaching s1 and s2, relaying on its internal
+// listener) and gw2 (reaching s2 only), drains s2, and starts alice's
+// counter on s1 through gw1. It returns the cluster, that session, its
+// client connection and the app's PID.
+func relayedCounter(t *testing.T) (*Cluster, *Run, net.Conn, int) {
+	t.Helper()
+	c := NewCluster(t, ClusterOptions{
+		Gateways:      []string{"gw1", "gw2"},
+		Servers:       []string{"s1", "s2"},
+		GatewayConfig: map[string]string{"gw1": `reach = ["s1", "s2"]`, "gw2": `reach = ["s2"]`},
+		Extra:         counterApp,
+		ExtraApps:     []string{"counter"},
+		Internal:      []string{"gw1"},
+	})
+	if _, err := c.broker("drain", "s2"); err != nil { // the session goes to s1, which gw2 does not reach
+		t.Fatal(err)
+	}
+	client, conn := c.DialConn("gw1", "alice", c.Alice)
+	first := Open(t, client, "counter", "xterm", 24, 80)
+	first.WaitFor("pid=")
+	return c, first, conn, lastPID(t, first)
 }

@@ -277,21 +277,7 @@ func wantUnreached(t *testing.T, err error, what, gateway, server string) {
 // legitimate way, relayed by gw1 (stock ssh). Once a reload gives gw2 s1
 // in its reach, s1 takes its channels.
 func TestAppdAcceptsOnlyGatewaysThatReachIt(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{
-		Gateways:      []string{"gw1", "gw2"},
-		Servers:       []string{"s1", "s2"},
-		GatewayConfig: map[string]string{"gw1": `reach = ["s1", "s2"]`, "gw2": `reach = ["s2"]`},
-		Extra:         counterApp,
-		ExtraApps:     []string{"counter"},
-		Internal:      []string{"gw1"},
-	})
-	if _, err := c.broker("drain", "s2"); err != nil { // the session goes to s1, which gw2 does not reach
-		t.Fatal(err)
-	}
-	client, conn := c.DialConn("gw1", "alice", c.Alice)
-	first := Open(t, client, "counter", "xterm", 24, 80)
-	first.WaitFor("pid=")
-	pid := lastPID(t, first)
+	c, _, conn, pid := relayedCounter(t)
 	conn.Close()
 	s := c.SessionOf(pid, control.StateDetached)
 	if s.Server != "s1" {
