@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // Prelaunch starts an app before its user has connected (the patent's
@@ -70,8 +71,8 @@ func (m *Manager) refusePrelaunch(req control.PrelaunchRequest, err error) error
 	if !errors.As(err, &rej) {
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
-	m.logger().Info("pre-launch refused", "app", req.Spawn.App, "user", req.Spawn.User,
-		"code", rej.Code, "msg", rej.Msg, "err", rej.Err)
+	m.logger().Info("pre-launch refused", safelog.String("app", req.Spawn.App), safelog.String("user", req.Spawn.User),
+		"code", rej.Code, safelog.String("msg", rej.Msg), "err", rej.Err)
 	return control.NewError(rej.Code, oneLine(rej.Msg))
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // errNoSession is the one answer to an attach that cannot be served: the
@@ -50,7 +51,7 @@ func (m *Manager) HandleAttach(_ context.Context, nc ssh.NewChannel, gateway str
 	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {
-		log.Warn("attach channel accept failed", "id", req.ID, "user", req.User, "err", err)
+		log.Warn("attach channel accept failed", safelog.String("id", req.ID), safelog.String("user", req.User), "err", err)
 		return
 	}
 	a := newAttachment(ch, reqs)
@@ -96,7 +97,8 @@ func (m *Manager) rejectAttach(nc ssh.NewChannel, log *slog.Logger, req control.
 	if !errors.As(err, &rej) {
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
-	log.Info("attach rejected", "id", req.ID, "user", req.User, "code", rej.Code, "msg", rej.Msg, "err", rej.Err)
+	log.Info("attach rejected", safelog.String("id", req.ID), safelog.String("user", req.User), "code", rej.Code,
+		safelog.String("msg", rej.Msg), "err", rej.Err)
 	if err := nc.Reject(ssh.Prohibited, oneLine(rej.Error())); err != nil {
 		log.Debug("attach reject failed", "err", err)
 	}

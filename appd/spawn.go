@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // maxSpawnRequest bounds the extra data of a spawn channel.
@@ -83,7 +84,7 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 	if err != nil {
 		s.discard()
 		m.release()
-		log.Warn("spawn channel accept failed", "app", req.App, "user", req.User, "err", err)
+		log.Warn("spawn channel accept failed", safelog.String("app", req.App), safelog.String("user", req.User), "err", err)
 		return
 	}
 	m.register(s)
@@ -123,14 +124,14 @@ func (m *Manager) resolve(extra []byte) (control.SpawnRequest, App, error) {
 func (m *Manager) resolveRequest(req control.SpawnRequest) (App, error) {
 	app, ok := m.lookup(req.App)
 	if !ok {
-		return App{}, rejectf(control.CodeUnknownApp, "no app named %q on this server", req.App)
+		return App{}, rejectf(control.CodeUnknownApp, "no app named %q on this server", safelog.Text(req.App, 0))
 	}
 	if len(app.Argv) == 0 {
 		return App{}, rejectWrap(errNoArgv, control.CodeSpawnFailed,
 			"app %q has no program configured on server %s", req.App, m.Server)
 	}
 	if len(req.Args) > 0 && !app.AllowArgs {
-		return App{}, rejectf(control.CodeBadArgs, "app %q takes no arguments", req.App)
+		return App{}, rejectf(control.CodeBadArgs, "app %q takes no arguments", safelog.Text(req.App, 0))
 	}
 	for i, a := range req.Args {
 		if strings.ContainsRune(a, 0) {
@@ -186,7 +187,8 @@ func (m *Manager) reject(nc ssh.NewChannel, log *slog.Logger, req control.SpawnR
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
 	line := oneLine(rej.Error())
-	log.Info("spawn rejected", "app", req.App, "user", req.User, "code", rej.Code, "msg", rej.Msg, "err", rej.Err)
+	log.Info("spawn rejected", safelog.String("app", req.App), safelog.String("user", req.User), "code", rej.Code,
+		safelog.String("msg", rej.Msg), "err", rej.Err)
 	if err := nc.Reject(ssh.Prohibited, line); err != nil {
 		log.Debug("spawn reject failed", "err", err)
 	}
