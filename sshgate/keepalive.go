@@ -18,11 +18,6 @@ const (
 	defaultAliveCountMax = 3
 )
 
-// checksPerInterval is how often per alive_interval the gateway looks at
-// a connection. More than once, so that a client's silence is noticed
-// within half an interval of its start rather than up to a whole one.
-const checksPerInterval = 2
-
 // keepaliveKey is the gliderlabs context key of a connection's
 // *keepaliveState.
 type keepaliveKey struct{}
@@ -46,32 +41,11 @@ func (s *Server) keepalive(ctx gliderssh.Context, conn *gossh.ServerConn) {
 	}
 	st.once.Do(func() {
 		interval, max := s.aliveInterval(), s.aliveCountMax()
-		tick, asks := keepaliveSchedule(interval, max)
-		transport.StartKeepalive(conn, st.conn, tick, asks, func() {
+		transport.StartKeepalive(conn, st.conn, interval, max, func() {
 			s.logger().Info("client stopped answering keepalives; closed", "client", conn.RemoteAddr().String(),
 				"user", conn.Permissions.Extensions[extUser], "after", time.Duration(max)*interval)
 		})
 	})
-}
-
-// keepaliveSchedule turns "drop a client silent for interval × max" into
-// transport.StartKeepalive's terms. StartKeepalive checks every tick; the
-// first check that finds the peer silent for a tick asks it for a reply,
-// and so does every check after it, until the check that finds asks
-// unanswered asks in a row closes the connection. That first check comes
-// between one and two ticks into the silence, so the close comes after a
-// silence of between (asks+1) and (asks+2) ticks. Passing interval and
-// max unchanged, as the gateway once did, dropped a client after between
-// max+1 and max+2 intervals: 60 to 75 s instead of the documented 45 s.
-// With tick = interval/2 and asks = 2·max−1 the close comes after between
-// max and max+½ intervals of silence, and an idle client that answers is
-// asked once an interval, as sshd asks.
-func keepaliveSchedule(interval time.Duration, max int) (tick time.Duration, asks int) {
-	tick = interval / checksPerInterval
-	if tick <= 0 {
-		return interval, max
-	}
-	return tick, checksPerInterval*max - 1
 }
 
 func (s *Server) aliveInterval() time.Duration {

@@ -122,3 +122,20 @@ func TestKeepaliveStopsWithConnection(t *testing.T) {
 		t.Fatal("the keepalive timer was still running after the connection closed")
 	}
 }
+
+// The schedule gives up after a silence of between max and max+½
+// intervals: asks+1 to asks+2 ticks.
+func TestKeepaliveSchedule(t *testing.T) {
+	for _, tt := range []struct {
+		interval time.Duration
+		max      int
+	}{{15 * time.Second, 3}, {5 * time.Second, 3}, {2 * time.Second, 2}, {time.Second, 1}} {
+		tick, asks := schedule(tt.interval, tt.max)
+		earliest, latest := time.Duration(asks+1)*tick, time.Duration(asks+2)*tick
+		want := time.Duration(tt.max) * tt.interval
+		if earliest != want || latest != want+tt.interval/2 {
+			t.Errorf("%v × %d: gives up after %v to %v of silence, want %v to %v",
+				tt.interval, tt.max, earliest, latest, want, want+tt.interval/2)
+		}
+	}
+}
