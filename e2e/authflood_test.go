@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/ssh"
+)
+
+// argon2idHash is the PHC string of password with m=64 MiB, t=1, p=1.
+func argon2idHash(password string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, 1, 64<<10, 1, 32)
+	return "$argon2id$v=19$m=65536,t=1,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
+}
+
+// procStatusKB reads a "VmHWM:"-style field of /proc/PID/status, in KiB.
+func procStatusKB(pid int, field string) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// dialFrom opens an SSH connection to addr from the loopback source src.
+func dialFrom(src, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: cfg.Timeout}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// TestPasswordFloodMemory sends 1,000 concurrent wrong passwords, from 20
+// loopback addresses, to a gateway process whose user has an argon2id
+// hash of 64 MiB, while alice logs in with her key once a second. The
+// per-address limits are raised so that every attempt reaches the
+// password check (the gateway's failed-login count proves it); the
+// gateway's peak RSS must stay under 300 MB. The flood is stopped, and
+// the gateway killed, as soon as the peak passes the bound, so that an
+// unbounded gateway fails the test instead of exhausting the machine.
+func TestPasswordFloodMemory(t *testing.T) {
+	const attempts, sources, boundKB = 1000, 20, 300 * 1000
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
+		GatewayConfig: map[string]string{"gw1": "password_auth = true\nauth_fail_limit = 100000\nmax_conns_per_source = 5000\n"},
+		UserConfig:    map[string]string{"alice": fmt.Sprintf("password_hash = %q\n", argon2idHash("right"))},
+	})
+	gw, pid := c.cfg.Gateways["gw1"].Listen, c.PID("gw1")
+	baseKB, _ := procStatusKB(pid, "VmRSS")
+
+	var over atomic.Bool
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() { // watchdog: the bound, checked every 10 ms
+		defer close(watched)
+		for {
+			if hwm, err := procStatusKB(pid, "VmHWM"); err == nil && hwm > boundKB {
+				over.Store(true)
+				syscall.Kill(pid, syscall.SIGKILL)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+
+	var logins, loginFails atomic.Int64
+	loginDone := make(chan struct{})
+	go func() { // alice, with her key, once a second during the flood
+		defer close(loginDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			client, err := ssh.Dial("tcp", gw, &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Alice)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+			logins.Add(1)
+			if err != nil {
+				loginFails.Add(1)
+				t.Logf("key login during the flood failed: %v", err)
+			} else {
+				client.Close()
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	var refused, otherErr atomic.Int64
+	for i := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := fmt.Sprintf("127.0.0.%d", 10+i%sources)
+			client, err := dialFrom(src, gw, &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.Password(fmt.Sprintf("wrong%d", i))},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
+			switch {
+			case err == nil:
+				client.Close()
+				t.Errorf("wrong password %d accepted", i)
+			case strings.Contains(err.Error(), "unable to authenticate"):
+				refused.Add(1)
+			default:
+				otherErr.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-watched
+	<-loginDone
+	if over.Load() {
+		t.Fatalf("gateway peak RSS passed %d kB during the flood (killed; %d attempts refused so far)", boundKB, refused.Load())
+	}
+	hwm, err := procStatusKB(pid, "VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gateway RSS before %d kB, peak %d kB; %d of %d wrong passwords refused, %d other errors; %d key logins, %d failed",
+		baseKB, hwm, refused.Load(), attempts, otherErr.Load(), logins.Load(), loginFails.Load())
+	if refused.Load() != attempts {
+		t.Errorf("%d of %d wrong passwords refused as such (%d other errors)", refused.Load(), attempts, otherErr.Load())
+	}
+	if loginFails.Load() > 0 || logins.Load() == 0 {
+		t.Errorf("%d of %d key logins failed during the flood", loginFails.Load(), logins.Load())
+	}
+	c.Eventually("the gateway to report every attempt as a failed login", func() bool {
+		st, err := c.status()
+		return err == nil && len(st.Gateways) == 1 && st.Gateways[0].AuthFailures >= attempts
+	})
+}
