@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,4 +162,79 @@ func TestPasswordFloodMemory(t *testing.T) {
 		st, err := c.status()
 		return err == nil && len(st.Gateways) == 1 && st.Gateways[0].AuthFailures >= attempts
 	})
+}
+
+// TestAgentOtherKeysFirst logs in 30 times within a minute with the stock
+// ssh and a real ssh-agent holding 6 keys, the authorized one added (so
+// offered) last: refused offers must not count toward the per-address
+// block (20 failed logins; the window is an hour here, so that the
+// test's pace cannot matter).
+func TestAgentOtherKeysFirst(t *testing.T) {
+	for _, bin := range []string{"ssh", "ssh-agent", "ssh-add", "ssh-keygen"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed; CI installs openssh-client", bin)
+		}
+	}
+	dir := shortTempDir(t)
+	var keys []string
+	for i := range 6 {
+		key := filepath.Join(dir, fmt.Sprintf("k%d", i))
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", fmt.Sprintf("k%d", i), "-f", key).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+		keys = append(keys, key)
+	}
+	pub, err := os.ReadFile(keys[5] + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"},
+		GatewayConfig: map[string]string{"gw1": "auth_fail_limit = 20\nauth_fail_window = \"1h\"\n"},
+		Extra:         fmt.Sprintf("[user.carol]\nkeys = [%q]\ngroups = [\"staff\"]\n", strings.TrimSpace(string(pub)))})
+	o := GatewayOpenSSH(t, c, "gw1")
+
+	sock := filepath.Join(dir, "agent.sock")
+	agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agentCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentCmd.Process.Kill(); agentCmd.Wait() })
+	c.Eventually("ssh-agent's socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	env := append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	for _, key := range keys {
+		add := exec.Command("ssh-add", "-q", key)
+		add.Env = env
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add %s: %v\n%s", key, err, out)
+		}
+	}
+	list := exec.Command("ssh-add", "-l")
+	list.Env = env
+	out, err := list.CombinedOutput()
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 6 || !strings.HasSuffix(lines[5], "k5 (ED25519)") {
+		t.Fatalf("ssh-add -l (want the authorized k5 last of 6): %v\n%s", err, out)
+	}
+
+	ok := 0
+	start := time.Now()
+	for i := range 30 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-p", o.Port, "-o", "IdentitiesOnly=no",
+			"-o", "IdentityAgent="+sock, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+			"-o", "UserKnownHostsFile="+o.known, "-o", "GlobalKnownHostsFile=/dev/null", o.At("carol"), "echo", "hi")
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		if err == nil && stdout.String() == "hi\n" {
+			ok++
+		} else {
+			t.Logf("login %d: %v, stdout %q, stderr %q", i+1, err, stdout.String(), stderr.String())
+		}
+	}
+	t.Logf("%d of 30 logins succeeded in %v, each after 5 refused agent keys", ok, time.Since(start).Round(time.Millisecond))
+	if ok != 30 {
+		t.Fatalf("%d of 30 logins succeeded", ok)
+	}
 }
