@@ -238,3 +238,79 @@ func TestAgentOtherKeysFirst(t *testing.T) {
 		t.Fatalf("%d of 30 logins succeeded", ok)
 	}
 }
+
+// TestLogFloodBounded floods a gateway from one address with 400
+// connections that hang up at once or log in with a 100 KB login name and
+// a key nobody authorized, after 10 that stall until the handshake times
+// out; the address is soon blocked and further connections are refused.
+// The gateway's log must stay a few lines, summaries included, none over
+// 1 KiB.
+func TestLogFloodBounded(t *testing.T) {
+	const attacker, flood = "127.0.0.9", 400
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"},
+		GatewayConfig: map[string]string{"gw1": "handshake_timeout = \"1s\"\nauth_fail_limit = 20\n"}})
+	addr := c.GatewayAddr("gw1")
+	c.logMu.Lock()
+	from := c.logs.Len()
+	c.logMu.Unlock()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attacker)}, Timeout: 10 * time.Second}
+	for range 10 {
+		conn, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	longLogin := strings.Repeat("\x1b[2J", 25000) // 100 KB of terminal escapes
+	stranger := newSigner(t)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range flood {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if i%2 == 0 {
+				if conn, err := d.Dial("tcp", addr); err == nil {
+					conn.Close()
+				}
+				return
+			}
+			client, err := dialFrom(attacker, addr, &ssh.ClientConfig{User: longLogin, Auth: []ssh.AuthMethod{ssh.PublicKeys(stranger)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+			if err == nil {
+				client.Close()
+				t.Errorf("a stranger logged in")
+			}
+		}()
+	}
+	wg.Wait()
+	newLines := func() []string {
+		c.logMu.Lock()
+		defer c.logMu.Unlock()
+		return strings.Split(strings.TrimSpace(c.logs.String()[from:]), "\n")
+	}
+	c.Eventually("the summaries of the flood", func() bool {
+		all := strings.Join(newLines(), "\n")
+		for _, event := range []string{"connection refused", "auth refused", "closed before authenticating"} {
+			if !strings.Contains(all, "more "+event+" from "+attacker) {
+				return false
+			}
+		}
+		return strings.Contains(all, "handshake timed out")
+	})
+	count, longest := 0, 0
+	for _, line := range newLines() {
+		longest = max(longest, len(line))
+		if strings.Contains(line, attacker) {
+			count++
+		}
+	}
+	t.Logf("%d connections from %s: %d gateway log lines about it, longest line %d bytes", flood+10, attacker, count, longest)
+	if count > 40 {
+		t.Errorf("%d log lines for a flood from one address, want at most 40:\n%s", count, strings.Join(newLines(), "\n"))
+	}
+	if longest > 1024 {
+		t.Errorf("a log line of %d bytes", longest)
+	}
+}
