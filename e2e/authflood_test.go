@@ -316,7 +316,7 @@ func TestLogFloodBounded(t *testing.T) {
 	}
 	t.Logf("%d connections from %s: %d gateway log lines about it, longest line %d bytes", flood+10, attacker, count, longest)
 	if count > 40 {
-		t.Errorf("%d log lines for a flood from one address, want at most 40:\n%s", count, strings.Join(newLines(), "\n"))
+		t.Errorf("%d log lines for a flood from one address, want at most 40", count)
 	}
 	if longest > 1024 {
 		t.Errorf("a log line of %d bytes", longest)
