@@ -32,7 +32,7 @@ type GatewayStatus struct {
 	Sessions  int     `json:"sessions"`
 	Capacity  int     `json:"capacity"`
 	ReportAge float64 `json:"report_age_seconds"` // -1 if never reported
-	// AuthFailures counts public keys the gateway refused since it started.
+	// AuthFailures counts failed logins at the gateway since it started.
 	AuthFailures uint64   `json:"auth_failures"`
 	Healthy      bool     `json:"healthy"`  // may carry sessions: connected, reports fresh
 	Redirect     string   `json:"redirect"` // "hint" or "relay"

@@ -72,7 +72,9 @@ func revokedFingerprint(entry string) (string, error) {
 
 // CheckPassword reports whether password matches hash, a bcrypt or
 // argon2id PHC string, in time independent of where they differ. A
-// malformed hash matches nothing.
+// malformed hash matches nothing. After an argon2id check of 8 MiB or
+// more it returns the memory to the OS (debug.FreeOSMemory), so that a
+// burst of checks does not leave the process holding their buffers.
 func CheckPassword(hash, password string) bool {
 	if strings.HasPrefix(hash, "$argon2id$") {
 		p, err := parseArgon2id(hash)
@@ -80,6 +82,7 @@ func CheckPassword(hash, password string) bool {
 			return false
 		}
 		got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+		releaseArgon2(p)
 		return subtle.ConstantTimeCompare(got, p.key) == 1
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil

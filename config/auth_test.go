@@ -81,3 +81,34 @@ func TestCheckPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestDummyHash(t *testing.T) {
+	salt := base64.RawStdEncoding.EncodeToString([]byte("saltsaltsalt"))
+	key := base64.RawStdEncoding.EncodeToString(make([]byte, 32))
+	cheap := "$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key
+	dear := "$argon2id$v=19$m=128,t=2,p=2$" + salt + "$" + key
+	bc, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost+1)
+	cases := []struct {
+		name   string
+		hashes []string
+		want   string // prefix of the dummy
+	}{
+		{"costliest argon2id wins over bcrypt", []string{string(bc), cheap, dear, "junk"}, "$argon2id$v=19$m=128,t=2,p=2$"},
+		{"bcrypt at the highest cost", []string{string(bc)}, "$2a$10$"},
+		{"nothing configured: bcrypt default", nil, "$2a$10$"},
+	}
+	for _, tc := range cases {
+		got, err := DummyHash(tc.hashes)
+		if err != nil || len(got) < len(tc.want) || got[:len(tc.want)] != tc.want {
+			t.Errorf("%s: DummyHash = %q, %v; want prefix %q", tc.name, got, err, tc.want)
+			continue
+		}
+		if err := checkPasswordHash(got); err != nil {
+			t.Errorf("%s: dummy %q malformed: %v", tc.name, got, err)
+		}
+	}
+	high, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.DefaultCost+1)
+	if got, _ := DummyHash([]string{string(high)}); got[:7] != "$2a$11$" {
+		t.Errorf("bcrypt cost 11 configured: dummy %q", got)
+	}
+}

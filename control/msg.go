@@ -292,5 +292,5 @@ type GatewayReport struct {
 	Sessions     int    `json:"sessions"`
 	Capacity     int    `json:"capacity"`
 	Version      string `json:"version"`
-	AuthFailures uint64 `json:"auth_failures"` // public keys refused since the gateway started
+	AuthFailures uint64 `json:"auth_failures"` // failed logins since the gateway started
 }

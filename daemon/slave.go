@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/config"
@@ -303,6 +301,7 @@ type directory struct {
 	principals map[string]string // certificate principal → user
 	revoked    map[string]bool   // SHA256 fingerprints
 	passwords  map[string]string // user → password hash
+	dummy      string            // checked for users without a hash: costs as much as the costliest one
 	idle       map[string]appIdle
 }
 
@@ -338,6 +337,15 @@ func newDirectory(cfg *config.Config) (*directory, error) {
 			d.passwords[name] = u.PasswordHash
 		}
 	}
+	if anyPasswordAuth(cfg) { // the dummy costs one hash: only where passwords are offered
+		hashes := make([]string, 0, len(d.passwords))
+		for _, h := range d.passwords {
+			hashes = append(hashes, h)
+		}
+		if d.dummy, err = config.DummyHash(hashes); err != nil {
+			return nil, err
+		}
+	}
 	for name, a := range cfg.Apps {
 		d.apps[name] = true
 		d.idle[name] = appIdle{limit: a.IdleTimeout, detach: a.GracePeriod() > 0}
@@ -366,14 +374,25 @@ func (d *directory) UserForPrincipal(p string) (string, bool) {
 func (d *directory) IsRevoked(key ssh.PublicKey) bool { return d.revoked[ssh.FingerprintSHA256(key)] }
 
 // CheckPassword checks user's password (sshgate.Passwords); a user
-// without a hash costs a comparison against a dummy hash all the same.
+// without a hash, or no user at all, costs a comparison against the dummy
+// hash, as costly as the costliest configured one, all the same.
 func (d *directory) CheckPassword(user, password string) bool {
 	hash, ok := d.passwords[user]
 	if !ok {
-		config.CheckPassword(dummyHash(), password)
+		config.CheckPassword(d.dummy, password)
 		return false
 	}
 	return config.CheckPassword(hash, password)
+}
+
+// anyPasswordAuth reports whether some gateway offers passwords.
+func anyPasswordAuth(cfg *config.Config) bool {
+	for _, g := range cfg.Gateways {
+		if g.PasswordAuth {
+			return true
+		}
+	}
+	return false
 }
 
 // IdleTimeout is app's idle_timeout, and whether it has a grace period
@@ -382,15 +401,3 @@ func (d *directory) IdleTimeout(app string) (time.Duration, bool) {
 	a := d.idle[app]
 	return a.limit, a.detach
 }
-
-// dummyHash is a bcrypt hash of a random password, made once, that
-// CheckPassword compares against for users without a password.
-var dummyHash = sync.OnceValue(func() string {
-	var pw [16]byte
-	rand.Read(pw[:])
-	h, err := bcrypt.GenerateFromPassword(pw[:], bcrypt.DefaultCost)
-	if err != nil {
-		return ""
-	}
-	return string(h)
-})

@@ -90,6 +90,10 @@ func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
 type procOptions struct {
 	Addr   map[string]string
 	Prefix map[string][]string
+	// Extra config lines in a gateway's table by node name, and in
+	// [user.alice] or [user.bob] by user.
+	GatewayConfig map[string]string
+	UserConfig    map[string]string
 }
 
 func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
@@ -99,7 +103,8 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	addrs := freeAddrs(t, 2+len(gateways)+len(servers))
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
-		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t))}
+		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
+		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig}
 	for i, g := range gateways {
 		data["Gateways"].(map[string]string)[g] = addrs[2+i]
 	}
@@ -172,6 +177,13 @@ func (c *ProcCluster) Start(name string, bin ...string) {
 	c.mu.Lock()
 	c.procs[name] = cmd
 	c.mu.Unlock()
+}
+
+// PID is the process id of a running node.
+func (c *ProcCluster) PID(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[name].Process.Pid
 }
 
 // Signal sends sig to a node's process; SIGKILL also reaps it.

@@ -109,3 +109,25 @@ func TestRepeatsBoundsKeys(t *testing.T) {
 		t.Fatalf("%d keys tracked, bound %d", n, maxKeys+1)
 	}
 }
+
+func TestRepeatsBurst(t *testing.T) {
+	held := make(chan int, 1)
+	r := &Repeats{Window: 50 * time.Millisecond, Burst: 3, Summary: func(_ string, n int, _ time.Duration) { held <- n }}
+	logged := 0
+	for range 100 {
+		if r.Allow("10.0.0.1") {
+			logged++
+		}
+	}
+	if logged != 3 {
+		t.Fatalf("logged %d of 100 with Burst 3", logged)
+	}
+	select {
+	case n := <-held:
+		if n != 97 {
+			t.Fatalf("summary of %d, want 97", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no summary after the window")
+	}
+}

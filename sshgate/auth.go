@@ -1,7 +1,9 @@
 package sshgate
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -9,6 +11,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"switchyard/safelog"
 	"switchyard/transport"
 )
 
@@ -95,7 +98,9 @@ func identityOf(conn *gossh.ServerConn) (identity, bool) {
 // connection. No gliderlabs auth handler is set, so gliderlabs turns
 // NoClientAuth on; NoClientAuthCallback then refuses "none", leaving
 // "publickey" (and "password" when PasswordAuth is set) as the only
-// methods advertised.
+// methods advertised. Every callback notes the attempt on the
+// connection's handshake, so that a connection ending unauthenticated is
+// charged to its address once (see connClosed).
 func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 	hs, _ := ctx.Value(handshakeKey{}).(*handshake)
 	cfg := &gossh.ServerConfig{
@@ -104,21 +109,28 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			Ciphers:      cipherAlgos,
 			MACs:         macAlgos,
 		},
-		MaxAuthTries:         s.maxAuthTries(),
-		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) { return nil, errNoneAuth },
-		PublicKeyCallback:    s.checkKey,
+		MaxAuthTries: s.maxAuthTries(),
+		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
+			hs.attempt()
+			return nil, errNoneAuth
+		},
+		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			hs.attempt()
+			return s.checkKey(meta, key)
+		},
 		VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, p *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			hs.finish()
-			s.logger().Debug("authenticated", "client", meta.RemoteAddr().String(), "login", meta.User(),
+			hs.authenticated()
+			s.logger().Debug("authenticated", "client", meta.RemoteAddr().String(), safelog.String("login", meta.User()),
 				"user", p.Extensions[extUser], "key", gossh.FingerprintSHA256(key))
 			return p, nil
 		},
 	}
 	if s.PasswordAuth {
 		cfg.PasswordCallback = func(meta gossh.ConnMetadata, password []byte) (*gossh.Permissions, error) {
-			p, err := s.checkPassword(meta, password)
+			hs.attempt()
+			p, err := s.checkPassword(ctx, meta, password, hs)
 			if err == nil {
-				hs.finish()
+				hs.authenticated()
 			}
 			return p, err
 		}
@@ -128,32 +140,18 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 
 // checkKey is the PublicKeyCallback. It may be called for keys the client
 // only offers, so it records nothing outside the Permissions it returns,
-// and returns fresh Permissions on every call.
+// and returns fresh Permissions on every call. A refused key is logged
+// but not charged to the address: clients offer every key they hold (an
+// agent's, in its order) before the right one. The connection is charged
+// if it ends without authenticating.
 func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 	login := meta.User()
 	user, crit, reason := s.authorize(login, key)
 	if reason != "" {
-		s.refused(meta, reason, "key", gossh.FingerprintSHA256(key))
+		s.logRefused(meta, reason, "key", gossh.FingerprintSHA256(key))
 		return nil, errAuthRefused
 	}
 	return permissions(user, login, crit), nil
-}
-
-// checkPassword is the PasswordCallback. A password logs in as a user, so
-// the login must be the user's name (ssh alice@gw APP).
-func (s *Server) checkPassword(meta gossh.ConnMetadata, password []byte) (*gossh.Permissions, error) {
-	login := meta.User()
-	d := s.directory()
-	pw, _ := d.(Passwords)
-	switch {
-	case pw == nil:
-		s.refused(meta, "passwords are not configured", "method", "password")
-	case !pw.CheckPassword(login, string(password)) || !d.IsUser(login):
-		s.refused(meta, "wrong password or no such user", "method", "password")
-	default:
-		return permissions(login, login, nil), nil
-	}
-	return nil, errPasswordRefused
 }
 
 // permissions are the fresh Permissions of an accepted key or password:
@@ -163,14 +161,26 @@ func permissions(user, login string, crit map[string]string) *gossh.Permissions 
 	return &gossh.Permissions{CriticalOptions: crit, Extensions: map[string]string{extUser: user, extLogin: login}}
 }
 
-// refused counts and logs a refused attempt (never the password), and
-// charges it to the client's address.
-func (s *Server) refused(meta gossh.ConnMetadata, reason string, attrs ...any) {
+// refused logs a failed login (never the password) and charges it to
+// the client's address.
+func (s *Server) refused(meta gossh.ConnMetadata, hs *handshake, reason string, attrs ...any) {
+	s.logRefused(meta, reason, attrs...)
+	hs.charge()
+	s.charge(hostOf(meta.RemoteAddr()))
+}
+
+// logRefused logs a refused attempt, summarised per client address.
+func (s *Server) logRefused(meta gossh.ConnMetadata, reason string, attrs ...any) {
+	s.logRepeated(context.Background(), slog.LevelInfo, "auth refused", hostOf(meta.RemoteAddr()),
+		append([]any{"client", meta.RemoteAddr().String(), safelog.String("login", meta.User()), "reason", reason}, attrs...)...)
+}
+
+// charge counts a failed login and charges it to ip, which it blocks
+// after AuthFailLimit of them within AuthFailWindow.
+func (s *Server) charge(ip string) {
 	s.authFailures.Add(1)
-	addr := meta.RemoteAddr()
-	s.logger().Info("auth refused", append([]any{"client", addr.String(), "login", meta.User(), "reason", reason}, attrs...)...)
-	if s.sources.fail(hostOf(addr), s.now(), s.authFailLimit(), s.authFailWindow()) {
-		s.logger().Warn("client address blocked: too many failed logins", "client", hostOf(addr),
+	if s.sources.fail(ip, s.now(), s.authFailLimit(), s.authFailWindow()) {
+		s.logger().Warn("client address blocked: too many failed logins", "client", ip,
 			"failures", s.authFailLimit(), "for", s.authFailWindow())
 	}
 }
@@ -215,33 +225,71 @@ func revoked(d Directory, key gossh.PublicKey) bool {
 }
 
 // handshakeKey is the gliderlabs context key of a connection's handshake
-// timer. It carries a timer, never identity.
+// state. It carries a timer and flags, never identity.
 type handshakeKey struct{}
 
-// handshake closes a connection that has not authenticated in time.
-// gliderlabs resets the connection's deadline on every read and write, so
-// a deadline cannot bound the handshake; a timer does.
+// handshake closes a connection that has not authenticated in time, and
+// records how authentication went. gliderlabs resets the connection's
+// deadline on every read and write, so a deadline cannot bound the
+// handshake; a timer does. Its methods accept a nil handshake (a test
+// calling serverConfig without onConn).
 type handshake struct {
-	done  atomic.Bool
-	timer *time.Timer
+	done      atomic.Bool // authenticated, timed out or closed: the timer has nothing left to do
+	authed    atomic.Bool // the client authenticated
+	attempted atomic.Bool // the client tried a method, "none" included
+	charged   atomic.Bool // a failed login was charged during the connection
+	timer     *time.Timer
 }
 
-func startHandshake(conn net.Conn, d time.Duration, onTimeout func()) *handshake {
-	hs := &handshake{}
+// start arms the timer: after d, unless finished, onTimeout runs and conn
+// is closed.
+func (hs *handshake) start(conn net.Conn, d time.Duration, onTimeout func()) {
 	hs.timer = time.AfterFunc(d, func() {
 		if hs.done.CompareAndSwap(false, true) {
 			onTimeout()
 			conn.Close()
 		}
 	})
-	return hs
 }
 
-// finish stops the timer once the client has proved its key.
-func (hs *handshake) finish() {
-	if hs != nil && hs.done.CompareAndSwap(false, true) {
+// finish stops the timer; it reports whether the handshake was still
+// running.
+func (hs *handshake) finish() bool {
+	if hs == nil || !hs.done.CompareAndSwap(false, true) {
+		return false
+	}
+	if hs.timer != nil {
 		hs.timer.Stop()
 	}
+	return true
+}
+
+// authenticated records that the client proved its key or password.
+func (hs *handshake) authenticated() {
+	if hs != nil {
+		hs.authed.Store(true)
+		hs.finish()
+	}
+}
+
+func (hs *handshake) attempt() {
+	if hs != nil {
+		hs.attempted.Store(true)
+	}
+}
+
+func (hs *handshake) charge() {
+	if hs != nil {
+		hs.charged.Store(true)
+	}
+}
+
+// unchargedFailure reports, once, whether the connection tried to
+// authenticate, never did, and was charged nothing yet. A bad signature
+// ends the handshake inside x/crypto without a callback; it is charged
+// here.
+func (hs *handshake) unchargedFailure() bool {
+	return hs.attempted.Load() && !hs.authed.Load() && hs.charged.CompareAndSwap(false, true)
 }
 
 // onConn is gliderlabs' ConnCallback: it refuses an address over its
@@ -251,18 +299,34 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 	addr := conn.RemoteAddr().String()
 	ip := hostOf(conn.RemoteAddr())
 	if reason := s.sources.admit(ip, s.now(), s.maxConnsPerSource()); reason != "" {
-		s.logger().Warn("connection refused", "client", addr, "reason", reason)
+		s.logRepeated(ctx, slog.LevelWarn, "connection refused", ip, "client", addr, "reason", reason)
 		return nil
 	}
-	conn = &sourceConn{Conn: conn, release: func() { s.sources.leave(ip) }}
-	hs := startHandshake(conn, s.handshakeTimeout(), func() {
-		s.logger().Info("handshake timed out", "client", addr, "after", s.handshakeTimeout())
+	hs := &handshake{}
+	conn = &sourceConn{Conn: conn, release: func() { s.connClosed(hs, addr, ip) }}
+	hs.start(conn, s.handshakeTimeout(), func() {
+		s.logRepeated(context.Background(), slog.LevelInfo, "handshake timed out", ip, "client", addr, "after", s.handshakeTimeout())
 	})
 	ctx.SetValue(handshakeKey{}, hs)
 	ctx.SetValue(channelsKey{}, new(atomic.Int64))
 	ac := &transport.AliveConn{Conn: conn}
 	ctx.SetValue(keepaliveKey{}, &keepaliveState{conn: ac})
 	return ac
+}
+
+// connClosed runs once when a connection closes: one closed before
+// authenticating (by the client, or by x/crypto after too many tries) is
+// logged as such, one that tried to authenticate and never did is
+// charged to its address as one failed login (unless a wrong password
+// already was), and the address's connection slot is released.
+func (s *Server) connClosed(hs *handshake, addr, ip string) {
+	if hs.finish() {
+		s.logRepeated(context.Background(), slog.LevelDebug, "closed before authenticating", ip, "client", addr)
+	}
+	if hs.unchargedFailure() {
+		s.charge(ip)
+	}
+	s.sources.leave(ip)
 }
 
 // channelsKey is the gliderlabs context key of a connection's count of

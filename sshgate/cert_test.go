@@ -2,6 +2,7 @@ package sshgate
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,7 @@ func TestCertRefused(t *testing.T) {
 	d.revoked[string(revokedKey.PublicKey().Marshal())] = true
 	d.revoked[string(revokedCA.PublicKey().Marshal())] = true
 	past := uint64(time.Now().Add(-2 * time.Hour).Unix())
+	var srcs []string
 	for _, tc := range []struct {
 		name, reason string
 		signer       gossh.Signer
@@ -81,8 +83,10 @@ func TestCertRefused(t *testing.T) {
 		})},
 		{"host certificate", "not a user certificate", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.CertType = gossh.HostCert })},
 	} {
+		src := fmt.Sprintf("127.0.0.%d", 10+len(srcs)) // each its own source: refusals are logged a few per source
+		srcs = append(srcs, src)
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.dial("alice", tc.signer)
+			_, err := e.dialFrom(src, "alice", tc.signer)
 			if err == nil {
 				t.Fatal("accepted")
 			}

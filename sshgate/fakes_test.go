@@ -237,6 +237,24 @@ func (e *env) dialConfig(cfg *gossh.ClientConfig) (*gossh.Client, error) {
 	return c, err
 }
 
+// dialFrom dials from the loopback source address src (127.0.0.x): the
+// gateway keeps its limits and log summaries per source address.
+func (e *env) dialFrom(src, login string, signer gossh.Signer) (*gossh.Client, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: waitFor}
+	conn, err := d.Dial("tcp", e.addr)
+	if err != nil {
+		return nil, err
+	}
+	sc, chans, reqs, err := gossh.NewClientConn(conn, e.addr, e.clientConfig(login, gossh.PublicKeys(signer)))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c := gossh.NewClient(sc, chans, reqs)
+	e.t.Cleanup(func() { c.Close() })
+	return c, nil
+}
+
 func (e *env) mustDial(login string, signer gossh.Signer) *gossh.Client {
 	e.t.Helper()
 	c, err := e.dial(login, signer)

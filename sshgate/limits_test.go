@@ -116,6 +116,9 @@ func TestAuthFailThrottle(t *testing.T) {
 			t.Fatal("stranger accepted")
 		}
 	}
+	// A connection is charged when it closes, just after the client
+	// gives up.
+	waitUntil(t, "the address to be blocked", func() bool { _, ok := banner(t, e.addr); return !ok })
 	if _, err := e.dial("alice", e.alice); err == nil {
 		t.Fatal("blocked address still admitted")
 	}

@@ -8,12 +8,14 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -96,6 +98,13 @@ type Server struct {
 	AliveCountMax    int            // close after this many unanswered asks; 3 if zero
 	PasswordAuth     bool           // offer "password" (the Directory must implement Passwords); not advertised if false
 
+	// Password hash checks (argon2id may take 64 MiB each) run at most
+	// MaxPasswordChecks at a time (runtime.NumCPU() if zero); an attempt
+	// that finds no free slot within PasswordWait (2s if zero) fails as a
+	// wrong password does.
+	MaxPasswordChecks int
+	PasswordWait      time.Duration
+
 	// Limits; see doc.go for what the client sees when it hits each.
 	MaxAuthTries       int              // failed authentication attempts per connection; 6 if zero
 	AuthFailLimit      int              // failed attempts from one IP within AuthFailWindow that block it; 20 if zero
@@ -107,11 +116,15 @@ type Server struct {
 
 	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
 	active       atomic.Int64           // sessions holding a capacity slot
-	authFailures atomic.Uint64          // public keys refused, since start
+	authFailures atomic.Uint64          // failed logins, since start
 	handlers     atomic.Int64           // running session channel handlers
 	closed       atomic.Bool
 	sources      sources      // per client IP: connections, failed logins
 	users        userSessions // sessions per user
+	pwOnce       sync.Once
+	pwSlots      chan struct{}               // semaphore of password checks
+	repeatMu     sync.Mutex                  // guards repeats
+	repeats      map[string]*safelog.Repeats // by event: summarised log lines
 
 	mu        sync.Mutex // guards gl and listeners
 	gl        *gliderssh.Server
@@ -124,7 +137,9 @@ type dirBox struct{ d Directory }
 // to call at any time; established sessions keep their identity.
 func (s *Server) SetDirectory(d Directory) { s.dir.Store(&dirBox{d}) }
 
-// AuthFailures returns how many public keys were refused since start.
+// AuthFailures returns how many logins failed since start: wrong
+// passwords, and connections that tried to authenticate and ended
+// without succeeding (a key merely offered and refused is not one).
 func (s *Server) AuthFailures() uint64 { return s.authFailures.Load() }
 
 // Sessions returns the number of active sessions.
@@ -224,13 +239,11 @@ func (s *Server) glider() (*gliderssh.Server, error) {
 		signers[i] = sg
 	}
 	s.gl = &gliderssh.Server{
-		HostSigners:          signers,
-		Handler:              func(gliderssh.Session) {}, // unused: we own "session"
-		ServerConfigCallback: s.serverConfig,
-		ConnCallback:         s.onConn,
-		ConnectionFailedCallback: func(conn net.Conn, err error) {
-			s.logger().Debug("connection failed", "client", conn.RemoteAddr().String(), "err", err)
-		},
+		HostSigners:              signers,
+		Handler:                  func(gliderssh.Session) {}, // unused: we own "session"
+		ServerConfigCallback:     s.serverConfig,
+		ConnCallback:             s.onConn,
+		ConnectionFailedCallback: s.connFailed,
 		// Only our session handler: every other channel type (direct-tcpip,
 		// x11, ...) is rejected, every global request answered false.
 		ChannelHandlers:   map[string]gliderssh.ChannelHandler{"session": s.handleChannel},
@@ -238,6 +251,20 @@ func (s *Server) glider() (*gliderssh.Server, error) {
 		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{},
 	}
 	return s.gl, nil
+}
+
+// connFailed is gliderlabs' ConnectionFailedCallback: the SSH handshake
+// failed. A client that hung up, or a connection the handshake timer
+// closed, is logged by connClosed or the timer, refused authentication
+// by logRefused; anything else (garbage, no
+// common algorithm, too many tries) is logged here, summarised per address.
+func (s *Server) connFailed(conn net.Conn, err error) {
+	var authErr *gossh.ServerAuthError
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &authErr) {
+		return
+	}
+	s.logRepeated(context.Background(), slog.LevelDebug, "connection failed", hostOf(conn.RemoteAddr()),
+		"client", conn.RemoteAddr().String(), "err", safelog.Text(err.Error(), 256))
 }
 
 func (s *Server) validate() error {
