@@ -76,7 +76,7 @@ var (
 	descGatewaySessions = prometheus.NewDesc("switchyard_gateway_sessions",
 		"Sessions the gateway reported.", []string{"gateway"}, nil)
 	descAuthFailures = prometheus.NewDesc("switchyard_gateway_auth_failures_total",
-		"Public keys refused at the gateway since it started, as it reported.", []string{"gateway"}, nil)
+		"Failed logins at the gateway since it started (wrong passwords, connections that tried and never logged in), as it reported.", []string{"gateway"}, nil)
 	descReservations = prometheus.NewDesc("switchyard_reservations",
 		"Redirected clients awaited, with or without a pre-launched app, by gateway they were sent to.", []string{"gateway"}, nil)
 )
