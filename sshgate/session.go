@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/safelog"
 )
 
 // errClientGone is the cancel cause of a session whose client closed the
@@ -336,13 +337,17 @@ func (ss *session) fail(f *failure) {
 		msg = "session redirected"
 	}
 	ss.log.Log(context.Background(), level, msg, "status", f.Status, "err", f.Error())
-	text := "switchyard: " + f.Line + ss.eol()
+	text := "switchyard: " + safelog.Text(f.Line, maxLine) + ss.eol()
 	if f.Also != "" {
-		text += f.Also + ss.eol()
+		text += safelog.Text(f.Also, maxLine) + ss.eol()
 	}
 	ss.client.Stderr().Write([]byte(text))
 	ss.exit(f.Status)
 }
+
+// maxLine caps the one line a user is told: it may quote what they typed
+// (an app name), or a reason from another node.
+const maxLine = 2048
 
 // exit sends an exit status and closes the channel.
 func (ss *session) exit(status int) {

@@ -320,6 +320,8 @@ func TestErrorsUserSees(t *testing.T) {
 			"switchyard: broker unavailable\n", 69},
 		{"remote error wrapped", errors.Join(errors.New("call place"), control.NewError(control.CodeBadArgs, "htop takes no arguments\nsecond line")), "htop x",
 			"switchyard: htop takes no arguments\n", 64},
+		{"escapes in a reason", control.NewError(control.CodeUnknownApp, "no app named \x1b]0;pwned\x07x"), "x",
+			"switchyard: no app named ]0;pwnedx\n", 64},
 		{"spawn rejected unknown", nil, "nosuch", "switchyard: no app named nosuch\n", 64},
 		{"spawn failed", nil, "broken", "switchyard: exec /usr/bin/broken: permission denied\n", 70},
 		{"server went away", nil, "vanish", "switchyard: server s1 went away; session ended\n", 69},
