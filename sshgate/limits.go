@@ -146,34 +146,6 @@ func (c *sourceConn) Close() error {
 	return c.Conn.Close()
 }
 
-// userSessions counts each user's sessions on this gateway.
-type userSessions struct {
-	mu sync.Mutex // guards m
-	m  map[string]int
-}
-
-// acquire takes one of user's max session slots; false if all are taken.
-func (u *userSessions) acquire(user string, max int) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.m == nil {
-		u.m = make(map[string]int)
-	}
-	if u.m[user] >= max {
-		return false
-	}
-	u.m[user]++
-	return true
-}
-
-func (u *userSessions) release(user string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.m[user]--; u.m[user] <= 0 {
-		delete(u.m, user)
-	}
-}
-
 // tooManySessions is the failure of a session over its user's limit.
 func tooManySessions(user string, max int) *failure {
 	return &failure{Status: exitUnavailable, Line: fmt.Sprintf("too many sessions for user %s (%d)", user, max)}

@@ -16,6 +16,7 @@ import (
 
 	"switchyard/control"
 	"switchyard/safelog"
+	"switchyard/transport"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -119,8 +120,8 @@ type Server struct {
 	authFailures atomic.Uint64          // failed logins, since start
 	handlers     atomic.Int64           // running session channel handlers
 	closed       atomic.Bool
-	sources      sources      // per client IP: connections, failed logins
-	users        userSessions // sessions per user
+	sources      sources         // per client IP: connections, failed logins
+	users        transport.Slots // sessions per user
 	pwOnce       sync.Once
 	pwSlots      chan struct{}               // semaphore of password checks
 	repeatMu     sync.Mutex                  // guards repeats

@@ -40,11 +40,11 @@ func (s *Server) run(ctx context.Context, ss *session) {
 		return
 	}
 	defer s.Release()
-	if max := s.maxSessionsPerUser(); !s.users.acquire(ss.id.User, max) {
+	if max := s.maxSessionsPerUser(); !s.users.Take(ss.id.User, max) {
 		ss.fail(tooManySessions(ss.id.User, max))
 		return
 	}
-	defer s.users.release(ss.id.User)
+	defer s.users.Give(ss.id.User)
 	app, args, err := ParseCommand(ss.id.Login, ss.id.loginIsApp(), cmd)
 	switch {
 	case err == nil && app == CommandSessions:

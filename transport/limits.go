@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"switchyard/safelog"
@@ -26,48 +25,6 @@ const (
 // SourceLimit is the most connections one address may hold open on a
 // Server that admits peers nodes.
 func SourceLimit(peers int) int { return max(minConnsPerSource, connsPerPeer*peers) }
-
-// sources counts the open connections of each source address. An address
-// is in the map only while it holds a connection, so the map is bounded
-// by the connections admitted.
-type sources struct {
-	mu sync.Mutex     // guards m
-	m  map[string]int // open connections by IP
-}
-
-// admit takes one of ip's limit connection slots; false if all are taken.
-func (t *sources) admit(ip string, limit int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = make(map[string]int)
-	}
-	if t.m[ip] >= limit {
-		return false
-	}
-	t.m[ip]++
-	return true
-}
-
-// leave gives back one of ip's slots.
-func (t *sources) leave(ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m[ip]--; t.m[ip] <= 0 {
-		delete(t.m, ip)
-	}
-}
-
-// total is the number of connections held by every address.
-func (t *sources) total() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, c := range t.m {
-		n += c
-	}
-	return n
-}
 
 // hostOf is the address a limit is kept for: the IP without the port.
 func hostOf(addr net.Addr) string {
@@ -112,7 +69,7 @@ func (s *Server) sourceLimit() int {
 func (s *Server) admit(c net.Conn) bool {
 	ip := hostOf(c.RemoteAddr())
 	limit := s.sourceLimit()
-	if s.sources.admit(ip, limit) {
+	if s.sources.Take(ip, limit) {
 		return true
 	}
 	c.Close()
@@ -141,4 +98,4 @@ func (s *Server) handshakeFailed(c net.Conn, err error, timeout time.Duration) {
 
 // Conns returns the number of connections the Server holds open,
 // authenticated or not.
-func (s *Server) Conns() int { return s.sources.total() }
+func (s *Server) Conns() int { return s.sources.Total() }

@@ -35,7 +35,7 @@ type Server struct {
 	// Nil counts as none: the limit is then its minimum.
 	Peers func() int
 
-	sources sources   // open connections per source address
+	sources Slots     // open connections per source address
 	logs    limitLogs // refusals and failed handshakes, summarised
 
 	mu     sync.Mutex // guards the fields below
@@ -146,7 +146,7 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 // handle serves one admitted connection and gives its source's slot back
 // when it is closed.
 func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) {
-	defer s.sources.leave(hostOf(c.RemoteAddr()))
+	defer s.sources.Give(hostOf(c.RemoteAddr()))
 	if !s.trackConn(c, true) {
 		c.Close()
 		return
