@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"switchyard/control"
+)
+
+// orphanApps are apps that outlive appd unless it makes them end: one
+// that ignores SIGHUP (the hang-up a closing PTY sends) and forks a child
+// into its process group, and a batch app that never writes (so no
+// SIGPIPE either) and also has a child in its group.
+const orphanApps = `
+[app.hupproof]
+argv = ["sh", "-c", "trap '' HUP; sleep 1000 & echo pid=$$; wait"]
+user = "nobody"
+[app.quiet]
+argv = ["sh", "-c", "sleep 1000 & exec sleep 1001"]
+user = "nobody"
+`
+
+// TestFaultKill9AppdLeavesNoApp kills appd with SIGKILL while it serves an
+// attached and a detached PTY session of an app that ignores SIGHUP, a
+// batch session that never writes, and an ordinary PTY app, each with a
+// child in its process group where it has one. Every one of those
+// processes must be gone soon after, none left to PID 1, and a restarted
+// appd must find none of them.
+func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"},
+		procOptions{Extra: orphanApps, ExtraApps: []string{"hupproof", "quiet"}})
+	client := c.Dial("gw1")
+
+	attached := Open(t, client, "hupproof", "xterm", 24, 80)
+	attached.WaitFor("pid=")
+	detached := Open(t, client, "hupproof", "xterm", 24, 80)
+	detached.WaitFor("pid=")
+	ticker := Open(t, client, "ticker", "xterm", 24, 80)
+	ticker.WaitFor("tick=1")
+	Open(t, client, "quiet", "", 0, 0) // batch: no output, its pid comes from the broker
+	leaders := map[int]string{
+		lastPID(t, attached): "hupproof (attached)", lastPID(t, detached): "hupproof (detached)",
+		lastPID(t, ticker): "ticker",
+	}
+	c.Eventually("the broker to list all four sessions", func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.App == "quiet" {
+				leaders[s.PID] = "quiet (batch)"
+			}
+		}
+		return len(leaders) == 4 && len(st.Sessions) == 4
+	})
+	detached.Session.Close()
+	c.Eventually("the second hupproof session to detach", func() bool {
+		st, err := c.status()
+		return err == nil && slices.ContainsFunc(st.Sessions, func(s control.SessionInfo) bool { return s.State == "detached" })
+	})
+	t.Cleanup(func() { // whatever survives a failed run
+		for pgid := range leaders {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	})
+	var procs map[int]string
+	c.Eventually("each app's child to join its process group", func() bool {
+		procs = groupMembers(leaders)
+		return len(procs) >= len(leaders)+3 // a sleep child in both hupproofs and in quiet
+	})
+	t.Logf("before kill -9 of appd: %d processes in %d sessions", len(procs), len(leaders))
+
+	start := time.Now()
+	c.Signal("s1", syscall.SIGKILL)
+	survivors := waitAllGone(procs, 10*time.Second)
+	if len(survivors) > 0 {
+		t.Fatalf("%d of %d app processes outlived kill -9 of appd by 10s:\n%s",
+			len(survivors), len(procs), strings.Join(survivors, "\n"))
+	}
+	t.Logf("every app process gone %v after kill -9 of appd", time.Since(start).Round(time.Millisecond))
+
+	c.Start("s1")
+	c.WaitUp()
+	if left := groupMembers(leaders); len(left) > 0 {
+		t.Fatalf("after appd restarted, old app processes remain: %v", left)
+	}
+	c.Eventually("the broker to list none of the old sessions", func() bool {
+		st, err := c.status()
+		return err == nil && !slices.ContainsFunc(st.Sessions, func(s control.SessionInfo) bool { return leaders[s.PID] != "" })
+	})
+}
+
+// groupMembers lists the live processes (zombies excluded) whose process
+// group is one of leaders', each named by its session's app.
+func groupMembers(leaders map[int]string) map[int]string {
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		state, _, pgid, ok := procStat(pid)
+		if ok && state != "Z" && leaders[pgid] != "" {
+			out[pid] = leaders[pgid]
+		}
+	}
+	return out
+}
+
+// procStat returns a process's state, parent and process group from
+// /proc/PID/stat.
+func procStat(pid int) (state string, ppid, pgid int, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 3 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	pgid, _ = strconv.Atoi(f[2])
+	return f[0], ppid, pgid, true
+}
+
+// waitAllGone polls until every process of procs has exited (zombies count
+// as exited) or d has passed, and describes those still alive.
+func waitAllGone(procs map[int]string, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for {
+		var alive []string
+		for pid, app := range procs {
+			if !gone(pid) {
+				_, ppid, _, _ := procStat(pid)
+				alive = append(alive, fmt.Sprintf("  pid %d of %s, parent now %d", pid, app, ppid))
+			}
+		}
+		if len(alive) == 0 || time.Now().After(deadline) {
+			slices.Sort(alive)
+			return alive
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
