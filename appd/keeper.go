@@ -26,9 +26,11 @@ import (
 //  2. The keeper, a small process of its own (appd re-executed with
 //     KeeperArg, in a session of its own so that no signal meant for appd's
 //     process group reaches it), holds one end of a socketpair. appd tells
-//     it each app's process group as the app starts and ends. When appd's
-//     end closes, because appd exited or died, the keeper sends SIGKILL to
-//     every process group still registered, then exits.
+//     it each app's pid, which is also its process group and session id,
+//     as the app starts and ends. When appd's end closes, because appd
+//     exited or died, the keeper sends SIGKILL to every app still
+//     registered: its process group, and every process of its session in
+//     another group (killSessions), then exits.
 //
 // The socket is SOCK_SEQPACKET: message boundaries are kept, and a later
 // version can pass descriptors over it (SCM_RIGHTS), to keep sessions'
@@ -47,7 +49,7 @@ const keeperMsgLen = 8
 
 // Keeper message operations.
 const (
-	opAdd    byte = 'A' // kill this process group if appd goes away
+	opAdd    byte = 'A' // kill this app (session and process group) if appd goes away
 	opRemove byte = 'R' // forget it: the app has ended
 )
 
@@ -127,12 +129,12 @@ func (k *Keeper) PID() int {
 	return k.cmd.Process.Pid
 }
 
-// Add registers the process group pgid: the keeper kills it if appd goes
-// away before Remove.
+// Add registers the app whose pid, process group and session id is pgid:
+// the keeper kills them if appd goes away before Remove.
 func (k *Keeper) Add(pgid int) error { return k.send(keeperMsg{op: opAdd, pgid: pgid}) }
 
-// Remove forgets the process group pgid. Call it before the group's leader
-// is reaped, while its pid cannot have been reused.
+// Remove forgets the app pgid. Call it before the app is reaped, while its
+// pid cannot have been reused.
 func (k *Keeper) Remove(pgid int) error { return k.send(keeperMsg{op: opRemove, pgid: pgid}) }
 
 // errKeeperClosed is returned by sends after Close.
@@ -194,8 +196,9 @@ func (k *Keeper) logger() *slog.Logger {
 }
 
 // RunKeeper is the keeper process: it reads messages from descriptor 3
-// until appd's end closes, then sends SIGKILL to every process group still
-// registered and returns how many it signalled. It ignores SIGHUP, SIGINT
+// until appd's end closes, then kills every app still registered, its
+// session and process group (see killSessions), and returns how many apps
+// it found to kill. It ignores SIGHUP, SIGINT
 // and SIGTERM: it ends when appd does, not before.
 func RunKeeper() (int, error) {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
@@ -226,12 +229,7 @@ func serveKeeper(fd int) (int, error) {
 		}
 	}
 	unix.Close(fd)
-	killed := 0
-	for pgid := range groups {
-		if unix.Kill(-pgid, unix.SIGKILL) == nil {
-			killed++
-		}
-	}
+	killed := killSessions(groups)
 	if err != nil && err != unix.ECONNRESET {
 		return killed, fmt.Errorf("keeper recvmsg: %w", err)
 	}

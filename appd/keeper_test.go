@@ -35,25 +35,45 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// startGroup starts `sh -c 'sleep 1000 & exec sleep 1001'` in a process
-// group of its own and waits for both processes to be in it. It returns
-// the group id; cleanup kills the group.
+// startGroup starts an app as appd does, in a session of its own (its
+// pid is its session and process group id), with a child in its process
+// group and one in a process group of its own, as a shell with job control
+// makes them, and waits for the three. It returns the app's pid; cleanup
+// kills what is left.
 func startGroup(t *testing.T) int {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", "sleep 1000 & exec sleep 1001")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := exec.Command("sh", "-c", `sleep 1000 & perl -e 'setpgrp(0, 0); exec "sleep", 1002' & exec sleep 1001`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	id := cmd.Process.Pid
+	t.Cleanup(func() {
+		for _, pid := range groupMembers(id) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	go cmd.Wait()
-	waitUntil(t, "both processes in the group", func() bool { return len(groupMembers(pgid)) == 2 })
-	return pgid
+	waitUntil(t, "three processes in the session, one in a group of its own", func() bool {
+		return len(groupMembers(id)) == 3 && len(groupOnly(id)) == 2
+	})
+	return id
 }
 
-// groupMembers lists the live processes (zombies excluded) of group pgid.
-func groupMembers(pgid int) []int {
+// groupOnly lists the live processes of process group pgid.
+func groupOnly(pgid int) []int {
+	var out []int
+	for _, pid := range groupMembers(pgid) {
+		if _, pgrp, _, ok := readStat(pid, make([]byte, 512)); ok && pgrp == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// groupMembers lists the live processes (zombies excluded) of app id: in
+// its session or its process group.
+func groupMembers(id int) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -66,7 +86,7 @@ func groupMembers(pgid int) []int {
 			continue
 		}
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+		if len(f) > 3 && f[0] != "Z" && (f[2] == strconv.Itoa(id) || f[3] == strconv.Itoa(id)) {
 			out = append(out, pid)
 		}
 	}
@@ -131,19 +151,19 @@ func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := len(groupMembers(registered)); got != 2 {
-		t.Fatalf("registered group has %d live processes before appd went, want 2", got)
+	if got := len(groupMembers(registered)); got != 3 {
+		t.Fatalf("registered app has %d live processes before appd went, want 3", got)
 	}
 	k.Close() // appd goes
 	if n := <-killed; n != 1 {
 		t.Errorf("keeper signalled %d groups, want 1", n)
 	}
-	waitUntil(t, "the registered group to be gone", func() bool { return len(groupMembers(registered)) == 0 })
-	if got := len(groupMembers(removed)); got != 2 {
-		t.Errorf("removed group has %d live processes, want 2 (untouched)", got)
+	waitUntil(t, "the registered app to be gone", func() bool { return len(groupMembers(registered)) == 0 })
+	if got := len(groupMembers(removed)); got != 3 {
+		t.Errorf("removed app has %d live processes, want 3 (untouched)", got)
 	}
-	if got := len(groupMembers(never)); got != 2 {
-		t.Errorf("unregistered group has %d live processes, want 2 (untouched)", got)
+	if got := len(groupMembers(never)); got != 3 {
+		t.Errorf("unregistered app has %d live processes, want 3 (untouched)", got)
 	}
 	if err := k.Add(registered); err == nil {
 		t.Error("Add after Close succeeded")
@@ -178,7 +198,7 @@ func TestKeeperProcess(t *testing.T) {
 	}
 	k.Close()
 	waitUntil(t, "the keeper to exit", func() bool { return !alive(pid) })
-	waitUntil(t, "the registered group to be gone", func() bool { return len(groupMembers(pgid)) == 0 })
+	waitUntil(t, "the registered app to be gone", func() bool { return len(groupMembers(pgid)) == 0 })
 }
 
 // smapsRollup returns Pss and the private memory (clean and dirty) of pid,
@@ -213,7 +233,7 @@ func smapsRollup(t *testing.T, pid int) (pss, private int) {
 func TestManagerRegistersAppsWithKeeper(t *testing.T) {
 	k, killed := keeperPair(t)
 	m := newTestManager(t, map[string]App{
-		"group": sh("sleep 1000 & echo pid=$$; wait"),
+		"group": sh("set -m; sleep 1000 & echo pid=$$; wait"), // job control: the child gets a group of its own
 		"ended": sh("sleep 1000 </dev/null >/dev/null 2>&1 & echo pid=$$"),
 	})
 	m.Keeper = k
@@ -227,7 +247,7 @@ func TestManagerRegistersAppsWithKeeper(t *testing.T) {
 	running := spawn(t, c, ptyReq("group"))
 	running.waitOutput("pid=")
 	pgid := running.started.PID
-	waitUntil(t, "the app's child in its group", func() bool { return len(groupMembers(pgid)) == 2 })
+	waitUntil(t, "the app's child in a group of its own", func() bool { return len(groupMembers(pgid)) == 2 })
 
 	k.Close() // as if appd died
 	if n := <-killed; n != 1 {

@@ -16,11 +16,16 @@ import (
 
 // orphanApps are apps that outlive appd unless it makes them end: one
 // that ignores SIGHUP (the hang-up a closing PTY sends) and forks a child
-// into its process group, and a batch app that never writes (so no
-// SIGPIPE either) and also has a child in its group.
+// into its process group, one that does the same with job control on, so
+// that its child has a process group of its own (as in an interactive
+// bash), and a batch app that never writes (so no SIGPIPE either) and
+// also has a child in its group.
 const orphanApps = `
 [app.hupproof]
 argv = ["sh", "-c", "trap '' HUP; sleep 1000 & echo pid=$$; wait"]
+user = "nobody"
+[app.jobs]
+argv = ["sh", "-c", "set -m; trap '' HUP; sleep 1000 & echo pid=$$; wait"]
 user = "nobody"
 [app.quiet]
 argv = ["sh", "-c", "sleep 1000 & exec sleep 1001"]
@@ -28,28 +33,30 @@ user = "nobody"
 `
 
 // TestFaultKill9AppdLeavesNoApp kills appd with SIGKILL while it serves an
-// attached and a detached PTY session of an app that ignores SIGHUP, a
-// batch session that never writes, and an ordinary PTY app, each with a
-// child in its process group where it has one. Every one of those
+// attached and a detached PTY session of an app that ignores SIGHUP, the
+// same with job control, a batch session that never writes, and an
+// ordinary PTY app, each with a child in its session where it has one. Every one of those
 // processes must be gone soon after, none left to PID 1, and a restarted
 // appd must find none of them.
 func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"},
-		procOptions{Extra: orphanApps, ExtraApps: []string{"hupproof", "quiet"}})
+		procOptions{Extra: orphanApps, ExtraApps: []string{"hupproof", "jobs", "quiet"}})
 	client := c.Dial("gw1")
 
 	attached := Open(t, client, "hupproof", "xterm", 24, 80)
 	attached.WaitFor("pid=")
 	detached := Open(t, client, "hupproof", "xterm", 24, 80)
 	detached.WaitFor("pid=")
+	jobs := Open(t, client, "jobs", "xterm", 24, 80)
+	jobs.WaitFor("pid=")
 	ticker := Open(t, client, "ticker", "xterm", 24, 80)
 	ticker.WaitFor("tick=1")
 	Open(t, client, "quiet", "", 0, 0) // batch: no output, its pid comes from the broker
 	leaders := map[int]string{
 		lastPID(t, attached): "hupproof (attached)", lastPID(t, detached): "hupproof (detached)",
-		lastPID(t, ticker): "ticker",
+		lastPID(t, jobs): "jobs", lastPID(t, ticker): "ticker",
 	}
-	c.Eventually("the broker to list all four sessions", func() bool {
+	c.Eventually("the broker to list all five sessions", func() bool {
 		st, err := c.status()
 		if err != nil {
 			return false
@@ -59,7 +66,7 @@ func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 				leaders[s.PID] = "quiet (batch)"
 			}
 		}
-		return len(leaders) == 4 && len(st.Sessions) == 4
+		return len(leaders) == 5 && len(st.Sessions) == 5
 	})
 	detached.Session.Close()
 	c.Eventually("the second hupproof session to detach", func() bool {
@@ -67,14 +74,14 @@ func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 		return err == nil && slices.ContainsFunc(st.Sessions, func(s control.SessionInfo) bool { return s.State == "detached" })
 	})
 	t.Cleanup(func() { // whatever survives a failed run
-		for pgid := range leaders {
-			syscall.Kill(-pgid, syscall.SIGKILL)
+		for pid := range groupMembers(leaders) {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
 	var procs map[int]string
-	c.Eventually("each app's child to join its process group", func() bool {
+	c.Eventually("each app's child to start", func() bool {
 		procs = groupMembers(leaders)
-		return len(procs) >= len(leaders)+3 // a sleep child in both hupproofs and in quiet
+		return len(procs) >= len(leaders)+4 // a sleep child in both hupproofs, jobs and quiet
 	})
 	t.Logf("before kill -9 of appd: %d processes in %d sessions", len(procs), len(leaders))
 
@@ -98,8 +105,9 @@ func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 	})
 }
 
-// groupMembers lists the live processes (zombies excluded) whose process
-// group is one of leaders', each named by its session's app.
+// groupMembers lists the live processes (zombies excluded) whose session
+// or process group is one of leaders' (an app's pid is both), each named
+// by its app.
 func groupMembers(leaders map[int]string) map[int]string {
 	out := map[int]string{}
 	entries, _ := os.ReadDir("/proc")
@@ -108,28 +116,29 @@ func groupMembers(leaders map[int]string) map[int]string {
 		if err != nil {
 			continue
 		}
-		state, _, pgid, ok := procStat(pid)
-		if ok && state != "Z" && leaders[pgid] != "" {
-			out[pid] = leaders[pgid]
+		state, _, pgid, sid, ok := procStat(pid)
+		if ok && state != "Z" && (leaders[pgid] != "" || leaders[sid] != "") {
+			out[pid] = leaders[pgid] + leaders[sid]
 		}
 	}
 	return out
 }
 
-// procStat returns a process's state, parent and process group from
-// /proc/PID/stat.
-func procStat(pid int) (state string, ppid, pgid int, ok bool) {
+// procStat returns a process's state, parent, process group and session
+// from /proc/PID/stat.
+func procStat(pid int) (state string, ppid, pgid, sid int, ok bool) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return "", 0, 0, false
+		return "", 0, 0, 0, false
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 3 {
-		return "", 0, 0, false
+	if len(f) < 4 {
+		return "", 0, 0, 0, false
 	}
 	ppid, _ = strconv.Atoi(f[1])
 	pgid, _ = strconv.Atoi(f[2])
-	return f[0], ppid, pgid, true
+	sid, _ = strconv.Atoi(f[3])
+	return f[0], ppid, pgid, sid, true
 }
 
 // waitAllGone polls until every process of procs has exited (zombies count
@@ -140,7 +149,7 @@ func waitAllGone(procs map[int]string, d time.Duration) []string {
 		var alive []string
 		for pid, app := range procs {
 			if !gone(pid) {
-				_, ppid, _, _ := procStat(pid)
+				_, ppid, _, _, _ := procStat(pid)
 				alive = append(alive, fmt.Sprintf("  pid %d of %s, parent now %d", pid, app, ppid))
 			}
 		}
