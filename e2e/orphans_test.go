@@ -117,8 +117,10 @@ func groupMembers(leaders map[int]string) map[int]string {
 			continue
 		}
 		state, _, pgid, sid, ok := procStat(pid)
-		if ok && state != "Z" && (leaders[pgid] != "" || leaders[sid] != "") {
-			out[pid] = leaders[pgid] + leaders[sid]
+		if ok && state != "Z" && leaders[sid] != "" {
+			out[pid] = leaders[sid]
+		} else if ok && state != "Z" && leaders[pgid] != "" {
+			out[pid] = leaders[pgid]
 		}
 	}
 	return out
