@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,9 +85,16 @@ func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 		return len(procs) >= len(leaders)+4 // a sleep child in both hupproofs, jobs and quiet
 	})
 	t.Logf("before kill -9 of appd: %d processes in %d sessions", len(procs), len(leaders))
+	keeper := c.keeperPID("s1")
+	pss, private := smapsRollup(t, keeper)
+	t.Logf("appd's keeper %d: Pss %d KiB, private %d KiB", keeper, pss, private)
+	if private > 16<<10 {
+		t.Errorf("keeper has %d KiB of private memory, want at most 16 MiB", private)
+	}
 
 	start := time.Now()
 	c.Signal("s1", syscall.SIGKILL)
+	procs[keeper] = "appd's keeper"
 	survivors := waitAllGone(procs, 10*time.Second)
 	if len(survivors) > 0 {
 		t.Fatalf("%d of %d app processes outlived kill -9 of appd by 10s:\n%s",
@@ -161,4 +169,97 @@ func waitAllGone(procs map[int]string, d time.Duration) []string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestAppdSigtermEndsAppsAndKeeper: appd stopped the normal way (SIGTERM)
+// ends its sessions as it always did, SIGHUP to each app's process group,
+// SIGKILL two seconds later to one that ignores SIGHUP, and its keeper
+// exits with it.
+func TestAppdSigtermEndsAppsAndKeeper(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"},
+		procOptions{Extra: orphanApps, ExtraApps: []string{"hupproof", "jobs", "quiet"}})
+	client := c.Dial("gw1")
+	r := Open(t, client, "hupproof", "xterm", 24, 80)
+	r.WaitFor("pid=")
+	leaders := map[int]string{lastPID(t, r): "hupproof"}
+	Open(t, client, "quiet", "", 0, 0)
+	c.Eventually("the broker to list both sessions", func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.App == "quiet" {
+				leaders[s.PID] = "quiet (batch)"
+			}
+		}
+		return len(leaders) == 2
+	})
+	t.Cleanup(func() {
+		for pid := range groupMembers(leaders) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	var procs map[int]string
+	c.Eventually("each app's child to start", func() bool {
+		procs = groupMembers(leaders)
+		return len(procs) == 4
+	})
+	procs[c.keeperPID("s1")] = "appd's keeper"
+	c.mu.Lock()
+	appd := c.procs["s1"]
+	c.mu.Unlock()
+	c.Signal("s1", syscall.SIGTERM)
+	c.Eventually("appd to exit", func() bool { return gone(appd.Process.Pid) })
+	if survivors := waitAllGone(procs, 10*time.Second); len(survivors) > 0 {
+		t.Fatalf("%d of %d processes outlived appd's SIGTERM:\n%s", len(survivors), len(procs), strings.Join(survivors, "\n"))
+	}
+	log, _ := os.ReadFile(filepath.Join(c.Dir, "s1.log"))
+	for _, want := range []string{`app=hupproof pid=\d+ status="signal KILL" .*hangup=`, `app=quiet pid=\d+ status="signal HUP" .*hangup=`} {
+		if !regexp.MustCompile(`msg="session ended" .*` + want).Match(log) {
+			t.Errorf("appd's log does not say it hung the apps up (%s):\n%s", want, log)
+		}
+	}
+}
+
+// keeperPID returns the pid of the keeper the named appd logged it started.
+func (c *ProcCluster) keeperPID(node string) int {
+	c.t.Helper()
+	var pid int
+	c.Eventually(node+" to log its keeper", func() bool {
+		log, _ := os.ReadFile(filepath.Join(c.Dir, node+".log"))
+		m := keeperRE.FindAllSubmatch(log, -1)
+		if m == nil {
+			return false
+		}
+		pid, _ = strconv.Atoi(string(m[len(m)-1][1]))
+		return true
+	})
+	return pid
+}
+
+var keeperRE = regexp.MustCompile(`msg="keeper started".* keeper_pid=(\d+)`)
+
+// smapsRollup returns Pss and the private memory (clean and dirty) of pid,
+// in KiB, from /proc/PID/smaps_rollup.
+func smapsRollup(t *testing.T, pid int) (pss, private int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "Pss:":
+			pss = v
+		case "Private_Clean:", "Private_Dirty:":
+			private += v
+		}
+	}
+	return pss, private
 }
