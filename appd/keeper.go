@@ -33,8 +33,12 @@ import (
 //     another group (killSessions), then exits.
 //
 // The socket is SOCK_SEQPACKET: message boundaries are kept, and a later
-// version can pass descriptors over it (SCM_RIGHTS), to keep sessions'
-// terminals across an appd restart.
+// version can pass descriptors over it (SCM_RIGHTS). Keeping sessions
+// across an appd restart would grow from here: the keeper would hold each
+// session's terminal and pipes, a restarted appd would connect to it and
+// take them back, and it would kill only what nobody claimed in time. The
+// apps would then have to outlive appd: Pdeathsig would go, or the keeper
+// would start the apps and be their parent.
 
 // KeeperArg is the first argument that makes appd's binary run as its
 // keeper (see RunKeeper) instead of as appd.
