@@ -247,6 +247,11 @@ func TestManagerRegistersAppsWithKeeper(t *testing.T) {
 	running := spawn(t, c, ptyReq("group"))
 	running.waitOutput("pid=")
 	pgid := running.started.PID
+	t.Cleanup(func() {
+		for _, pid := range groupMembers(pgid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	waitUntil(t, "the app's child in a group of its own", func() bool { return len(groupMembers(pgid)) == 2 })
 
 	k.Close() // as if appd died

@@ -38,7 +38,7 @@ func AppdKeeper() {
 	}
 	n, err := appd.RunKeeper()
 	if n > 0 {
-		fmt.Fprintf(os.Stderr, "switchyard keeper: appd is gone; killed %d app process group(s)\n", n)
+		fmt.Fprintf(os.Stderr, "switchyard keeper: appd is gone; killed what was left of %d app(s)\n", n)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchyard keeper: %v\n", err)
