@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +48,10 @@ const KeeperArg = "-switchyard-keeper"
 // keeperFD is the descriptor of the keeper's end of the socket in the
 // keeper process (exec.Cmd.ExtraFiles[0]).
 const keeperFD = 3
+
+// keeperSendTimeout bounds how long a message to the keeper may wait for
+// room in the socket.
+const keeperSendTimeout = time.Second
 
 // keeperMsgLen is the size of every keeper message.
 const keeperMsgLen = 8
@@ -91,7 +96,7 @@ type Keeper struct {
 
 	mu   sync.Mutex
 	fd   int  // appd's end of the socketpair; -1 once closed
-	lost bool // a send failed: the keeper is gone, said once in the log
+	lost bool // a send failed: no more are tried (see send)
 	cmd  *exec.Cmd
 }
 
@@ -108,6 +113,12 @@ func StartKeeper(exe string, log *slog.Logger) (*Keeper, error) {
 	}
 	theirs := os.NewFile(uintptr(fds[1]), "keeper")
 	defer theirs.Close()
+	// A keeper that stops reading (SIGSTOP) must not stall every spawn.
+	tv := unix.NsecToTimeval(keeperSendTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fds[0])
+		return nil, fmt.Errorf("keeper SO_SNDTIMEO: %w", err)
+	}
 	cmd := &exec.Cmd{Path: exe, Args: []string{exe, KeeperArg}, Dir: "/",
 		Env:         []string{"GOMAXPROCS=1", "GOGC=off"},
 		Stderr:      os.Stderr,
@@ -144,16 +155,25 @@ func (k *Keeper) Remove(pgid int) error { return k.send(keeperMsg{op: opRemove, 
 // errKeeperClosed is returned by sends after Close.
 var errKeeperClosed = errors.New("appd: keeper link closed")
 
-// send writes one message. A failure means the keeper is gone: it is
-// logged once, at error level, since the apps then rely on Pdeathsig alone.
+// errKeeperLost is returned by sends after one failed.
+var errKeeperLost = errors.New("appd: keeper lost")
+
+// send writes one message. A failure means the keeper is gone (or stopped
+// reading for keeperSendTimeout): it is logged once, at error level, and
+// no further message is sent, since the apps then rely on Pdeathsig alone.
+// The socket stays open: closing it would make a keeper still there kill
+// every app.
 func (k *Keeper) send(m keeperMsg) error {
 	if k == nil {
 		return nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.fd < 0 {
+	switch {
+	case k.fd < 0:
 		return errKeeperClosed
+	case k.lost:
+		return errKeeperLost
 	}
 	var err error
 	for {
@@ -162,12 +182,10 @@ func (k *Keeper) send(m keeperMsg) error {
 			break
 		}
 	}
-	if err != nil && !k.lost {
-		k.lost = true
-		k.logger().Error("keeper gone: apps will not be killed with their process groups if appd dies",
-			"keeper_pid", k.PID(), "err", err)
-	}
 	if err != nil {
+		k.lost = true
+		k.logger().Error("keeper lost: if appd dies, only each app's first process is sure to be killed",
+			"keeper_pid", k.PID(), "err", err)
 		return fmt.Errorf("keeper send: %w", err)
 	}
 	return nil

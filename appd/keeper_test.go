@@ -3,6 +3,7 @@ package appd
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,7 +175,7 @@ func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
 // runs in a session of its own, stays small, and when appd's end closes
 // it kills the registered group and exits.
 func TestKeeperProcess(t *testing.T) {
-	k, err := StartKeeper(os.Args[0], nil)
+	k, err := StartKeeper(os.Args[0], slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,4 +369,44 @@ func procUID(t *testing.T, pid int) int {
 	}
 	t.Fatal("no Uid line")
 	return 0
+}
+
+// TestKeeperLostOrStalledNeverBlocksSpawns: a keeper that stopped reading
+// (SIGSTOP) makes a send fail after keeperSendTimeout instead of stalling
+// appd, then every later send fails at once; and apps still start with a
+// keeper that was killed.
+func TestKeeperLostOrStalledNeverBlocksSpawns(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	stalled, err := StartKeeper(os.Args[0], log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Never resumed: SIGKILL, so that it acts on nothing it was sent.
+	t.Cleanup(func() { syscall.Kill(stalled.PID(), syscall.SIGKILL); stalled.Close() })
+	syscall.Kill(stalled.PID(), syscall.SIGSTOP)
+	own := startGroup(t) // the only group registered, in case
+	sent := 0
+	for ; sent < 1_000_000 && stalled.Add(own) == nil; sent++ {
+	}
+	if err := stalled.Add(own); err == nil {
+		t.Fatalf("sends to a stopped keeper still succeed after %d messages", sent)
+	}
+	t.Logf("a stopped keeper took %d messages before sends failed", sent)
+
+	dead, err := StartKeeper(os.Args[0], log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	syscall.Kill(dead.PID(), syscall.SIGKILL)
+	waitUntil(t, "the keeper to die", func() bool { return !alive(dead.PID()) })
+	m := newTestManager(t, map[string]App{"echo": sh("echo hello")})
+	m.Keeper = dead
+	s := spawn(t, dialManager(t, m), control.SpawnRequest{App: "echo", User: "alice"})
+	if status := s.exitStatus(); status != 0 {
+		t.Fatalf("app under a dead keeper: exit status %d", status)
+	}
+	if err := dead.Add(own); err == nil {
+		t.Error("send to a dead keeper succeeded")
+	}
 }
