@@ -16,9 +16,11 @@ type pipes struct {
 }
 
 // startBatch starts s.cmd with three pipes, in a new session (Setsid) so
-// that it has its own process group to signal.
+// that it has its own process group to signal, and registers that group
+// with the keeper. Call it on the spawn thread (see onSpawnThread): the
+// app gets SIGKILL when that thread dies.
 func (s *session) startBatch(cred *syscall.Credential) error {
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
 	p, err := newPipes(s.cmd)
 	if err != nil {
 		return err
@@ -27,6 +29,7 @@ func (s *session) startBatch(cred *syscall.Credential) error {
 		return fmt.Errorf("exec.Cmd.Start: %w", err)
 	}
 	s.pipe = p
+	s.keeper.Add(s.cmd.Process.Pid) // a failure is logged; Pdeathsig still holds
 	return nil
 }
 

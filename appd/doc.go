@@ -45,6 +45,10 @@
 // attach like any detached session; unclaimed, appd hangs it up when the
 // hold ends, with or without the broker.
 //
+// When appd dies, its apps die with it (see keeper.go): each is started
+// with Pdeathsig, and a keeper process kills what is left of every app's
+// session and process group once appd's end of their socket closes.
+//
 // The package is Linux-only: it relies on waitid(2) with WNOWAIT, on pidfds
 // and epoll to wait for apps without a thread each (before Linux 5.3 each
 // session holds a thread blocked in waitid instead), and on the Linux PTY

@@ -32,6 +32,9 @@ type Manager struct {
 	Server      string       // this server's node name, copied into SessionInfo
 	MaxSessions int          // most sessions running at once; 0 means unlimited
 	Logger      *slog.Logger // slog.Default() if nil
+	// Keeper, if set, kills every app's process group should appd die
+	// (see StartKeeper). Without it only each app's leader is killed.
+	Keeper *Keeper
 
 	mu       sync.Mutex          // guards the fields below
 	apps     map[string]App      // current app table, replaced whole by SetApps

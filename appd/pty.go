@@ -39,15 +39,18 @@ type terminal struct {
 }
 
 // startPTY starts s.cmd on a new PTY of the requested size, in a new
-// session with the PTY as controlling terminal, and starts the reaper.
+// session with the PTY as controlling terminal, registers its process
+// group with the keeper and starts the reaper. Call it on the spawn thread
+// (see onSpawnThread): the app gets SIGKILL when that thread dies.
 func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) error {
-	attrs := &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred}
+	attrs := &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
 	ws := &pty.Winsize{Rows: clamp16(spec.Rows), Cols: clamp16(spec.Cols)}
 	master, err := pty.StartWithAttrs(s.cmd, ws, attrs)
 	if err != nil {
 		return fmt.Errorf("pty.StartWithAttrs: %w", err)
 	}
 	s.term = newTerminal(master)
+	s.keeper.Add(s.cmd.Process.Pid) // a failure is logged; Pdeathsig still holds
 	s.startReaping()
 	return nil
 }

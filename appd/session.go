@@ -30,11 +30,12 @@ var errReaped = errors.New("appd: process already reaped")
 // A PTY session outlives its attachments: see detach.go for how its output
 // is pumped, kept while detached, and how the grace period ends it.
 type session struct {
-	info  control.SessionInfo // immutable once registered; view adds the live fields
-	grace time.Duration       // PTY: how long it may stay detached; 0 hangs up at once
-	cmd   *exec.Cmd
-	term  *terminal // PTY sessions; nil for batch
-	pipe  *pipes    // batch sessions; nil for PTY
+	info   control.SessionInfo // immutable once registered; view adds the live fields
+	grace  time.Duration       // PTY: how long it may stay detached; 0 hangs up at once
+	cmd    *exec.Cmd
+	keeper *Keeper   // kills the process group if appd dies; nil for none
+	term   *terminal // PTY sessions; nil for batch
+	pipe   *pipes    // batch sessions; nil for PTY
 
 	// Lock order: attachMu, then outMu, then mu.
 	attachMu sync.Mutex // serialises attach and end
@@ -124,9 +125,13 @@ func (s *session) reapBlocking() {
 func (s *session) collect(zombie bool) {
 	if zombie {
 		s.markReaped()
+		s.keeper.Remove(s.cmd.Process.Pid) // while the pid cannot have been reused
 	}
 	s.cmd.Wait() // the status is in ProcessState; I/O errors do not matter here
 	s.markReaped()
+	if !zombie {
+		s.keeper.Remove(s.cmd.Process.Pid)
+	}
 	s.result = resultOf(s.cmd.ProcessState)
 	if s.term != nil {
 		s.term.appExited()

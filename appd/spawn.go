@@ -152,12 +152,12 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cmd: cmd, exited: make(chan struct{})}
+	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{})}
 	if req.Pty != nil {
 		s.grace = app.Grace
-		err = s.startPTY(req.Pty, acct.cred)
+		err = onSpawnThread(func() error { return s.startPTY(req.Pty, acct.cred) })
 	} else {
-		err = s.startBatch(acct.cred)
+		err = onSpawnThread(func() error { return s.startBatch(acct.cred) })
 	}
 	if err != nil {
 		return nil, spawnFailed(req.App, m.Server, err)

@@ -56,7 +56,12 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("config", "warning", w.String())
 	}
-	a := &appdNode{name: *node, log: log, mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log}}
+	keeper, err := processKeeper(log)
+	if err != nil {
+		return err
+	}
+	a := &appdNode{name: *node, log: log,
+		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper}}
 	a.apply(cfg)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {

@@ -86,7 +86,9 @@ func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
 
 // procOptions place nodes elsewhere than on 127.0.0.1: Addr overrides a
 // node's listen address ("broker" included), Prefix runs its process
-// under a command such as `ip netns exec NS`.
+// under a command such as `ip netns exec NS`. Extra adds top-level config
+// tables (such as [app.X]) and ExtraApps the apps of Extra that group
+// staff may run.
 type procOptions struct {
 	Addr   map[string]string
 	Prefix map[string][]string
@@ -94,6 +96,8 @@ type procOptions struct {
 	// [user.alice] or [user.bob] by user.
 	GatewayConfig map[string]string
 	UserConfig    map[string]string
+	Extra         string
+	ExtraApps     []string
 }
 
 func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
@@ -104,7 +108,7 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
-		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig}
+		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": opts.Extra, "ExtraApps": opts.ExtraApps}
 	for i, g := range gateways {
 		data["Gateways"].(map[string]string)[g] = addrs[2+i]
 	}

@@ -4,4 +4,7 @@ package main
 
 import "switchyard/daemon"
 
-func main() { daemon.Main("appd", daemon.Appd) }
+func main() {
+	daemon.AppdKeeper() // first: run with appd.KeeperArg, this process is the keeper
+	daemon.Main("appd", daemon.Appd)
+}

@@ -4,4 +4,7 @@ package main
 
 import "switchyard/daemon"
 
-func main() { daemon.Main("demo", daemon.Local) }
+func main() {
+	daemon.AppdKeeper() // first: the demo's app servers share one keeper
+	daemon.Main("demo", daemon.Local)
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package appd
+
+// raceEnabled is true when the race detector, which multiplies memory use, is on.
+const raceEnabled = true
