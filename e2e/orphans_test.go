@@ -57,18 +57,7 @@ func TestFaultKill9AppdLeavesNoApp(t *testing.T) {
 		lastPID(t, attached): "hupproof (attached)", lastPID(t, detached): "hupproof (detached)",
 		lastPID(t, jobs): "jobs", lastPID(t, ticker): "ticker",
 	}
-	c.Eventually("the broker to list all five sessions", func() bool {
-		st, err := c.status()
-		if err != nil {
-			return false
-		}
-		for _, s := range st.Sessions {
-			if s.App == "quiet" {
-				leaders[s.PID] = "quiet (batch)"
-			}
-		}
-		return len(leaders) == 5 && len(st.Sessions) == 5
-	})
+	addQuietLeader(c, leaders, 5)
 	detached.Session.Close()
 	c.Eventually("the second hupproof session to detach", func() bool {
 		st, err := c.status()
@@ -183,18 +172,7 @@ func TestAppdSigtermEndsAppsAndKeeper(t *testing.T) {
 	r.WaitFor("pid=")
 	leaders := map[int]string{lastPID(t, r): "hupproof"}
 	Open(t, client, "quiet", "", 0, 0)
-	c.Eventually("the broker to list both sessions", func() bool {
-		st, err := c.status()
-		if err != nil {
-			return false
-		}
-		for _, s := range st.Sessions {
-			if s.App == "quiet" {
-				leaders[s.PID] = "quiet (batch)"
-			}
-		}
-		return len(leaders) == 2
-	})
+	addQuietLeader(c, leaders, 2)
 	t.Cleanup(func() {
 		for pid := range groupMembers(leaders) {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -262,4 +240,23 @@ func smapsRollup(t *testing.T, pid int) (pss, private int) {
 		}
 	}
 	return pss, private
+}
+
+// addQuietLeader waits until the broker lists n sessions, the batch app
+// "quiet" among them, and adds quiet's PID (it writes nothing, so only the
+// broker can tell it) to leaders.
+func addQuietLeader(c *ProcCluster, leaders map[int]string, n int) {
+	c.t.Helper()
+	c.Eventually(fmt.Sprintf("the broker to list all %d sessions", n), func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.App == "quiet" {
+				leaders[s.PID] = "quiet (batch)"
+			}
+		}
+		return len(leaders) == n && len(st.Sessions) == n
+	})
 }
