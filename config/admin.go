@@ -30,35 +30,15 @@ var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
 // AdminSocket returns the path of the broker's admin socket, resolved
 // against StateDir, or "" when [broker] admin is a TCP address.
-func (c *Config) AdminSocket() string {
-	p, ok := strings.CutPrefix(c.Broker.Admin, unixPrefix)
-	if !ok {
-		return ""
-	}
-	return c.Resolve(p)
-}
+func (c *Config) AdminSocket() string { return c.adminSocketOf(c.Broker.Admin) }
 
 // adminChecks validates the [broker] admin keys: a socket path that fits,
 // a token on every TCP listener, names that are names.
 func (v *checker) adminChecks() {
 	b := v.c.Broker
-	adminKey := toml.Key{"broker", "admin"}
-	if raw, ok := strings.CutPrefix(b.Admin, unixPrefix); ok {
-		v.socketPath(adminKey, raw, v.c.AdminSocket())
-	} else {
-		n := len(v.probs)
-		v.address(adminKey, b.Admin, true)
-		if b.AdminToken == "" && len(v.probs) == n {
-			v.addf(adminKey, "%q is a TCP address, which any local user can reach: set admin_token, or use a Unix socket (%q, the default)", b.Admin, DefaultAdmin)
-		}
-	}
+	v.adminAddr(toml.Key{"broker", "admin"}, b.Admin)
 	if b.AdminTCP != "" {
-		k := toml.Key{"broker", "admin_tcp"}
-		n := len(v.probs)
-		v.address(k, b.AdminTCP, true)
-		if b.AdminToken == "" && len(v.probs) == n {
-			v.addf(k, "requires admin_token: every request on a TCP admin listener must carry it")
-		}
+		v.adminTCP(toml.Key{"broker", "admin_tcp"}, b.AdminTCP)
 	}
 	if b.AdminToken != "" && len(b.AdminToken) < minAdminToken {
 		v.addf(toml.Key{"broker", "admin_token"}, "too short: use at least %d random characters", minAdminToken)
@@ -70,6 +50,30 @@ func (v *checker) adminChecks() {
 		if !hostRE.MatchString(n) {
 			v.addf(toml.Key{"broker", "admin_names"}, "invalid host name %q: a name without port, like \"broker.example.com\"", n)
 		}
+	}
+}
+
+// adminAddr checks an admin address at k: a Unix socket path that fits,
+// or a TCP address with admin_token set.
+func (v *checker) adminAddr(k toml.Key, admin string) {
+	if raw, ok := strings.CutPrefix(admin, unixPrefix); ok {
+		v.socketPath(k, raw, v.c.adminSocketOf(admin))
+		return
+	}
+	n := len(v.probs)
+	v.address(k, admin, true)
+	if v.c.Broker.AdminToken == "" && len(v.probs) == n {
+		v.addf(k, "%q is a TCP address, which any local user can reach: set admin_token, or use a Unix socket (%q, the default)", admin, DefaultAdmin)
+	}
+}
+
+// adminTCP checks a further TCP admin listener at k: an address, and
+// admin_token set.
+func (v *checker) adminTCP(k toml.Key, addr string) {
+	n := len(v.probs)
+	v.address(k, addr, true)
+	if v.c.Broker.AdminToken == "" && len(v.probs) == n {
+		v.addf(k, "requires admin_token: every request on a TCP admin listener must carry it")
 	}
 }
 

@@ -15,16 +15,17 @@ import (
 type Config struct {
 	// StateDir holds keys and other files the daemons write; relative
 	// paths in this file resolve against it. "/var/lib/switchyard" if empty.
-	StateDir string             `toml:"state_dir"`
-	Broker   Broker             `toml:"broker"`
-	Gateways map[string]Gateway `toml:"gateway"` // [gateway.NAME]
-	Servers  map[string]Server  `toml:"server"`  // [server.NAME]
-	Apps     map[string]App     `toml:"app"`     // [app.NAME]
-	Users    map[string]User    `toml:"user"`    // [user.NAME]
-	Groups   map[string]Group   `toml:"group"`   // [group.NAME]
-	Regions  map[string]Region  `toml:"region"`  // [region.NAME]
-	Policy   Policy             `toml:"policy"`
-	Auth     Auth               `toml:"auth"` // user certificates and revoked keys, cluster-wide
+	StateDir string                `toml:"state_dir"`
+	Broker   Broker                `toml:"broker"`
+	Brokers  map[string]BrokerNode `toml:"brokers"` // [brokers.NAME]: more brokers, for high availability
+	Gateways map[string]Gateway    `toml:"gateway"` // [gateway.NAME]
+	Servers  map[string]Server     `toml:"server"`  // [server.NAME]
+	Apps     map[string]App        `toml:"app"`     // [app.NAME]
+	Users    map[string]User       `toml:"user"`    // [user.NAME]
+	Groups   map[string]Group      `toml:"group"`   // [group.NAME]
+	Regions  map[string]Region     `toml:"region"`  // [region.NAME]
+	Policy   Policy                `toml:"policy"`
+	Auth     Auth                  `toml:"auth"` // user certificates and revoked keys, cluster-wide
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -32,7 +33,8 @@ type Config struct {
 	pos *positions // where each key is in the file, for Validate; nil if built in code
 }
 
-// Broker configures the one broker. Its node name is always "broker".
+// Broker configures the broker of node name "broker", and what every
+// broker shares when there are more ([brokers.NAME], see BrokerNode).
 type Broker struct {
 	Listen string `toml:"listen"` // internal SSH address; "127.0.0.1:7000" if empty
 	// Admin is where the admin API (status, metrics, drain) and the

@@ -13,10 +13,10 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(c.StateDir, p)
 }
 
-// NodeNames returns the names of all nodes, sorted: "broker", every
-// gateway and every server.
+// NodeNames returns the names of all nodes, sorted: every broker, gateway
+// and server.
 func (c *Config) NodeNames() []string {
-	names := []string{"broker"}
+	names := c.BrokerNames()
 	names = append(names, sortedKeys(c.Gateways)...)
 	names = append(names, sortedKeys(c.Servers)...)
 	slices.Sort(names)

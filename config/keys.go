@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// NodeKey returns the public key of node name ("broker", a gateway or a
+// NodeKey returns the public key of node name (a broker, a gateway or a
 // server): its public_key if set, else the file keys/NAME.pub in StateDir.
 func (c *Config) NodeKey(name string) (ssh.PublicKey, error) {
 	inline, ok := c.nodePublicKey(name)
@@ -45,8 +45,11 @@ func (c *Config) NodeKey(name string) (ssh.PublicKey, error) {
 // nodePublicKey returns the public_key of node name, and whether the node
 // exists.
 func (c *Config) nodePublicKey(name string) (string, bool) {
-	if name == "broker" {
+	if name == DefaultBroker {
 		return c.Broker.PublicKey, true
+	}
+	if b, ok := c.Brokers[name]; ok {
+		return b.PublicKey, true
 	}
 	if g, ok := c.Gateways[name]; ok {
 		return g.PublicKey, true

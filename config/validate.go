@@ -31,6 +31,7 @@ func (c *Config) problems() []Problem {
 	v.broker()
 	v.gateways()
 	v.servers()
+	v.brokerNodes()
 	v.network()
 	v.apps()
 	v.users()
