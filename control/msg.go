@@ -106,6 +106,10 @@ const (
 	CodeSpawnFailed = "spawn_failed" // the app could not be started
 	CodeInternal    = "internal"     // anything else
 	CodeNoSession   = "no_session"   // no such session for this user (attach, resume)
+	// CodeNotLeader: this broker does not place now; the Message is the
+	// leading broker's node name, or "" when none is known (an election
+	// is under way, or etcd has lost its quorum).
+	CodeNotLeader = "not_leader"
 )
 
 // PlaceRequest is a gateway's selection request for one new session.

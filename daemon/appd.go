@@ -70,17 +70,16 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
 		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
 		Peers:     func() int { return len(*a.keys.Load()) }}
-	link := &transport.Link{
-		Identity: transport.Identity{Name: *node, Signer: signer}, Peer: "broker", Logger: log,
-		Addr: a.brokerAddr, Key: a.nodeKey, MaxBackoff: cfg.Broker.ReportInterval,
-		Handler:   a.mgr.Handler(), // the broker pre-launches apps through this link
-		OnConnect: func(ctx context.Context, p *control.Peer) { a.report(ctx, p) },
-	}
+	// Brokers pre-launch apps through these links (the handler).
+	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log, a.mgr.Handler(), a.report)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); link.Run(runCtx) }()
-	go func() { defer wg.Done(); every(runCtx, a.interval(), func() { a.reportVia(runCtx, link) }) }()
+	go func() { defer wg.Done(); links.Run(runCtx) }()
+	go func() {
+		defer wg.Done()
+		every(runCtx, a.interval(), func() { links.Each(runCtx, func(_ string, p *control.Peer) { a.report(runCtx, p) }) })
+	}()
 	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, a.apply) }()
 	log.Info("appd serving", "listen", ln.Addr().String(), "apps", strings.Join(spec.Apps, ","))
 	env.ready()
@@ -124,10 +123,6 @@ func (a *appdNode) apply(cfg *config.Config) {
 	a.cfg.Store(cfg)
 }
 
-func (a *appdNode) brokerAddr() string { return a.cfg.Load().Broker.Listen }
-
-func (a *appdNode) nodeKey(name string) (ssh.PublicKey, error) { return a.cfg.Load().NodeKey(name) }
-
 func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
 
 // handleConn serves one gateway connection: spawn and attach channels,
@@ -149,14 +144,6 @@ func reaching(cfg *config.Config, server string) []string {
 		}
 	}
 	return out
-}
-
-func (a *appdNode) reportVia(ctx context.Context, link *transport.Link) {
-	p, err := link.Current(ctx)
-	if err != nil {
-		return // the link logs its own state
-	}
-	a.report(ctx, p)
 }
 
 // report sends one heartbeat with load and every running session.

@@ -71,7 +71,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); g.link.Run(runCtx) }()
+	go func() { defer wg.Done(); g.links.Run(runCtx) }()
 	go func() { defer wg.Done(); every(runCtx, g.interval(), func() { g.reportVia(runCtx) }) }()
 	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, g.apply) }()
 	log.Info("gateway serving", "listen", ln.Addr().String())
@@ -98,7 +98,7 @@ type gatewayNode struct {
 	cfg    atomic.Pointer[config.Config]
 	d      atomic.Pointer[directory]
 	peers  atomic.Pointer[map[string]string] // other gateways' node keys → names, for the internal listener
-	link   *transport.Link
+	links  *transport.Brokers
 	pool   *transport.Pool
 	srv    *sshgate.Server
 }
@@ -114,10 +114,7 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gateway
 	}
 	id := transport.Identity{Name: name, Signer: signer}
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
-	g.link = &transport.Link{Identity: id, Peer: "broker", Logger: log, Key: g.nodeKey,
-		MaxBackoff: cfg.Broker.ReportInterval,
-		Addr:       func() string { return g.cfg.Load().Broker.Listen },
-		OnConnect:  func(ctx context.Context, p *control.Peer) { g.report(ctx, p) }}
+	g.links = brokerLinks(&g.cfg, id, log, nil, g.report)
 	return g, nil
 }
 
@@ -193,11 +190,7 @@ func (g *gatewayNode) interval() time.Duration { return g.cfg.Load().Broker.Repo
 // Place asks the broker for a server (sshgate.Placer).
 func (g *gatewayNode) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
 	var pl control.Placement
-	p, err := g.link.Current(ctx)
-	if err != nil {
-		return pl, err
-	}
-	err = p.Call(ctx, control.MethodPlace, req, &pl)
+	err := g.links.Call(ctx, control.MethodPlace, req, &pl)
 	return pl, err
 }
 
@@ -226,11 +219,7 @@ func (g *gatewayNode) Apps(ctx context.Context, user string) ([]control.AppInfo,
 }
 
 func (g *gatewayNode) call(ctx context.Context, method string, req, resp any) error {
-	p, err := g.link.Current(ctx)
-	if err != nil {
-		return err
-	}
-	return p.Call(ctx, method, req, resp)
+	return g.links.Call(ctx, method, req, resp)
 }
 
 // picker is the gateway's sshgate.NoAppFunc: the tui picker on the
@@ -266,17 +255,12 @@ func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Ch
 }
 
 func (g *gatewayNode) notify(ctx context.Context, method string, msg any) error {
-	p, err := g.link.Current(ctx)
-	if err != nil {
-		return err
-	}
-	return p.Notify(ctx, method, msg)
+	return g.links.Notify(ctx, method, msg)
 }
 
+// reportVia reports to every broker whose link is up.
 func (g *gatewayNode) reportVia(ctx context.Context) {
-	if p, err := g.link.Current(ctx); err == nil {
-		g.report(ctx, p)
-	}
+	g.links.Each(ctx, func(_ string, p *control.Peer) { g.report(ctx, p) })
 }
 
 func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
