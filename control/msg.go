@@ -106,6 +106,9 @@ const (
 	CodeSpawnFailed = "spawn_failed" // the app could not be started
 	CodeInternal    = "internal"     // anything else
 	CodeNoSession   = "no_session"   // no such session for this user (attach, resume)
+	// CodeUnavailable: the broker cannot place now (it does not lead, or
+	// cannot keep its state); the user sees "broker unavailable".
+	CodeUnavailable = "unavailable"
 )
 
 // PlaceRequest is a gateway's selection request for one new session.

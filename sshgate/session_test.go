@@ -316,6 +316,8 @@ func TestErrorsUserSees(t *testing.T) {
 			"switchyard: no app named htp\n", 64},
 		{"broker down", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, "htop",
 			"switchyard: broker unavailable\n", 69},
+		{"broker not leading", control.NewError(control.CodeUnavailable, "broker unavailable: this broker does not lead"), "htop",
+			"switchyard: broker unavailable\n", 69},
 		{"broker timeout", context.DeadlineExceeded, "htop",
 			"switchyard: broker unavailable\n", 69},
 		{"remote error wrapped", errors.Join(errors.New("call place"), control.NewError(control.CodeBadArgs, "htop takes no arguments\nsecond line")), "htop x",
