@@ -121,7 +121,9 @@ func (b *Broker) Keep(ctx context.Context) {
 	wake := b.wake
 	b.mu.Unlock()
 	lead := b.leadership()
-	leading := lead.Leading()
+	// Not lead.Leading(): leadership won between the caller's Restore and
+	// now would go unnoticed. At worst a leader restores once more.
+	leading := false
 	for {
 		select {
 		case <-ctx.Done():
