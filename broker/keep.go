@@ -59,6 +59,16 @@ func (b *Broker) Restore(ctx context.Context) error {
 	b.restoreDrains(st.Drains)
 	expired := b.restoreReservations(st.Reservations, now)
 	restored := 0
+	if st.Sessions == nil {
+		st.Sessions = map[string]control.SessionInfo{}
+	}
+	for _, r := range b.reserved {
+		if _, ok := st.Sessions[r.SessionID]; !ok && r.SessionID != "" {
+			// Its pre-launch was not written yet (sessions are batched):
+			// the reservation says enough of it.
+			st.Sessions[r.SessionID] = b.prelaunched(r)
+		}
+	}
 	for id, s := range st.Sessions {
 		if b.sessions[id] != nil || id == "" {
 			continue // what this broker learned itself is newer
@@ -77,6 +87,14 @@ func (b *Broker) Restore(ctx context.Context) error {
 	b.logger().Info("broker state restored", "drains", len(st.Drains), "reservations", reserved,
 		"expired_reservations", len(expired), "sessions", restored)
 	return nil
+}
+
+// prelaunched is the session pre-launched for r, as its reservation
+// tells it: detached since it was made. Callers hold b.mu.
+func (b *Broker) prelaunched(r *reservation) control.SessionInfo {
+	at := r.Expires.Add(-b.reservationTime())
+	return control.SessionInfo{ID: r.SessionID, PID: r.PID, User: r.User, App: r.App, Server: r.Server,
+		Gateway: r.Gateway, Started: at, State: control.StateDetached, Detached: at}
 }
 
 // restoreDrains makes drains the admins' drains. Callers hold b.mu.

@@ -240,6 +240,28 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreRebuildsPrelaunchedSession: a reservation kept without its
+// pre-launched session (sessions are batched; the broker died before
+// writing it) brings the session back, detached, so it can be claimed.
+func TestRestoreRebuildsPrelaunchedSession(t *testing.T) {
+	nb := newNetBroker(t, GatewaySpec{}, GatewaySpec{})
+	m := newMemStore()
+	m.st.Reservations["pre-9"] = brokerstate.Reservation{ID: "pre-9", User: "alice", App: "top", Pty: true, Server: "s1",
+		Gateway: "gw1", From: "gw2", SessionID: "pre-9", PID: 4249, Expires: nb.now().Add(10 * time.Second)}
+	nb.Store = m
+	if err := nb.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list := nb.UserSessions("alice", "gw1")
+	if len(list.Sessions) != 1 || list.Sessions[0].PID != 4249 || list.Sessions[0].State != control.StateDetached ||
+		!list.Sessions[0].Started.Equal(nb.now().Add(10*time.Second-DefaultReservation)) {
+		t.Fatalf("sessions after restore: %+v", list.Sessions)
+	}
+	if pl, err := nb.ask("gw1", term); err != nil || pl.Claim == nil || pl.Claim.PID != 4249 {
+		t.Fatalf("claim: %+v, %v", pl, err)
+	}
+}
+
 // TestRestoredSessionAgesLikeOthers: a restored session its server no
 // longer reports survives the first report (it is as fresh as one just
 // reported) and goes one interval after the restore.
