@@ -150,6 +150,10 @@ type gatewayState struct {
 type sessionState struct {
 	info control.SessionInfo
 	seen time.Time // last time a gateway or the server vouched for it
+	// restored: read from the Store and not vouched for since. The
+	// server's next report, sent on a link made after the restore,
+	// lists every session it runs: one it omits is gone.
+	restored bool
 }
 
 func (b *Broker) logger() *slog.Logger {

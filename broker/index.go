@@ -89,7 +89,7 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 		b.queueSession(id, &info)
 	}
 	if old != nil && old.info.Server == info.Server && old.info.User == info.User {
-		old.info, old.seen = info, seen
+		old.info, old.seen, old.restored = info, seen, false
 		return
 	}
 	if old != nil {

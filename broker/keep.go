@@ -42,9 +42,9 @@ func (b *Broker) leadership() brokerstate.Leadership {
 // Restore loads the state kept in b.Store and applies it: admins' drains
 // (replacing those in memory), the reservations not yet expired
 // (replacing those in memory; the expired ones are deleted), and the
-// sessions this broker does not know yet, as seen now, so that the
-// servers' next reports confirm or drop them like any other. Without a
-// Store it does nothing.
+// sessions this broker does not know yet, as seen now: its server's next
+// report confirms each or, omitting it, drops it. Without a Store it does
+// nothing.
 func (b *Broker) Restore(ctx context.Context) error {
 	if b.Store == nil {
 		return nil
@@ -74,6 +74,7 @@ func (b *Broker) Restore(ctx context.Context) error {
 			continue // what this broker learned itself is newer
 		}
 		b.putSession(s, now)
+		b.sessions[id].restored = true
 		delete(b.writes.sessions, id) // the store has it
 		restored++
 	}

@@ -262,29 +262,36 @@ func TestRestoreRebuildsPrelaunchedSession(t *testing.T) {
 	}
 }
 
-// TestRestoredSessionAgesLikeOthers: a restored session its server no
-// longer reports survives the first report (it is as fresh as one just
-// reported) and goes one interval after the restore.
-func TestRestoredSessionAgesLikeOthers(t *testing.T) {
+// TestRestoredSessionGoesWithTheFirstReport: a restored session stays
+// listed until its server reports; the first report, which lists every
+// session the server runs, keeps those it names and drops the others at
+// once.
+func TestRestoredSessionGoesWithTheFirstReport(t *testing.T) {
 	nb := newNetBroker(t, GatewaySpec{}, GatewaySpec{})
 	m := newMemStore()
 	m.st.Sessions["x"] = control.SessionInfo{ID: "x", PID: 7, User: "alice", App: "top", Server: "s1", Gateway: "gw1"}
+	m.st.Sessions["y"] = control.SessionInfo{ID: "y", PID: 8, User: "alice", App: "top", Server: "s1", Gateway: "gw1"}
 	nb.Store = m
 	if err := nb.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	report := func() {
-		nb.serverReport("s1", control.ServerReport{MaxSessions: 10, Apps: []string{"top", "cat"}})
+	nb.advance(nb.interval() * 5) // s1 silent meanwhile: nothing drops them
+	if n := len(nb.UserSessions("alice", "gw1").Sessions); n != 2 {
+		t.Fatalf("%d restored sessions listed before any report, want 2", n)
+	}
+	report := func(sessions ...control.SessionInfo) {
+		nb.linkUp("s1", +1)
+		nb.serverReport("s1", control.ServerReport{MaxSessions: 10, Apps: []string{"top", "cat"}, Sessions: sessions})
+	}
+	report(control.SessionInfo{ID: "y", PID: 8, User: "alice", App: "top"})
+	list := nb.UserSessions("alice", "gw1").Sessions
+	if len(list) != 1 || list[0].ID != "y" {
+		t.Fatalf("after the first report: %+v, want only y", list)
 	}
 	nb.advance(nb.interval() / 2)
-	report()
+	report() // y now ages like any other session: an interval
 	if n := len(nb.UserSessions("alice", "gw1").Sessions); n != 1 {
-		t.Fatal("restored session dropped by the first report")
-	}
-	nb.advance(nb.interval())
-	report()
-	if n := len(nb.UserSessions("alice", "gw1").Sessions); n != 0 {
-		t.Fatal("restored session not reported kept past one interval")
+		t.Fatal("a reported session dropped within one interval")
 	}
 	nb.flush()
 	if _, ok := m.state().Sessions["x"]; ok {
