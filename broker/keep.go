@@ -31,10 +31,14 @@ type storeWrites struct {
 	reservations []string
 }
 
+// solo is the Leadership of a Broker without one; made once, so that a
+// placement does not allocate it.
+var solo brokerstate.Leadership = brokerstate.Solo{}
+
 // leadership is b.Leadership, or Solo.
 func (b *Broker) leadership() brokerstate.Leadership {
 	if b.Leadership == nil {
-		return brokerstate.Solo{}
+		return solo
 	}
 	return b.Leadership
 }
@@ -190,12 +194,20 @@ func (b *Broker) writeQueued(ctx context.Context) {
 	}
 }
 
-// queueSession queues the write of a session (nil: its deletion).
-// Callers hold b.mu.
-func (b *Broker) queueSession(id string, s *control.SessionInfo) {
-	if b.Store == nil {
-		return
+// queueSession queues the write of a session. Callers hold b.mu.
+func (b *Broker) queueSession(id string, s control.SessionInfo) {
+	b.queue(id, &s)
+}
+
+// queueDrop queues the deletion of a session. Callers hold b.mu.
+func (b *Broker) queueDrop(id string) {
+	if b.Store != nil {
+		b.queue(id, nil)
 	}
+}
+
+// queue queues a session's write (nil: its deletion). Callers hold b.mu.
+func (b *Broker) queue(id string, s *control.SessionInfo) {
 	if b.writes.sessions == nil {
 		b.writes.sessions = map[string]*control.SessionInfo{}
 	}

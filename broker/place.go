@@ -67,9 +67,11 @@ func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.P
 	b.mu.Lock()
 	b.init()
 	now := b.now()
-	o := outcome{err: control.NewError(control.CodeUnavailable, "broker unavailable: this broker does not lead")}
+	var o outcome
 	if leading {
 		o = b.decide(req, now)
+	} else {
+		o.err = control.NewError(control.CodeUnavailable, "broker unavailable: this broker does not lead")
 	}
 	hold := b.reservationTime()
 	took := time.Since(start)
