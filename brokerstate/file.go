@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"switchyard/control"
 )
 
@@ -44,6 +46,7 @@ type File struct {
 	path  string
 	delay time.Duration
 	log   *slog.Logger
+	lock  *os.File // path + ".lock", flocked while open: one broker per file
 
 	wmu sync.Mutex // serialises writes to disk, so a later write never lands before an earlier one
 
@@ -65,25 +68,52 @@ func OpenFile(path string, log *slog.Logger) (*File, error) {
 		log = slog.Default()
 	}
 	f := &File{path: path, delay: DefaultFlushDelay, log: log, data: emptyData()}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("broker state %s: %w", path, err)
+	}
+	if err := f.takeLock(); err != nil {
+		return nil, err
+	}
+	if err := f.load(); err != nil {
+		f.lock.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// takeLock takes the file's lock, or fails if another process holds it.
+func (f *File) takeLock() error {
+	lock, err := os.OpenFile(f.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("broker state %s: %w", f.path, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("broker state %s: in use by another broker", f.path)
+		}
+		return fmt.Errorf("broker state %s: lock: %w", f.path, err)
+	}
+	f.lock = lock
+	return nil
+}
+
+// load reads the file, or creates it.
+func (f *File) load() error {
+	path := f.path
 	raw, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("broker state %s: %w", path, err)
-		}
 		// Write it now: an unwritable state_dir fails the start, not the
 		// first drain.
-		if err := f.write(); err != nil {
-			return nil, err
-		}
-		return f, nil
+		return f.write()
 	case err != nil:
-		return nil, fmt.Errorf("broker state %s: %w", path, err)
+		return fmt.Errorf("broker state %s: %w", path, err)
 	}
 	if err := decodeData(raw, &f.data); err != nil {
-		return nil, fmt.Errorf("broker state %s: %w; refusing to use or overwrite it (move it away to start afresh)", path, err)
+		return fmt.Errorf("broker state %s: %w; refusing to use or overwrite it (move it away to start afresh)", path, err)
 	}
-	return f, nil
+	return nil
 }
 
 func emptyData() fileData {
@@ -187,7 +217,9 @@ func (f *File) Close() error {
 	}
 	f.mu.Unlock()
 	f.timers.Wait() // a flush under way lands before the last one
-	return f.flush()
+	err := f.flush()
+	f.lock.Close() // releases the flock
+	return err
 }
 
 // durable changes the state with change and writes it before returning.

@@ -265,6 +265,24 @@ func TestFileConcurrent(t *testing.T) {
 	}
 }
 
+// TestFileOneBrokerAtATime: a second File on the same path is refused
+// while the first is open, and opens once it is closed.
+func TestFileOneBrokerAtATime(t *testing.T) {
+	f, path := openTemp(t)
+	if g, err := OpenFile(path, nil); err == nil || !strings.Contains(err.Error(), "in use by another broker") {
+		if g != nil {
+			g.Close()
+		}
+		t.Fatalf("second open: %v", err)
+	}
+	f.Close()
+	g, err := OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+}
+
 // TestFileUnwritableDir: a state_dir the broker cannot write fails the
 // open, not the first drain.
 func TestFileUnwritableDir(t *testing.T) {
