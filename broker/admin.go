@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -44,8 +46,12 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	})
 	drain := func(on bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if err := b.Drain(r.PathValue("server"), on); err != nil {
-				http.Error(w, err.Error(), http.StatusNotFound)
+			if err := b.DrainBy(r.Context(), r.PathValue("server"), on, a.caller(r)); err != nil {
+				code := http.StatusServiceUnavailable
+				if errors.Is(err, ErrUnknownServer) {
+					code = http.StatusNotFound
+				}
+				http.Error(w, err.Error(), code)
 				return
 			}
 			io.WriteString(w, "ok\n")
@@ -57,6 +63,28 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return a.guard(mux)
+}
+
+// callerKey is the context key of the admin caller's name.
+type callerKey struct{}
+
+// WithCaller returns ctx naming the admin API's caller, as the listener
+// knows it: on the Unix socket, the peer's user. The server's ConnContext
+// sets it.
+func WithCaller(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, callerKey{}, who)
+}
+
+// caller names who made r, for a drain: the name WithCaller gave, else
+// "token" on a listener that requires one, else "unknown".
+func (a AdminAccess) caller(r *http.Request) string {
+	if who, _ := r.Context().Value(callerKey{}).(string); who != "" {
+		return who
+	}
+	if a.Token != "" {
+		return "token"
+	}
+	return "unknown"
 }
 
 // guard refuses what a does not allow before next sees it.

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"switchyard/brokerstate"
 	"switchyard/control"
 	"switchyard/selection"
 )
@@ -71,27 +73,58 @@ func BenchmarkBrokerPlace10k(b *testing.B) {
 	for _, nServers := range []int{50, 200, 1000, 10_000} {
 		b.Run(fmt.Sprintf("servers=%d", nServers), func(b *testing.B) {
 			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			placeLoop(b, benchBroker(b, nServers, nUsers, nSessions, &clock), &clock, nUsers, nSessions)
+		})
+	}
+}
+
+// BenchmarkBrokerPlaceStore is BenchmarkBrokerPlace10k on 1000 servers
+// without a Store and with a brokerstate.File written by Keep, as the
+// daemon runs it: each op's session start and end are queued and
+// written in batches.
+func BenchmarkBrokerPlaceStore(b *testing.B) {
+	const nSessions, nUsers, nServers = 10_000, 2_000, 1000
+	for _, store := range []string{"none", "file"} {
+		b.Run("store="+store, func(b *testing.B) {
+			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			br := benchBroker(b, nServers, nUsers, nSessions, &clock)
-			ctx := context.Background()
-			apps := []string{"top", "vi", "bash"}
-			oldest, next := 0, nSessions
-			b.ReportAllocs()
-			for b.Loop() {
-				clock = clock.Add(10 * time.Millisecond)
-				user := next % nUsers
-				req := control.PlaceRequest{User: benchUser(user), App: apps[next%len(apps)], Gateway: "gw1",
-					ClientAddr: fmt.Sprintf("10.1.%d.%d:40000", user%250, next%250)}
-				pl, err := br.Place(ctx, req)
+			if store == "file" {
+				f, err := brokerstate.OpenFile(filepath.Join(b.TempDir(), brokerstate.FileName), br.Logger)
 				if err != nil {
 					b.Fatal(err)
 				}
-				br.sessionStarted(control.SessionInfo{ID: benchSession(next), PID: next, User: req.User, App: req.App,
-					Server: pl.Server, Gateway: "gw1", Started: clock, State: control.StateAttached})
-				br.sessionEnded(control.SessionEnded{ID: benchSession(oldest)})
-				oldest++
-				next++
+				br.Store = f
+				ctx, cancel := context.WithCancel(context.Background())
+				kept := make(chan struct{})
+				go func() { defer close(kept); br.Keep(ctx) }()
+				defer func() { cancel(); <-kept; f.Close() }()
 			}
+			placeLoop(b, br, &clock, nUsers, nSessions)
 		})
+	}
+}
+
+// placeLoop places a session, reports it started and the oldest ended,
+// once per op, moving *clock 10ms.
+func placeLoop(b *testing.B, br *Broker, clock *time.Time, nUsers, nSessions int) {
+	ctx := context.Background()
+	apps := []string{"top", "vi", "bash"}
+	oldest, next := 0, nSessions
+	b.ReportAllocs()
+	for b.Loop() {
+		*clock = clock.Add(10 * time.Millisecond)
+		user := next % nUsers
+		req := control.PlaceRequest{User: benchUser(user), App: apps[next%len(apps)], Gateway: "gw1",
+			ClientAddr: fmt.Sprintf("10.1.%d.%d:40000", user%250, next%250)}
+		pl, err := br.Place(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		br.sessionStarted(control.SessionInfo{ID: benchSession(next), PID: next, User: req.User, App: req.App,
+			Server: pl.Server, Gateway: "gw1", Started: *clock, State: control.StateAttached})
+		br.sessionEnded(control.SessionEnded{ID: benchSession(oldest)})
+		oldest++
+		next++
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/brokerstate"
 	"switchyard/control"
 	"switchyard/selection"
 )
@@ -79,7 +80,19 @@ type Broker struct {
 	ReportInterval time.Duration    // 2s if zero; a node silent for 3 intervals is unhealthy
 	Now            func() time.Time // time.Now if nil
 
-	mu       sync.Mutex // guards everything below
+	// Store keeps what a restart must not forget (drains, reservations,
+	// sessions); nil keeps nothing. Set it before serving and call
+	// Restore, then run Keep.
+	Store brokerstate.Store
+	// Leadership says whether this broker may place; nil means it always
+	// may (brokerstate.Solo).
+	Leadership brokerstate.Leadership
+
+	drainMu sync.Mutex // serialises drains, so the store and memory agree
+
+	mu       sync.Mutex    // guards everything below
+	writes   storeWrites   // changes queued for Store (keep.go)
+	wake     chan struct{} // Keep's signal that writes are queued
 	cluster  Cluster
 	servers  map[string]*serverState // every configured server, and any that reported
 	gateways map[string]*gatewayState
@@ -123,7 +136,9 @@ type serverState struct {
 	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
 	report     control.ServerReport
-	drained    bool // by an admin command
+	drained    bool      // by an admin command
+	drainedBy  string    // who drained it: a Unix user, "token"
+	drainedAt  time.Time // when
 }
 
 type gatewayState struct {
@@ -135,6 +150,10 @@ type gatewayState struct {
 type sessionState struct {
 	info control.SessionInfo
 	seen time.Time // last time a gateway or the server vouched for it
+	// restored: read from the Store and not vouched for since. The
+	// server's next report, sent on a link made after the restore,
+	// lists every session it runs: one it omits is gone.
+	restored bool
 }
 
 func (b *Broker) logger() *slog.Logger {
@@ -179,6 +198,7 @@ func (b *Broker) init() {
 		b.metrics = newMetrics(b)
 		b.tab = selection.NewTable(nil)
 		b.carried = map[uint64]bool{}
+		b.wake = make(chan struct{}, 1)
 	}
 }
 

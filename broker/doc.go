@@ -20,10 +20,13 @@
 // its user's sessions (UserSessions) is told, for each on a server it does
 // not reach, the gateway to relay through to resume it.
 //
-// The picture is soft state. A restarted broker knows nothing until the
-// components reconnect; each sends a full report as soon as its link is up,
-// so the picture (servers, loads, running sessions with their PIDs) is back
-// within one report interval and no running session depends on the broker.
-// Reservations are not rebuilt: a pre-launched app whose reservation a
-// restart forgot ends when appd's hold runs out.
+// What a restart must not forget (admins' drains, reservations, the
+// session registry) goes to a brokerstate.Store when one is set (Store):
+// drains and reservations before the admin or the client hears of them,
+// sessions through a queue that Keep writes outside the placement path.
+// Restore reads it back before serving and whenever this broker becomes
+// leader (Leadership); only a leader places. The rest of the picture is
+// soft: each node sends a full report as soon as its link is up, so
+// servers, loads and running sessions are confirmed within one report
+// interval, and no running session depends on the broker.
 package broker

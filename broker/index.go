@@ -85,8 +85,11 @@ func (b *Broker) onServer(name string) *serverSessions {
 func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 	id := info.ID
 	old := b.sessions[id]
+	if b.Store != nil && (old == nil || !sameSession(old.info, info)) {
+		b.queueSession(id, info)
+	}
 	if old != nil && old.info.Server == info.Server && old.info.User == info.User {
-		old.info, old.seen = info, seen
+		old.info, old.seen, old.restored = info, seen, false
 		return
 	}
 	if old != nil {
@@ -110,6 +113,7 @@ func (b *Broker) dropSession(id string) {
 	if s := b.sessions[id]; s != nil {
 		delete(b.sessions, id)
 		b.unindex(s)
+		b.queueDrop(id)
 	}
 }
 

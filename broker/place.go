@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"switchyard/brokerstate"
 	"switchyard/control"
 	"switchyard/safelog"
 	"switchyard/selection"
@@ -50,6 +51,7 @@ type outcome struct {
 	route     route
 	note      string         // said of a reservation taken, for the reason
 	prelaunch bool           // pre-launch the app for pl.Redirect
+	reserve   *reservation   // the redirect's reservation, to keep before answering
 	stale     []*reservation // reservations whose pre-launched app must end
 }
 
@@ -61,10 +63,17 @@ type outcome struct {
 // pre-launches the app on the chosen server, outside b.mu.
 func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
 	start := time.Now()
+	leading := b.leadership().Leading()
 	b.mu.Lock()
 	b.init()
 	now := b.now()
-	o := b.decide(req, now)
+	var o outcome
+	if leading {
+		o = b.decide(req, now)
+	} else {
+		leader, _ := b.leadership().Leader()
+		o.err = control.NewError(control.CodeNotLeader, leader) // the node asks the leader instead
+	}
 	hold := b.reservationTime()
 	took := time.Since(start)
 	b.mu.Unlock()
@@ -73,6 +82,9 @@ func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.P
 	}
 	if o.prelaunch {
 		b.prelaunch(ctx, req, &o, hold)
+	}
+	if o.reserve != nil {
+		b.keepReservation(ctx, &o)
 	}
 	b.record(req, &o, now, took)
 	return o.pl, o.err
@@ -163,7 +175,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 		o.pl.Redirect = &control.Redirect{Gateway: rt.gateway, Address: g.Address, Expires: now.Add(b.reservationTime())}
 		o.prelaunch = req.Pty != nil
 		if !o.prelaunch { // nothing to launch for a batch session; remember the redirect all the same
-			b.reserve(b.reservationFor(req, &o))
+			o.reserve = b.reservationFor(req, &o)
 		}
 		return o
 	case RouteRelay:
@@ -275,7 +287,11 @@ func (b *Broker) unclaimable(req control.PlaceRequest, r *reservation, now time.
 // reservationFor is the reservation a redirect in o makes for req.
 func (b *Broker) reservationFor(req control.PlaceRequest, o *outcome) *reservation {
 	rd := o.pl.Redirect
-	return &reservation{User: req.User, App: req.App, Args: slices.Clone(req.Args), Pty: req.Pty != nil,
+	id := rd.SessionID
+	if id == "" {
+		id = newReservationID()
+	}
+	return &reservation{id: id, User: req.User, App: req.App, Args: slices.Clone(req.Args), Pty: req.Pty != nil,
 		Server: o.pl.Server, Gateway: rd.Gateway, From: req.Gateway, SessionID: rd.SessionID, PID: rd.PID, Expires: rd.Expires}
 }
 
@@ -359,19 +375,56 @@ func drainingOf(spec ServerSpec, st *serverState) bool {
 // ErrUnknownServer is returned by Drain for a name the config lacks.
 var ErrUnknownServer = errors.New("no such server")
 
-// Drain stops (on) or resumes (off) new placements on a server. Running
-// sessions continue. A drain set here lasts until undone or the broker
-// restarts; draining = true in the config lasts until the config changes.
+// Drain stops (on) or resumes (off) new placements on a server, for an
+// unnamed admin; see DrainBy.
 func (b *Broker) Drain(server string, on bool) error {
+	return b.DrainBy(context.Background(), server, on, "")
+}
+
+// DrainBy stops (on) or resumes (off) new placements on a server, on
+// behalf of by (a Unix user, "token"). Running sessions continue. The
+// drain is in b.Store, when set, before DrainBy returns, and lasts until
+// undone; draining = true in the config lasts until the config changes.
+// Errors: ErrUnknownServer, ErrNotLeader, or the store's.
+func (b *Broker) DrainBy(ctx context.Context, server string, on bool, by string) error {
+	b.drainMu.Lock()
+	defer b.drainMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.init()
-	if _, ok := b.cluster.Servers[server]; !ok {
+	_, ok := b.cluster.Servers[server]
+	at := b.now()
+	b.mu.Unlock()
+	if !ok {
 		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
 	}
+	if !b.leadership().Leading() {
+		return fmt.Errorf("drain %q: %w", server, ErrNotLeader)
+	}
+	if err := b.storeDrain(ctx, server, on, by, at); err != nil {
+		return fmt.Errorf("drain %q: %w", server, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	st := b.server(server)
-	st.drained = on
-	b.tab.SetDraining(st.row, drainingOf(b.cluster.Servers[server], st))
-	b.logger().Info("drain", "server", server, "on", on, "config_draining", b.cluster.Servers[server].Draining)
+	st.drained, st.drainedBy, st.drainedAt = on, by, at
+	if !on {
+		st.drainedBy, st.drainedAt = "", time.Time{}
+	}
+	if st.row >= 0 {
+		b.tab.SetDraining(st.row, drainingOf(b.cluster.Servers[server], st))
+	}
+	b.logger().Info("drain", "server", server, "on", on, "by", by, "config_draining", b.cluster.Servers[server].Draining)
 	return nil
+}
+
+// storeDrain writes a drain, or its end, to b.Store if set.
+func (b *Broker) storeDrain(ctx context.Context, server string, on bool, by string, at time.Time) error {
+	switch {
+	case b.Store == nil:
+		return nil
+	case on:
+		return b.Store.PutDrain(ctx, brokerstate.Drain{Server: server, By: by, At: at})
+	default:
+		return b.Store.DeleteDrain(ctx, server)
+	}
 }

@@ -22,7 +22,8 @@ var errNoLink = errors.New("no control link")
 // S903c the pid in the answer) and records the reservation. A pre-launch
 // that fails leaves a redirect without a session: the client is still
 // sent on, and the app is started when it arrives. hold is the
-// reservation time.
+// reservation time. The reservation is left in o.reserve for Place to
+// keep.
 func (b *Broker) prelaunch(ctx context.Context, req control.PlaceRequest, o *outcome, hold time.Duration) {
 	rd := o.pl.Redirect
 	preq := control.PrelaunchRequest{
@@ -40,7 +41,7 @@ func (b *Broker) prelaunch(ctx context.Context, req control.PlaceRequest, o *out
 		b.logger().Warn("pre-launch failed; redirecting without it", safelog.String("user", req.User),
 			safelog.String("app", req.App), "server", o.pl.Server, slog.String("err", safelog.Text(err.Error(), maxReason)))
 		o.pl.Reason += "; pre-launch failed: " + err.Error()
-		b.reserve(b.reservationFor(req, o))
+		o.reserve = b.reservationFor(req, o)
 		return
 	}
 	rd.SessionID, rd.PID = st.ID, st.PID
@@ -50,7 +51,7 @@ func (b *Broker) prelaunch(ctx context.Context, req control.PlaceRequest, o *out
 		ID: st.ID, PID: st.PID, User: req.User, App: req.App, Server: o.pl.Server, Gateway: rd.Gateway,
 		Started: now, State: control.StateDetached, Detached: now,
 	}, now)
-	b.reserve(b.reservationFor(req, o))
+	o.reserve = b.reservationFor(req, o)
 }
 
 // release ends the pre-launched app of a reservation the broker decided

@@ -17,6 +17,7 @@ import (
 // be reached, else re-decided, and never answered with a second redirect.
 // Unclaimed, it expires; its process is ended by appd's own timer.
 type reservation struct {
+	id        string // its key in the store: SessionID, or a random name
 	User, App string
 	Args      []string
 	Pty       bool      // the client had a terminal
@@ -65,6 +66,7 @@ func (b *Broker) pruneReservations(now time.Time) {
 		if now.After(r.Expires) {
 			b.logger().Info("reservation expired", safelog.String("user", r.User), safelog.String("app", r.App),
 				"server", r.Server, "gateway", r.Gateway, safelog.String("session", r.SessionID), "pid", r.PID)
+			b.unreserved(r)
 			return true
 		}
 		return false
@@ -80,6 +82,7 @@ func (b *Broker) takeReservation(user, app string) *reservation {
 	}
 	r := b.reserved[i]
 	b.reserved = slices.Delete(b.reserved, i, i+1)
+	b.unreserved(r)
 	return r
 }
 
@@ -94,6 +97,7 @@ func (b *Broker) dropReservationOf(id, why string) {
 		if r.SessionID == id {
 			b.logger().Info("reservation over", safelog.String("user", r.User), safelog.String("app", r.App),
 				safelog.String("session", id), "pid", r.PID, safelog.String("why", why))
+			b.unreserved(r)
 			return true
 		}
 		return false

@@ -32,10 +32,10 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 		b.putSession(s, now)
 	}
 	// Every session just reported was seen now: only the others can be
-	// older than an interval.
+	// older than an interval, or restored and not in this report.
 	if on := b.byServer[name]; on != nil {
 		for id, s := range on.sessions {
-			if now.Sub(s.seen) > b.interval() {
+			if s.restored || now.Sub(s.seen) > b.interval() {
 				b.dropSession(id)
 			}
 		}

@@ -41,15 +41,20 @@ type GatewayStatus struct {
 
 // ServerStatus is one app server in Status.
 type ServerStatus struct {
-	Name      string   `json:"name"`
-	Addr      string   `json:"addr"`
-	Healthy   bool     `json:"healthy"`
-	Draining  bool     `json:"draining"`
-	Load      float64  `json:"load"`
-	Sessions  int      `json:"sessions"`
-	Max       int      `json:"max_sessions"`
-	Apps      []string `json:"apps"`
-	ReportAge float64  `json:"report_age_seconds"` // -1 if never reported
+	Name     string `json:"name"`
+	Addr     string `json:"addr"`
+	Healthy  bool   `json:"healthy"`
+	Draining bool   `json:"draining"`
+	// DrainedBy is who drained it: a Unix user, "token", "config"
+	// (draining = true), or "unknown"; "" when not draining. DrainedAt
+	// is when, for a drain by command.
+	DrainedBy string    `json:"drained_by,omitempty"`
+	DrainedAt time.Time `json:"drained_at,omitzero"`
+	Load      float64   `json:"load"`
+	Sessions  int       `json:"sessions"`
+	Max       int       `json:"max_sessions"`
+	Apps      []string  `json:"apps"`
+	ReportAge float64   `json:"report_age_seconds"` // -1 if never reported
 }
 
 // Status returns a snapshot of the cluster.
@@ -66,6 +71,7 @@ func (b *Broker) Status() Status {
 		s, spec := t.st, t.spec
 		ss := ServerStatus{Name: t.name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: drainingOf(spec, s),
 			Sessions: b.load(t.on), Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
+		ss.DrainedBy, ss.DrainedAt = drainerOf(spec, s)
 		if s != nil && !s.lastReport.IsZero() {
 			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
 		}
@@ -107,7 +113,7 @@ func WriteStatus(w io.Writer, st Status) error {
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), yesNo(s.Draining),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), drainText(s),
 			s.Load, s.Sessions, s.Max, age(s.ReportAge))
 	}
 	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE")
@@ -161,6 +167,30 @@ func cells(ss []string) string {
 		out[i] = safelog.Text(s, safelog.Max)
 	}
 	return dash(strings.Join(out, ","))
+}
+
+// drainerOf is who drained a server of spec and state st, and when: the
+// command's drain first, then the config's.
+func drainerOf(spec ServerSpec, st *serverState) (string, time.Time) {
+	switch {
+	case st != nil && st.drained:
+		return cmp.Or(st.drainedBy, "unknown"), st.drainedAt
+	case spec.Draining:
+		return "config", time.Time{}
+	}
+	return "", time.Time{}
+}
+
+// drainText is a server's DRAINING cell: "no", or "yes" with who and
+// when.
+func drainText(s ServerStatus) string {
+	switch {
+	case !s.Draining:
+		return "no"
+	case s.DrainedAt.IsZero():
+		return "yes (" + safelog.Text(cmp.Or(s.DrainedBy, "unknown"), safelog.Max) + ")"
+	}
+	return "yes (" + safelog.Text(s.DrainedBy, safelog.Max) + ", " + s.DrainedAt.Local().Format(time.DateTime) + ")"
 }
 
 func yesNo(b bool) string {

@@ -42,7 +42,7 @@ func ParseRejection(msg string) *RemoteError {
 
 func knownCode(c string) bool {
 	switch c {
-	case CodeUnknownApp, CodeForbidden, CodeNoServer, CodeBadArgs, CodeSpawnFailed, CodeInternal, CodeNoSession:
+	case CodeUnknownApp, CodeForbidden, CodeNoServer, CodeBadArgs, CodeSpawnFailed, CodeInternal, CodeNoSession, CodeUnavailable, CodeNotLeader:
 		return true
 	}
 	return false

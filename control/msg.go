@@ -108,8 +108,12 @@ const (
 	CodeNoSession   = "no_session"   // no such session for this user (attach, resume)
 	// CodeNotLeader: this broker does not place now; the Message is the
 	// leading broker's node name, or "" when none is known (an election
-	// is under way, or etcd has lost its quorum).
+	// is under way, or etcd has lost its quorum). Nodes move the call to
+	// the leader (transport.Brokers).
 	CodeNotLeader = "not_leader"
+	// CodeUnavailable: the broker cannot place now (it cannot keep its
+	// state); the user sees "broker unavailable".
+	CodeUnavailable = "unavailable"
 )
 
 // PlaceRequest is a gateway's selection request for one new session.

@@ -37,7 +37,8 @@ func (a *adminServers) close() {
 func serveAdmin(cfg *config.Config, env Env, b *broker.Broker) (*adminServers, error) {
 	a := &adminServers{}
 	serve := func(ln net.Listener, access broker.AdminAccess) {
-		s := &http.Server{Handler: b.AdminHandler(access), ReadHeaderTimeout: 5 * time.Second}
+		s := &http.Server{Handler: b.AdminHandler(access), ReadHeaderTimeout: 5 * time.Second,
+			ConnContext: adminCaller}
 		a.servers = append(a.servers, s)
 		a.addrs = append(a.addrs, ln.Addr().String())
 		go s.Serve(ln)

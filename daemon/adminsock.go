@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"switchyard/broker"
 )
 
 // socketMode is the admin socket's mode: its user and group only.
@@ -104,6 +109,32 @@ func lookupGroup(group string) (int, error) {
 		return 0, fmt.Errorf("admin_group: %w", err)
 	}
 	return strconv.Atoi(g.Gid)
+}
+
+// adminCaller names, in ctx, the user at the other end of an admin
+// connection on the Unix socket (SO_PEERCRED), for drains' "who"; a TCP
+// connection's caller is the token's.
+func adminCaller(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	uid := strconv.FormatUint(uint64(cred.Uid), 10)
+	if u, err := user.LookupId(uid); err == nil {
+		return broker.WithCaller(ctx, u.Username)
+	}
+	return broker.WithCaller(ctx, "uid "+uid)
 }
 
 // socketListener removes its socket file when closed, unless another

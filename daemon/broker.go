@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"switchyard/broker"
+	"switchyard/brokerstate"
 	"switchyard/config"
 	"switchyard/selection"
 	"switchyard/transport"
@@ -45,7 +46,20 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval}
+	store, err := openBrokerState(cfg, log)
+	if err != nil {
+		return err
+	}
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store}
+	ctx, cancel := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	defer func() {
+		cancel()
+		<-kept // Keep has written what was queued
+		if err := store.Close(); err != nil {
+			log.Error("broker state not closed cleanly", "err", err.Error())
+		}
+	}()
 	var keys atomic.Pointer[map[string]string]
 	apply := func(cfg *config.Config) {
 		b.SetCluster(clusterOf(cfg))
@@ -53,6 +67,16 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		keys.Store(&k)
 	}
 	apply(cfg)
+	// Before anything is served: drains hold from the first placement,
+	// and a redirected client finds its reservation.
+	if err := b.Restore(ctx); err != nil {
+		close(kept)
+		return err
+	}
+	go func() {
+		defer close(kept)
+		b.Keep(ctx)
+	}()
 	ln, err := env.listen(cfg.Broker.Listen)
 	if err != nil {
 		return fmt.Errorf("broker listen %s: %w", cfg.Broker.Listen, err)
@@ -74,6 +98,15 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 	return err
+}
+
+// openBrokerState opens the store of what the broker must not forget:
+// for a lone broker, brokerstate.File in state_dir.
+//
+// This is where etcd plugs in: with [etcd] configured, the store (and the
+// Leadership) come from etcd instead, and nothing falls back to the file.
+func openBrokerState(cfg *config.Config, log *slog.Logger) (brokerstate.Store, error) {
+	return brokerstate.OpenFile(cfg.Resolve(brokerstate.FileName), log)
 }
 
 // clusterOf copies what the broker needs out of the config.

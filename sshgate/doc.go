@@ -110,7 +110,8 @@
 //	        no app named (without a PTY; with one the      no command and login is a user;
 //	        picker runs), resume without a PTY             resume or sessions misused
 //	69      unavailable: try again later                   no_server; broker unavailable
-//	                                                       (unreachable, timed out);
+//	                                                       (unreachable, timed out, not
+//	                                                       leading: unavailable);
 //	                                                       app server (or the gateway
 //	                                                       relaying to it) unreachable or
 //	                                                       did not start the app within 10s;

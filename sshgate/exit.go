@@ -49,7 +49,7 @@ func codeStatus(code string) int {
 		return exitUsage
 	case control.CodeForbidden:
 		return exitNoPerm
-	case control.CodeNoServer:
+	case control.CodeNoServer, control.CodeUnavailable, control.CodeNotLeader:
 		return exitUnavailable
 	case control.CodeNoSession:
 		return exitNoSession
@@ -73,6 +73,8 @@ func codeLine(code, app string) string {
 		return fmt.Sprintf("%q could not be started", app)
 	case control.CodeNoSession:
 		return "no such session"
+	case control.CodeUnavailable, control.CodeNotLeader:
+		return "broker unavailable"
 	default:
 		return "internal error"
 	}
@@ -81,7 +83,7 @@ func codeLine(code, app string) string {
 // remoteFailure turns a RemoteError (from the broker or appd) into a failure.
 func remoteFailure(re *control.RemoteError, app string, err error) *failure {
 	line := oneLine(re.Message)
-	if line == "" {
+	if line == "" || re.Code == control.CodeUnavailable || re.Code == control.CodeNotLeader { // one line, whatever the broker's reason
 		line = codeLine(re.Code, app)
 	}
 	return &failure{Status: codeStatus(re.Code), Line: line, Err: err}

@@ -316,6 +316,8 @@ func TestErrorsUserSees(t *testing.T) {
 			"switchyard: no app named htp\n", 64},
 		{"broker down", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, "htop",
 			"switchyard: broker unavailable\n", 69},
+		{"broker cannot keep state", control.NewError(control.CodeUnavailable, "broker unavailable: cannot keep the reservation"), "htop",
+			"switchyard: broker unavailable\n", 69},
 		{"broker timeout", context.DeadlineExceeded, "htop",
 			"switchyard: broker unavailable\n", 69},
 		{"remote error wrapped", errors.Join(errors.New("call place"), control.NewError(control.CodeBadArgs, "htop takes no arguments\nsecond line")), "htop x",
