@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,11 +31,11 @@ func (a *adminServers) close() {
 	}
 }
 
-// serveAdmin opens and serves the admin listeners of cfg: [broker] admin
-// (a Unix socket only its user, root and admin_group reach, or a TCP
-// address) and admin_tcp. Every TCP listener requires the token
+// serveAdmin opens and serves the admin listeners of broker node: its
+// admin (a Unix socket only its user, root and admin_group reach, or a
+// TCP address) and admin_tcp. Every TCP listener requires the token
 // (config validation refuses one without) and checks Host and Origin.
-func serveAdmin(cfg *config.Config, env Env, b *broker.Broker) (*adminServers, error) {
+func serveAdmin(cfg *config.Config, node string, env Env, b *broker.Broker) (*adminServers, error) {
 	a := &adminServers{}
 	serve := func(ln net.Listener, access broker.AdminAccess) {
 		s := &http.Server{Handler: b.AdminHandler(access), ReadHeaderTimeout: 5 * time.Second,
@@ -44,15 +45,17 @@ func serveAdmin(cfg *config.Config, env Env, b *broker.Broker) (*adminServers, e
 		go s.Serve(ln)
 	}
 	bc := cfg.Broker
-	if path := cfg.AdminSocket(); path != "" {
-		ln, err := listenAdminSocket(path, bc.AdminGroup)
+	adminAddr, adminTCP := cfg.BrokerAdmin(node)
+	socket := cfg.BrokerAdminSocket(node)
+	if socket != "" {
+		ln, err := listenAdminSocket(socket, bc.AdminGroup)
 		if err != nil {
 			return nil, err
 		}
 		serve(ln, broker.AdminAccess{})
 	}
-	for _, addr := range []string{bc.Admin, bc.AdminTCP} {
-		if addr == "" || cfg.AdminSocket() != "" && addr == bc.Admin {
+	for _, addr := range []string{adminAddr, adminTCP} {
+		if addr == "" || socket != "" && addr == adminAddr {
 			continue
 		}
 		ln, err := env.listen(addr)
@@ -102,17 +105,56 @@ type adminClient struct {
 	hc    *http.Client
 }
 
-func newAdminClient(cfg *config.Config) adminClient {
-	if path := cfg.AdminSocket(); path != "" {
+// newAdminClient talks to broker node's admin API: its socket, or its
+// TCP admin address with the token.
+func newAdminClient(cfg *config.Config, node string) adminClient {
+	if path := cfg.BrokerAdminSocket(node); path != "" {
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}}
 		return adminClient{where: path, base: "http://broker-admin", hc: &http.Client{Transport: tr}}
 	}
-	return adminClient{where: cfg.Broker.Admin, base: "http://" + cfg.Broker.Admin, token: cfg.Broker.AdminToken,
-		hc: http.DefaultClient}
+	addr, _ := cfg.BrokerAdmin(node)
+	return adminClient{where: addr, base: "http://" + addr, token: cfg.Broker.AdminToken, hc: http.DefaultClient}
 }
+
+// adminClients are the admin clients of the brokers the CLI may talk to:
+// the one -node names, or every broker, in config order.
+func adminClients(cfg *config.Config, node string) []adminClient {
+	names := cfg.BrokerNames()
+	if node != "" {
+		names = []string{node}
+	}
+	out := make([]adminClient, len(names))
+	for i, n := range names {
+		out[i] = newAdminClient(cfg, n)
+	}
+	return out
+}
+
+// firstAnswer calls each client in turn until one answers: a broker that
+// is down, or one that cannot act now (503: it does not lead), gives way
+// to the next. It returns the first other answer, or the last error.
+func firstAnswer(clients []adminClient, call func(adminClient) error) error {
+	var err error
+	for _, a := range clients {
+		err = call(a)
+		var ae *adminError
+		if err == nil || errors.As(err, &ae) && ae.status != http.StatusServiceUnavailable {
+			return err
+		}
+	}
+	return err
+}
+
+// adminError is a broker's refusal of an admin request.
+type adminError struct {
+	status int
+	msg    string
+}
+
+func (e *adminError) Error() string { return e.msg }
 
 // call sends one request and returns the response body, or an error
 // carrying the broker's message (escaped: it may quote a client's words).
@@ -136,7 +178,8 @@ func (a adminClient) call(ctx context.Context, method, path string) ([]byte, err
 		return nil, fmt.Errorf("read %s from %s: %w", path, a.where, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("broker at %s: %s", a.where, safelog.Text(strings.TrimSpace(string(body)), 512))
+		return nil, &adminError{status: resp.StatusCode,
+			msg: fmt.Sprintf("broker at %s: %s", a.where, safelog.Text(strings.TrimSpace(string(body)), 512))}
 	}
 	return body, nil
 }
@@ -160,6 +203,7 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("broker status", flag.ContinueOnError)
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	node := fs.String("node", "", "ask this broker (default: the first that answers)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -167,7 +211,12 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	st, raw, err := newAdminClient(cfg).status(ctx)
+	var st broker.Status
+	var raw []byte
+	err = firstAnswer(adminClients(cfg, *node), func(a adminClient) (err error) {
+		st, raw, err = a.status(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -183,6 +232,7 @@ func brokerDrain(ctx context.Context, verb string, args []string, env Env) error
 	var c common
 	fs := flag.NewFlagSet("broker "+verb, flag.ContinueOnError)
 	c.register(fs)
+	node := fs.String("node", "", "ask this broker (default: each in turn until the leader takes it)")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
@@ -195,7 +245,11 @@ func brokerDrain(ctx context.Context, verb string, args []string, env Env) error
 		return err
 	}
 	server := fs.Arg(0)
-	if _, err := newAdminClient(cfg).call(ctx, http.MethodPost, "/"+verb+"/"+url.PathEscape(server)); err != nil {
+	err = firstAnswer(adminClients(cfg, *node), func(a adminClient) error {
+		_, err := a.call(ctx, http.MethodPost, "/"+verb+"/"+url.PathEscape(server))
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout(), "%s: %sed\n", safelog.Text(server, 0), verb)

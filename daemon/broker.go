@@ -31,6 +31,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	var c common
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	c.register(fs)
+	node := fs.String("node", config.DefaultBroker, "this broker's node `name`: broker, or a [brokers.NAME]")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,11 +39,14 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	log, err := c.logger(env.stderr(), "broker")
+	if !cfg.IsBroker(*node) {
+		return fmt.Errorf("%w: -node %q is not a broker ([broker] or [brokers.NAME]) in %s", ErrUsage, *node, cfg.Path)
+	}
+	log, err := c.logger(env.stderr(), *node)
 	if err != nil {
 		return err
 	}
-	signer, err := config.EnsureKey(cfg.NodeSignerPath("broker"))
+	signer, err := config.EnsureKey(cfg.NodeSignerPath(*node))
 	if err != nil {
 		return err
 	}
@@ -77,11 +81,12 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		defer close(kept)
 		b.Keep(ctx)
 	}()
-	ln, err := env.listen(cfg.Broker.Listen)
+	listen := cfg.BrokerListen(*node)
+	ln, err := env.listen(listen)
 	if err != nil {
-		return fmt.Errorf("broker listen %s: %w", cfg.Broker.Listen, err)
+		return fmt.Errorf("broker listen %s: %w", listen, err)
 	}
-	admin, err := serveAdmin(cfg, env, b)
+	admin, err := serveAdmin(cfg, *node, env, b)
 	if err != nil {
 		ln.Close()
 		return err

@@ -103,7 +103,7 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-
 func waitHealthy(ctx context.Context, cfg *config.Config, errc <-chan error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, _, err := newAdminClient(cfg).status(ctx)
+		st, _, err := newAdminClient(cfg, config.DefaultBroker).status(ctx)
 		if err == nil && allUp(st.Servers, st.Gateways) {
 			return nil
 		}

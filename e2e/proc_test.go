@@ -164,6 +164,8 @@ func (c *ProcCluster) Start(name string, bin ...string) {
 	switch {
 	case name == "broker":
 		exe, args = "broker", nil
+	case c.cfg.IsBroker(name):
+		exe = "broker"
 	case c.cfg.Gateways[name].Listen != "":
 		exe = "slave"
 	}
