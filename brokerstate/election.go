@@ -39,7 +39,7 @@ type election struct {
 	leaderKey  string
 	stopping   bool
 	endSession context.CancelFunc // ends the current session; nil between sessions
-	reported   struct { // last state Changes signalled
+	reported   struct {           // last state Changes signalled
 		leading bool
 		leader  string
 	}
