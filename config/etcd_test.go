@@ -81,3 +81,23 @@ func TestEtcdDefaultsAndPassword(t *testing.T) {
 		t.Errorf("no [etcd]: %+v", c.Etcd)
 	}
 }
+
+// TestExampleCommentedEtcd checks the example's commented-out [etcd]
+// table is valid once uncommented.
+func TestExampleCommentedEtcd(t *testing.T) {
+	ex := readExample(t)
+	i := strings.Index(ex, "# [etcd]\n")
+	if i < 0 {
+		t.Fatal("the example lost its commented-out [etcd] table")
+	}
+	end := i + strings.Index(ex[i:], "\n\n")
+	src := ex[:i] + strings.ReplaceAll("\n"+ex[i:end], "\n# ", "\n")[1:] + ex[end:]
+	c, err := Parse("example", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Etcd
+	if len(e.Endpoints) != 3 || e.CA == "" || e.Key == "" || e.PasswordFile == "" || e.LeaseTTL != 3*time.Second {
+		t.Errorf("etcd = %+v", e)
+	}
+}
