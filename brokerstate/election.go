@@ -162,7 +162,7 @@ func (el *election) run() {
 		id, err := el.session()
 		if err != nil {
 			el.e.log.Debug("etcd: no session", "err", err)
-			el.pause(el.interval * 2)
+			el.pause(el.interval)
 			continue
 		}
 		stale = id
@@ -180,7 +180,7 @@ func (el *election) pause(d time.Duration) {
 // revoke ends a dead session's lease, so that its key does not hold the
 // leadership until the lease expires; true if it is gone.
 func (el *election) revoke(id clientv3.LeaseID) bool {
-	ctx, cancel := context.WithTimeout(el.e.ctx, el.e.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(el.e.ctx), el.e.cfg.DialTimeout)
 	defer cancel()
 	_, err := el.e.client.Revoke(ctx, id)
 	return err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound)
