@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -219,6 +220,10 @@ func (el *election) session() (clientv3.LeaseID, error) {
 	defer wg.Wait()
 	defer cancelSession()
 	el.lead(ctx, concurrency.NewElection(s, el.e.key(dirLeader)))
+	if el.e.ctx.Err() == nil {
+		el.e.log.Info("etcd: session ended; campaigning again", "lease", fmt.Sprintf("%x", grant.ID),
+			"session_alive", s.Ctx().Err() == nil)
+	}
 	return grant.ID, nil
 }
 

@@ -166,9 +166,14 @@ func testFailover(t *testing.T, eps []string) {
 				return name == leader.cfg.Name
 			})
 		}
-		cands, err := other.Candidates(context.Background())
-		must(t, err)
-		if len(cands) != 2 || !cands[0].Leader || cands[0].Name != leader.cfg.Name {
+		var cands []Candidate
+		eventually(t, 5*time.Second, "two candidates", func() bool {
+			var err error
+			cands, err = other.Candidates(context.Background())
+			must(t, err)
+			return len(cands) == 2
+		})
+		if !cands[0].Leader || cands[0].Name != leader.cfg.Name {
 			t.Fatalf("candidates %+v, leader %s", cands, leader.cfg.Name)
 		}
 		// Kill the leader: no resign, its lease runs out.
