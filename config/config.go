@@ -26,6 +26,7 @@ type Config struct {
 	Regions  map[string]Region     `toml:"region"`  // [region.NAME]
 	Policy   Policy                `toml:"policy"`
 	Auth     Auth                  `toml:"auth"` // user certificates and revoked keys, cluster-wide
+	Etcd     Etcd                  `toml:"etcd"` // where several brokers keep state and elect a leader; none if empty
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`

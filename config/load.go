@@ -67,6 +67,7 @@ func Parse(name string, data []byte) (*Config, error) {
 // fillDefaults fills the per-node defaults Parse cannot set before the
 // decode, since the nodes do not exist yet.
 func (c *Config) fillDefaults() {
+	c.Etcd.fillDefaults()
 	if c.Policy.Affinity == "" {
 		c.Policy.Affinity = defaultAffinity
 	}

@@ -39,6 +39,7 @@ func (c *Config) problems() []Problem {
 	v.regions()
 	v.policy()
 	v.auth()
+	v.etcd()
 	return v.probs
 }
 

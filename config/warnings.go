@@ -38,6 +38,7 @@ func (c *Config) Warnings() []Problem {
 		out = append(out, Problem{File: c.Path, Line: line, Col: col,
 			Msg: k.String() + ": warning: " + prog + " runs what its arguments name, so allow_args hands out a shell; set argv in full and drop allow_args"})
 	}
+	out = append(out, c.etcdWarnings()...)
 	sortProblems(out)
 	return out
 }
