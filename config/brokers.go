@@ -64,6 +64,9 @@ func (v *checker) brokerNodes() {
 	for _, name := range sortedKeys(v.c.Brokers) {
 		b, k := v.c.Brokers[name], toml.Key{"brokers", name}
 		v.node(k)
+		if !v.c.Etcd.Enabled() {
+			v.addf(k, "several brokers need an [etcd] table: they keep their state there and elect the one that places")
+		}
 		v.address(sub(k, "listen"), b.Listen, true)
 		v.publicKey(sub(k, "public_key"), b.PublicKey)
 		admin, tcp := v.c.BrokerAdmin(name)

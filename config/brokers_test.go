@@ -6,7 +6,7 @@ import (
 )
 
 func TestBrokerNodes(t *testing.T) {
-	c, err := Parse("test.toml", []byte("[brokers.b2]\nlisten = \"127.0.0.1:7010\"\n[brokers.b3]\nlisten = \"127.0.0.1:7011\"\nadmin = \"unix:/run/b3.sock\"\n"+twoNets))
+	c, err := Parse("test.toml", []byte(etcdTable+"[brokers.b2]\nlisten = \"127.0.0.1:7010\"\n[brokers.b3]\nlisten = \"127.0.0.1:7011\"\nadmin = \"unix:/run/b3.sock\"\n"+twoNets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +36,17 @@ func TestValidateBrokerNodes(t *testing.T) {
 		src  string // § marks where the one problem must be
 		want string
 	}{
-		{"listen missing", "§[brokers.b2]\n" + twoNets, "brokers.b2.listen: is required"},
-		{"name taken", "§[brokers.gw1]\nlisten = \"127.0.0.1:7010\"\n" + twoNets, `node name "gw1" is already taken`},
-		{"address taken", "[brokers.b2]\n§listen = \"127.0.0.1:7101\"\n" + twoNets, "already used by"},
-		{"tcp admin without token", "[brokers.b2]\nlisten = \"127.0.0.1:7010\"\n§admin = \"127.0.0.1:7011\"\n" + twoNets, "set admin_token"},
-		{"bad name", "§[brokers.\"b 2\"]\nlisten = \"127.0.0.1:7010\"\n" + twoNets, "invalid name"},
+		{"without etcd", "§[brokers.b2]\nlisten = \"127.0.0.1:7010\"\n" + twoNets, "several brokers need an [etcd] table"},
+		{"listen missing", etcdTable + "§[brokers.b2]\n" + twoNets, "brokers.b2.listen: is required"},
+		{"name taken", etcdTable + "§[brokers.gw1]\nlisten = \"127.0.0.1:7010\"\n" + twoNets, `node name "gw1" is already taken`},
+		{"address taken", etcdTable + "[brokers.b2]\n§listen = \"127.0.0.1:7101\"\n" + twoNets, "already used by"},
+		{"tcp admin without token", etcdTable + "[brokers.b2]\nlisten = \"127.0.0.1:7010\"\n§admin = \"127.0.0.1:7011\"\n" + twoNets, "set admin_token"},
+		{"bad name", etcdTable + "§[brokers.\"b 2\"]\nlisten = \"127.0.0.1:7010\"\n" + twoNets, "invalid name"},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) { checkProblems(t, tt.src, tt.want) })
 	}
 }
+
+// etcdTable is an [etcd] table, which several brokers need.
+const etcdTable = "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n"

@@ -31,6 +31,10 @@ type Etcd struct {
 	// Prefix holds every key of this cluster; DefaultEtcdPrefix if empty.
 	// It must start and end with '/'.
 	Prefix string `toml:"prefix"`
+	// Cluster names this Switchyard cluster: a prefix holding another
+	// cluster's state is refused, so two clusters sharing one etcd by
+	// mistake find out at start. DefaultEtcdCluster if empty.
+	Cluster string `toml:"cluster"`
 	// DialTimeout bounds connecting to etcd at start; 2s if zero.
 	DialTimeout time.Duration `toml:"dial_timeout"`
 	// LeaseTTL is the leader's lease, in whole seconds, at least 1s: a
@@ -42,6 +46,7 @@ type Etcd struct {
 // Defaults of the [etcd] table.
 const (
 	DefaultEtcdPrefix      = "/switchyard/"
+	DefaultEtcdCluster     = "switchyard"
 	defaultEtcdDialTimeout = 2 * time.Second
 	defaultEtcdLeaseTTL    = 3 * time.Second
 )
@@ -57,6 +62,9 @@ func (e *Etcd) fillDefaults() {
 	}
 	if e.Prefix == "" {
 		e.Prefix = DefaultEtcdPrefix
+	}
+	if e.Cluster == "" {
+		e.Cluster = DefaultEtcdCluster
 	}
 	if e.DialTimeout == 0 {
 		e.DialTimeout = defaultEtcdDialTimeout
@@ -91,6 +99,9 @@ func (v *checker) etcd() {
 		return
 	}
 	k := func(name string) toml.Key { return toml.Key{"etcd", name} }
+	if !nameRE.MatchString(e.Cluster) {
+		v.addf(k("cluster"), "invalid name %q: use letters, digits, '-', '_' and '.'", e.Cluster)
+	}
 	https := false
 	for i, ep := range e.Endpoints {
 		u, err := url.Parse(ep)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"switchyard/broker"
 	"switchyard/brokerstate"
@@ -50,11 +51,11 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openBrokerState(cfg, log)
+	store, lead, err := openBrokerState(ctx, cfg, *node, log)
 	if err != nil {
 		return err
 	}
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store}
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead}
 	ctx, cancel := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	defer func() {
@@ -105,13 +106,35 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	return err
 }
 
-// openBrokerState opens the store of what the broker must not forget:
-// for a lone broker, brokerstate.File in state_dir.
-//
-// This is where etcd plugs in: with [etcd] configured, the store (and the
-// Leadership) come from etcd instead, and nothing falls back to the file.
-func openBrokerState(cfg *config.Config, log *slog.Logger) (brokerstate.Store, error) {
-	return brokerstate.OpenFile(cfg.Resolve(brokerstate.FileName), log)
+// openBrokerState opens the store of what the broker must not forget,
+// and says who leads. With [etcd], both come from etcd, where this broker
+// campaigns as node; nothing then falls back to the file, and an etcd
+// that cannot be reached, or whose prefix holds another cluster's or
+// format's state, stops the broker. Without, a lone broker keeps
+// brokerstate.File in state_dir and always leads.
+func openBrokerState(ctx context.Context, cfg *config.Config, node string, log *slog.Logger) (brokerstate.Store, brokerstate.Leadership, error) {
+	if !cfg.Etcd.Enabled() {
+		store, err := brokerstate.OpenFile(cfg.Resolve(brokerstate.FileName), log)
+		return store, brokerstate.Solo{Name: node, Since: time.Now()}, err
+	}
+	e := cfg.Etcd
+	password, err := cfg.EtcdPassword()
+	if err != nil {
+		return nil, nil, err
+	}
+	resolve := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		return cfg.Resolve(p)
+	}
+	store, err := brokerstate.OpenEtcd(ctx, brokerstate.EtcdConfig{Endpoints: e.Endpoints,
+		CA: resolve(e.CA), Cert: resolve(e.Cert), Key: resolve(e.Key), Username: e.Username, Password: password,
+		Prefix: e.Prefix, Cluster: e.Cluster, Name: node, DialTimeout: e.DialTimeout, LeaseTTL: e.LeaseTTL, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, store, nil
 }
 
 // clusterOf copies what the broker needs out of the config.
