@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // AdminAccess says who may use one admin listener. The broker's Unix
@@ -42,7 +43,12 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(b.Status())
+		st := b.Status()
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		ha := b.HAStatus(ctx)
+		st.HA = &ha
+		enc.Encode(st)
 	})
 	drain := func(on bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -87,6 +88,10 @@ type Broker struct {
 	// Leadership says whether this broker may place; nil means it always
 	// may (brokerstate.Solo).
 	Leadership brokerstate.Leadership
+	// Name is this broker's node name, "broker" if empty.
+	Name string
+
+	leaderChanges atomic.Uint64 // leader changes Keep saw (HAStatus)
 
 	drainMu sync.Mutex // serialises drains, so the store and memory agree
 

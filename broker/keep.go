@@ -147,6 +147,7 @@ func (b *Broker) Keep(ctx context.Context) {
 	// Not lead.Leading(): leadership won between the caller's Restore and
 	// now would go unnoticed. At worst a leader restores once more.
 	leading := false
+	leader, _ := lead.Leader()
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,6 +163,9 @@ func (b *Broker) Keep(ctx context.Context) {
 				}
 			}
 			leading = now
+			name, _ := lead.Leader()
+			b.noteLeader(leader, name)
+			leader = name
 		}
 	}
 }

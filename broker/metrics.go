@@ -40,7 +40,7 @@ func newMetrics(b *Broker) *metrics {
 			Help: "Placements by route: direct, relay (through another gateway), redirect (hint to another gateway), claim (of a pre-launched app).",
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.placements, m.latency, m.reports, m.routes, stateCollector{b},
+	m.reg.MustRegister(m.placements, m.latency, m.reports, m.routes, stateCollector{b}, haCollector{b},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

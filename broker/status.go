@@ -23,6 +23,8 @@ type Status struct {
 	// Reservations are the redirected clients the broker awaits, each
 	// with the app pre-launched for it if any.
 	Reservations []ReservationStatus `json:"reservations"`
+	// HA says which broker answered and who leads; set by the admin API.
+	HA *HAStatus `json:"ha,omitempty"`
 }
 
 // GatewayStatus is one gateway in Status.
@@ -106,6 +108,7 @@ func (b *Broker) Status() Status {
 // nothing in it can move, clear or retitle the admin's terminal.
 func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	writeHA(tw, st.HA)
 	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE")
 	for _, g := range st.Gateways {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),

@@ -55,7 +55,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead}
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node}
 	ctx, cancel := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	defer func() {
