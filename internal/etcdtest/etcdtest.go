@@ -1,145 +1,48 @@
 // Package etcdtest starts a real etcd cluster inside a test process: n
-// embedded members (go.etcd.io/etcd/server/v3/embed) on loopback, each
-// with its own data directory under the test's TempDir, which a test may
-// stop and start again to take quorum away and give it back.
+// embedded members (internal/etcdembed) on loopback, each with its own
+// data directory under the test's TempDir, which a test may stop and
+// start again to take quorum away and give it back.
 //
 // It is a test helper: production code never imports it.
 package etcdtest
 
 import (
-	"fmt"
-	"net"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+	"switchyard/internal/etcdembed"
 )
-
-// readyTimeout bounds how long a member may take to join its cluster.
-const readyTimeout = 60 * time.Second
 
 // Cluster is a running embedded etcd cluster.
 type Cluster struct {
-	t       testing.TB
-	members []*member
-}
-
-// member is one etcd server of a Cluster and what it needs to restart.
-type member struct {
-	mu   sync.Mutex
-	cfg  *embed.Config
-	etcd *embed.Etcd // nil while stopped
+	t testing.TB
+	c *etcdembed.Cluster
 }
 
 // Start starts an n-member cluster on loopback and waits until every
-// member is ready; the cluster is stopped when the test ends.
+// member is ready; the cluster is stopped when the test ends. Members
+// skip fsync: they are stopped cleanly, never power-cut.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t}
-	dir := t.TempDir()
-	var initial []string
-	for i := range n {
-		name := fmt.Sprintf("m%d", i)
-		peer, client := freeURL(t), freeURL(t)
-		cfg := embed.NewConfig()
-		cfg.Name = name
-		cfg.Dir = fmt.Sprintf("%s/%s", dir, name)
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.InitialClusterToken = "etcdtest"
-		cfg.ClusterState = embed.ClusterStateFlagNew
-		// Fsync costs seconds per test on a busy disk and proves nothing
-		// here: members are stopped cleanly, never power-cut.
-		cfg.UnsafeNoFsync = true
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		c.members = append(c.members, &member{cfg: cfg})
-		initial = append(initial, name+"="+peer.String())
-	}
-	for _, m := range c.members {
-		m.cfg.InitialCluster = strings.Join(initial, ",")
-	}
-	t.Cleanup(c.StopAll)
-	errs := make(chan error, n)
-	for _, m := range c.members {
-		go func() { errs <- m.start() }()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatalf("etcdtest: %v", err)
-		}
-	}
-	return c
-}
-
-// freeURL returns an http URL on a loopback port that was free a moment
-// ago.
-func freeURL(t testing.TB) url.URL {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c, err := etcdembed.Start(t.TempDir(), n, etcdembed.Options{NoFsync: true, Token: "etcdtest"})
 	if err != nil {
-		t.Fatalf("etcdtest: free port: %v", err)
+		t.Fatalf("etcdtest: %v", err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return url.URL{Scheme: "http", Host: addr}
-}
-
-// start starts m and waits until it is ready.
-func (m *member) start() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.etcd != nil {
-		return nil
-	}
-	e, err := embed.StartEtcd(m.cfg)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", m.cfg.Name, err)
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return fmt.Errorf("start %s: %w", m.cfg.Name, err)
-	case <-time.After(readyTimeout):
-		e.Close()
-		return fmt.Errorf("start %s: not ready after %v", m.cfg.Name, readyTimeout)
-	}
-	m.etcd = e
-	return nil
-}
-
-// stop stops m if it runs.
-func (m *member) stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.etcd != nil {
-		m.etcd.Close()
-		m.etcd = nil
-	}
+	t.Cleanup(c.Close)
+	return &Cluster{t: t, c: c}
 }
 
 // Endpoints returns every member's client URL, running or not.
-func (c *Cluster) Endpoints() []string {
-	eps := make([]string, len(c.members))
-	for i, m := range c.members {
-		eps[i] = m.cfg.AdvertiseClientUrls[0].String()
-	}
-	return eps
-}
+func (c *Cluster) Endpoints() []string { return c.c.Endpoints() }
 
 // Stop stops member i (0-based); its data stays for Restart.
-func (c *Cluster) Stop(i int) { c.members[i].stop() }
+func (c *Cluster) Stop(i int) { c.c.Stop(i) }
 
 // Restart starts member i again after Stop and waits until it is ready
 // (which, for a member that restores quorum, is when the cluster has a
 // leader again).
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
-	if err := c.members[i].start(); err != nil {
+	if err := c.c.Restart(i); err != nil {
 		c.t.Fatalf("etcdtest: %v", err)
 	}
 }
@@ -148,22 +51,10 @@ func (c *Cluster) Restart(i int) {
 // ready without its peers) and waits until they are ready.
 func (c *Cluster) RestartAll() {
 	c.t.Helper()
-	errs := make(chan error, len(c.members))
-	for _, m := range c.members {
-		go func() { errs <- m.start() }()
-	}
-	for range c.members {
-		if err := <-errs; err != nil {
-			c.t.Fatalf("etcdtest: %v", err)
-		}
+	if err := c.c.RestartAll(); err != nil {
+		c.t.Fatalf("etcdtest: %v", err)
 	}
 }
 
 // StopAll stops every member.
-func (c *Cluster) StopAll() {
-	var wg sync.WaitGroup
-	for _, m := range c.members {
-		wg.Go(m.stop)
-	}
-	wg.Wait()
-}
+func (c *Cluster) StopAll() { c.c.Close() }
