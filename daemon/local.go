@@ -13,19 +13,49 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/broker"
 	"switchyard/config"
 )
 
 // Local runs a whole cluster in one process for trying Switchyard on one
 // machine: the broker, every gateway and every server of the config, with
 // keys generated on first run into the state directory. It prints the ssh
-// line to try and runs until ctx ends.
-func Local(ctx context.Context, args []string, env Env) error {
+// line to try and runs until ctx ends. It is Demo without -ha.
+func Local(ctx context.Context, args []string, env Env) error { return Demo(nil)(ctx, args, env) }
+
+// Demo is the demo command. With -ha it first starts a three-member etcd
+// (startEtcd) in this process, and three brokers on it as processes of
+// their own, so that a user can kill -9 the leader and watch the others
+// take over.
+func Demo(startEtcd EtcdStarter) RunFunc {
+	return func(ctx context.Context, args []string, env Env) error {
+		if len(args) > 0 && args[0] == haBrokerArg {
+			return Broker(withParent(ctx), args[1:], env)
+		}
+		return demo(ctx, args, env, startEtcd)
+	}
+}
+
+func demo(ctx context.Context, args []string, env Env, startEtcd EtcdStarter) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	path := fs.String("config", "config.toml.example", "cluster config `file`")
 	state := fs.String("state", defaultStateDir(), "state `dir` for keys and logs")
+	ha := fs.Bool("ha", false, "high availability: an embedded 3-member etcd and three brokers, each its own process")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *ha {
+		if startEtcd == nil {
+			return fmt.Errorf("%w: -ha: this binary has no embedded etcd; use go run ./cmd/demo -ha", ErrUsage)
+		}
+		endpoints, stop, err := startEtcd(filepath.Join(*state, "etcd"), 3)
+		if err != nil {
+			return err
+		}
+		defer stop() // last: the brokers hand their leases back first
+		if *path, err = haConfig(*path, *state, endpoints); err != nil {
+			return err
+		}
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -43,18 +73,30 @@ func Local(ctx context.Context, args []string, env Env) error {
 	}
 	defer logf.Close()
 	env.Stderr = logf
-	errc, wait := startAll(ctx, cfg, *path, env)
+	var procs *brokerProcs
+	if *ha {
+		if procs, err = startBrokerProcs(ctx, cfg, *path, logf); err != nil {
+			return err
+		}
+		defer procs.wait()
+	}
+	errc, wait := startAll(ctx, cfg, *path, env, !*ha)
 	defer wait()
 	if err := waitHealthy(ctx, cfg, errc); err != nil {
 		return err
 	}
 	out := env.stdout()
-	fmt.Fprintf(out, "Switchyard is running: broker, %d gateway(s), %d app server(s). Logs: %s\n",
-		len(cfg.Gateways), len(cfg.Servers), logPath)
+	fmt.Fprintf(out, "Switchyard is running: %d broker(s), %d gateway(s), %d app server(s). Logs: %s\n",
+		len(cfg.BrokerNames()), len(cfg.Gateways), len(cfg.Servers), logPath)
 	for _, name := range gatewayNames(cfg) {
 		fmt.Fprintf(out, "Try:  %s\n", sshLine(cfg, name, login, "top"))
 	}
-	fmt.Fprintf(out, "Status: go run ./cmd/broker status -config %s -state %s\nStop with Ctrl-C.\n", *path, *state)
+	fmt.Fprintf(out, "Status: go run ./cmd/broker status -config %s -state %s\n", *path, *state)
+	if procs != nil {
+		fmt.Fprintf(out, "Brokers: %s. Kill the leader (kill -9 PID; status shows who leads): another takes over within\n"+
+			"about 5 s; the demo starts a killed broker again %s later.\n", procs.PIDs(cfg.BrokerNames()), haRestartDelay)
+	}
+	fmt.Fprintln(out, "Stop with Ctrl-C.")
 	select {
 	case <-ctx.Done():
 		return nil
@@ -75,7 +117,7 @@ func defaultStateDir() string {
 
 // startAll runs every daemon of cfg in its own goroutine. errc receives the
 // first daemon error; wait blocks until all have returned.
-func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-chan error, func()) {
+func startAll(ctx context.Context, cfg *config.Config, path string, env Env, withBroker bool) (<-chan error, func()) {
 	errc := make(chan error, 1+len(cfg.Gateways)+len(cfg.Servers))
 	var wg sync.WaitGroup
 	run := func(name string, f RunFunc, args ...string) {
@@ -88,7 +130,9 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-
 			}
 		}()
 	}
-	run("broker", Broker)
+	if withBroker {
+		run("broker", Broker)
+	}
 	for _, s := range serverNames(cfg) {
 		run(s, Appd, "-node", s)
 	}
@@ -98,13 +142,17 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env) (<-
 	return errc, wg.Wait
 }
 
-// waitHealthy polls the broker's status until every server is up and every
-// gateway connected, or a daemon fails, or 15 s pass.
+// waitHealthy polls the brokers' status until every server is up, every
+// gateway connected and a broker leads, or a daemon fails, or 15 s pass.
 func waitHealthy(ctx context.Context, cfg *config.Config, errc <-chan error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, _, err := newAdminClient(cfg, config.DefaultBroker).status(ctx)
-		if err == nil && allUp(st.Servers, st.Gateways) {
+		var st broker.Status
+		err := firstAnswer(adminClients(cfg, ""), func(a adminClient) (err error) {
+			st, _, err = a.status(ctx)
+			return err
+		})
+		if err == nil && allUp(st.Servers, st.Gateways) && (st.HA == nil || st.HA.Leader != "") {
 			return nil
 		}
 		if time.Now().After(deadline) {

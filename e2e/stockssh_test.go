@@ -40,9 +40,7 @@ type OpenSSH struct {
 // key is hostKey. It skips the test when there is no ssh binary.
 func NewOpenSSH(tb testing.TB, addr string, hostKey ssh.PublicKey) *OpenSSH {
 	tb.Helper()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		tb.Skip("the OpenSSH client (ssh) is not installed; CI installs openssh-client")
-	}
+	needOpenSSH(tb)
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		tb.Fatal(err)
