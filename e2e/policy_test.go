@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,31 +38,6 @@ func (c *Cluster) asGateway(tb testing.TB) *control.Peer {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// BenchmarkPlaceRoundTrip is one selection request gateway→broker→gateway
-// over the real control link on loopback.
-func BenchmarkPlaceRoundTrip(b *testing.B) {
-	c := NewCluster(b, ClusterOptions{Servers: []string{"s1", "s2"}})
-	c.quiet.Store(true) // placement log lines would swamp the benchmark output
-	p := c.asGateway(b)
-	ctx := context.Background()
-	req := control.PlaceRequest{User: "alice", App: "cat", ClientAddr: "127.0.0.1:5000", Gateway: "gw1"}
-	var lat []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		var pl control.Placement
-		if err := p.Call(ctx, control.MethodPlace, req, &pl); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-		// Tell the broker the session came and went, as a gateway does, or
-		// the placements pile up against the servers' capacity.
-		id := "bench-" + strconv.Itoa(len(lat))
-		p.Notify(ctx, control.MethodSessionStarted, control.SessionInfo{ID: id, Server: pl.Server, User: "alice", App: "cat"})
-		p.Notify(ctx, control.MethodSessionEnded, control.SessionEnded{ID: id, Server: pl.Server})
-	}
-	reportPercentiles(b, lat, time.Microsecond, "us")
 }
 
 func TestNoServerOffersTheApp(t *testing.T) {
