@@ -163,21 +163,11 @@ func (p *brokerProcs) PIDs(names []string) string {
 func withParent(ctx context.Context) context.Context {
 	parent := os.Getppid()
 	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != parent {
-					cancel()
-					return
-				}
-			}
+	go every(ctx, 500*time.Millisecond, func() {
+		if os.Getppid() != parent {
+			cancel()
 		}
-	}()
+	})
 	return ctx
 }
 
