@@ -145,32 +145,53 @@ func runLogin(o *OpenSSH, key string) login {
 // loginLoop starts a login every interval, each in its own ssh process,
 // whether or not the previous ones have ended.
 type loginLoop struct {
-	mu     sync.Mutex
-	logins []login
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	logins  []login
+	running map[int]time.Time // start of the logins under way, by number
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func startLogins(o *OpenSSH, key string, every time.Duration) *loginLoop {
-	l := &loginLoop{stop: make(chan struct{})}
+	l := &loginLoop{stop: make(chan struct{}), running: map[int]time.Time{}}
 	l.wg.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
-		for {
+		for n := 0; ; n++ {
 			select {
 			case <-l.stop:
 				return
 			case <-t.C:
 			}
+			l.mu.Lock()
+			l.running[n] = time.Now()
+			l.mu.Unlock()
 			l.wg.Go(func() {
 				x := runLogin(o, key)
 				l.mu.Lock()
 				l.logins = append(l.logins, x)
+				delete(l.running, n)
 				l.mu.Unlock()
 			})
 		}
 	})
 	return l
+}
+
+// waitEnded waits until every login started before t has ended.
+func (l *loginLoop) waitEnded(t time.Time) {
+	for {
+		l.mu.Lock()
+		pending := false
+		for _, start := range l.running {
+			pending = pending || start.Before(t)
+		}
+		l.mu.Unlock()
+		if !pending {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // halt stops starting logins and waits for those running.
@@ -250,6 +271,9 @@ func TestHAFailover(t *testing.T) {
 		pty.Write(fmt.Sprintf("kill%d\r", i+1))
 		pty.WaitFor(fmt.Sprintf("got:kill%d", i+1))
 		cs = h.waitCandidates([]candidate{leader})
+		// The logins that waited out this failover end before the next
+		// kill: each failover is measured alone.
+		loop.waitEnded(time.Now())
 		t.Logf("kill %d: %s killed, new leader %s, first login back after %v", i+1, leader.name, cs[0].name,
 			failovers[i].Round(time.Millisecond))
 	}
