@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
+	"os/user"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -312,4 +315,140 @@ func TestHAFailover(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^\S+\s+pid\s+s[12]\s+attached\s`).Match(out) {
 		t.Fatalf("sessions through the last leader: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// waitNewLeader waits until a broker other than the one of key gone
+// campaigns first, and returns it.
+func (h *haCluster) waitNewLeader(gone candidate) candidate {
+	h.t.Helper()
+	var cs []candidate
+	h.Eventually("a new leader", func() bool {
+		var err error
+		cs, err = h.candidates()
+		return err == nil && len(cs) > 0 && !slices.Contains(cs, gone)
+	})
+	return cs[0]
+}
+
+// TestHAReservationAndDrainSurvive: a redirected client whose app was
+// pre-launched follows its hint while the leader that reserved it has
+// just been killed with -9, and lands in the reserved PID through the new
+// leader, which lists the session and resumes it; a drain made with the
+// CLI survives the kill -9 and restart of all three brokers at once.
+func TestHAReservationAndDrainSurvive(t *testing.T) {
+	began := time.Now()
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gw1 reaches s1, gw2 reaches s2, gw3 both; every gateway hints.
+	h := newHACluster(t, []string{"gw1", "gw2", "gw3"}, []string{"s1", "s2"}, procOptions{
+		GatewayConfig: map[string]string{"gw1": `reach = ["s1"]`, "gw2": `reach = ["s2"]`},
+		Extra:         heldApp, ExtraApps: []string{"held"},
+	})
+	if out, err := h.cli("drain", "s2"); err != nil || !strings.Contains(out, "drained") {
+		t.Fatalf("broker drain s2: %q, %v", out, err)
+	}
+	drainedAt := time.Now()
+
+	// alice at gw2, which reaches only the drained s2: sent on, with the
+	// app pre-launched on s1.
+	o2 := h.openSSH("gw2")
+	_, errOut, code := o2.Run(t, nil, o2.Key(t, "alice", h.Alice), "-tt", "-o", "LogLevel=ERROR", o2.At("held"))
+	if code != 75 {
+		t.Fatalf("ssh -tt held@gw2: exit %d, stderr %q; want 75 and a hint", code, errOut)
+	}
+	hi := parseHint(t, string(errOut))
+	target := ""
+	for _, gw := range []string{"gw1", "gw3"} {
+		if _, port, _ := net.SplitHostPort(h.cfg.Gateways[gw].Listen); hi.port == port {
+			target = gw
+		}
+	}
+	if target == "" {
+		t.Fatalf("hint %+v, want gw1 or gw3", hi)
+	}
+	waitComm(t, hi.pid, "cat")
+
+	// The leader that reserved it dies; the client follows the hint at
+	// once: the gateway waits for the new leader, whose first placements
+	// must already know the reservation.
+	cs := h.waitCandidates(nil)
+	h.Signal(cs[0].name, syscall.SIGKILL)
+	killed := time.Now()
+	o1 := h.openSSH(target)
+	key1 := o1.Key(t, "alice", h.Alice)
+	p := startSSH(t, o1, key1, "-tt", "-o", "LogLevel=ERROR", "-p", hi.port, hi.login+"@"+hi.host)
+	p.WaitFor("waited pid=" + strconv.Itoa(hi.pid) + " ")
+	t.Logf("the redirected client landed in the reserved pid %d %v after kill -9 of %s", hi.pid,
+		time.Since(killed).Round(time.Millisecond), cs[0].name)
+	p.Write("after-kill\r")
+	p.WaitFor("after-kill")
+	leader := h.waitNewLeader(cs[0])
+
+	// sessions and resume through the new leader.
+	out, errOut, code := o1.Run(t, nil, key1, "-T", "-o", "LogLevel=ERROR", o1.At("alice"), "sessions")
+	if code != 0 || !regexp.MustCompile(`(?m)^`+hi.session+`\s+held\s+s1\s+attached\s`).Match(out) {
+		t.Fatalf("sessions through the new leader %s: exit %d, stdout %q, stderr %q", leader.name, code, out, errOut)
+	}
+	p.kill() // the client goes: the terminal session detaches
+	h.Eventually("the held session to detach", func() bool {
+		st, err := h.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.ID == hi.session && s.State == "detached" {
+				return true
+			}
+		}
+		return false
+	})
+	back := startSSH(t, o1, key1, "-tt", "-o", "LogLevel=ERROR", o1.At("alice"), "resume", hi.session)
+	back.Write("resumed\r")
+	back.WaitFor("resumed")
+	h.Eventually("the resumed session attached, same pid", func() bool {
+		st, err := h.status()
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sessions {
+			if s.ID == hi.session && s.PID == hi.pid && s.State == "attached" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Every broker dies at once and starts again: the drain holds.
+	h.Start(cs[0].name)
+	old := h.waitCandidates([]candidate{cs[0]})
+	for _, b := range haBrokers {
+		h.Signal(b, syscall.SIGKILL)
+	}
+	for _, b := range haBrokers {
+		h.Start(b)
+	}
+	h.waitCandidates(old)
+	st, err := h.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Servers {
+		if s.Name == "s2" && (!s.Draining || s.DrainedBy != me.Username ||
+			s.DrainedAt.Before(drainedAt.Add(-5*time.Second)) || s.DrainedAt.After(drainedAt)) {
+			t.Fatalf("s2 after every broker restarted: %+v; want drained by %s at about %v", s, me.Username, drainedAt)
+		}
+	}
+	h.WaitUp()
+	client := h.Dial("gw3")
+	for range 4 {
+		x := Open(t, client, "pid", "xterm", 24, 80)
+		x.WaitFor("24 80")
+		if got := h.serverOf(lastPID(t, x)); got != "s1" {
+			t.Fatalf("placed on %s after every broker restarted; s2 is drained", got)
+		}
+		x.Session.Close()
+	}
+	t.Logf("test ran %v", time.Since(began).Round(time.Millisecond))
 }
