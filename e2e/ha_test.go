@@ -22,7 +22,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"switchyard/broker"
 	"switchyard/config"
+	"switchyard/daemon"
 	"switchyard/internal/etcdtest"
 )
 
@@ -263,6 +265,7 @@ func TestHAFailover(t *testing.T) {
 		leader := cs[0]
 		killed := time.Now()
 		h.Signal(leader.name, syscall.SIGKILL)
+		h.Start(leader.name) // at once: it campaigns again, behind the others
 		var back time.Time
 		h.Eventually(fmt.Sprintf("a login after kill %d of the leader (%s)", i+1, leader.name), func() bool {
 			var ok bool
@@ -270,7 +273,6 @@ func TestHAFailover(t *testing.T) {
 			return ok
 		})
 		failovers = append(failovers, back.Sub(killed))
-		h.Start(leader.name)
 		pty.Write(fmt.Sprintf("kill%d\r", i+1))
 		pty.WaitFor(fmt.Sprintf("got:kill%d", i+1))
 		cs = h.waitCandidates([]candidate{leader})
@@ -315,6 +317,17 @@ func TestHAFailover(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^\S+\s+pid\s+s[12]\s+attached\s`).Match(out) {
 		t.Fatalf("sessions through the last leader: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// statusOf is broker node's own status view.
+func (h *haCluster) statusOf(node string) (broker.Status, error) {
+	var out bytes.Buffer
+	err := daemon.Broker(context.Background(), []string{"status", "-json", "-node", node, "-config", h.Config}, daemon.Env{Stdout: &out})
+	if err != nil {
+		return broker.Status{}, err
+	}
+	var st broker.Status
+	return st, json.Unmarshal(out.Bytes(), &st)
 }
 
 // waitNewLeader waits until a broker other than the one of key gone
@@ -451,4 +464,90 @@ func TestHAReservationAndDrainSurvive(t *testing.T) {
 		x.Session.Close()
 	}
 	t.Logf("test ran %v", time.Since(began).Round(time.Millisecond))
+}
+
+// TestHAQuorumLoss: with two of the three etcd members stopped, no broker
+// places (every login gets the one line, status 69) and a running
+// session goes on; once they are back, logins work again with nothing
+// restarted.
+func TestHAQuorumLoss(t *testing.T) {
+	began := time.Now()
+	h := newHACluster(t, []string{"gw1"}, []string{"s1", "s2"}, procOptions{})
+	o := h.openSSH("gw1")
+	key := o.Key(t, "alice", h.Alice)
+	if x := runLogin(o, key); !x.ok {
+		t.Fatalf("login with quorum: exit %d, stderr %q", x.code, x.stderr)
+	}
+	pty := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("pid"))
+	pid := ptyPID(t, pty)
+
+	// Two followers go, together: a member stops only once its clients'
+	// streams end or etcd's request timeout (7 s here) passes, and a
+	// leader stopped hands its leadership over first.
+	stopping := time.Now()
+	followers := h.etcd.Followers()
+	if len(followers) != 2 {
+		t.Fatalf("etcd followers %v, want two", followers)
+	}
+	var wg sync.WaitGroup
+	for _, i := range followers {
+		wg.Go(func() { h.etcd.Stop(i) })
+	}
+	wg.Wait()
+	lost := time.Now()
+	t.Logf("two etcd members stopped in %v", lost.Sub(stopping).Round(time.Millisecond))
+	// Until the leader's lease is no longer proven alive, it may still
+	// place; then nobody does. Logins one after the other until the
+	// first refusal.
+	var refused time.Duration
+	for refused == 0 {
+		x := runLogin(o, key)
+		switch {
+		case x.ok:
+		case x.code == 69 && x.stderr == "switchyard: broker unavailable\n":
+			refused = x.end.Sub(lost)
+		default:
+			t.Fatalf("login during quorum loss: exit %d, stderr %q", x.code, x.stderr)
+		}
+		if time.Since(lost) > 20*time.Second {
+			t.Fatalf("logins still placed %v after quorum was lost", time.Since(lost))
+		}
+	}
+	// From then on, no broker places: a login waits for a leader
+	// (transport.DefaultLeaderWait), then gets the one line; no broker
+	// has placed since.
+	if x := runLogin(o, key); x.ok || x.code != 69 || x.stderr != "switchyard: broker unavailable\n" {
+		t.Fatalf("login after the first refusal: exit %d, stdout ok %v, stderr %q", x.code, x.ok, x.stderr)
+	}
+	for _, b := range haBrokers {
+		st, err := h.statusOf(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range st.Decisions {
+			if d.Time.After(lost.Add(refused)) && d.Server != "" {
+				t.Errorf("%s placed after the first refusal: %+v", b, d)
+			}
+		}
+	}
+	pty.Write("no-quorum\r")
+	pty.WaitFor("got:no-quorum")
+
+	noQuorum := time.Since(lost)
+	h.etcd.RestartAll()
+	back := time.Now()
+	t.Logf("quorum lost for %v; the members took %v to be ready again", noQuorum.Round(time.Millisecond), back.Sub(lost.Add(noQuorum)).Round(time.Millisecond))
+	var again time.Duration
+	h.Eventually("logins again once quorum is back", func() bool {
+		x := runLogin(o, key)
+		again = x.end.Sub(back)
+		return x.ok
+	})
+	pty.Write("quorum-back\r")
+	pty.WaitFor("got:quorum-back")
+	if gone(pid) {
+		t.Fatalf("the PTY session's process %d is gone", pid)
+	}
+	t.Logf("quorum lost: first refusal %v after, the next ones each after the leader wait; quorum back: a login succeeded %v after the members were ready; test ran %v",
+		refused.Round(time.Millisecond), again.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }

@@ -159,11 +159,57 @@ func (c *Cluster) RestartAll() {
 	}
 }
 
-// StopAll stops every member.
+// Leader returns the index of the member that leads the etcd cluster,
+// as the running members see it; -1 if none does.
+func (c *Cluster) Leader() int {
+	for _, m := range c.members {
+		m.mu.Lock()
+		e := m.etcd
+		m.mu.Unlock()
+		if e == nil {
+			continue
+		}
+		lead := e.Server.Leader()
+		for i, o := range c.members {
+			o.mu.Lock()
+			if o.etcd != nil && o.etcd.Server.MemberID() == lead {
+				o.mu.Unlock()
+				return i
+			}
+			o.mu.Unlock()
+		}
+	}
+	return -1
+}
+
+// Followers returns the indexes of the running members that do not lead.
+func (c *Cluster) Followers() []int {
+	lead := c.Leader()
+	var out []int
+	for i, m := range c.members {
+		m.mu.Lock()
+		running := m.etcd != nil
+		m.mu.Unlock()
+		if running && i != lead {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// StopAll stops every member: the followers first, then the leader. A
+// leader stopped with its followers still up first hands its leadership
+// over, which takes seconds when they are stopping too.
 func (c *Cluster) StopAll() {
 	var wg sync.WaitGroup
-	for _, m := range c.members {
-		wg.Go(m.stop)
+	lead := c.Leader()
+	for i, m := range c.members {
+		if i != lead {
+			wg.Go(m.stop)
+		}
 	}
 	wg.Wait()
+	if lead >= 0 {
+		c.members[lead].stop()
+	}
 }
