@@ -292,7 +292,7 @@ func TestHAFailover(t *testing.T) {
 			codes[fmt.Sprintf("%d %q", x.code, x.stderr)]++
 		}
 	}
-	t.Logf("%d kills of the leader: failover p50 %v, max %v; %d logins, %d failed %v; test ran %v",
+	t.Logf("%d kills of the leader: failover p50 %v, max %v; %d logins, %d failed %v; %v so far",
 		haKills, percentile(sorted, 0.5).Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond),
 		len(logins), failed, codes, time.Since(began).Round(time.Millisecond))
 	for i, d := range failovers {
@@ -317,6 +317,42 @@ func TestHAFailover(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^\S+\s+pid\s+s[12]\s+attached\s`).Match(out) {
 		t.Fatalf("sessions through the last leader: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+
+	// Last, the leader and the other app server die together: the new
+	// leader, warm from the servers' reports, never places on the dead
+	// one.
+	dead := map[string]string{"s1": "s2", "s2": "s1"}[h.serverOf(pid)]
+	cs = h.waitCandidates(nil)
+	killed := time.Now()
+	h.Signal(cs[0].name, syscall.SIGKILL)
+	h.Signal(dead, syscall.SIGKILL)
+	for ok, tries := 0, 0; ok < 4; tries++ {
+		x := runLogin(o, key)
+		switch {
+		case x.ok:
+			ok++
+		case tries > 8 || x.code != 69 || x.stderr != "switchyard: broker unavailable\n":
+			t.Fatalf("login after kill -9 of %s and %s: exit %d, stderr %q", cs[0].name, dead, x.code, x.stderr)
+		}
+	}
+	leader := h.waitNewLeader(cs[0])
+	st, err := h.statusOf(leader.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed := 0
+	for _, d := range st.Decisions {
+		if d.Time.After(killed) && d.Server != "" {
+			placed++
+			if d.Server == dead {
+				t.Errorf("the new leader %s placed on %s, killed with it: %+v", leader.name, dead, d)
+			}
+		}
+	}
+	if placed < 4 {
+		t.Fatalf("the new leader %s lists %d placements since the kill, want at least 4", leader.name, placed)
+	}
+	t.Logf("test ran %v", time.Since(began).Round(time.Millisecond))
 }
 
 // statusOf is broker node's own status view.
