@@ -584,6 +584,6 @@ func TestHAQuorumLoss(t *testing.T) {
 	if gone(pid) {
 		t.Fatalf("the PTY session's process %d is gone", pid)
 	}
-	t.Logf("quorum lost: first refusal %v after, the next ones each after the leader wait; quorum back: a login succeeded %v after the members were ready; test ran %v",
+	t.Logf("quorum lost: first refusal %v after (lease bound, then the gateway's 4 s leader wait), the next one after the leader wait; quorum back: a login succeeded %v after the members were ready; test ran %v",
 		refused.Round(time.Millisecond), again.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
