@@ -106,6 +106,13 @@ type Broker struct {
 	metrics  *metrics
 	reserved []*reservation // pre-launched apps and redirects awaiting their client, oldest first
 
+	// restoredTerm is the leadership term (its since) in which Restore
+	// last loaded the kept state, if restored: a new leader places only
+	// once it has, so that it knows the drains and reservations its
+	// predecessor kept (keep.go: ready).
+	restoredTerm time.Time
+	restored     bool
+
 	// Sessions by id, and indexed by server and by user; written only
 	// through putSession and dropSession (index.go). byServer holds every
 	// configured server and any other with sessions or pending placements.

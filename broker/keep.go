@@ -53,12 +53,18 @@ func (b *Broker) Restore(ctx context.Context) error {
 	if b.Store == nil {
 		return nil
 	}
+	lead := b.leadership()
+	leading := lead.Leading()
+	_, term := lead.Leader()
 	st, err := b.Store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("restore broker state: %w", err)
 	}
 	b.mu.Lock()
 	b.init()
+	// Loaded while leading in term: what the predecessor kept is known.
+	// Leadership won during Load is a new term, restored by Keep.
+	b.restored, b.restoredTerm = leading, term
 	now := b.now()
 	b.restoreDrains(st.Drains)
 	expired := b.restoreReservations(st.Reservations, now)
@@ -92,6 +98,14 @@ func (b *Broker) Restore(ctx context.Context) error {
 	b.logger().Info("broker state restored", "drains", len(st.Drains), "reservations", reserved,
 		"expired_reservations", len(expired), "sessions", restored)
 	return nil
+}
+
+// ready reports whether this broker, leading in term, has restored the
+// kept state in that term, and may place. Without a Store there is
+// nothing to restore; a leadership that never changes hands (Solo) has
+// one term, restored before the broker serves. Callers hold b.mu.
+func (b *Broker) ready(lead brokerstate.Leadership, term time.Time) bool {
+	return b.Store == nil || lead.Changes() == nil || b.restored && b.restoredTerm.Equal(term)
 }
 
 // prelaunched is the session pre-launched for r, as its reservation
@@ -144,9 +158,7 @@ func (b *Broker) Keep(ctx context.Context) {
 	wake := b.wake
 	b.mu.Unlock()
 	lead := b.leadership()
-	// Not lead.Leading(): leadership won between the caller's Restore and
-	// now would go unnoticed. At worst a leader restores once more.
-	leading := false
+	var retry <-chan time.Time // after a failed Restore
 	leader, _ := lead.Leader()
 	for {
 		select {
@@ -155,20 +167,35 @@ func (b *Broker) Keep(ctx context.Context) {
 			return
 		case <-wake:
 			b.writeQueued(ctx)
+			continue
 		case <-lead.Changes():
-			now := lead.Leading()
-			if now && !leading {
-				if err := b.Restore(ctx); err != nil {
-					b.logger().Error("leading without the kept state", "err", err.Error())
-				}
-			}
-			leading = now
 			name, _ := lead.Leader()
 			b.noteLeader(leader, name)
 			leader = name
+		case <-retry:
+		}
+		// Leading in a term not restored yet: won since the caller's
+		// Restore, or lost and won again between two signals.
+		if !lead.Leading() {
+			continue
+		}
+		_, term := lead.Leader()
+		b.mu.Lock()
+		done := b.ready(lead, term)
+		b.mu.Unlock()
+		if done {
+			continue
+		}
+		retry = nil
+		if err := b.Restore(ctx); err != nil {
+			b.logger().Error("leading without the kept state; placements wait for it", "err", err.Error())
+			retry = time.After(restoreRetry)
 		}
 	}
 }
+
+// restoreRetry is how soon Keep tries again to restore after a failure.
+const restoreRetry = 500 * time.Millisecond
 
 // writeQueued writes the queued changes to the store. Only a leader
 // writes: a follower's queue is dropped.

@@ -25,6 +25,7 @@ type memStore struct {
 	onPut   func(brokerstate.Reservation)
 	puts    int // sessions written
 	deletes int
+	gate    chan struct{} // Load waits for it to close, when set
 }
 
 func newMemStore() *memStore {
@@ -33,6 +34,12 @@ func newMemStore() *memStore {
 }
 
 func (m *memStore) Load(ctx context.Context) (brokerstate.State, error) {
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return brokerstate.State{Drains: maps.Clone(m.st.Drains), Reservations: maps.Clone(m.st.Reservations),
@@ -346,6 +353,7 @@ func TestRestartWithFile(t *testing.T) {
 type fakeLeader struct {
 	mu      sync.Mutex
 	leading bool
+	since   time.Time // of the current term
 	changes chan struct{}
 }
 
@@ -355,13 +363,20 @@ func (l *fakeLeader) Leading() bool {
 	return l.leading
 }
 
-func (l *fakeLeader) Leader() (string, time.Time) { return "", time.Time{} }
+func (l *fakeLeader) Leader() (string, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return "", l.since
+}
 
 func (l *fakeLeader) Changes() <-chan struct{} { return l.changes }
 
 func (l *fakeLeader) set(on bool) {
 	l.mu.Lock()
 	l.leading = on
+	if on {
+		l.since = time.Now()
+	}
 	l.mu.Unlock()
 	select {
 	case l.changes <- struct{}{}:
@@ -394,6 +409,46 @@ func TestFollowerNeitherPlacesNorDrains(t *testing.T) {
 	}
 	if pl, err := nb.ask("gw1", term); err != nil || pl.Server != "s2" && pl.Redirect == nil {
 		t.Fatalf("new leader: %+v, %v", pl, err)
+	}
+}
+
+// TestNewLeaderPlacesOnlyOnceRestored: a broker just elected does not
+// place until it has read what its predecessor kept (here a drain it
+// never heard of); meanwhile it answers not_leader without a name, so
+// the node tries again.
+func TestNewLeaderPlacesOnlyOnceRestored(t *testing.T) {
+	nb := newNetBroker(t, GatewaySpec{}, GatewaySpec{})
+	lead := &fakeLeader{changes: make(chan struct{}, 1)}
+	m := newMemStore()
+	nb.Store, nb.Leadership = m, lead
+	if err := nb.Restore(context.Background()); err != nil { // as a follower, at start
+		t.Fatal(err)
+	}
+	m.st.Drains["s2"] = brokerstate.Drain{Server: "s2", By: "bob", At: nb.now()} // by the leader since
+	gate := make(chan struct{})
+	m.mu.Lock()
+	m.gate = gate
+	m.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go nb.Keep(ctx)
+	lead.set(true)
+	_, err := nb.ask("gw2", term)
+	var re *control.RemoteError
+	if !errors.As(err, &re) || re.Code != control.CodeNotLeader || re.Message != "" {
+		t.Fatalf("placed before restoring: %v", err)
+	}
+	close(gate)
+	for deadline := time.Now().Add(5 * time.Second); !nb.Status().Servers[1].Draining; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("new leader did not restore the drain")
+		}
+	}
+	for range 3 {
+		// gw2 reaches only s2, drained: never placed there.
+		if pl, err := nb.ask("gw2", term); pl.Server == "s2" || control.ErrorCode(err) == control.CodeNotLeader {
+			t.Fatalf("restored leader: %+v, %v", pl, err)
+		}
 	}
 }
 

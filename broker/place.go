@@ -63,15 +63,21 @@ type outcome struct {
 // pre-launches the app on the chosen server, outside b.mu.
 func (b *Broker) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
 	start := time.Now()
-	leading := b.leadership().Leading()
+	lead := b.leadership()
+	leading := lead.Leading()
+	leader, term := lead.Leader()
 	b.mu.Lock()
 	b.init()
 	now := b.now()
 	var o outcome
-	if leading {
+	switch {
+	case leading && b.ready(lead, term):
 		o = b.decide(req, now)
-	} else {
-		leader, _ := b.leadership().Leader()
+	case leading:
+		// Elected, but the kept drains and reservations are still being
+		// read: the node tries again shortly.
+		o.err = control.NewError(control.CodeNotLeader, "")
+	default:
 		o.err = control.NewError(control.CodeNotLeader, leader) // the node asks the leader instead
 	}
 	hold := b.reservationTime()

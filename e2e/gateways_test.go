@@ -293,6 +293,7 @@ type sshProc struct {
 	errOut bytes.Buffer
 	done   chan struct{}
 	code   int
+	kill   context.CancelFunc // kills ssh
 }
 
 // startSSH starts ssh with o.Args(key, rest...), stdin a pipe; it is
@@ -301,7 +302,7 @@ func startSSH(t *testing.T, o *OpenSSH, key string, rest ...string) *sshProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "ssh", o.Args(key, rest...)...)
-	p := &sshProc{t: t, done: make(chan struct{})}
+	p := &sshProc{t: t, done: make(chan struct{}), kill: cancel}
 	cmd.Stdout, cmd.Stderr = lockedWriter{&p.mu, &p.out}, lockedWriter{&p.mu, &p.errOut}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {

@@ -98,17 +98,35 @@ type procOptions struct {
 	UserConfig    map[string]string
 	Extra         string
 	ExtraApps     []string
+	// Brokers are more brokers ([brokers.NAME] on loopback) started with
+	// the one of [broker]; they need Etcd, the members' client URLs.
+	Brokers []string
+	Etcd    []string
+}
+
+// brokersConfig is the config text of opts' further brokers, listening
+// on addrs, and of its [etcd] table.
+func brokersConfig(opts procOptions, addrs []string) string {
+	var b strings.Builder
+	for i, name := range opts.Brokers {
+		fmt.Fprintf(&b, "[brokers.%s]\nlisten = %q\n", name, addrs[i])
+	}
+	if len(opts.Etcd) > 0 {
+		fmt.Fprintf(&b, "[etcd]\nendpoints = [\"%s\"]\n", strings.Join(opts.Etcd, `", "`))
+	}
+	return b.String()
 }
 
 func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
 	t.Helper()
 	bin := buildBinaries(t)
 	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
-	addrs := freeAddrs(t, 2+len(gateways)+len(servers))
+	addrs := freeAddrs(t, 2+len(gateways)+len(servers)+len(opts.Brokers))
+	extra := opts.Extra + "\n" + brokersConfig(opts, addrs[2+len(gateways)+len(servers):])
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
-		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": opts.Extra, "ExtraApps": opts.ExtraApps}
+		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": extra, "ExtraApps": opts.ExtraApps}
 	for i, g := range gateways {
 		data["Gateways"].(map[string]string)[g] = addrs[2+i]
 	}
@@ -146,7 +164,7 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 			p.Wait()
 		}
 	})
-	for _, n := range append(append([]string{"broker"}, servers...), gateways...) {
+	for _, n := range append(append(append([]string{"broker"}, opts.Brokers...), servers...), gateways...) {
 		c.Start(n, bin)
 	}
 	c.WaitUp()

@@ -164,11 +164,56 @@ func (c *Cluster) startAll() error {
 // RestartAll starts every stopped member and waits until they are ready.
 func (c *Cluster) RestartAll() error { return c.startAll() }
 
-// Close stops every member.
+// Leader returns the index of the member that leads the etcd cluster,
+// as the running members see it; -1 if none does.
+func (c *Cluster) Leader() int {
+	for _, m := range c.members {
+		e := m.running()
+		if e == nil {
+			continue
+		}
+		lead := e.Server.Leader()
+		for i, o := range c.members {
+			if oe := o.running(); oe != nil && oe.Server.MemberID() == lead {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// Followers returns the indexes of the running members that do not lead.
+func (c *Cluster) Followers() []int {
+	lead := c.Leader()
+	var out []int
+	for i, m := range c.members {
+		if m.running() != nil && i != lead {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// running returns m's server, or nil while it is stopped.
+func (m *member) running() *embed.Etcd {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.etcd
+}
+
+// Close stops every member: the followers first, then the leader. A
+// leader stopped with its followers still up first hands its leadership
+// over, which takes seconds when they are stopping too.
 func (c *Cluster) Close() {
 	var wg sync.WaitGroup
-	for _, m := range c.members {
-		wg.Go(m.stop)
+	lead := c.Leader()
+	for i, m := range c.members {
+		if i != lead {
+			wg.Go(m.stop)
+		}
 	}
 	wg.Wait()
+	if lead >= 0 {
+		c.members[lead].stop()
+	}
 }

@@ -56,5 +56,12 @@ func (c *Cluster) RestartAll() {
 	}
 }
 
-// StopAll stops every member.
+// Leader returns the index of the member that leads the etcd cluster,
+// as the running members see it; -1 if none does.
+func (c *Cluster) Leader() int { return c.c.Leader() }
+
+// Followers returns the indexes of the running members that do not lead.
+func (c *Cluster) Followers() []int { return c.c.Followers() }
+
+// StopAll stops every member, the leader last.
 func (c *Cluster) StopAll() { c.c.Close() }
