@@ -47,34 +47,8 @@ func TestBrokerRestartKeepsDrainsAndReservations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// gw1 reaches s1, gw2 reaches s2, gw3 both; every gateway hints.
-	c := newProcCluster(t, []string{"gw1", "gw2", "gw3"}, []string{"s1", "s2"}, procOptions{
-		GatewayConfig: map[string]string{"gw1": `reach = ["s1"]`, "gw2": `reach = ["s2"]`},
-		Extra:         heldApp, ExtraApps: []string{"held"},
-	})
-	if out, err := c.cli("drain", "s2"); err != nil || !strings.Contains(out, "drained") {
-		t.Fatalf("broker drain s2: %q, %v", out, err)
-	}
-	drainedAt := time.Now()
-
-	// alice at gw2, which reaches only the drained s2: sent to gw1, with
-	// the app pre-launched on s1.
-	o2 := c.openSSH("gw2")
-	_, errOut, code := o2.Run(t, nil, o2.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o2.At("held"))
-	if code != 75 {
-		t.Fatalf("ssh -tt held@gw2: exit %d, stderr %q; want 75 and a hint", code, errOut)
-	}
-	h := parseHint(t, string(errOut))
-	target := "" // gw1 or gw3: both reach s1
-	for _, gw := range []string{"gw1", "gw3"} {
-		if _, port, _ := net.SplitHostPort(c.cfg.Gateways[gw].Listen); h.port == port {
-			target = gw
-		}
-	}
-	if target == "" {
-		t.Fatalf("hint %+v, want gw1 or gw3", h)
-	}
-	waitComm(t, h.pid, "cat")
+	c := newProcCluster(t, []string{"gw1", "gw2", "gw3"}, []string{"s1", "s2"}, drainRedirectOptions)
+	drainedAt, h, target := drainAndRedirect(t, c)
 
 	// The state is on disk before the hint was sent: kill -9 now loses
 	// nothing. s1's appd is stopped meanwhile, so that whatever the new
@@ -180,4 +154,39 @@ func TestBrokerRefusesUnknownStateFile(t *testing.T) {
 	if raw, _ := os.ReadFile(state); !bytes.Equal(raw, content) {
 		t.Fatalf("state file changed to %q", raw)
 	}
+}
+
+// drainRedirectOptions shape the cluster of drainAndRedirect: gw1 reaches
+// s1, gw2 reaches s2, gw3 both; every gateway hints.
+var drainRedirectOptions = procOptions{
+	GatewayConfig: map[string]string{"gw1": `reach = ["s1"]`, "gw2": `reach = ["s2"]`},
+	Extra:         heldApp, ExtraApps: []string{"held"},
+}
+
+// drainAndRedirect drains s2 with the CLI, then has alice ask gw2, which
+// reaches only s2, for held with a terminal: she is sent on with the app
+// pre-launched on s1. It returns when the drain was made, the hint, and
+// the gateway it names (gw1 or gw3), once the reserved process waits.
+func drainAndRedirect(t *testing.T, c *ProcCluster) (drainedAt time.Time, h hint, target string) {
+	t.Helper()
+	if out, err := c.cli("drain", "s2"); err != nil || !strings.Contains(out, "drained") {
+		t.Fatalf("broker drain s2: %q, %v", out, err)
+	}
+	drainedAt = time.Now()
+	o2 := c.openSSH("gw2")
+	_, errOut, code := o2.Run(t, nil, o2.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o2.At("held"))
+	if code != 75 {
+		t.Fatalf("ssh -tt held@gw2: exit %d, stderr %q; want 75 and a hint", code, errOut)
+	}
+	h = parseHint(t, string(errOut))
+	for _, gw := range []string{"gw1", "gw3"} {
+		if _, port, _ := net.SplitHostPort(c.cfg.Gateways[gw].Listen); h.port == port {
+			target = gw
+		}
+	}
+	if target == "" {
+		t.Fatalf("hint %+v, want gw1 or gw3", h)
+	}
+	waitComm(t, h.pid, "cat")
+	return drainedAt, h, target
 }

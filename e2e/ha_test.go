@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"os/user"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -390,34 +388,8 @@ func TestHAReservationAndDrainSurvive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// gw1 reaches s1, gw2 reaches s2, gw3 both; every gateway hints.
-	h := newHACluster(t, []string{"gw1", "gw2", "gw3"}, []string{"s1", "s2"}, procOptions{
-		GatewayConfig: map[string]string{"gw1": `reach = ["s1"]`, "gw2": `reach = ["s2"]`},
-		Extra:         heldApp, ExtraApps: []string{"held"},
-	})
-	if out, err := h.cli("drain", "s2"); err != nil || !strings.Contains(out, "drained") {
-		t.Fatalf("broker drain s2: %q, %v", out, err)
-	}
-	drainedAt := time.Now()
-
-	// alice at gw2, which reaches only the drained s2: sent on, with the
-	// app pre-launched on s1.
-	o2 := h.openSSH("gw2")
-	_, errOut, code := o2.Run(t, nil, o2.Key(t, "alice", h.Alice), "-tt", "-o", "LogLevel=ERROR", o2.At("held"))
-	if code != 75 {
-		t.Fatalf("ssh -tt held@gw2: exit %d, stderr %q; want 75 and a hint", code, errOut)
-	}
-	hi := parseHint(t, string(errOut))
-	target := ""
-	for _, gw := range []string{"gw1", "gw3"} {
-		if _, port, _ := net.SplitHostPort(h.cfg.Gateways[gw].Listen); hi.port == port {
-			target = gw
-		}
-	}
-	if target == "" {
-		t.Fatalf("hint %+v, want gw1 or gw3", hi)
-	}
-	waitComm(t, hi.pid, "cat")
+	h := newHACluster(t, []string{"gw1", "gw2", "gw3"}, []string{"s1", "s2"}, drainRedirectOptions)
+	drainedAt, hi, target := drainAndRedirect(t, h.ProcCluster)
 
 	// The leader that reserved it dies; the client follows the hint at
 	// once: the gateway waits for the new leader, whose first placements
