@@ -48,7 +48,14 @@ func demo(ctx context.Context, args []string, env Env, startEtcd EtcdStarter) er
 		if startEtcd == nil {
 			return fmt.Errorf("%w: -ha: this binary has no embedded etcd; use go run ./cmd/demo -ha", ErrUsage)
 		}
-		endpoints, stop, err := startEtcd(filepath.Join(*state, "etcd"), 3)
+		// The demo's etcd is made afresh on each start, on new ports: the
+		// data of an earlier run names the old ones and would never form a
+		// cluster again.
+		dir := filepath.Join(*state, "etcd")
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("demo -ha: %w", err)
+		}
+		endpoints, stop, err := startEtcd(dir, 3)
 		if err != nil {
 			return err
 		}

@@ -206,6 +206,12 @@ func TestDemoHAKillTheLeader(t *testing.T) {
 			t.Errorf("broker %s (pid %d) outlived the demo", name, pid)
 		}
 	}
+	// Run again on the same state directory, as a user would.
+	again := startDemo(t, "-ha", "-state", d.state)
+	if out, status := again.login(t); status != 0 || out != "hello\n" {
+		t.Fatalf("second run: status %d, output %q", status, out)
+	}
+	again.stop(t)
 }
 
 // needOpenSSH skips a test when there is no ssh binary.
