@@ -109,15 +109,14 @@ func TestGatewayUpgradeInPlace(t *testing.T) {
 	replaceSlave(t, bin)
 	signalled := time.Now()
 	old, newPID := c.upgrade("gw1")
-	t.Logf("new gateway process %d serving %v after SIGUSR2", newPID, time.Since(signalled).Round(time.Millisecond))
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+	took := regexp.MustCompile(`new_pid=\d+ took=(\S+)`).FindSubmatch(b)
+	t.Logf("new gateway process %d serving; the old one saw it ready %s after starting it", newPID, took[1])
 	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", newPID)); exe != filepath.Join(bin, "slave") {
 		t.Errorf("the new process runs %q, want the new file %s", exe, filepath.Join(bin, "slave"))
 	}
 	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", old.Process.Pid)); !strings.HasSuffix(exe, "(deleted)") {
 		t.Errorf("the old process runs %q, want the replaced (deleted) file", exe)
-	}
-	if first, ok := loop.firstSuccessAfter(time.Now()); ok {
-		t.Logf("first login after the handover ended at %v", first)
 	}
 	pty.Write("during-drain\r")
 	pty.WaitFor("got:during-drain")
@@ -130,6 +129,8 @@ func TestGatewayUpgradeInPlace(t *testing.T) {
 		t.Fatal("the old gateway process did not exit after its drain deadline")
 	}
 	drained := time.Since(signalled)
+	oldGone := time.Now()
+	c.Eventually("a login through the new process alone", func() bool { _, ok := loop.firstSuccessAfter(oldGone); return ok })
 	loop.waitEnded(time.Now())
 	logins := loop.halt()
 	failed := 0
