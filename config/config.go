@@ -93,6 +93,10 @@ type Gateway struct {
 	// PasswordAuth offers the "password" method to users with a
 	// password_hash; false (the default) does not even advertise it.
 	PasswordAuth bool `toml:"password_auth"`
+	// UpgradeDrain is how long a gateway process that handed its
+	// listener to its successor (SIGUSR2) keeps serving its established
+	// connections before it detaches their sessions and exits; 1h if zero.
+	UpgradeDrain time.Duration `toml:"upgrade_drain"`
 
 	// Limits on what clients may do; zero or unset means the default
 	// shown (a limit cannot be switched off).
@@ -103,6 +107,14 @@ type Gateway struct {
 	MaxConnsPerSource  int           `toml:"max_conns_per_source"`  // concurrent connections from one address; 50
 	MaxSessionsPerUser int           `toml:"max_sessions_per_user"` // concurrent sessions of one user on this gateway; 20
 	MaxChannelsPerConn int           `toml:"max_channels_per_conn"` // concurrent session channels on one connection; 10
+}
+
+// Drain is g's UpgradeDrain, or its default of one hour.
+func (g Gateway) Drain() time.Duration {
+	if g.UpgradeDrain <= 0 {
+		return time.Hour
+	}
+	return g.UpgradeDrain
 }
 
 // Auth configures user certificates and revoked keys for every gateway.

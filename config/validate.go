@@ -110,7 +110,7 @@ func (v *checker) limits(k toml.Key, g Gateway) {
 		{"handshake_timeout", g.HandshakeTimeout < 0}, {"max_auth_tries", g.MaxAuthTries < 0},
 		{"auth_fail_limit", g.AuthFailLimit < 0}, {"auth_fail_window", g.AuthFailWindow < 0},
 		{"max_conns_per_source", g.MaxConnsPerSource < 0}, {"max_sessions_per_user", g.MaxSessionsPerUser < 0},
-		{"max_channels_per_conn", g.MaxChannelsPerConn < 0},
+		{"max_channels_per_conn", g.MaxChannelsPerConn < 0}, {"upgrade_drain", g.UpgradeDrain < 0},
 	}
 	for _, n := range neg {
 		if n.bad {

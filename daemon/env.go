@@ -26,6 +26,11 @@ type Env struct {
 	Reload <-chan os.Signal
 	// Ready, if set, is called once the daemon is serving.
 	Ready func()
+	// Upgrade delivers SIGUSR2 to a gateway: start Exe (the binary file,
+	// perhaps replaced since) with the same arguments, hand it the
+	// listeners, drain and exit. May be nil, as in tests run in-process.
+	Upgrade <-chan os.Signal
+	Exe     string
 }
 
 func (e Env) stdout() io.Writer {

@@ -14,12 +14,19 @@ import (
 type RunFunc func(ctx context.Context, args []string, env Env) error
 
 // Main runs a daemon as a process: SIGINT and SIGTERM stop it, SIGHUP
-// reloads its config, and the error becomes the exit status (see ExitCode).
+// reloads its config, SIGUSR2 upgrades a gateway in place (see
+// Env.Upgrade; other daemons keep its default action), and the error becomes the exit status (see ExitCode).
 func Main(name string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	err := run(ctx, os.Args[1:], Env{Reload: hup})
+	env := Env{Reload: hup}
+	if name == "slave" {
+		usr2 := make(chan os.Signal, 1)
+		signal.Notify(usr2, syscall.SIGUSR2)
+		env.Upgrade, env.Exe = usr2, executable()
+	}
+	err := run(ctx, os.Args[1:], env)
 	stop()
 	os.Exit(ExitCode(name, err, os.Stderr))
 }

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +53,11 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	ln, err := env.listen(spec.Listen)
+	h, err := inherit()
+	if err != nil {
+		return err
+	}
+	ln, err := h.listen(env, "listen", spec.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
@@ -63,20 +69,26 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
 		MaxChannelsPerConn: spec.MaxChannelsPerConn}
 	g.srv = srv
-	internal, err := g.serveInternal(env, spec.Internal)
-	if err != nil {
-		ln.Close()
-		return err
+	var internalLn net.Listener
+	if spec.Internal != "" {
+		if internalLn, err = h.listen(env, "internal", spec.Internal); err != nil {
+			ln.Close()
+			return fmt.Errorf("gateway internal listen %s: %w", spec.Internal, err)
+		}
 	}
+	internal := g.serveInternal(internalLn)
 	runCtx, cancel := context.WithCancel(ctx)
+	reportCtx, stopReports := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); g.links.Run(runCtx) }()
-	go func() { defer wg.Done(); every(runCtx, g.interval(), func() { g.reportVia(runCtx) }) }()
+	go func() { defer wg.Done(); every(reportCtx, g.interval(), func() { g.reportVia(reportCtx) }) }()
 	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, g.apply) }()
-	log.Info("gateway serving", "listen", ln.Addr().String())
+	log.Info("gateway serving", "listen", ln.Addr().String(), "inherited", h != nil, "pid", os.Getpid())
 	env.ready()
-	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	g.announce(h)
+	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, stopReports: stopReports}
+	err = run.serve(ctx)
 	if internal != nil {
 		internal.Close()
 	}
@@ -87,6 +99,21 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 	return err
+}
+
+// announce tells the predecessor, if any, and systemd (Type=notify) that
+// this process serves; a successor becomes the unit's main process.
+func (g *gatewayNode) announce(h *handover) {
+	if err := h.serving(); err != nil {
+		g.log.Warn("upgrade handshake", "err", err)
+	}
+	state := "READY=1"
+	if h != nil {
+		state = fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())
+	}
+	if err := sdNotify(state); err != nil {
+		g.log.Warn("systemd notify", "err", err)
+	}
 }
 
 // gatewayNode is one running gateway: its links to the broker and servers
@@ -137,17 +164,13 @@ func (g *gatewayNode) load(cfg *config.Config) error {
 	return nil
 }
 
-// serveInternal starts the gateway's internal listener on addr, if set:
+// serveInternal serves the gateway's internal listener, if there is one:
 // other gateways, and only they, relay sessions through it to the servers
 // this gateway reaches. Its address is read at start only; the admitted
 // keys and the servers follow reloads.
-func (g *gatewayNode) serveInternal(env Env, addr string) (*transport.Server, error) {
-	if addr == "" {
-		return nil, nil
-	}
-	ln, err := env.listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("gateway internal listen %s: %w", addr, err)
+func (g *gatewayNode) serveInternal(ln net.Listener) *transport.Server {
+	if ln == nil {
+		return nil
 	}
 	// A relayed session takes a capacity slot here like one of our own:
 	// it is reported, and the broker sends no more than capacity allows.
@@ -158,7 +181,7 @@ func (g *gatewayNode) serveInternal(env Env, addr string) (*transport.Server, er
 		Peers:     func() int { return len(*g.peers.Load()) }}
 	go srv.Serve(ln)
 	g.log.Info("gateway relaying for other gateways", "internal", ln.Addr().String())
-	return srv, nil
+	return srv
 }
 
 // serverAddr returns the address of a server this gateway reaches.

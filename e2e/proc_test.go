@@ -102,6 +102,8 @@ type procOptions struct {
 	// the one of [broker]; they need Etcd, the members' client URLs.
 	Brokers []string
 	Etcd    []string
+	// Bin is the directory of the binaries; buildBinaries' if empty.
+	Bin string
 }
 
 // brokersConfig is the config text of opts' further brokers, listening
@@ -120,6 +122,9 @@ func brokersConfig(opts procOptions, addrs []string) string {
 func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
 	t.Helper()
 	bin := buildBinaries(t)
+	if opts.Bin != "" {
+		bin = opts.Bin
+	}
 	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
 	addrs := freeAddrs(t, 2+len(gateways)+len(servers)+len(opts.Brokers))
 	extra := opts.Extra + "\n" + brokersConfig(opts, addrs[2+len(gateways)+len(servers):])

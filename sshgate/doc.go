@@ -33,6 +33,15 @@
 // ended" and exit 69 (or "detached, resume with: ..." for a PTY app with a grace period,
 // which stays resumable).
 //
+// # Upgrades
+//
+// Drain (the wiring calls it once a new gateway process serves on the
+// inherited listener) stops accepting and lets established connections
+// run; at its deadline Evict detaches every PTY session, whose user gets
+// "switchyard: this gateway is being upgraded; resume with: ssh -t ...
+// resume ID", and ends batch sessions with "...; session ended, run it
+// again"; exit 69 for both.
+//
 // # Choosing the app
 //
 // An exec command is split on white space (no quoting, no shell): the first

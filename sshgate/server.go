@@ -127,9 +127,10 @@ type Server struct {
 	repeatMu     sync.Mutex                  // guards repeats
 	repeats      map[string]*safelog.Repeats // by event: summarised log lines
 
-	mu        sync.Mutex // guards gl and listeners
+	mu        sync.Mutex // guards gl, listeners and evict
 	gl        *gliderssh.Server
 	listeners map[*onceCloseListener]struct{}
+	evict     chan struct{} // closed by Evict
 }
 
 type dirBox struct{ d Directory }

@@ -241,6 +241,14 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		idle = idleFailure(limit, detach && ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID))
 		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
 	}
+	evict := s.evicting()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-evict:
+			cancel(errUpgrade)
+		}
+	}()
 	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
 	// The broker hears of the start while the relay answers appd: an
 	// unanswered request queue would stall appd's whole connection.
@@ -283,11 +291,14 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 	case ctx.Err() != nil:
 		ended.Reason = "connection closed"
 		cause := context.Cause(ctx)
-		if errors.Is(cause, errClientGone) || errors.Is(cause, errIdle) {
+		if errors.Is(cause, errClientGone) || errors.Is(cause, errIdle) || errors.Is(cause, errUpgrade) {
 			ended.Reason = cause.Error()
 		}
 		if errors.Is(cause, errIdle) && idle != nil {
 			ss.fail(idle)
+		}
+		if errors.Is(cause, errUpgrade) {
+			ss.fail(upgradeFailure(ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID)))
 		}
 		if !drained {
 			ended.Reason += "; app channel did not close"
