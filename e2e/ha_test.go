@@ -245,7 +245,10 @@ const haKills = 10
 // through the last leader.
 func TestHAFailover(t *testing.T) {
 	began := time.Now()
-	h := newHACluster(t, []string{"gw1", "gw2"}, []string{"s1", "s2"}, procOptions{})
+	// Room for the logins that pile up while no broker leads, and then
+	// all start at once: this test is about failover, not capacity (with
+	// 50 a server, a burst on a slow machine filled one).
+	h := newHACluster(t, []string{"gw1", "gw2"}, []string{"s1", "s2"}, procOptions{MaxSessions: 1000})
 	o := h.openSSH("gw1")
 	key := o.Key(t, "alice", h.Alice)
 	if x := runLogin(o, key); !x.ok {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,6 +105,8 @@ type procOptions struct {
 	Etcd    []string
 	// Bin is the directory of the binaries; buildBinaries' if empty.
 	Bin string
+	// MaxSessions is each server's max_sessions; 50 if zero.
+	MaxSessions int
 }
 
 // brokersConfig is the config text of opts' further brokers, listening
@@ -129,7 +132,7 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	addrs := freeAddrs(t, 2+len(gateways)+len(servers)+len(opts.Brokers))
 	extra := opts.Extra + "\n" + brokersConfig(opts, addrs[2+len(gateways)+len(servers):])
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
-		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": 50,
+		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": cmp.Or(opts.MaxSessions, 50),
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
 		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": extra, "ExtraApps": opts.ExtraApps}
 	for i, g := range gateways {
