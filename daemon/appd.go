@@ -159,18 +159,30 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 	}
 }
 
-// loadAverage is the 1-minute load average per CPU, or 0 if unknown.
+// loadAverage is the 1-minute load average per CPU; unknownLoad if it
+// cannot be read.
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
+	return parseLoadavg(b, err, runtime.NumCPU())
+}
+
+// unknownLoad is the load per CPU reported when /proc/loadavg cannot be
+// read or parsed: an unknown load counts as busy, so the broker prefers
+// servers that can say how idle they are.
+const unknownLoad = 100.0
+
+// parseLoadavg turns /proc/loadavg's content (read with err) into the
+// 1-minute load per CPU; unknownLoad if it says nothing usable.
+func parseLoadavg(b []byte, err error, cpus int) float64 {
 	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
+	if err != nil || len(f) == 0 || cpus <= 0 {
+		return unknownLoad
 	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v / float64(runtime.NumCPU())
+	v, perr := strconv.ParseFloat(f[0], 64)
+	if perr != nil || v < 0 {
+		return unknownLoad
+	}
+	return v / float64(cpus)
 }
 
 // memAvailable is MemAvailable from /proc/meminfo in bytes, or 0.

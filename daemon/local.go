@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"switchyard/broker"
 	"switchyard/config"
@@ -215,11 +215,12 @@ func writeKnownHosts(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
-		host, port, err := net.SplitHostPort(g.Address)
-		if err != nil {
+		if _, _, err := net.SplitHostPort(g.Address); err != nil {
 			return fmt.Errorf("gateway %s address %q: %w", name, g.Address, err)
 		}
-		b = append(b, fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(s.PublicKey()))...)
+		// knownhosts writes "host" for port 22 and "[host]:port" otherwise,
+		// as OpenSSH matches them.
+		b = append(b, knownhosts.Line([]string{g.Address}, s.PublicKey())+"\n"...)
 	}
 	return os.WriteFile(cfg.Resolve("known_hosts"), b, 0o644)
 }
