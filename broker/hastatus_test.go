@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,18 @@ func TestHAStatusAlone(t *testing.T) {
 	ha := b.HAStatus(context.Background())
 	if ha.Node != "broker" || !ha.Leading || ha.Brokers != nil || ha.Etcd != nil || ha.StoreLatency != nil {
 		t.Fatalf("lone broker HAStatus %+v", ha)
+	}
+}
+
+// An empty cluster's status lists are [] in JSON, never null.
+func TestStatusJSONListsNeverNull(t *testing.T) {
+	b := &Broker{}
+	b.SetCluster(Cluster{})
+	raw, err := json.Marshal(b.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "null") {
+		t.Fatalf("status JSON has null: %s", raw)
 	}
 }

@@ -100,6 +100,10 @@ func (b *Broker) Status() Status {
 	}
 	sort.Slice(st.Gateways, func(i, j int) bool { return st.Gateways[i].Name < st.Gateways[j].Name })
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Started.Before(st.Sessions[j].Started) })
+	// Empty lists are [] in JSON, never null, so a script can range
+	// over every one.
+	st.Gateways, st.Servers, st.Sessions = orEmpty(st.Gateways), orEmpty(st.Servers), orEmpty(st.Sessions)
+	st.Decisions, st.Reservations = orEmpty(st.Decisions), orEmpty(st.Reservations)
 	return st
 }
 
@@ -241,4 +245,12 @@ func stateText(s control.SessionInfo) string {
 		return control.StateAttached
 	}
 	return s.State
+}
+
+// orEmpty returns s, or an empty slice for nil.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

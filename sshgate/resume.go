@@ -147,10 +147,40 @@ func (s *Server) reattach(ctx context.Context, ss *session, id string) (*running
 	return r, nil
 }
 
-// chooseSession returns the session id names in list, or, for "", the
-// most recently detached one. A session whose server the broker finds
-// unreachable cannot be resumed: naming it fails with exitUnavailable.
+// minIDPrefix is the shortest prefix of a session id resume accepts in
+// place of the whole id (`broker status` shows 12 characters).
+const minIDPrefix = 6
+
+// fullID returns the id in list that id names: itself, or the one id
+// that starts with it when it is at least minIDPrefix long. The list is
+// the user's own sessions, so a prefix never reaches another's.
+func fullID(list []control.SessionInfo, id string) string {
+	match := ""
+	for _, si := range list {
+		switch {
+		case si.ID == id:
+			return id
+		case len(id) >= minIDPrefix && strings.HasPrefix(si.ID, id):
+			if match != "" {
+				return id // not unique: no session by that name
+			}
+			match = si.ID
+		}
+	}
+	if match == "" {
+		return id
+	}
+	return match
+}
+
+// chooseSession returns the session id names in list (by its whole id or
+// a unique prefix), or, for "", the most recently detached one. A session
+// whose server the broker finds unreachable cannot be resumed: naming it
+// fails with exitUnavailable.
 func chooseSession(list []control.SessionInfo, id string) (control.SessionInfo, *failure) {
+	if id != "" {
+		id = fullID(list, id)
+	}
 	var best control.SessionInfo
 	found := false
 	for _, si := range list {

@@ -367,3 +367,30 @@ func TestResumeThroughVia(t *testing.T) {
 		t.Errorf("resume without a route: status %d stderr %q stdout %q; want 69 and %q", r.status, r.stderr, r.stdout, want)
 	}
 }
+
+// resume takes a session's whole id or a unique prefix of at least
+// minIDPrefix characters, as `broker status` shows them.
+func TestChooseSessionByPrefix(t *testing.T) {
+	list := []control.SessionInfo{
+		{ID: "3f2a9c1d7e8b4a60", State: control.StateDetached},
+		{ID: "3f2a9c1d00000000", State: control.StateDetached},
+		{ID: "aa11bb22cc33dd44", State: control.StateDetached},
+	}
+	for _, tt := range []struct {
+		id, want string
+		ok       bool
+	}{
+		{"aa11bb22cc33dd44", "aa11bb22cc33dd44", true},
+		{"aa11bb22cc33", "aa11bb22cc33dd44", true}, // what broker status shows
+		{"aa11bb", "aa11bb22cc33dd44", true},
+		{"aa11b", "", false},    // too short
+		{"3f2a9c1d", "", false}, // two sessions start so
+		{"3f2a9c1d7e", "3f2a9c1d7e8b4a60", true},
+		{"ffffff", "", false},
+	} {
+		got, f := chooseSession(list, tt.id)
+		if tt.ok != (f == nil) || tt.ok && got.ID != tt.want {
+			t.Errorf("resume %q: got %q (%v), want %q ok=%v", tt.id, got.ID, f, tt.want, tt.ok)
+		}
+	}
+}
