@@ -44,15 +44,50 @@ type terminal struct {
 // (see onSpawnThread): the app gets SIGKILL when that thread dies.
 func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) error {
 	attrs := &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
-	ws := &pty.Winsize{Rows: clamp16(spec.Rows), Cols: clamp16(spec.Cols)}
-	master, err := pty.StartWithAttrs(s.cmd, ws, attrs)
+	p, err := openPTY(spec)
 	if err != nil {
-		return fmt.Errorf("pty.StartWithAttrs: %w", err)
+		return err
 	}
-	s.term = newTerminal(master)
+	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = p.tty, p.tty, p.tty
+	s.cmd.SysProcAttr = attrs
+	err = s.cmd.Start()
+	p.tty.Close()
+	if err != nil {
+		p.pty.Close()
+		return fmt.Errorf("start: %w", err)
+	}
+	s.term = newTerminal(p.pty)
 	s.keeper.Add(s.cmd.Process.Pid) // a failure is logged; Pdeathsig still holds
 	s.startReaping()
 	return nil
+}
+
+// ptyPair is a new PTY: pty is the master, tty the slave.
+type ptyPair struct{ pty, tty *os.File }
+
+// openPTY opens a PTY of spec's size with the client's terminal modes, as
+// pty.StartWithAttrs would, but sets the modes before the app can read them.
+func openPTY(spec *control.PtySpec) (ptyPair, error) {
+	master, tty, err := pty.Open()
+	if err != nil {
+		return ptyPair{}, fmt.Errorf("pty.Open: %w", err)
+	}
+	p := ptyPair{pty: master, tty: tty}
+	ws := &pty.Winsize{Rows: clamp16(spec.Rows), Cols: clamp16(spec.Cols)}
+	if err := pty.Setsize(master, ws); err != nil {
+		p.close()
+		return ptyPair{}, fmt.Errorf("pty.Setsize: %w", err)
+	}
+	if err := applyModes(int(tty.Fd()), spec.Modes); err != nil {
+		p.close()
+		return ptyPair{}, fmt.Errorf("terminal modes: %w", err)
+	}
+	return p, nil
+}
+
+func (p ptyPair) close() {
+	p.pty.Close()
+	p.tty.Close()
 }
 
 // newTerminal wraps master, swapping it for a pollable duplicate when it

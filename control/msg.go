@@ -200,6 +200,10 @@ type PtySpec struct {
 	Term string `json:"term"`
 	Cols uint32 `json:"cols"`
 	Rows uint32 `json:"rows"`
+	// Modes are the terminal modes of the pty-req (RFC 4254 section 8),
+	// opcode to value, applied when the PTY is opened; a peer that predates
+	// them sends none and the PTY keeps the kernel's defaults.
+	Modes map[uint8]uint32 `json:"modes,omitempty"`
 }
 
 // SpawnRequest is the extra data of a ChannelSpawn channel. It names an app,

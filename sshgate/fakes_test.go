@@ -277,6 +277,14 @@ type runOpts struct {
 	stdin string
 }
 
+// clientModes are the terminal modes the test client sends; wantPty is the
+// terminal the gateway should pass on.
+var (
+	clientModes = gossh.TerminalModes{gossh.VERASE: 8, gossh.IXON: 0, gossh.IUTF8: 1, gossh.TTY_OP_OSPEED: 38400}
+	wantPty     = control.PtySpec{Term: "xterm-256color", Cols: 80, Rows: 24,
+		Modes: map[uint8]uint32{gossh.VERASE: 8, gossh.IXON: 0, gossh.IUTF8: 1, gossh.TTY_OP_OSPEED: 38400}}
+)
+
 // run runs cmd ("" for a shell) in a new session on c and waits for its end.
 func (e *env) run(c *gossh.Client, cmd string, o runOpts) result {
 	e.t.Helper()
@@ -289,7 +297,7 @@ func (e *env) run(c *gossh.Client, cmd string, o runOpts) result {
 	sess.Stdout, sess.Stderr = &stdout, &stderr
 	sess.Stdin = strings.NewReader(o.stdin)
 	if o.pty {
-		if err := sess.RequestPty("xterm-256color", 24, 80, gossh.TerminalModes{}); err != nil {
+		if err := sess.RequestPty("xterm-256color", 24, 80, clientModes); err != nil {
 			e.t.Fatalf("pty-req: %v", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestResumeLatestDetached(t *testing.T) {
 	e.withSessions(aliceOld, aliceNew, aliceOn, bobs)
 	r := e.run(e.mustDial("alice", e.alice), "resume", runOpts{pty: true, stdin: "typed\r"})
 	req := recv(t, e.appd.attaches, "attach")
-	if req.ID != "sess-1" || req.User != "alice" || req.Pty == nil || *req.Pty != (control.PtySpec{Term: "xterm-256color", Cols: 80, Rows: 24}) {
+	if req.ID != "sess-1" || req.User != "alice" || req.Pty == nil || !reflect.DeepEqual(*req.Pty, wantPty) {
 		t.Errorf("attach request %+v pty %+v", req, req.Pty)
 	}
 	if r.status != 0 || r.stdout != "resumed\r\ntyped\r" {

@@ -158,7 +158,7 @@ func (ss *session) ptyReq(payload []byte) bool {
 	if ss.started {
 		return false
 	}
-	ss.pty = &control.PtySpec{Term: m.Term, Cols: m.Cols, Rows: m.Rows}
+	ss.pty = &control.PtySpec{Term: m.Term, Cols: m.Cols, Rows: m.Rows, Modes: parseModes(m.Modes)}
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func TestLoginAsApp(t *testing.T) {
 		t.Errorf("place request %+v", req)
 	}
 	spawn := recv(t, e.appd.spawns, "spawn")
-	if spawn.App != "htop" || spawn.User != "alice" || spawn.Pty == nil || *spawn.Pty != (control.PtySpec{Term: "xterm-256color", Cols: 80, Rows: 24}) {
+	if spawn.App != "htop" || spawn.User != "alice" || spawn.Pty == nil || !reflect.DeepEqual(*spawn.Pty, wantPty) {
 		t.Errorf("spawn request %+v pty %+v", spawn, spawn.Pty)
 	}
 	if r.status != 0 || r.stdout != "app=htop user=alice args=\n" {
