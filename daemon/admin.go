@@ -233,9 +233,8 @@ func brokerDrain(ctx context.Context, verb string, args []string, env Env) error
 	fs := flag.NewFlagSet("broker "+verb, flag.ContinueOnError)
 	c.register(fs)
 	node := fs.String("node", "", "ask this broker (default: each in turn until the leader takes it)")
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: broker %s -config FILE SERVER", ErrUsage, verb)

@@ -28,7 +28,22 @@ func Main(name string, run RunFunc) {
 	}
 	err := run(ctx, os.Args[1:], env)
 	stop()
-	os.Exit(ExitCode(name, err, os.Stderr))
+	os.Exit(Exit(name, err, os.Stdout, os.Stderr))
+}
+
+// Exit is ExitCode, except that help (-h, --help) and -version, which are
+// not failures, go to stdout with status 0.
+func Exit(name string, err error, stdout, stderr io.Writer) int {
+	var h *helpRequest
+	switch {
+	case errors.As(err, &h):
+		io.WriteString(stdout, help(h.fs))
+		return 0
+	case errors.As(err, new(versionRequest)):
+		io.WriteString(stdout, versionText(name))
+		return 0
+	}
+	return ExitCode(name, err, stderr)
 }
 
 // ExitCode prints err for people and returns the process exit status:
@@ -40,7 +55,7 @@ func ExitCode(name string, err error, w io.Writer) int {
 		return 0
 	case errors.Is(err, ErrUsage):
 		fmt.Fprintf(w, "%s: %v\n", name, err)
-		fmt.Fprintf(w, "usage: %s [check|status] -config FILE [-node NAME] [-state DIR] [-log-format text|json]\n", name)
+		fmt.Fprintln(w, usageLine(name))
 		return 2
 	default:
 		fmt.Fprintf(w, "%s: %v\n", name, err)
