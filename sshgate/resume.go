@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -257,6 +258,8 @@ func (s *Server) pick(ctx context.Context, ss *session) {
 	c, err := s.NoApp(ctx, ss.terminal(ib.reader()), m)
 	ss.stdin = ib.reader() // takes the input back from the picker
 	switch {
+	case errors.Is(err, io.EOF) && ctx.Err() == nil:
+		ss.exit(0) // the input ended (ssh -tt ... </dev/null): nothing chosen, nothing wrong
 	case err != nil:
 		s.failUnlessGone(ctx, ss, asFailure(c.App, err))
 	case c.Resume != "":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -393,5 +394,17 @@ func TestChooseSessionByPrefix(t *testing.T) {
 		if tt.ok != (f == nil) || tt.ok && got.ID != tt.want {
 			t.Errorf("resume %q: got %q (%v), want %q ok=%v", tt.id, got.ID, f, tt.want, tt.ok)
 		}
+	}
+}
+
+// A picker whose input ends (ssh -tt alice@gw </dev/null) exits 0 quietly.
+func TestPickerInputEnds(t *testing.T) {
+	e := newEnv(t, func(s *Server) {
+		s.NoApp = func(context.Context, Terminal, Menu) (Choice, error) {
+			return Choice{}, fmt.Errorf("tui: read input: %w", io.EOF)
+		}
+	})
+	if r := e.run(e.mustDial("alice", e.alice), "", runOpts{pty: true}); r.status != 0 || r.stderr != "" {
+		t.Errorf("picker at EOF: %+v", r)
 	}
 }
