@@ -86,6 +86,7 @@ func demo(ctx context.Context, args []string, env Env, startEtcd EtcdStarter) er
 			return err
 		}
 		defer procs.wait()
+		env.Reload = procs.forward(ctx, env.Reload)
 	}
 	errc, wait := startAll(ctx, cfg, *path, env, !*ha)
 	defer wait()
@@ -127,12 +128,17 @@ func defaultStateDir() string {
 func startAll(ctx context.Context, cfg *config.Config, path string, env Env, withBroker bool) (<-chan error, func()) {
 	errc := make(chan error, 1+len(cfg.Gateways)+len(cfg.Servers))
 	var wg sync.WaitGroup
+	var reloads []chan os.Signal // one per daemon: each SIGHUP reaches them all
 	run := func(name string, f RunFunc, args ...string) {
+		reload := make(chan os.Signal, 1)
+		reloads = append(reloads, reload)
+		denv := env
+		denv.Reload = reload
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			args = append([]string{"-config", path, "-state", cfg.StateDir}, args...)
-			if err := f(ctx, args, env); err != nil {
+			if err := f(ctx, args, denv); err != nil {
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
@@ -146,7 +152,29 @@ func startAll(ctx context.Context, cfg *config.Config, path string, env Env, wit
 	for _, g := range gatewayNames(cfg) {
 		run(g, Slave, "-node", g)
 	}
+	go fanOut(ctx, env.Reload, reloads)
 	return errc, wg.Wait
+}
+
+// fanOut passes each signal from in to every one of outs (dropping it for
+// one that has a reload pending already) until ctx ends.
+func fanOut(ctx context.Context, in <-chan os.Signal, outs []chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig, ok := <-in:
+			if !ok {
+				return
+			}
+			for _, out := range outs {
+				select {
+				case out <- sig:
+				default:
+				}
+			}
+		}
+	}
 }
 
 // waitHealthy polls the brokers' status until every server is up, every

@@ -171,5 +171,35 @@ func withParent(ctx context.Context) context.Context {
 	return ctx
 }
 
+// forward passes each signal from in to every broker process and on to
+// the channel it returns, for the in-process daemons.
+func (p *brokerProcs) forward(ctx context.Context, in <-chan os.Signal) <-chan os.Signal {
+	if in == nil {
+		return nil
+	}
+	out := make(chan os.Signal, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-in:
+				p.mu.Lock()
+				for _, pid := range p.pids {
+					if proc, err := os.FindProcess(pid); err == nil {
+						proc.Signal(sig)
+					}
+				}
+				p.mu.Unlock()
+				select {
+				case out <- sig:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
 // wait blocks until every supervisor has returned.
 func (p *brokerProcs) wait() { p.wg.Wait() }

@@ -127,6 +127,13 @@ func (d *demoRun) line(t *testing.T, prefix string) string {
 // as the demo user, and returns its output and exit status.
 func (d *demoRun) login(t *testing.T) (string, int) {
 	t.Helper()
+	return d.runAs(t, "echo", "hello")
+}
+
+// runAs runs the printed "Try:" line as a batch command, cmd as the demo
+// user, and returns its output and exit status.
+func (d *demoRun) runAs(t *testing.T, cmd ...string) (string, int) {
+	t.Helper()
 	try := strings.Fields(strings.TrimPrefix(d.line(t, "Try:"), "Try:"))
 	args := []string{"-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
 	for i := 1; i < len(try)-1; i++ { // drop "ssh", "-t" and "top@HOST"
@@ -135,7 +142,7 @@ func (d *demoRun) login(t *testing.T) (string, int) {
 		}
 	}
 	host := try[len(try)-1][strings.Index(try[len(try)-1], "@")+1:]
-	out, err := exec.Command("ssh", append(args, "demo@"+host, "echo", "hello")...).CombinedOutput()
+	out, err := exec.Command("ssh", append(append(args, "demo@"+host), cmd...)...).CombinedOutput()
 	status := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		status = ee.ExitCode()
@@ -162,6 +169,26 @@ func TestDemoFirstCommand(t *testing.T) {
 	d := startDemo(t)
 	if out, status := d.login(t); status != 0 || out != "hello\n" {
 		t.Fatalf("the printed ssh line: status %d, output %q", status, out)
+	}
+	// One SIGHUP reloads every part of the demo: an app added to the file
+	// is known to the broker, the gateway and the app servers alike.
+	f, err := os.OpenFile(d.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[app.late]\nargv = [\"echo\", \"late\"]\nuser = \"nobody\"\n")
+	f.Close()
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, status := d.runAs(t, "late")
+		if status == 0 && out == "late\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one SIGHUP the new app still fails: status %d, output %q", status, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	d.stop(t)
 }
