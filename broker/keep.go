@@ -142,7 +142,8 @@ func (b *Broker) restoreReservations(rs map[string]brokerstate.Reservation, now 
 			expired = append(expired, id)
 			continue
 		}
-		b.reserved = append(b.reserved, fromStored(r))
+		r.Args = slices.Clone(r.Args)
+		b.reserved = append(b.reserved, &r)
 	}
 	sort.SliceStable(b.reserved, func(i, j int) bool { return b.reserved[i].Expires.Before(b.reserved[j].Expires) })
 	return expired
@@ -252,7 +253,7 @@ func (b *Broker) unreserved(r *reservation) {
 	if b.Store == nil {
 		return
 	}
-	b.writes.reservations = append(b.writes.reservations, r.id)
+	b.writes.reservations = append(b.writes.reservations, r.ID)
 	b.poke()
 }
 
@@ -271,7 +272,7 @@ func (b *Broker) poke() {
 func (b *Broker) keepReservation(ctx context.Context, o *outcome) {
 	r := o.reserve
 	if b.Store != nil {
-		if err := b.Store.PutReservation(ctx, toStored(r)); err != nil {
+		if err := b.Store.PutReservation(ctx, *r); err != nil {
 			b.logger().Error("reservation not kept; placement refused", "err", err.Error())
 			o.pl, o.route = control.Placement{}, route{}
 			o.err = control.NewError(control.CodeUnavailable, "broker unavailable: cannot keep the reservation")
@@ -298,14 +299,4 @@ func newReservationID() string {
 	var x [12]byte
 	rand.Read(x[:])
 	return "r-" + hex.EncodeToString(x[:])
-}
-
-func toStored(r *reservation) brokerstate.Reservation {
-	return brokerstate.Reservation{ID: r.id, User: r.User, App: r.App, Args: slices.Clone(r.Args), Pty: r.Pty,
-		Server: r.Server, Gateway: r.Gateway, From: r.From, SessionID: r.SessionID, PID: r.PID, Expires: r.Expires}
-}
-
-func fromStored(r brokerstate.Reservation) *reservation {
-	return &reservation{id: r.ID, User: r.User, App: r.App, Args: slices.Clone(r.Args), Pty: r.Pty,
-		Server: r.Server, Gateway: r.Gateway, From: r.From, SessionID: r.SessionID, PID: r.PID, Expires: r.Expires}
 }

@@ -297,7 +297,7 @@ func (b *Broker) reservationFor(req control.PlaceRequest, o *outcome) *reservati
 	if id == "" {
 		id = newReservationID()
 	}
-	return &reservation{id: id, User: req.User, App: req.App, Args: slices.Clone(req.Args), Pty: req.Pty != nil,
+	return &reservation{ID: id, User: req.User, App: req.App, Args: slices.Clone(req.Args), Pty: req.Pty != nil,
 		Server: o.pl.Server, Gateway: rd.Gateway, From: req.Gateway, SessionID: rd.SessionID, PID: rd.PID, Expires: rd.Expires}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"switchyard/brokerstate"
 	"switchyard/control"
 	"switchyard/safelog"
 )
@@ -16,18 +17,9 @@ import (
 // (claim 8), the reservation is taken: confirmed if its session can still
 // be reached, else re-decided, and never answered with a second redirect.
 // Unclaimed, it expires; its process is ended by appd's own timer.
-type reservation struct {
-	id        string // its key in the store: SessionID, or a random name
-	User, App string
-	Args      []string
-	Pty       bool      // the client had a terminal
-	Server    string    // where the app runs, or was to run
-	Gateway   string    // the gateway the client was sent to
-	From      string    // the gateway that sent it
-	SessionID string    // pre-launched session; "" when nothing was launched
-	PID       int       // its pid
-	Expires   time.Time // after this, the reservation is no longer honoured
-}
+// It is the very record the broker's Store keeps (ID is its key there:
+// SessionID, or a random name).
+type reservation = brokerstate.Reservation
 
 // ReservationStatus is one reservation in Status.
 type ReservationStatus struct {
