@@ -106,7 +106,9 @@ func startDemo(t *testing.T, args ...string) *demoRun {
 				return d
 			}
 		case <-timeout:
-			t.Fatalf("demo not running after 90s; printed:\n%s", strings.Join(d.out, "\n"))
+			log, _ := os.ReadFile(filepath.Join(d.state, "cluster.log"))
+			t.Fatalf("demo not running after 90s; printed:\n%s\nits log ends:\n%s", strings.Join(d.out, "\n"),
+				log[max(0, len(log)-4000):])
 		}
 	}
 }
