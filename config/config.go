@@ -30,6 +30,10 @@ type Config struct {
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
+	// Hash identifies the file's content (12 hex digits of its SHA-256):
+	// each node reports the hash of the config it runs, so a cluster on
+	// two configs shows. Empty if built in code.
+	Hash string `toml:"-"`
 
 	pos *positions // where each key is in the file, for Validate; nil if built in code
 }

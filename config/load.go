@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -55,6 +57,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	c.Path, c.pos = name, pos
+	c.Hash = hashOf(data)
 	c.fillDefaults()
 	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
 	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
@@ -62,6 +65,13 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// hashOf is the short content hash every node reports for the file it
+// runs: the first 12 hex digits of its SHA-256.
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 // fillDefaults fills the per-node defaults Parse cannot set before the
