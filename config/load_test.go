@@ -205,6 +205,7 @@ argv = ["b"]
 		Apps:     map[string]App{"a": {Argv: []string{"a"}}, "b": {Argv: []string{"b"}}},
 		Policy:   Policy{Affinity: "user"},
 		Path:     "t",
+		Hash:     hashOf([]byte(src)),
 		pos:      c.pos,
 	}
 	if !reflect.DeepEqual(c, want) {
