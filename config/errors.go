@@ -61,13 +61,21 @@ func newError(probs []Problem) error {
 	return &Error{Problems: probs}
 }
 
-// sortProblems orders probs by position, problems without one first.
+// sortProblems orders probs by position, problems without one first, and
+// those at one position by message, so that the same file always gives
+// the same list whatever order the checks ran in.
 func sortProblems(probs []Problem) {
 	sort.SliceStable(probs, func(i, j int) bool {
-		if probs[i].Line != probs[j].Line {
-			return probs[i].Line < probs[j].Line
+		a, b := probs[i], probs[j]
+		switch {
+		case a.Line != b.Line:
+			return a.Line < b.Line
+		case a.Col != b.Col:
+			return a.Col < b.Col
+		case a.Msg != b.Msg:
+			return a.Msg < b.Msg
 		}
-		return probs[i].Col < probs[j].Col
+		return a.File < b.File
 	})
 }
 
@@ -77,9 +85,15 @@ var typeErr = regexp.MustCompile(`(?s)^toml: line (\d+) \(last key ("(?:[^"\\]|\
 
 // decodeProblem turns an error from toml.Decode into a Problem: a
 // toml.ParseError carries its position; a type error names its line and
-// key, and pos supplies the column.
-func decodeProblem(file string, err error, pos *positions) Problem {
+// key, and pos supplies the column. A value error (a ParseError met while
+// decoding a well-formed file, such as an invalid duration) is placed at
+// its key, and named by it, like any problem with a key.
+func decodeProblem(file string, err error, pos *positions, value bool) Problem {
 	var pe toml.ParseError
+	if errors.As(err, &pe) && value && pe.LastKey != "" {
+		line, col := pos.exact(pe.LastKey)
+		return Problem{File: file, Line: line, Col: col, Msg: pe.LastKey + ": " + valueMsg(pe.LastKey, pe.Message)}
+	}
 	if errors.As(err, &pe) {
 		// The byte offset is more reliable than the toml package's line
 		// and column, which are one line late for errors at a newline.
@@ -99,7 +113,7 @@ func decodeProblem(file string, err error, pos *positions) Problem {
 		return p
 	}
 	p.Line, _ = strconv.Atoi(m[1])
-	p.Msg = key + ": " + m[3]
+	p.Msg = key + ": " + valueMsg(key, m[3])
 	if line, col := pos.exact(key); line == p.Line {
 		p.Col = col
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +60,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	c.Path, c.pos = name, pos
 	c.Hash = hashOf(data)
 	c.fillDefaults()
+	typeProbs = append(typeProbs, bareDurations(c, md)...)
 	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
 	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
 	if err := newError(probs); err != nil {
@@ -223,16 +225,21 @@ func editDistance(a, b string) int {
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
-// maxTypeProblems bounds how many wrong-typed values decode reports before
-// it gives up on the rest of the file.
+// maxTypeProblems bounds how many wrong values decode reports before it
+// gives up on the rest of the file.
 const maxTypeProblems = 50
 
-// decode decodes src onto the defaults. A value of the wrong type stops
-// the TOML decoder at once, which would hide every other problem; so its
-// line is blanked and the decode tried again, and the wrong types come
-// back as problems beside the rest. A syntax error ends the decode: after
-// one, what follows cannot be trusted.
+// decode decodes src onto the defaults. A syntax error ends the decode:
+// after one, what follows cannot be trusted. A value the Config cannot take
+// (a wrong type, an invalid duration, a number out of range) stops the
+// TOML decoder at once, which would hide every other problem, and which
+// one it meets first varies from run to run; so its key = value is blanked
+// and the decode tried again, until none is left, and every such value
+// comes back as a problem beside the rest.
 func decode(name, src string, pos *positions) (*Config, toml.MetaData, []Problem, error) {
+	if err := syntaxError(src); err != nil {
+		return nil, toml.MetaData{}, nil, newError([]Problem{decodeProblem(name, err, pos, false)})
+	}
 	var probs []Problem
 	for {
 		c := &Config{
@@ -247,15 +254,53 @@ func decode(name, src string, pos *positions) (*Config, toml.MetaData, []Problem
 		if err == nil {
 			return c, md, probs, nil
 		}
-		p := decodeProblem(name, err, pos)
+		p := decodeProblem(name, err, pos, true)
 		probs = append(probs, p)
-		blanked, ok := blankLine(src, p.Line)
-		var syntax toml.ParseError
-		if errors.As(err, &syntax) || !typeErr.MatchString(err.Error()) || !ok || len(probs) >= maxTypeProblems {
+		blanked, ok := blankValue(src, valueKey(err), p.Line, pos)
+		if !ok || syntaxError(blanked) != nil || len(probs) >= maxTypeProblems {
 			return nil, md, nil, newError(probs)
 		}
 		src = blanked
 	}
+}
+
+// syntaxError is the error decoding src into no particular type returns:
+// one of TOML syntax, not of the Config's types.
+func syntaxError(src string) error {
+	var any map[string]any
+	_, err := toml.Decode(src, &any)
+	return err
+}
+
+// valueKey is the key a decode error is about, spelled as toml.Key.String
+// spells it; "" if it names none.
+func valueKey(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return pe.LastKey
+	}
+	if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+		if key, qerr := strconv.Unquote(m[2]); qerr == nil {
+			return key
+		}
+	}
+	return ""
+}
+
+// blankValue overwrites the key = value defining key with spaces, keeping
+// every other byte where it was; failing that (a key the scanner did not
+// record), it empties line n. False if there was nothing to blank.
+func blankValue(src, key string, n int, pos *positions) (string, bool) {
+	if start, end, ok := pos.span(key); ok && end <= len(src) {
+		blank := strings.Map(func(r rune) rune {
+			if r == '\n' {
+				return r
+			}
+			return ' '
+		}, src[start:end])
+		return src[:start] + blank + src[end:], true
+	}
+	return blankLine(src, n)
 }
 
 // blankLine empties line n (1-based) of src, keeping the line count.

@@ -241,7 +241,7 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§max_sessions = \"ten\"\n",
 			[]string{"server.s2.max_sessions: incompatible types: TOML value has type string; destination has type integer"}},
 		{"wrong type for a list", base + "[app.x]\n  §argv = \"x\"\n", []string{"app.x.argv: incompatible types"}},
-		{"bad duration", base + "[broker]\nreport_interval = \"§soon\"\n", []string{`invalid duration: "soon"`}},
+		{"bad duration", base + "[broker]\n§report_interval = \"soon\"\n", []string{`broker.report_interval: invalid duration: "soon": want a number and a unit`}},
 		{"unclosed header", base + "[server.s2§\nlisten = \"127.0.0.1:7102\"\n", []string{"expected '.' or ']'"}},
 		{"missing value", base + "[server.s2]\nlisten =§\n", []string{"expected value"}},
 		{"bad escape", "a = \"§\\q\"\n", []string{"invalid escape"}},

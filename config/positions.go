@@ -20,6 +20,7 @@ type positions struct {
 // mark is where a key or table is defined.
 type mark struct {
 	off      int  // byte offset of the key, or of the '[' of a header
+	end      int  // for key = value, the byte offset just past the value; 0 otherwise
 	explicit bool // defined by a header or key = value, not implied by a longer key
 }
 
@@ -69,6 +70,19 @@ func (p *positions) exact(s string) (line, col int) {
 		return p.lineCol(m.off)
 	}
 	return 0, 0
+}
+
+// span returns the byte range of the key = value that defines the key
+// spelled s, after any byte order mark; false if there is none.
+func (p *positions) span(s string) (start, end int, ok bool) {
+	if p == nil {
+		return 0, 0, false
+	}
+	m, found := p.keys[s]
+	if !found || m.end <= m.off {
+		return 0, 0, false
+	}
+	return m.off, m.end, true
 }
 
 // offset returns the line and column of a byte offset as the toml package
@@ -143,6 +157,10 @@ func (s *scanner) keyval(table toml.Key) {
 	s.mark(full, start)
 	s.skipBlank(false)
 	s.value(full)
+	if m := s.keys[full.String()]; m.off == start && m.explicit {
+		m.end = s.i
+		s.keys[full.String()] = m
+	}
 }
 
 // mark records k as defined at off, and its ancestors as implied there.

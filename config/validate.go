@@ -24,7 +24,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) problems() []Problem {
-	v := &checker{c: c, nodes: map[string]string{"broker": "[broker]"}, addrs: map[string]string{}}
+	v := &checker{c: c, nodes: map[string]string{"broker": "[broker]"}, addrs: map[string]string{}, keys: map[string]string{}}
 	if c.StateDir == "" {
 		v.addf(toml.Key{"state_dir"}, "must not be empty")
 	}
@@ -49,6 +49,7 @@ type checker struct {
 	probs []Problem
 	nodes map[string]string // node name → the table that claimed it
 	addrs map[string]string // listen address → the key that claimed it
+	keys  map[string]string // marshalled node public_key → the key that set it
 }
 
 // addf records a problem at key k, or at its table if k is not in the
@@ -298,14 +299,23 @@ func (v *checker) address(k toml.Key, addr string, listen bool) {
 	v.addrs[addr] = k.String()
 }
 
-// publicKey checks a node key in authorized_keys format, if set.
+// publicKey checks a node key in authorized_keys format, if set, and
+// that no other node has it: the key names the node to its peers.
 func (v *checker) publicKey(k toml.Key, s string) {
 	if s == "" {
 		return
 	}
-	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s)); err != nil {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s))
+	if err != nil {
 		v.addf(k, "invalid public key: %v", err)
+		return
 	}
+	id := string(pub.Marshal())
+	if prev, ok := v.keys[id]; ok {
+		v.addf(k, "is the same key as %s: each node needs its own key", prev)
+		return
+	}
+	v.keys[id] = k.String()
 }
 
 // sub returns the key k.parts..., leaving k unchanged.

@@ -29,7 +29,7 @@ func TestValidateRules(t *testing.T) {
 		{"broker listen empty", "[broker]\n§listen = \"\"\n" + base, "broker.listen: is required"},
 		{"broker admin bad", "[broker]\n§admin = \"localhost\"\n" + base, `broker.admin: invalid address "localhost"`},
 		{"report_interval zero", "[broker]\n§report_interval = \"0s\"\n" + base, "broker.report_interval: must be positive"},
-		{"report_interval negative", "[broker]\n§report_interval = -5\n" + base, "must be positive"},
+		{"report_interval negative", "[broker]\n§report_interval = \"-5s\"\n" + base, "must be positive"},
 		{"broker public_key bad", "[broker]\n§public_key = \"ssh-ed25519 nope\"\n" + base, "broker.public_key: invalid public key"},
 		{"no gateway", srv + app, "no gateway"},
 		{"no server", gw + app, "no server"},
