@@ -119,3 +119,19 @@ func decodeProblem(file string, err error, pos *positions, value bool) Problem {
 	}
 	return p
 }
+
+// ProblemAt is a problem with msg at key, or at its nearest enclosing
+// table if the file does not set it, the message prefixed with the key;
+// for checks outside this package, such as those of one node's host.
+func (c *Config) ProblemAt(msg string, key ...string) Problem {
+	k := toml.Key(key)
+	line, col := c.pos.find(k)
+	if len(k) > 0 {
+		msg = k.String() + ": " + msg
+	}
+	return Problem{File: c.Path, Line: line, Col: col, Msg: msg}
+}
+
+// Problems wraps probs, sorted by position, in an *Error; nil if there
+// are none.
+func Problems(probs []Problem) error { return newError(probs) }

@@ -192,25 +192,6 @@ func reloadLoop(ctx context.Context, env Env, c *common, log *slog.Logger, apply
 	}
 }
 
-// Check validates a config file: `check -config FILE`. It returns the
-// config's error (every problem with its file:line:col) or nil.
-func Check(args []string, env Env) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	path := fs.String("config", "/etc/switchyard/config.toml", "config `file` to check")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	for _, w := range cfg.Warnings() {
-		fmt.Fprintln(env.stderr(), w)
-	}
-	fmt.Fprintf(env.stdout(), "%s: ok\n", *path)
-	return nil
-}
-
 type (
 	brokerServer  = broker.ServerStatus
 	brokerGateway = broker.GatewayStatus

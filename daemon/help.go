@@ -13,17 +13,17 @@ import (
 // synopses are each command's usage lines, by flag set name.
 var synopses = map[string]string{
 	"broker": `broker [-node NAME] -config FILE [flags]    run a broker
-broker check -config FILE                   validate the file: every problem as file:line:col
+broker check [-node NAME] -config FILE      validate the file (and, with -node, this host for that node): every problem as file:line:col
 broker status [-json] [-node NAME] -config FILE   the cluster as the brokers see it
 broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER`,
 	"broker status":  "broker status [-json] [-node NAME] -config FILE",
 	"broker drain":   "broker drain [-node NAME] -config FILE SERVER",
 	"broker undrain": "broker undrain [-node NAME] -config FILE SERVER",
 	"slave": `slave -node NAME -config FILE [flags]       run a gateway (SIGHUP reloads, SIGUSR2 upgrades in place)
-slave check -config FILE                    validate the file`,
+slave check [-node NAME] -config FILE       validate the file (and this host for that node)`,
 	"appd": `appd -node NAME -config FILE [flags]        run an app server's daemon
-appd check -config FILE                     validate the file`,
-	"check": "check -config FILE",
+appd check [-node NAME] -config FILE        validate the file (and this host for that node: apps, users)`,
+	"check": "check [-node NAME] [-state DIR] -config FILE",
 	"demo":  "demo [-ha] [-config FILE] [-state DIR]        a whole cluster on this machine",
 }
 
