@@ -98,7 +98,7 @@ func (m *Manager) rejectAttach(nc ssh.NewChannel, log *slog.Logger, req control.
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
 	log.Info("attach rejected", safelog.String("id", req.ID), safelog.String("user", req.User), "code", rej.Code,
-		safelog.String("msg", rej.Msg), "err", rej.Err)
+		safelog.String("reason", rej.Msg), "err", rej.Err)
 	if err := nc.Reject(ssh.Prohibited, oneLine(rej.Error())); err != nil {
 		log.Debug("attach reject failed", "err", err)
 	}

@@ -188,7 +188,7 @@ func (m *Manager) reject(nc ssh.NewChannel, log *slog.Logger, req control.SpawnR
 	}
 	line := oneLine(rej.Error())
 	log.Info("spawn rejected", safelog.String("app", req.App), safelog.String("user", req.User), "code", rej.Code,
-		safelog.String("msg", rej.Msg), "err", rej.Err)
+		safelog.String("reason", rej.Msg), "err", rej.Err)
 	if err := nc.Reject(ssh.Prohibited, line); err != nil {
 		log.Debug("spawn reject failed", "err", err)
 	}

@@ -73,18 +73,26 @@ func (c *Config) NodeSignerPath(name string) string {
 // both end up with the key of the one that wrote first. A missing .pub next
 // to an existing key is written too.
 func EnsureKey(path string) (ssh.Signer, error) {
+	signer, _, err := EnsureKeyCreated(path)
+	return signer, err
+}
+
+// EnsureKeyCreated is EnsureKey, also reporting whether this call created
+// the key, for the caller to log.
+func EnsureKeyCreated(path string) (ssh.Signer, bool, error) {
 	signer, err := loadKey(path)
+	created := false
 	if errors.Is(err, fs.ErrNotExist) {
-		signer, err = generateKey(path)
+		signer, created, err = generateKey(path)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	pub := ssh.MarshalAuthorizedKey(signer.PublicKey())
 	if err := createFile(path+".pub", pub, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("config: ensure key: %w", err)
+		return nil, false, fmt.Errorf("config: ensure key: %w", err)
 	}
-	return signer, nil
+	return signer, created, nil
 }
 
 func loadKey(path string) (ssh.Signer, error) {
@@ -99,26 +107,28 @@ func loadKey(path string) (ssh.Signer, error) {
 	return signer, nil
 }
 
-func generateKey(path string) (ssh.Signer, error) {
+func generateKey(path string) (ssh.Signer, bool, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("config: generate key: %w", err)
+		return nil, false, fmt.Errorf("config: generate key: %w", err)
 	}
 	block, err := ssh.MarshalPrivateKey(priv, "switchyard "+filepath.Base(path))
 	if err != nil {
-		return nil, fmt.Errorf("config: generate key: %w", err)
+		return nil, false, fmt.Errorf("config: generate key: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("config: generate key: %w", err)
+		return nil, false, fmt.Errorf("config: generate key: %w", err)
 	}
 	err = createFile(path, pem.EncodeToMemory(block), 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return loadKey(path) // another process won the race
+		signer, err := loadKey(path) // another process won the race
+		return signer, false, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("config: generate key: %w", err)
+		return nil, false, fmt.Errorf("config: generate key: %w", err)
 	}
-	return ssh.NewSignerFromKey(priv)
+	signer, err := ssh.NewSignerFromKey(priv)
+	return signer, err == nil, err
 }
 
 // createFile writes data to a new file at path, failing with fs.ErrExist if

@@ -49,7 +49,8 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	signer, err := config.EnsureKey(cfg.NodeSignerPath(*node))
+	defer lifecycle(ctx, log, cfg)()
+	signer, err := ensureKey(log, cfg.NodeSignerPath(*node))
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	signer, err := config.EnsureKey(cfg.NodeSignerPath(*node))
+	defer lifecycle(ctx, log, cfg)()
+	signer, err := ensureKey(log, cfg.NodeSignerPath(*node))
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
 		Peers:     func() int { return len(*keys.Load()) }}
 	go reloadLoop(ctx, env, &c, log, apply)
+	go b.WatchHealth(ctx)
 	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
 	env.ready()
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })

@@ -105,7 +105,7 @@ func (c *common) logger(w io.Writer, node string) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("%w: -log-level %q", ErrUsage, c.logLevel)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: logAttr}
 	var h slog.Handler
 	switch strings.ToLower(c.logFormat) {
 	case "text":

@@ -45,11 +45,12 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	defer lifecycle(ctx, log, cfg)()
 	g, err := newGatewayNode(*node, cfg, log)
 	if err != nil {
 		return err
 	}
-	hostKey, err := config.EnsureKey(cfg.Resolve(spec.HostKey))
+	hostKey, err := ensureKey(log, cfg.Resolve(spec.HostKey))
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ type gatewayNode struct {
 }
 
 func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gatewayNode, error) {
-	signer, err := config.EnsureKey(cfg.NodeSignerPath(name))
+	signer, err := ensureKey(log, cfg.NodeSignerPath(name))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -149,6 +150,7 @@ type Cluster struct {
 	reloads  map[string]chan os.Signal
 	mu       sync.Mutex
 	interval time.Duration
+	logFmt   string      // -log-format
 	quiet    atomic.Bool // set once the test is over: no more logging
 	logMu    sync.Mutex
 	logs     bytes.Buffer // every daemon's log, for WaitLog
@@ -173,6 +175,8 @@ type ClusterOptions struct {
 	// Internal lists the gateways that get an internal listener (for
 	// relays), opened on 127.0.0.1:0 like the others.
 	Internal []string
+	// LogFormat is every daemon's -log-format; text if empty.
+	LogFormat string
 }
 
 // NewCluster writes a config for opts, opens every listener on
@@ -192,7 +196,8 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		opts.Interval = 200 * time.Millisecond
 	}
 	c := &Cluster{t: t, Dir: t.TempDir(), lns: map[string]net.Listener{}, cancels: map[string]context.CancelFunc{},
-		dones: map[string]chan error{}, reloads: map[string]chan os.Signal{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval}
+		dones: map[string]chan error{}, reloads: map[string]chan os.Signal{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval,
+		logFmt: cmp.Or(opts.LogFormat, "text")}
 	t.Cleanup(func() { c.quiet.Store(true) }) // runs last
 	data := map[string]any{
 		"State": c.Dir, "Broker": c.listen("broker"), "Admin": c.listen("admin"), "Interval": opts.Interval.String(),
@@ -300,7 +305,9 @@ func (c *Cluster) Start(name string) {
 		Listen: c.listener, Reload: reload,
 		Ready: func() { close(ready) },
 	}
-	go func() { done <- run(ctx, append([]string{"-config", c.Config, "-log-level", "debug"}, args...), env) }()
+	go func() {
+		done <- run(ctx, append([]string{"-config", c.Config, "-log-level", "debug", "-log-format", c.logFmt}, args...), env)
+	}()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -142,7 +142,7 @@ func (r *Relay) open(ctx context.Context, req control.RelayRequest, addr string)
 }
 
 func (r *Relay) reject(log *slog.Logger, nc ssh.NewChannel, reason ssh.RejectionReason, msg string) {
-	log.Info("relay rejected", "msg", msg)
+	log.Info("relay rejected", "reason", msg)
 	if err := nc.Reject(reason, msg); err != nil {
 		log.Debug("relay reject failed", "err", err)
 	}

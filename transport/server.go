@@ -166,7 +166,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) 
 	c.SetDeadline(time.Time{})
 	go ssh.DiscardRequests(reqs)
 	node := conn.Permissions.Extensions[NodeExtension]
-	s.logger().Debug("node connected", "node", node, "remote", c.RemoteAddr().String())
+	s.logger().Debug("node connected", "peer", node, "remote", c.RemoteAddr().String())
 	s.Handler(ctx, node, conn, chans)
 	conn.Close()
 }
