@@ -138,4 +138,3 @@ func objectKeys(d *json.Decoder) error {
 	}
 	return nil
 }
-
