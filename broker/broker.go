@@ -166,6 +166,10 @@ type sessionState struct {
 	// server's next report, sent on a link made after the restore,
 	// lists every session it runs: one it omits is gone.
 	restored bool
+	// gatewayDetached is when the carrying gateway said the session
+	// detached; zero otherwise. A server report made before then may
+	// still say attached (see serverReport).
+	gatewayDetached time.Time
 }
 
 func (b *Broker) logger() *slog.Logger {
@@ -362,6 +366,12 @@ func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json
 			return nil, fmt.Errorf("decode session end from %s: %w", node, err)
 		}
 		b.sessionEnded(s)
+	case control.MethodSessionDetached:
+		var s control.SessionInfo
+		if err := json.Unmarshal(body, &s); err != nil {
+			return nil, fmt.Errorf("decode session detach from %s: %w", node, err)
+		}
+		b.sessionDetached(node, s)
 	case control.MethodSessionsList, control.MethodAppsList:
 		var req control.UserRequest
 		if err := json.Unmarshal(body, &req); err != nil {

@@ -26,8 +26,12 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	b.metrics.reports.WithLabelValues("server").Inc()
 	for _, s := range r.Sessions {
 		s.Server = name
-		if old, ok := b.sessions[s.ID]; ok && s.Gateway == "" {
+		old, ok := b.sessions[s.ID]
+		if ok && s.Gateway == "" {
 			s.Gateway = old.info.Gateway
+		}
+		if ok && b.staleAttached(old, s, now) {
+			s.State, s.Detached = old.info.State, old.info.Detached
 		}
 		b.putSession(s, now)
 	}
@@ -58,12 +62,42 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	b.init()
 	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
 	b.putSession(s, b.now())
+	b.sessions[s.ID].gatewayDetached = time.Time{} // attached again
 	b.dropReservationOf(s.ID, "attached through "+s.Gateway)
 	if !resumed {
 		b.confirmPending(s.Server)
 	}
 	b.logger().Info("session started", safelog.String("id", s.ID), safelog.String("user", s.User),
 		safelog.String("app", s.App), safelog.String("server", s.Server), "pid", s.PID, safelog.String("gateway", s.Gateway))
+}
+
+// sessionDetached marks a session detached when its carrying gateway says
+// its client left: at once, not at the server's next report. A gateway
+// speaks only for the sessions it carries.
+func (b *Broker) sessionDetached(gateway string, s control.SessionInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	old := b.sessions[s.ID]
+	if old == nil || old.info.Gateway != gateway || old.info.Server != s.Server || old.info.User != s.User {
+		return
+	}
+	now := b.now()
+	info := old.info
+	info.State, info.Detached = control.StateDetached, now
+	b.putSession(info, now)
+	old.gatewayDetached = now
+	b.logger().Info("session detached", safelog.String("id", s.ID), safelog.String("user", info.User),
+		safelog.String("server", info.Server), safelog.String("gateway", gateway))
+}
+
+// staleAttached reports whether report r of a session its gateway said
+// detached (old) saying it is attached may predate the detach: it came
+// within one interval of it. A resume, which attaches it again, reaches
+// the broker as a session.started.
+func (b *Broker) staleAttached(old *sessionState, r control.SessionInfo, now time.Time) bool {
+	return !old.gatewayDetached.IsZero() && r.State != control.StateDetached &&
+		now.Sub(old.gatewayDetached) < b.interval()
 }
 
 func (b *Broker) sessionEnded(s control.SessionEnded) {

@@ -14,6 +14,12 @@ const (
 	// MethodSessionEnded tells the broker a session has ended
 	// (gateway → broker, notify). Body SessionEnded.
 	MethodSessionEnded = "session.ended"
+	// MethodSessionDetached tells the broker that a PTY session's client
+	// went away and the session was detached, still running for its grace
+	// period (gateway → broker, notify). Body SessionInfo: ID, Server and
+	// User. The broker lists it as detached at once, rather than at the
+	// server's next report, so that a resume right after finds it.
+	MethodSessionDetached = "session.detached"
 	// MethodServerReport is an app server's heartbeat
 	// (appd → broker, notify). Body ServerReport.
 	MethodServerReport = "report.server"

@@ -228,6 +228,11 @@ func (g *gatewayNode) SessionEnded(ctx context.Context, s control.SessionEnded) 
 	return g.notify(ctx, control.MethodSessionEnded, s)
 }
 
+// SessionDetached tells the broker a session detached (sshgate.Placer).
+func (g *gatewayNode) SessionDetached(ctx context.Context, s control.SessionInfo) error {
+	return g.notify(ctx, control.MethodSessionDetached, s)
+}
+
 // Sessions asks the broker for user's sessions (sshgate.Placer).
 func (g *gatewayNode) Sessions(ctx context.Context, user string) ([]control.SessionInfo, error) {
 	var l control.SessionList

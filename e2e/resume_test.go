@@ -276,3 +276,31 @@ func TestGatewayDeathDetaches(t *testing.T) {
 		t.Errorf("resumed session on %q, want gw2", st.Gateway)
 	}
 }
+
+// A resume right after the stock client is killed, through another
+// gateway, finds the session detached: the gateway tells the broker at
+// once, not the server's next report (two seconds here; with the report
+// alone `resume` said "no detached session to resume" for up to an
+// interval).
+func TestResumeRightAfterClientKilled(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Gateways: []string{"gw1", "gw2"}, Servers: []string{"s1"}, Interval: 2 * time.Second})
+	o1 := GatewayOpenSSH(t, c, "gw1")
+	first := startSSH(t, o1, o1.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o1.At("alice"), "ticker")
+	first.WaitFor("tick=2 ")
+	m := pidRE.FindStringSubmatch(first.Stdout())
+	if m == nil {
+		t.Fatalf("no pid in %q", first.Stdout())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	c.SessionOf(pid, control.StateAttached) // the broker knows it, attached
+
+	first.kill() // SIGKILL: the client vanishes without a goodbye
+	first.Wait()
+	o2 := GatewayOpenSSH(t, c, "gw2")
+	second := startSSH(t, o2, o2.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o2.At("alice"), "resume")
+	second.WaitFor("pid=" + strconv.Itoa(pid))
+	if s := c.SessionOf(pid, control.StateAttached); s.Gateway != "gw2" {
+		t.Errorf("resumed session %+v, want it attached through gw2", s)
+	}
+	c.WaitLog("session detached", "node=broker", "gateway=gw1")
+}

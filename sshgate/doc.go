@@ -71,7 +71,9 @@
 // When a PTY session's client goes away (killed, network cut, this gateway
 // stopped), the gateway closes its appd channel and does not report the
 // session ended: appd detaches it and keeps the app running for the app's
-// grace period, and its next report tells the broker. A resume opens an
+// grace period. The gateway tells the broker at once (session.detached),
+// so that a resume right after, here or elsewhere, finds it detached;
+// appd's next report confirms it. A resume opens an
 // "attach@switchyard" channel to appd and relays it like a new session;
 // when this gateway does not reach the session's server, the broker's
 // session list names a gateway to relay through (SessionInfo.Via), as

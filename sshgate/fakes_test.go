@@ -71,8 +71,9 @@ type fakePlacer struct {
 	started  chan control.SessionInfo
 	ended    chan control.SessionEnded
 	listed   chan string // the user of each Sessions or Apps call
-	mu       sync.Mutex  // guards sessions, apps and listErr
+	mu       sync.Mutex  // guards sessions, apps, listErr and detached
 	sessions []control.SessionInfo
+	detached []control.SessionInfo // SessionDetached calls
 	apps     []control.AppInfo
 	listErr  error
 }
@@ -115,6 +116,13 @@ func (p *fakePlacer) SessionStarted(_ context.Context, s control.SessionInfo) er
 
 func (p *fakePlacer) SessionEnded(_ context.Context, s control.SessionEnded) error {
 	p.ended <- s
+	return nil
+}
+
+func (p *fakePlacer) SessionDetached(_ context.Context, s control.SessionInfo) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.detached = append(p.detached, s)
 	return nil
 }
 

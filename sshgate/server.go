@@ -35,6 +35,9 @@ type Placer interface {
 	Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error)
 	SessionStarted(ctx context.Context, s control.SessionInfo) error // notification
 	SessionEnded(ctx context.Context, s control.SessionEnded) error  // notification
+	// SessionDetached tells the broker a PTY session's client left and
+	// the session lives on, detached (notification).
+	SessionDetached(ctx context.Context, s control.SessionInfo) error
 	// Sessions returns user's sessions, attached and detached, on every
 	// server, each with its server's Addr. The gateway passes the
 	// authenticated user only.

@@ -267,8 +267,14 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 	ss.log.Info(msg, "app", r.App, "server", r.Place.Server, "id", r.Started.ID,
 		"status", ended.Status, "reason", ended.Reason, "duration", time.Since(info.Started).Round(time.Millisecond))
-	if report {
+	switch {
+	case report:
 		s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
+	case !rl.takenOver:
+		// Detached: say so now, so that a resume right away, here or
+		// through another gateway, finds the session detached.
+		info.State, info.Detached = control.StateDetached, time.Now()
+		s.notify(ctx, "session detached", func(ctx context.Context) error { return s.Placer.SessionDetached(ctx, info) })
 	}
 }
 
