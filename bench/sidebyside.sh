@@ -162,7 +162,7 @@ mkdir -p "$state/keys"
 names=$(seq -f 's%g' "$servers")
 for node in broker gw1 $names; do keygen "$state/keys/$node" "$node"; done
 keygen "$state/keys/gw1_host" gw1-host
-free_port broker_port; free_port admin_port; free_port gw_port
+free_port broker_port; free_port gw_port
 pty_bytes=$((64 << 20))
 cap=$((hold_n * 2 + 1000))
 server_tables=""
@@ -174,7 +174,6 @@ cat >"$tmp/config.toml" <<EOF
 state_dir = "$state"
 [broker]
 listen = "127.0.0.1:$broker_port"
-admin = "127.0.0.1:$admin_port"
 report_interval = "1s"
 [gateway.gw1]
 listen = "127.0.0.1:$gw_port"
