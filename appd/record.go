@@ -128,13 +128,13 @@ func (r *recorder) marker(label string) {
 // send queues one event, copying p, or counts it dropped when the writer
 // is behind. It never blocks on the writer.
 func (r *recorder) send(kind byte, p []byte) {
-	ev := recEvent{at: time.Since(r.start), kind: kind, data: append([]byte(nil), p...)}
+	ev := recEvent{kind: kind, data: append([]byte(nil), p...)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	ev.gap = r.dropped
+	ev.at, ev.gap = time.Since(r.start), r.dropped // under mu: events queue in time order
 	select {
 	case r.ch <- ev:
 		r.dropped = 0
