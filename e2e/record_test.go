@@ -37,8 +37,8 @@ func validCast(t *testing.T, data []byte, width, height int) [][3]any {
 	}
 	var hdr struct {
 		Version, Width, Height int
-		Timestamp             int64
-		Env                   map[string]string
+		Timestamp              int64
+		Env                    map[string]string
 	}
 	if err := json.Unmarshal(sc.Bytes(), &hdr); err != nil || hdr.Version != 2 || hdr.Width != width ||
 		hdr.Height != height || hdr.Timestamp == 0 || hdr.Env["TERM"] == "" {
