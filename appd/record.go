@@ -32,20 +32,33 @@ type Recording struct {
 	NotifyWatch bool
 }
 
-// recQueue is how many events a recording holds for its writer. When the
-// writer falls that far behind, events are dropped, and the recording
-// says so with a marker: the app and its user never wait for the disk.
-const recQueue = 1024
+// A recording's writer takes what the session queued every recBatch:
+// the session never waits for it nor wakes it more than once a batch.
+// When it falls recQueue events or recQueueBytes behind, events are
+// dropped and the recording says so with a marker: the app and its user
+// never wait for the disk.
+const (
+	recBatch      = 50 * time.Millisecond
+	recQueue      = 4096
+	recQueueBytes = 4 << 20
+)
 
 // recMarkerRoom is kept free under MaxSize for the final marker.
 const recMarkerRoom = 256
 
-// recEvent is one asciicast event on its way to the file.
+// recEvent is one asciicast event on its way to the file; its data is
+// queue.data[from:to].
 type recEvent struct {
-	at   time.Duration // since the recording started
-	kind byte          // 'o' output, 'i' input, 'r' resize, 'm' marker
-	data []byte
-	gap  int64 // events dropped just before this one
+	at       time.Duration // since the recording started
+	kind     byte          // 'o' output, 'i' input, 'r' resize, 'm' marker
+	from, to int
+	gap      int64 // events dropped just before this one
+}
+
+// recBatchQueue is a batch of events and the bytes they refer to.
+type recBatchQueue struct {
+	events []recEvent
+	data   []byte
 }
 
 // recorder writes one session's asciicast v2 file. The session hands it
@@ -56,10 +69,14 @@ type recorder struct {
 	input bool   // record input events too
 	path  string // for the log
 
-	mu      sync.Mutex // guards closed, dropped and sends on ch
+	mu      sync.Mutex // guards the fields below
 	closed  bool
 	dropped int64
-	ch      chan recEvent
+	queue   recBatchQueue // what the writer has yet to take
+	spare   recBatchQueue // the writer's last batch, given back for reuse
+
+	kick    chan struct{} // signalled when the queue stops being empty
+	closing chan struct{} // closed by close: write what is left, now
 	done    chan struct{} // closed when run has closed the file
 }
 
@@ -89,8 +106,7 @@ func newRecorder(cfg Recording, id, app string, input bool, hdr castHeader, log 
 	if err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
-	r := &recorder{start: time.Now(), input: input, path: path,
-		ch: make(chan recEvent, recQueue), done: make(chan struct{})}
+	r := newQueue(input, path)
 	hdr.Version, hdr.Timestamp = 2, r.start.Unix()
 	w := &castWriter{bw: bufio.NewWriterSize(f, 32<<10), max: cfg.MaxSize}
 	go r.run(f, w, hdr, log)
@@ -125,22 +141,52 @@ func (r *recorder) marker(label string) {
 	}
 }
 
+// newQueue returns a recorder with no writer yet.
+func newQueue(input bool, path string) *recorder {
+	return &recorder{start: time.Now(), input: input, path: path,
+		kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+}
+
 // send queues one event, copying p, or counts it dropped when the writer
 // is behind. It never blocks on the writer.
 func (r *recorder) send(kind byte, p []byte) {
-	ev := recEvent{kind: kind, data: append([]byte(nil), p...)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	q := &r.queue
+	if r.closed || len(q.events) >= recQueue || len(q.data)+len(p) > recQueueBytes {
+		r.dropped++
 		return
 	}
-	ev.at, ev.gap = time.Since(r.start), r.dropped // under mu: events queue in time order
-	select {
-	case r.ch <- ev:
-		r.dropped = 0
-	default:
-		r.dropped++
+	ev := recEvent{at: time.Since(r.start), kind: kind, from: len(q.data), gap: r.dropped} // under mu: in time order
+	q.data = append(q.data, p...)
+	ev.to = len(q.data)
+	q.events = append(q.events, ev)
+	r.dropped = 0
+	if len(q.events) == 1 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// take returns the queued batch and starts a new one.
+func (r *recorder) take() (recBatchQueue, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.queue
+	r.queue = recBatchQueue{events: r.spare.events[:0], data: r.spare.data[:0]}
+	r.spare = recBatchQueue{}
+	return b, r.closed
+}
+
+// giveBack returns a written batch's buffers for reuse.
+func (r *recorder) giveBack(b recBatchQueue) {
+	r.mu.Lock()
+	if cap(b.data) <= recQueueBytes {
+		r.spare = b
+	}
+	r.mu.Unlock()
 }
 
 // close ends the recording with a marker and waits until the file is
@@ -153,22 +199,35 @@ func (r *recorder) close(label string) {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
-		close(r.ch)
+		close(r.closing)
 	}
 	r.mu.Unlock()
 	<-r.done
 }
 
-// run writes the header, then each event, flushing whenever the queue is
-// empty, until close.
+// run writes the header, then, a batch at a time, the events queued,
+// until close.
 func (r *recorder) run(f *os.File, w *castWriter, hdr castHeader, log *slog.Logger) {
 	defer close(r.done)
 	w.header(hdr)
-	for ev := range r.ch {
-		w.event(ev)
-		if len(r.ch) == 0 {
-			w.flush()
+	for closed := false; !closed; {
+		select {
+		case <-r.kick:
+			t := time.NewTimer(recBatch) // let the batch fill
+			select {
+			case <-t.C:
+			case <-r.closing:
+			}
+			t.Stop()
+		case <-r.closing:
 		}
+		var b recBatchQueue
+		b, closed = r.take()
+		for _, ev := range b.events {
+			w.event(ev, b.data[ev.from:ev.to])
+		}
+		r.giveBack(b)
+		w.flush()
 	}
 	w.finish()
 	err := w.flush()
@@ -203,7 +262,7 @@ func (w *castWriter) header(h castHeader) {
 }
 
 // event writes one event, preceded by a marker if events were dropped.
-func (w *castWriter) event(ev recEvent) {
+func (w *castWriter) event(ev recEvent, data []byte) {
 	w.last = ev.at
 	if ev.gap > 0 {
 		w.put(ev.at, 'm', fmt.Appendf(nil, "recording gap: %d events dropped", ev.gap))
@@ -214,14 +273,14 @@ func (w *castWriter) event(ev recEvent) {
 		if ev.kind == 'i' {
 			slot = 1
 		}
-		data := append(w.pending[slot], ev.data...)
+		data := append(w.pending[slot], data...)
 		cut := completeUTF8(data)
 		w.pending[slot] = append([]byte(nil), data[cut:]...)
 		if cut > 0 {
 			w.put(ev.at, ev.kind, data[:cut])
 		}
 	default:
-		w.put(ev.at, ev.kind, ev.data)
+		w.put(ev.at, ev.kind, data)
 	}
 }
 

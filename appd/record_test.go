@@ -183,9 +183,9 @@ func TestCastWriterKeepsSplitUTF8AndMarksGaps(t *testing.T) {
 	var buf bytes.Buffer
 	w := &castWriter{bw: bufio.NewWriter(&buf)}
 	e := []byte("é")
-	w.event(recEvent{at: time.Millisecond, kind: 'o', data: []byte{'a', e[0]}})
-	w.event(recEvent{at: 2 * time.Millisecond, kind: 'o', data: []byte{e[1], 'b'}, gap: 5})
-	w.event(recEvent{at: 3 * time.Millisecond, kind: 'o', data: []byte{0xff}})
+	w.event(recEvent{at: time.Millisecond, kind: 'o'}, []byte{'a', e[0]})
+	w.event(recEvent{at: 2 * time.Millisecond, kind: 'o', gap: 5}, []byte{e[1], 'b'})
+	w.event(recEvent{at: 3 * time.Millisecond, kind: 'o'}, []byte{0xff})
 	w.finish()
 	w.flush()
 	want := "[0.001000, \"o\", \"a\"]\n" +
@@ -198,18 +198,21 @@ func TestCastWriterKeepsSplitUTF8AndMarksGaps(t *testing.T) {
 }
 
 func TestRecorderDropsRatherThanBlocks(t *testing.T) {
-	r := &recorder{start: time.Now(), ch: make(chan recEvent, 2), done: make(chan struct{})}
-	for range 5 {
-		r.output([]byte("x")) // nobody drains ch: a blocking send would hang here
+	r := newQueue(false, "test") // no writer: a blocking send would hang here
+	for range recQueue + 3 {
+		r.output([]byte("x"))
 	}
-	if len(r.ch) != 2 || r.dropped != 3 {
-		t.Fatalf("queued %d, dropped %d; want 2 and 3", len(r.ch), r.dropped)
+	b, _ := r.take()
+	if len(b.events) != recQueue || r.dropped != 3 {
+		t.Fatalf("queued %d, dropped %d; want %d and 3", len(b.events), r.dropped, recQueue)
 	}
-	<-r.ch
 	r.output([]byte("y"))
-	<-r.ch
-	if ev := <-r.ch; ev.gap != 3 || string(ev.data) != "y" {
-		t.Fatalf("event after the gap: %+v, want gap 3", ev)
+	b, _ = r.take()
+	if len(b.events) != 1 || b.events[0].gap != 3 || string(b.data[b.events[0].from:b.events[0].to]) != "y" {
+		t.Fatalf("event after the gap: %+v %q, want gap 3", b.events, b.data)
+	}
+	if len(r.kick) != 1 {
+		t.Fatal("the writer was not woken")
 	}
 }
 
