@@ -201,6 +201,7 @@ func (s *session) discard() {
 		return
 	}
 	<-s.exited
+	s.rec.close("discarded: the session's channel could not be accepted")
 }
 
 // requestHangup hangs the app up (see hangup) on a goroutine of its own,
