@@ -19,7 +19,8 @@ import (
 
 // brokerReplay runs `broker replay [-speed N] [-end] [-cast] -config FILE
 // SESSION`: it fetches the session's recording through the broker from
-// whichever appd holds it and plays it on standard output.
+// whichever appd holds it and plays it on standard output, through
+// termFilter (-cast writes the file itself, unfiltered).
 func brokerReplay(ctx context.Context, args []string, env Env) error {
 	var c common
 	fs := flag.NewFlagSet("broker replay", flag.ContinueOnError)
@@ -50,15 +51,15 @@ func brokerReplay(ctx context.Context, args []string, env Env) error {
 		return body.ended()
 	}
 	p := castPlayer{Speed: *speed, ToEnd: *toEnd}
-	if _, err := p.Play(ctx, body, env.stdout()); err != nil {
+	if _, err := p.Play(ctx, body, newTermFilter(env.stdout())); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	return body.ended()
 }
 
 // brokerWatch runs `broker watch -config FILE SESSION`: the session's
-// current screen, then its live output, read-only, until the session ends
-// or the admin presses q or Ctrl-C.
+// current screen, then its live output (through termFilter), read-only,
+// until the session ends or the admin presses q or Ctrl-C.
 func brokerWatch(ctx context.Context, args []string, env Env) error {
 	var c common
 	fs := flag.NewFlagSet("broker watch", flag.ContinueOnError)
@@ -82,7 +83,7 @@ func brokerWatch(ctx context.Context, args []string, env Env) error {
 	}
 	defer body.Close()
 	restore := watchKeys(env, cancel)
-	_, err = io.Copy(env.stdout(), body)
+	_, err = io.Copy(newTermFilter(env.stdout()), body)
 	restore()
 	if ctx.Err() != nil {
 		fmt.Fprintln(env.stderr(), "\r\nswitchyard: stopped watching")
