@@ -16,8 +16,13 @@ import (
 	"switchyard/control"
 )
 
-// idRE is what a session id looks like (newID): nothing else names a file.
-var idRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// idRE is what a session id (newID), or the prefix of one an admin may
+// give (broker status shows 12 digits), looks like: nothing else names a
+// file.
+var idRE = regexp.MustCompile(`^[0-9a-f]{8,32}$`)
+
+// idLen is the length of a session id.
+const idLen = 32
 
 // retentionEvery bounds how often RunRetention looks for old recordings.
 const retentionEvery = time.Hour
@@ -62,7 +67,8 @@ func (m *Manager) startRecording(s *session, mode string, pty *control.PtySpec) 
 
 // ReadRecording returns up to req.Max bytes (at most
 // control.MaxRecordingChunk) of session req.ID's recording from
-// req.Offset. control.CodeNoSession when this server holds none.
+// req.Offset; req.ID may be the prefix (8 digits or more) of one
+// session's id. control.CodeNoSession when this server holds none.
 func (m *Manager) ReadRecording(req control.RecordingRead) (control.RecordingChunk, error) {
 	f, err := m.openRecording(req.ID)
 	if err != nil {
@@ -80,22 +86,28 @@ func (m *Manager) ReadRecording(req control.RecordingRead) (control.RecordingChu
 		return control.RecordingChunk{}, fmt.Errorf("recording %s: %w", req.ID, err)
 	}
 	m.mu.Lock()
-	s := m.sessions[req.ID]
+	s := m.sessions[filepath.Base(f.Name())[:idLen]]
 	m.mu.Unlock()
 	live := s != nil && s.rec != nil
 	return control.RecordingChunk{Data: buf[:n], EOF: req.Offset+int64(n) >= fi.Size() && !live, Live: live}, nil
 }
 
-// openRecording opens session id's recording, a regular file in the
-// recording directory.
+// openRecording opens session id's recording (id may be a prefix of
+// just one), a regular file in the recording directory.
 func (m *Manager) openRecording(id string) (*os.File, error) {
 	none := control.NewError(control.CodeNoSession, "no recording of that session on this server")
 	dir := m.recording().Dir
 	if !idRE.MatchString(id) || dir == "" {
 		return nil, none
 	}
-	matches, _ := filepath.Glob(filepath.Join(dir, id+"-*.cast"))
-	if len(matches) != 1 {
+	var matches []string
+	names, _ := filepath.Glob(filepath.Join(dir, id+"*.cast"))
+	for _, name := range names {
+		if base := filepath.Base(name); len(base) > idLen && base[idLen] == '-' && idRE.MatchString(base[:idLen]) {
+			matches = append(matches, name)
+		}
+	}
+	if len(matches) != 1 { // none, or a prefix of several
 		return nil, none
 	}
 	f, err := os.OpenFile(matches[0], os.O_RDONLY|syscall.O_NOFOLLOW, 0)

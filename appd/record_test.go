@@ -107,6 +107,9 @@ func TestRecordingIsAsciicastWithInputResizeAndMarkers(t *testing.T) {
 		t.Fatalf("recordings %v, want one named after the session id and app", names)
 	}
 	data := readRecording(t, m, s.started.ID)
+	if prefix := readRecording(t, m, s.started.ID[:12]); !bytes.Equal(prefix, data) {
+		t.Fatalf("read by the id's first 12 digits: %d bytes, by the id %d", len(prefix), len(data))
+	}
 	if disk, _ := os.ReadFile(names[0]); !bytes.Equal(disk, data) {
 		t.Fatalf("ReadRecording returned %d bytes, the file has %d", len(data), len(disk))
 	}
@@ -244,7 +247,9 @@ func TestPruneRecordingsKeepsRecentAndRunning(t *testing.T) {
 func TestReadRecordingRefusesOtherNames(t *testing.T) {
 	m, dir := recordedManager(t, RecordOutput, 0)
 	os.WriteFile(filepath.Join(dir, "x-rec.cast"), []byte("{}\n"), 0o600)
-	for _, id := range []string{"x", "../x", "*", strings.Repeat("a", 32)} {
+	os.WriteFile(filepath.Join(dir, strings.Repeat("c", 32)+"-rec.cast"), []byte("{}\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, strings.Repeat("c", 31)+"d-rec.cast"), []byte("{}\n"), 0o600)
+	for _, id := range []string{"x", "../x", "*", strings.Repeat("a", 32), "cccccc", "cccccccc"} {
 		if _, err := m.ReadRecording(control.RecordingRead{ID: id, Max: 10}); err == nil {
 			t.Errorf("ReadRecording(%q) succeeded", id)
 		}

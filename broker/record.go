@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"switchyard/control"
@@ -38,6 +39,9 @@ func (b *Broker) recordRoutes(mux *http.ServeMux, a AdminAccess) {
 // chunks from the appd that holds it.
 func (b *Broker) serveRecording(w http.ResponseWriter, r *http.Request, who string) {
 	id := r.PathValue("id")
+	if s, ok := b.knownSession(id); ok {
+		id = s.ID
+	}
 	ctx := r.Context()
 	server, first, err := b.findRecording(ctx, id)
 	if err != nil {
@@ -104,19 +108,47 @@ func (b *Broker) serversFor(id string) []string {
 	return out
 }
 
+// minIDPrefix is the shortest prefix of a session id the admin endpoints
+// take for the id.
+const minIDPrefix = 8
+
+// knownSession finds the session whose id is id, or begins with id when
+// id is at least minIDPrefix long and no other session's does.
+func (b *Broker) knownSession(id string) (control.SessionInfo, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s := b.sessions[id]; s != nil {
+		return s.info, true
+	}
+	var found *sessionState
+	if len(id) < minIDPrefix {
+		return control.SessionInfo{}, false
+	}
+	for full, s := range b.sessions {
+		if strings.HasPrefix(full, id) {
+			if found != nil {
+				return control.SessionInfo{}, false
+			}
+			found = s
+		}
+	}
+	if found == nil {
+		return control.SessionInfo{}, false
+	}
+	return found.info, true
+}
+
 // serveWatch streams a running session's screen, then its live output,
 // until the session ends or the admin goes away.
 func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) {
-	id := r.PathValue("id")
 	ctx := r.Context()
-	b.mu.Lock()
-	s := b.sessions[id]
-	b.mu.Unlock()
-	if s == nil {
-		http.Error(w, fmt.Sprintf("no running session %q known to broker %s", safelog.Text(id, 64), b.Name), http.StatusNotFound)
+	s, ok := b.knownSession(r.PathValue("id"))
+	if !ok {
+		http.Error(w, fmt.Sprintf("no running session %q known to broker %s (give its id, or the first 8 digits or more of it)",
+			safelog.Text(r.PathValue("id"), 64), b.Name), http.StatusNotFound)
 		return
 	}
-	server := s.info.Server
+	id, server := s.ID, s.Server
 	var start control.WatchChunk
 	cctx, cancel := context.WithTimeout(ctx, appdCallTimeout)
 	err := b.appd(cctx, server, control.MethodWatchStart, control.WatchStart{ID: id, By: who}, &start)
@@ -131,7 +163,7 @@ func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) 
 		return
 	}
 	log := b.logger().With(safelog.String("session", id), "server", server, safelog.String("by", who))
-	log.Info("session watch started", safelog.String("user", s.info.User), safelog.String("app", s.info.App))
+	log.Info("session watch started", safelog.String("user", s.User), safelog.String("app", s.App))
 	defer b.stopWatch(server, id, start.Watcher)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Trailer", TrailerEnd)

@@ -95,3 +95,28 @@ func TestWatchStreamsScreenThenLiveUntilTheEnd(t *testing.T) {
 		t.Fatalf("GET /watch/unknown: %d, want 404", code)
 	}
 }
+
+func TestKnownSessionTakesAUniquePrefix(t *testing.T) {
+	b := testBroker(t)
+	b.serverReport("s3", control.ServerReport{Sessions: []control.SessionInfo{
+		{ID: "0123456789abcdef0123456789abcdef", User: "alice", App: "top"},
+		{ID: "0123456799abcdef0123456789abcdef", User: "bob", App: "top"},
+	}})
+	for _, tc := range []struct {
+		id   string
+		want string // "" for none
+	}{
+		{"0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"},
+		{"012345678", "0123456789abcdef0123456789abcdef"},
+		{"0123456799ab", "0123456799abcdef0123456789abcdef"},
+		{"01234567", ""}, // both
+		{"0123456", ""},  // too short
+		{"a2", "a2"},     // exact
+		{"ffffffff", ""},
+	} {
+		s, ok := b.knownSession(tc.id)
+		if ok != (tc.want != "") || s.ID != tc.want {
+			t.Errorf("knownSession(%q) = %q, %v; want %q", tc.id, s.ID, ok, tc.want)
+		}
+	}
+}

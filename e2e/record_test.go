@@ -117,7 +117,7 @@ func TestRecordingReplaysToTheLiveScreen(t *testing.T) {
 
 	players := map[string][]string{
 		"asciinema": {"asciinema", "play", "-i", "0.2", file},
-		"end":       {filepath.Join(bin, "broker"), "replay", "-end", "-config", c.Config, id},
+		"end":       {filepath.Join(bin, "broker"), "replay", "-end", "-config", c.Config, id[:12]}, // as status shows it
 		"speed":     {filepath.Join(bin, "broker"), "replay", "-speed", "20", "-config", c.Config, id},
 	}
 	if _, err := exec.LookPath("asciinema"); err != nil {
@@ -151,7 +151,7 @@ func TestWatchShowsWhatTheUserTypes(t *testing.T) {
 		}
 		return id != ""
 	})
-	watch := []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id}
+	watch := []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id[:12]} // as status shows it
 
 	x.Start("watch", 80, 24, watch)
 	x.WaitText("watch", "got:earlier") // the current screen first
