@@ -345,3 +345,23 @@ func TestTailRingKeepsTheLatestBytes(t *testing.T) {
 		t.Fatal("a write larger than the ring does not leave its end")
 	}
 }
+
+func TestWatchRedrawMakesTheAppRedraw(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, map[string]App{"rec": graceApp(time.Minute)})
+	s := spawn(t, dialManager(t, m), ptyReq("rec"))
+	s.waitOutput("ready")
+	if _, err := m.WatchStart(control.WatchStart{ID: s.started.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WatchStart(control.WatchStart{ID: s.started.ID, Redraw: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitOutput("size=33 101") // SIGWINCH, the size unchanged
+	s.mu.Lock()
+	out := s.stdout.String()
+	s.mu.Unlock()
+	if n := strings.Count(out, "administrator"); n != 0 {
+		t.Fatalf("notified %d times with notify_watch off", n)
+	}
+}

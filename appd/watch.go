@@ -157,8 +157,8 @@ func (s *session) notice(line string) {
 }
 
 // WatchStart joins session req.ID read-only: it returns a watcher id and
-// the session's latest output, and tells the user, unless the recording
-// settings say not to. control.CodeNoSession when the session is not a
+// the session's latest output, tells the user, unless the recording
+// settings say not to, and with req.Redraw makes the app redraw. control.CodeNoSession when the session is not a
 // running PTY session of this server.
 func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error) {
 	m.mu.Lock()
@@ -191,6 +191,9 @@ func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error)
 		safelog.String("by", req.By), "notified", notify)
 	if notify {
 		s.notice(watchedNotice)
+	}
+	if req.Redraw {
+		s.redraw(nil)
 	}
 	return control.WatchChunk{Watcher: w.id, Data: screen}, nil
 }

@@ -151,7 +151,8 @@ func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) 
 	id, server := s.ID, s.Server
 	var start control.WatchChunk
 	cctx, cancel := context.WithTimeout(ctx, appdCallTimeout)
-	err := b.appd(cctx, server, control.MethodWatchStart, control.WatchStart{ID: id, By: who}, &start)
+	err := b.appd(cctx, server, control.MethodWatchStart,
+		control.WatchStart{ID: id, By: who, Redraw: r.URL.Query().Get("redraw") == "1"}, &start)
 	cancel()
 	if err != nil {
 		code := http.StatusServiceUnavailable

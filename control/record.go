@@ -49,6 +49,10 @@ type RecordingChunk struct {
 type WatchStart struct {
 	ID string `json:"id"` // session id
 	By string `json:"by"` // the admin watching, for appd's log
+	// Redraw makes the app redraw its screen (a window-size nudge, as on
+	// a resume), so that a full-screen app shows whole at once; the user
+	// sees the redraw too.
+	Redraw bool `json:"redraw,omitempty"`
 }
 
 // WatchRead is the body of MethodWatchRead and MethodWatchStop.

@@ -65,11 +65,12 @@ func brokerWatch(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("broker watch", flag.ContinueOnError)
 	c.register(fs)
 	node := fs.String("node", "", "ask this broker (default: each in turn until one knows the session)")
+	redraw := fs.Bool("redraw", false, "make the app redraw its screen (the user sees it redraw too)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: broker watch -config FILE SESSION", ErrUsage)
+		return fmt.Errorf("%w: broker watch [-redraw] -config FILE SESSION", ErrUsage)
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -77,7 +78,11 @@ func brokerWatch(ctx context.Context, args []string, env Env) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	body, err := openStream(ctx, adminClients(cfg, *node), "/watch/"+url.PathEscape(fs.Arg(0)))
+	path := "/watch/" + url.PathEscape(fs.Arg(0))
+	if *redraw {
+		path += "?redraw=1"
+	}
+	body, err := openStream(ctx, adminClients(cfg, *node), path)
 	if err != nil {
 		return err
 	}
