@@ -303,17 +303,20 @@ func TestWatchSeesScreenThenLiveOutputAndUserIsTold(t *testing.T) {
 
 func TestSlowWatcherLosesOutputNotTheUser(t *testing.T) {
 	t.Parallel()
-	m := newTestManager(t, map[string]App{"zeros": sh("head -c 1048576 /dev/zero | tr '\\0' z; echo; echo done")})
+	// 1 MiB once the watcher is in place, four times its buffer.
+	m := newTestManager(t, map[string]App{"zeros": sh("stty -echo; echo ready; read go; head -c 1048576 /dev/zero | tr '\\0' z; echo; echo done")})
 	c := dialManager(t, m)
 	s := spawn(t, c, ptyReq("zeros"))
+	s.waitOutput("ready")
 	w, err := m.WatchStart(control.WatchStart{ID: s.started.ID})
 	if err != nil {
-		t.Skipf("session ended before the watch: %v", err) // the app is quick; the point is below
+		t.Fatal(err)
 	}
-	s.waitOutput("done") // never read by the watcher: the user got everything anyway
+	s.ch.Write([]byte("go\n"))
+	s.waitOutput("done") // the watcher has not read a byte: the user got everything anyway
 	var all []byte
 	for {
-		c, err := m.WatchRead(context.Background(), control.WatchRead{ID: s.started.ID, Watcher: w.Watcher})
+		c, err := m.WatchRead(context.Background(), control.WatchRead{ID: s.started.ID, Watcher: w.Watcher, Wait: int64(time.Second)})
 		if err != nil || c.Ended {
 			break
 		}
@@ -322,7 +325,7 @@ func TestSlowWatcherLosesOutputNotTheUser(t *testing.T) {
 	if len(all) > watchBuffer+1024 {
 		t.Fatalf("the watcher got %d bytes, more than its %d buffer", len(all), watchBuffer)
 	}
-	if !bytes.Contains(all, []byte("not shown")) {
+	if !bytes.Contains(all, []byte("bytes of output not shown")) {
 		t.Fatalf("the watcher was not told it lost output")
 	}
 }
