@@ -48,7 +48,7 @@ func (s *session) serve(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Re
 // the session is detached from it (unless something newer replaced it),
 // and relayInput waits for the attachment's goroutines.
 func (a *attachment) relayInput(s *session) {
-	a.wg.Go(func() { copyCounted(s.term.master, a.ch, &s.in) }) // channel EOF is ignored, as sshd does
+	a.wg.Go(func() { copyCounted(s.input(), a.ch, &s.in) }) // channel EOF is ignored, as sshd does
 	a.serveRequests(s)
 	s.lost(a)
 	a.wg.Wait()
@@ -119,7 +119,7 @@ func (s *session) handleRequest(req *ssh.Request) bool {
 		if s.term == nil || ssh.Unmarshal(req.Payload, &wc) != nil {
 			return false
 		}
-		return s.term.resize(wc.Cols, wc.Rows, wc.Width, wc.Height) == nil
+		return s.resize(wc.Cols, wc.Rows, wc.Width, wc.Height) == nil
 	case "signal":
 		var sig struct{ Name string }
 		if ssh.Unmarshal(req.Payload, &sig) != nil {

@@ -51,6 +51,7 @@ func (s *session) live(ctx context.Context) {
 	}
 	s.term.close() // ends stdin copies blocked writing
 	s.end()
+	s.rec.close("exit: " + s.result.String())
 }
 
 // pump copies the terminal's output to emit until the terminal ends. It
@@ -85,7 +86,9 @@ func (s *session) pump() {
 func (s *session) emit(p []byte) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
+	s.rec.output(p)
 	s.mu.Lock()
+	s.observe(p)
 	a := s.att
 	if a == nil {
 		s.kept.write(p)
@@ -114,6 +117,7 @@ func (s *session) lost(a *attachment) {
 		return
 	}
 	s.att = nil
+	s.rec.marker("detach")
 	if s.grace <= 0 {
 		s.requestHangup("channel closed")
 		return
@@ -158,6 +162,7 @@ func (s *session) end() {
 	a := s.att
 	s.att = nil
 	s.stopGrace()
+	s.endWatchers()
 	s.mu.Unlock()
 	if a != nil {
 		a.finish(s.result)

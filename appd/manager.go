@@ -23,6 +23,7 @@ type App struct {
 	AllowRoot bool              // permit User to resolve to uid 0
 	AllowArgs bool              // append the request's Args to Argv, as separate argv entries
 	Grace     time.Duration     // how long a PTY session whose channel went away keeps running, detached; 0 hangs it up at once
+	Record    string            // RecordOff, RecordOutput or RecordInput: what a PTY session's recording holds
 }
 
 // Manager runs the sessions of one app server. Its zero value is usable once
@@ -42,6 +43,8 @@ type Manager struct {
 	pending  int                 // capacity slots reserved by spawns not yet registered
 	closed   bool                // Shutdown has begun: no new sessions
 	gateways map[string]bool     // gateways that reach this server (SetGateways)
+	rec      Recording           // recording settings (SetRecording)
+	watchers map[string]*watcher // admins watching, by watcher id (watch.go)
 
 	handlers    sync.WaitGroup  // one per HandleSpawn that got past reserve
 	refused     safelog.Repeats // channels refused per gateway, see refusalLog

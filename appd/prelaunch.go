@@ -137,6 +137,6 @@ func (m *Manager) Handler() control.Handler {
 			}
 			return nil, m.Release(req)
 		}
-		return nil, control.NewError(control.CodeInternal, "appd does not serve "+method)
+		return m.serveRecording(ctx, method, body)
 	}
 }

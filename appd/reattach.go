@@ -128,6 +128,7 @@ func (s *session) attach(a *attachment, pty *control.PtySpec, gateway string, re
 	defer s.outMu.Unlock()
 	if redraw {
 		s.redraw(pty)
+		s.rec.marker("resume")
 	}
 	a.sendStarted(s.info)
 	s.mu.Lock()
@@ -167,5 +168,5 @@ func (s *session) redraw(pty *control.PtySpec) {
 		}
 		s.term.resize(cols, nudge, 0, 0)
 	}
-	s.term.resize(cols, rows, 0, 0)
+	s.resize(cols, rows, 0, 0)
 }

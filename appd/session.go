@@ -36,6 +36,7 @@ type session struct {
 	keeper *Keeper   // kills the process group if appd dies; nil for none
 	term   *terminal // PTY sessions; nil for batch
 	pipe   *pipes    // batch sessions; nil for PTY
+	rec    *recorder // the session's recording; nil when not recorded
 
 	// Lock order: attachMu, then outMu, then mu.
 	attachMu sync.Mutex // serialises attach and end
@@ -53,6 +54,8 @@ type session struct {
 	closing  bool        // a hang-up was requested: no new attachments, no second hang-up
 	held     bool        // pre-launched and never attached yet: its timer is the hold
 	ended    bool        // the app exited and its output is drained
+	tail     tailRing    // PTY: the latest output, a watcher's first screen
+	watchers []*watcher  // admins watching the session (watch.go)
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed
@@ -198,6 +201,7 @@ func (s *session) discard() {
 		return
 	}
 	<-s.exited
+	s.rec.close("discarded: the session's channel could not be accepted")
 }
 
 // requestHangup hangs the app up (see hangup) on a goroutine of its own,

@@ -166,6 +166,9 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 		ID: newID(), PID: cmd.Process.Pid, User: req.User, App: req.App,
 		Server: m.Server, Gateway: gateway, Started: time.Now(),
 	}
+	if req.Pty != nil {
+		s.rec = m.startRecording(s, app.Record, req.Pty)
+	}
 	return s, nil
 }
 

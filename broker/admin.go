@@ -34,7 +34,8 @@ type AdminAccess struct {
 }
 
 // AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
-// POST /drain/{server} and POST /undrain/{server}, and GET /healthz, to
+// POST /drain/{server} and POST /undrain/{server}, GET /healthz, and
+// GET /recording/{id} and GET /watch/{id} (streams, see record.go), to
 // requests a allows. State changes are by POST only.
 func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	mux := http.NewServeMux()
@@ -68,6 +69,7 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
+	b.recordRoutes(mux, a) // GET /recording/{id}, GET /watch/{id} (record.go)
 	return a.guard(mux)
 }
 

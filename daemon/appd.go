@@ -75,8 +75,9 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log, a.mgr.Handler(), a.report)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); links.Run(runCtx) }()
+	go func() { defer wg.Done(); a.mgr.RunRetention(runCtx) }()
 	go func() {
 		defer wg.Done()
 		every(runCtx, a.interval(), func() { links.Each(runCtx, func(_ string, p *control.Peer) { a.report(runCtx, p) }) })
@@ -114,8 +115,9 @@ func (a *appdNode) apply(cfg *config.Config) {
 	for _, name := range spec.Apps {
 		app := cfg.Apps[name]
 		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
-			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod()}
+			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod(), Record: recordMode(cfg, name)}
 	}
+	a.mgr.SetRecording(recordingOf(cfg))
 	a.mgr.SetApps(apps)
 	a.mgr.SetMaxSessions(spec.MaxSessions)
 	a.mgr.SetGateways(reaching(cfg, a.name))

@@ -27,6 +27,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 			return brokerStatus(ctx, args[1:], env)
 		case "drain", "undrain":
 			return brokerDrain(ctx, args[0], args[1:], env)
+		case "replay", "watch": // record_cli.go
+			return brokerRecordCLI(ctx, args[0], args[1:], env)
 		}
 	}
 	var c common

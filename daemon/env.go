@@ -17,6 +17,7 @@ import (
 
 // Env is what a daemon takes from its surroundings.
 type Env struct {
+	Stdin  io.Reader // os.Stdin if nil; `broker watch` reads q and Ctrl-C from it
 	Stdout io.Writer // os.Stdout if nil
 	Stderr io.Writer // os.Stderr if nil; logs go here
 	// Listen opens a listener; net.Listen if nil. Tests return listeners

@@ -15,7 +15,11 @@ var synopses = map[string]string{
 	"broker": `broker [-node NAME] -config FILE [flags]    run a broker
 broker check [-node NAME] -config FILE      validate the file (and, with -node, this host for that node): every problem as file:line:col
 broker status [-json] [-node NAME] -config FILE   the cluster as the brokers see it
-broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER`,
+broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER
+broker replay [-speed N] [-end] [-cast] -config FILE SESSION   play a session's recording
+broker watch [-redraw] -config FILE SESSION   watch a running session read-only (q or Ctrl-C stops)`,
+	"broker replay":  "broker replay [-speed N] [-end] [-cast] [-node NAME] -config FILE SESSION",
+	"broker watch":   "broker watch [-redraw] [-node NAME] -config FILE SESSION",
 	"broker status":  "broker status [-json] [-node NAME] -config FILE",
 	"broker drain":   "broker drain [-node NAME] -config FILE SERVER",
 	"broker undrain": "broker undrain [-node NAME] -config FILE SERVER",

@@ -22,7 +22,11 @@ import (
 // process through daemon.Local, the demo's entry point, and returns alice's
 // target on gw1. NewCluster needs a *testing.T; benchmarks have a
 // *testing.B. Logs go to cluster.log in the state dir, not to the test.
-func switchyardTarget(tb testing.TB) Target {
+func switchyardTarget(tb testing.TB) Target { return switchyardTargetWith(tb, "") }
+
+// switchyardTargetWith is switchyardTarget with extra top-level config
+// lines.
+func switchyardTargetWith(tb testing.TB, extra string) Target {
 	tb.Helper()
 	dir := tb.TempDir()
 	lns := map[string]net.Listener{}
@@ -40,7 +44,7 @@ func switchyardTarget(tb testing.TB) Target {
 	writeConfig(tb, path, map[string]any{
 		"State": dir, "Broker": open(), "Admin": open(), "Interval": "1s",
 		"Gateways": map[string]string{"gw1": open()}, "Servers": map[string]string{"s1": open()},
-		"AliceKey": authorized(alice), "BobKey": authorized(bob), "Max": 1000,
+		"AliceKey": authorized(alice), "BobKey": authorized(bob), "Max": 1000, "Extra": extra,
 	})
 	cfg, err := config.Load(path)
 	if err != nil {

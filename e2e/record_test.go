@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// screenApp draws with cursor addressing and colour, without the
+// terminal's echo: what the user sees is exactly what the app wrote, so
+// the recording holds the whole live screen. "quit" ends it silently.
+const screenApp = `
+[app.screen]
+argv = ["sh", "-c", "stty -echo; printf '\\033[2J\\033[H\\033[1mrecorded screen\\033[0m\\r\\n'; i=0; while read l; do [ \"$l\" = quit ] && exit 0; i=$((i+1)); printf '\\033[%d;%dH%s \\033[32mgot:%s\\033[0m' $((i+2)) $((i*3)) $i \"$l\"; done"]
+user = "nobody"
+`
+
+// recordingCluster is a cluster whose apps record output and input.
+func recordingCluster(t *testing.T) *Cluster {
+	return NewCluster(t, ClusterOptions{Servers: []string{"s1"}, ExtraApps: []string{"screen"},
+		Extra: screenApp + "\n[recording]\ndefault = \"input\"\n"})
+}
+
+// validCast checks data is an asciicast v2 recording of a width x height
+// terminal and returns its events.
+func validCast(t *testing.T, data []byte, width, height int) [][3]any {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() {
+		t.Fatal("empty recording")
+	}
+	var hdr struct {
+		Version, Width, Height int
+		Timestamp              int64
+		Env                    map[string]string
+	}
+	if err := json.Unmarshal(sc.Bytes(), &hdr); err != nil || hdr.Version != 2 || hdr.Width != width ||
+		hdr.Height != height || hdr.Timestamp == 0 || hdr.Env["TERM"] == "" {
+		t.Fatalf("header %s (%v): want asciicast v2, %dx%d, a timestamp and TERM", sc.Bytes(), err, width, height)
+	}
+	var events [][3]any
+	last := 0.0
+	for sc.Scan() {
+		var ev [3]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("event %s: %v", sc.Bytes(), err)
+		}
+		at, ok := ev[0].(float64)
+		code, _ := ev[1].(string)
+		_, isText := ev[2].(string)
+		if !ok || at < last || len(code) != 1 || !strings.Contains("oirm", code) || !isText {
+			t.Fatalf("event %s is not [time, code, data] in time order", sc.Bytes())
+		}
+		last = at
+		events = append(events, ev)
+	}
+	return events
+}
+
+// codeText joins the data of the events with code.
+func codeText(events [][3]any, code string) string {
+	var b strings.Builder
+	for _, ev := range events {
+		if ev[1] == code {
+			b.WriteString(ev[2].(string))
+		}
+	}
+	return b.String()
+}
+
+func TestRecordingReplaysToTheLiveScreen(t *testing.T) {
+	c := recordingCluster(t)
+	bin := buildBinaries(t)
+	o := GatewayOpenSSH(t, c, "gw1")
+	alice := o.Key(t, "alice", c.Alice)
+	x := NewTmux(t)
+	x.Start("live", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("screen"))...))
+	x.WaitText("live", "recorded screen")
+	for _, line := range []string{"first", "second", "third"} {
+		x.Cmd("send-keys", "-t", "live", line, "Enter")
+		x.WaitText("live", "got:"+line)
+	}
+	live := x.Screen("live")
+	x.Cmd("send-keys", "-t", "live", "quit", "Enter")
+	if status := x.WaitExit("live"); status != 0 {
+		t.Fatalf("ssh exited %d, want 0", status)
+	}
+
+	var file string
+	c.Eventually("the finished recording", func() bool {
+		names, _ := filepath.Glob(filepath.Join(c.Dir, "recordings", "*-screen.cast"))
+		if len(names) != 1 {
+			return false
+		}
+		file = names[0]
+		data, _ := os.ReadFile(file)
+		return bytes.Contains(data, []byte(`"m", "exit: exit 0"`))
+	})
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := validCast(t, data, 80, 24)
+	if in := codeText(events, "i"); in != "first\rsecond\rthird\rquit\r" {
+		t.Fatalf("input events %q, want the keys typed", in)
+	}
+	id := strings.TrimSuffix(filepath.Base(file), "-screen.cast")
+	if out, err := c.broker("replay", "-cast", id); err != nil || out != string(data) {
+		t.Fatalf("broker replay -cast: %v; got %d bytes, the file has %d", err, len(out), len(data))
+	}
+
+	players := map[string][]string{
+		"asciinema": {"asciinema", "play", "-i", "0.2", file},
+		"end":       {filepath.Join(bin, "broker"), "replay", "-end", "-config", c.Config, id[:12]}, // as status shows it
+		"speed":     {filepath.Join(bin, "broker"), "replay", "-speed", "20", "-config", c.Config, id},
+	}
+	if _, err := exec.LookPath("asciinema"); err != nil {
+		t.Log("asciinema is not installed (CI installs it): not played with it")
+		delete(players, "asciinema")
+	}
+	for name, argv := range players {
+		// exec cat keeps the pane alive, its screen untouched, once the
+		// player is done.
+		x.Start(name, 80, 24, []string{"sh", "-c", shellQuote(argv) + "; exec cat"})
+	}
+	for name := range players {
+		x.WaitScreen(name, name+" to replay the live screen", func(s string) bool { return s == live })
+	}
+}
+
+func TestWatchShowsWhatTheUserTypes(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	bin := buildBinaries(t)
+	o := GatewayOpenSSH(t, c, "gw1")
+	alice := o.Key(t, "alice", c.Alice)
+	x := NewTmux(t)
+	x.Start("user", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
+	x.WaitText("user", "24 80")
+	x.Cmd("send-keys", "-t", "user", "earlier", "Enter")
+	x.WaitText("user", "got:earlier")
+	var id string
+	c.Eventually("the session in the status view", func() bool {
+		for _, s := range c.Status().Sessions {
+			id = s.ID
+		}
+		return id != ""
+	})
+	watch := []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id[:12]} // as status shows it
+
+	x.Start("watch", 80, 24, watch)
+	x.WaitText("watch", "got:earlier") // the current screen first
+	x.WaitText("user", "switchyard: an administrator is watching this session")
+	x.Cmd("send-keys", "-t", "user", "-l", "typing")
+	x.WaitText("watch", "typing") // as it is typed, before Enter
+	x.Cmd("send-keys", "-t", "user", "Enter")
+	x.WaitText("watch", "got:typing")
+	x.Cmd("send-keys", "-t", "watch", "intruder", "Enter")
+	x.Cmd("send-keys", "-t", "user", "after", "Enter")
+	x.WaitText("watch", "got:after")
+	if s := x.Screen("user"); strings.Contains(s, "intruder") {
+		t.Fatalf("what the watcher typed reached the session:\n%s", s)
+	}
+	x.Cmd("send-keys", "-t", "watch", "q")
+	x.WaitText("watch", "switchyard: stopped watching")
+	if status := x.WaitExit("watch"); status != 0 {
+		t.Fatalf("broker watch exited %d after q, want 0", status)
+	}
+
+	x.Start("watch2", 80, 24, watch)
+	x.WaitText("watch2", "got:after")
+	x.Cmd("send-keys", "-t", "user", "C-d") // read fails: the app exits
+	x.WaitText("watch2", "switchyard: the session has ended")
+	if status := x.WaitExit("watch2"); status != 0 {
+		t.Fatalf("broker watch exited %d at the session's end, want 0", status)
+	}
+}
