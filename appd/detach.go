@@ -160,7 +160,7 @@ func (s *session) end() {
 	s.stopGrace()
 	s.mu.Unlock()
 	if a != nil {
-		a.finish(s.result)
+		a.finish(s.exitResult())
 	}
 }
 

@@ -44,6 +44,8 @@ type session struct {
 	mu       sync.Mutex  // guards the fields below
 	reaped   bool        // set before cmd.Wait; no signal is sent after it
 	reason   string      // why appd hung the app up, "" if it ended by itself
+	killedBy string      // the admin who ended the session (broker kill), "" if none
+	killNote string      // the reason that admin gave, shown to the user
 	att      *attachment // PTY: where output goes; nil while detached
 	gateway  string      // gateway of the latest attachment
 	detached time.Time   // when the last attachment went away; zero while attached
@@ -53,6 +55,8 @@ type session struct {
 	closing  bool        // a hang-up was requested: no new attachments, no second hang-up
 	held     bool        // pre-launched and never attached yet: its timer is the hold
 	ended    bool        // the app exited and its output is drained
+
+	unixUser string // the Unix user the app runs as, for the audit log
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed

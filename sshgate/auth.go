@@ -122,6 +122,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			hs.authenticated()
 			s.logger().Debug("authenticated", "client", meta.RemoteAddr().String(), safelog.String("login", meta.User()),
 				"user", p.Extensions[extUser], "key", gossh.FingerprintSHA256(key))
+			s.auditAccepted(meta, p, "publickey", keyFields(key)...)
 			return p, nil
 		},
 	}
@@ -131,6 +132,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			p, err := s.checkPassword(ctx, meta, password, hs)
 			if err == nil {
 				hs.authenticated()
+				s.auditAccepted(meta, p, "password")
 			}
 			return p, err
 		}
@@ -148,7 +150,7 @@ func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.
 	login := meta.User()
 	user, crit, reason := s.authorize(login, key)
 	if reason != "" {
-		s.logRefused(meta, reason, "key", gossh.FingerprintSHA256(key))
+		s.logRefused(meta, reason, append([]any{"method", "publickey"}, keyFields(key)...)...)
 		return nil, errAuthRefused
 	}
 	return permissions(user, login, crit), nil
@@ -171,6 +173,8 @@ func (s *Server) refused(meta gossh.ConnMetadata, hs *handshake, reason string, 
 
 // logRefused logs a refused attempt, summarised per client address.
 func (s *Server) logRefused(meta gossh.ConnMetadata, reason string, attrs ...any) {
+	s.Audit.Emit("auth.refused", "", "", append([]any{"login", meta.User(), "client", meta.RemoteAddr().String(),
+		"reason", reason}, attrs...)...)
 	s.logRepeated(context.Background(), slog.LevelInfo, "auth refused", hostOf(meta.RemoteAddr()),
 		append([]any{"client", meta.RemoteAddr().String(), safelog.String("login", meta.User()), "reason", reason}, attrs...)...)
 }

@@ -47,7 +47,7 @@ func codeStatus(code string) int {
 	switch code {
 	case control.CodeUnknownApp, control.CodeBadArgs:
 		return exitUsage
-	case control.CodeForbidden:
+	case control.CodeForbidden, control.CodeLocked:
 		return exitNoPerm
 	case control.CodeNoServer, control.CodeUnavailable, control.CodeNotLeader:
 		return exitUnavailable

@@ -1,0 +1,109 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"switchyard/audit"
+	"switchyard/control"
+	"switchyard/safelog"
+)
+
+// auditCallTimeout bounds one node's answer to an audit read.
+const auditCallTimeout = 10 * time.Second
+
+// AuditView is the answer to GET /audit: the matching events of every
+// node that answered, in time order, and a note for each node that did
+// not (or cannot read its events back).
+type AuditView struct {
+	Events []audit.Event `json:"events"`
+	Notes  []string      `json:"notes,omitempty"`
+}
+
+// GatherAudit reads the events that pass q from this broker's own audit
+// file (ReadAudit) and, over their control links, from every server and
+// gateway linked to it, and merges them in time order.
+func (b *Broker) GatherAudit(ctx context.Context, q control.AuditQuery) AuditView {
+	type answer struct {
+		node string
+		evs  control.AuditEvents
+		err  error
+	}
+	peers := b.auditPeers()
+	answers := make([]answer, len(peers)+1)
+	var wg sync.WaitGroup
+	i := 0
+	for node, p := range peers {
+		i++
+		i := i
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, auditCallTimeout)
+			defer cancel()
+			a := answer{node: node}
+			if err := p.Call(cctx, control.MethodAuditRead, q, &a.evs); err != nil {
+				a.err = fmt.Errorf("call %s on %s: %w", control.MethodAuditRead, node, err)
+			}
+			answers[i] = a
+		})
+	}
+	answers[0].node = b.name()
+	if b.ReadAudit != nil {
+		answers[0].evs, answers[0].err = b.ReadAudit(q)
+	} else {
+		answers[0].evs.Note = "no audit log"
+	}
+	wg.Wait()
+	var v AuditView
+	var lists [][]audit.Event
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			v.Notes = append(v.Notes, safelog.Text(a.node, 0)+": "+safelog.Text(a.err.Error(), maxReason))
+			continue
+		case a.evs.Note != "":
+			v.Notes = append(v.Notes, safelog.Text(a.node, 0)+": "+safelog.Text(a.evs.Note, maxReason))
+		}
+		lists = append(lists, parseEvents(a.evs.Events))
+	}
+	sort.Strings(v.Notes)
+	v.Events = audit.Merge(lists...)
+	if v.Events == nil {
+		v.Events = []audit.Event{}
+	}
+	return v
+}
+
+// parseEvents decodes a node's audit lines, skipping any that do not
+// parse, and orders them by time.
+func parseEvents(raw []json.RawMessage) []audit.Event {
+	out := make([]audit.Event, 0, len(raw))
+	for _, r := range raw {
+		if ev, ok := audit.Parse(r); ok {
+			out = append(out, ev)
+		}
+	}
+	return audit.Merge(out)
+}
+
+// auditPeers are the control links to every server and gateway, by node.
+func (b *Broker) auditPeers() map[string]*control.Peer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	out := map[string]*control.Peer{}
+	for name, st := range b.servers {
+		if st.peer != nil {
+			out[name] = st.peer
+		}
+	}
+	for name, st := range b.gateways {
+		if st.peer != nil {
+			out[name] = st.peer
+		}
+	}
+	return out
+}
