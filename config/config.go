@@ -28,6 +28,8 @@ type Config struct {
 	Auth     Auth                  `toml:"auth"` // user certificates and revoked keys, cluster-wide
 	Etcd     Etcd                  `toml:"etcd"` // where several brokers keep state and elect a leader; none if empty
 
+	Audit Audit `toml:"audit"` // where each node writes its audit trail
+
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
 	// Hash identifies the file's content (12 hex digits of its SHA-256):

@@ -40,6 +40,7 @@ func (c *Config) problems() []Problem {
 	v.policy()
 	v.auth()
 	v.etcd()
+	v.audit()
 	return v.probs
 }
 
