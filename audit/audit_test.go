@@ -194,7 +194,10 @@ func TestReadFileFilters(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := t0
 	l := New(Options{Node: "s1", Out: &Rotator{Path: path}, Clock: func() time.Time { return now }})
+	l.Emit("auth.accepted", "", "alice", "conn", "c1")
+	l.Emit("auth.accepted", "", "alice", "conn", "c2")
 	l.Emit("spawn", "aaaaaaaa11", "alice")
+	l.Emit("session.open", "aaaaaaaa11", "alice", "conn", "c1")
 	now = now.Add(time.Minute)
 	l.Emit("spawn", "bbbbbbbb22", "bob")
 	now = now.Add(time.Minute)
@@ -205,10 +208,11 @@ func TestReadFileFilters(t *testing.T) {
 		f    Filter
 		want int
 	}{
-		{Filter{}, 3},
-		{Filter{User: "alice"}, 2},
+		{Filter{}, 6},
+		{Filter{User: "alice"}, 5},
 		{Filter{Session: "bbbbbbbb22"}, 1},
-		{Filter{Session: "aaaaaa"}, 2},
+		{Filter{Session: "aaaaaa"}, 4}, // with the login on its connection c1, not c2's
+		{Filter{Session: "bbbbbbbb22", Conns: []string{"c2"}}, 2},
 		{Filter{Session: "aaa"}, 0}, // a short prefix matches nothing
 		{Filter{Since: t0.Add(30 * time.Second)}, 2},
 		{Filter{Max: 1}, 1},

@@ -20,6 +20,11 @@ type Filter struct {
 	Session string    `json:"session,omitempty"` // events of this session: its id, or a prefix of at least 6 characters
 	Since   time.Time `json:"since,omitzero"`    // events at or after this time
 	Max     int       `json:"max,omitempty"`     // the latest Max events; DefaultMax if zero
+	// Conns adds, to a Session filter, the events of these connections
+	// (their "conn" field): the login and the placement that led to the
+	// session. ReadFile adds the connections of the session's own events
+	// in the file by itself.
+	Conns []string `json:"conns,omitempty"`
 }
 
 // DefaultMax bounds the events one read returns.
@@ -33,12 +38,18 @@ func (f Filter) Match(ev Event) bool {
 	switch {
 	case f.User != "" && ev.User != f.User:
 		return false
-	case f.Session != "" && !matchSession(ev.Session, f.Session):
+	case f.Session != "" && !matchSession(ev.Session, f.Session) && !slices.Contains(f.Conns, ConnOf(ev)):
 		return false
 	case !f.Since.IsZero() && ev.TS.Before(f.Since):
 		return false
 	}
 	return true
+}
+
+// ConnOf is the connection an event belongs to (its "conn" field), or "".
+func ConnOf(ev Event) string {
+	c, _ := ev.Fields["conn"].(string)
+	return c
 }
 
 func matchSession(id, want string) bool {
@@ -50,9 +61,21 @@ func matchSession(id, want string) bool {
 
 // ReadFile reads the events of path and its rotated files (PATH.N, oldest
 // first, then PATH) that pass f, in the order written, at most f.Max of
-// them (the latest). Lines that do not parse are skipped. A missing file
-// reads as no events.
+// them (the latest). With f.Session, the events of the connections
+// ("conn") of that session's events are included too. Lines that do not
+// parse are skipped. A missing file reads as no events.
 func ReadFile(path string, f Filter) ([]Event, error) {
+	if f.Session != "" {
+		f.Conns = slices.Clone(f.Conns)
+		for _, p := range files(path) {
+			evs, _ := readOne(p, Filter{Session: f.Session})
+			for _, ev := range evs {
+				if c := ConnOf(ev); c != "" && !slices.Contains(f.Conns, c) {
+					f.Conns = append(f.Conns, c)
+				}
+			}
+		}
+	}
 	max := f.Max
 	if max <= 0 {
 		max = DefaultMax

@@ -386,6 +386,7 @@ func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json
 			return nil, control.NewError(control.CodeInternal, method+" needs a user")
 		}
 		if err := b.lockedUser(req.User); err != nil {
+			b.Audit.Emit("refused", "", req.User, "gateway", node, "call", method, "reason", err.Error())
 			return nil, err
 		}
 		if method == control.MethodSessionsList {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -24,9 +25,11 @@ type AuditView struct {
 	Notes  []string      `json:"notes,omitempty"`
 }
 
-// GatherAudit reads the events that pass q from this broker's own audit
-// file (ReadAudit) and, over their control links, from every server and
-// gateway linked to it, and merges them in time order.
+// GatherAudit reads the events that pass q, over their control links,
+// from every server and gateway linked to this broker, then from its own
+// audit file (ReadAudit), and merges them in time order. For a session,
+// the broker's placements on the connections the nodes' events name
+// ("conn") are included.
 func (b *Broker) GatherAudit(ctx context.Context, q control.AuditQuery) AuditView {
 	type answer struct {
 		node string
@@ -50,24 +53,34 @@ func (b *Broker) GatherAudit(ctx context.Context, q control.AuditQuery) AuditVie
 			answers[i] = a
 		})
 	}
+	wg.Wait()
+	lists := make([][]audit.Event, len(answers))
+	for i, a := range answers {
+		lists[i] = parseEvents(a.evs.Events)
+		for _, ev := range lists[i] {
+			// The gateways' connections of a session: the broker's
+			// placements for them belong to the session's trail.
+			if c := audit.ConnOf(ev); q.Session != "" && c != "" && !slices.Contains(q.Conns, c) {
+				q.Conns = append(q.Conns, c)
+			}
+		}
+	}
 	answers[0].node = b.name()
 	if b.ReadAudit != nil {
 		answers[0].evs, answers[0].err = b.ReadAudit(q)
 	} else {
 		answers[0].evs.Note = "no audit log"
 	}
-	wg.Wait()
+	lists[0] = parseEvents(answers[0].evs.Events)
 	var v AuditView
-	var lists [][]audit.Event
-	for _, a := range answers {
+	for i, a := range answers {
 		switch {
 		case a.err != nil:
 			v.Notes = append(v.Notes, safelog.Text(a.node, 0)+": "+safelog.Text(a.err.Error(), maxReason))
-			continue
+			lists[i] = nil
 		case a.evs.Note != "":
 			v.Notes = append(v.Notes, safelog.Text(a.node, 0)+": "+safelog.Text(a.evs.Note, maxReason))
 		}
-		lists = append(lists, parseEvents(a.evs.Events))
 	}
 	sort.Strings(v.Notes)
 	v.Events = audit.Merge(lists...)

@@ -121,7 +121,7 @@ func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, too
 	}
 	b.remember(d)
 	b.mu.Unlock()
-	b.Audit.Emit("place", d.Session, req.User, "app", req.App, "client", req.ClientAddr, "gateway", req.Gateway,
+	b.Audit.Emit("place", d.Session, req.User, "conn", req.Conn, "app", req.App, "client", req.ClientAddr, "gateway", req.Gateway,
 		"server", d.Server, "route", d.Route, "target", d.Target, "pid", d.PID, "outcome", code, "reason", d.Reason)
 	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
 		"gateway", d.Gateway, "server", d.Server, "route", d.Route, "target", d.Target,

@@ -45,6 +45,10 @@ type AuditQuery struct {
 	Session string    `json:"session,omitempty"` // a session id, or a prefix of at least 6 characters
 	Since   time.Time `json:"since,omitzero"`
 	Max     int       `json:"max,omitempty"` // the latest Max events; the node's default bound if 0
+	// Conns adds, to a Session query, the events of these connections
+	// (the "conn" field a gateway gives its logins, placements and
+	// sessions).
+	Conns []string `json:"conns,omitempty"`
 }
 
 // AuditEvents is the reply to MethodAuditRead: the node's matching audit

@@ -32,7 +32,7 @@ func openAudit(cfg *config.Config, node string, env Env, log *slog.Logger) (*aud
 	r := &audit.Rotator{Path: path, MaxSize: a.MaxBytes(), Keep: a.KeepOrDefault()}
 	l := audit.New(audit.Options{Node: node, Out: r, Logger: log})
 	return l, func(q control.AuditQuery) (control.AuditEvents, error) {
-		evs, err := audit.ReadFile(path, audit.Filter{User: q.User, Session: q.Session, Since: q.Since, Max: q.Max})
+		evs, err := audit.ReadFile(path, audit.Filter{User: q.User, Session: q.Session, Since: q.Since, Max: q.Max, Conns: q.Conns})
 		out := control.AuditEvents{Events: make([]json.RawMessage, 0, len(evs))}
 		for _, ev := range evs {
 			raw, merr := json.Marshal(ev)
