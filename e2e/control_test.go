@@ -48,7 +48,7 @@ func TestAdminKillInTmux(t *testing.T) {
 	o := GatewayOpenSSH(t, c, "gw1")
 	alice := o.Key(t, "alice", c.Alice)
 	x := NewTmux(t)
-	x.Start("a", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
+	startHeld(x, "a", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
 	x.WaitText("a", "tick=2 ")
 	s := c.waitSessions("alice", 1)[0]
 
@@ -88,9 +88,9 @@ func TestAdminKickEndsEveryUserSession(t *testing.T) {
 	o := GatewayOpenSSH(t, c, "gw1")
 	alice, bob := o.Key(t, "alice", c.Alice), o.Key(t, "bob", c.Bob)
 	x := NewTmux(t)
-	x.Start("a1", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
-	x.Start("a2", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
-	x.Start("b", 80, 24, append([]string{"ssh"}, o.Args(bob, "-tt", o.At("ticker"))...))
+	startHeld(x, "a1", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
+	startHeld(x, "a2", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
+	startHeld(x, "b", 80, 24, append([]string{"ssh"}, o.Args(bob, "-tt", o.At("ticker"))...))
 	x.WaitText("a1", "tick=1 ")
 	x.WaitText("a2", "pid=")
 	x.WaitText("b", "tick=1 ")
@@ -216,7 +216,7 @@ func TestAdminLockRefusesLoginsAndResumesAcrossRestart(t *testing.T) {
 	if out, err := c.broker("unlock", "alice"); err != nil || out != "alice: unlocked\n" {
 		t.Fatalf("broker unlock: %q, %v", out, err)
 	}
-	x.Start("back", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("alice"), "resume", detached.ID)...))
+	startHeld(x, "back", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("alice"), "resume", detached.ID)...))
 	x.WaitText("back", "pid="+strconv.Itoa(pid))
 	if len(c.Status().Locks) != 0 {
 		t.Errorf("locks after unlock: %+v", c.Status().Locks)
