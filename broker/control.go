@@ -23,7 +23,8 @@ import (
 //	POST /kick/{user}?reason=TEXT            KillView
 //	POST /lock/{user}?until=RFC3339&reason=T "ok"
 //	POST /unlock/{user}                      "ok"
-//	GET  /audit?user=U&session=ID&since=RFC3339&max=N  AuditView
+//	GET  /audit?user=U&session=ID&since=RFC3339&max=N&conns=C,C&local=1  AuditView
+//	     (local=1: this broker's own events only)
 
 // ErrNoSession is returned by Kill for an id the broker does not know.
 var ErrNoSession = errors.New("no such session")
@@ -106,7 +107,12 @@ func (b *Broker) controlRoutes(mux *http.ServeMux, a AdminAccess) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		b.auditAdmin(r, a, "audit", q.Session, q.User, "since", q.Since)
+		local := r.URL.Query().Get("local") == "1"
+		b.auditAdmin(r, a, "audit", q.Session, q.User, "since", q.Since, "local", local)
+		if local {
+			writeJSON(w, b.ownAudit(q))
+			return
+		}
 		writeJSON(w, b.GatherAudit(r.Context(), q))
 	})
 }
@@ -239,6 +245,9 @@ func (b *Broker) Kick(ctx context.Context, user, reason, by string) KillView {
 func auditQuery(r *http.Request) (control.AuditQuery, error) {
 	q := r.URL.Query()
 	aq := control.AuditQuery{User: q.Get("user"), Session: q.Get("session")}
+	if c := q.Get("conns"); c != "" {
+		aq.Conns = strings.Split(c, ",")
+	}
 	if s := q.Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {

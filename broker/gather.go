@@ -90,6 +90,24 @@ func (b *Broker) GatherAudit(ctx context.Context, q control.AuditQuery) AuditVie
 	return v
 }
 
+// ownAudit reads this broker's own events that pass q.
+func (b *Broker) ownAudit(q control.AuditQuery) AuditView {
+	v := AuditView{Events: []audit.Event{}}
+	if b.ReadAudit == nil {
+		v.Notes = []string{safelog.Text(b.name(), 0) + ": no audit log"}
+		return v
+	}
+	evs, err := b.ReadAudit(q)
+	switch {
+	case err != nil:
+		v.Notes = []string{safelog.Text(b.name(), 0) + ": " + safelog.Text(err.Error(), maxReason)}
+	case evs.Note != "":
+		v.Notes = []string{safelog.Text(b.name(), 0) + ": " + safelog.Text(evs.Note, maxReason)}
+	}
+	v.Events = append(v.Events, parseEvents(evs.Events)...)
+	return v
+}
+
 // parseEvents decodes a node's audit lines, skipping any that do not
 // parse, and orders them by time.
 func parseEvents(raw []json.RawMessage) []audit.Event {

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"switchyard/audit"
 	"switchyard/broker"
 	"switchyard/safelog"
 )
@@ -247,13 +250,9 @@ func brokerAudit(ctx context.Context, args []string, env Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	body, err := f.request(ctx, http.MethodGet, "/audit", q)
+	v, err := f.gatherAudit(ctx, q)
 	if err != nil {
 		return err
-	}
-	var v broker.AuditView
-	if err := json.Unmarshal(body, &v); err != nil {
-		return fmt.Errorf("decode audit events: %w", err)
 	}
 	if !*asJSON {
 		return broker.WriteAudit(env.stdout(), v)
@@ -268,6 +267,61 @@ func brokerAudit(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.stderr(), "broker audit: %s\n", safelog.Text(n, 1024))
 	}
 	return nil
+}
+
+// gatherAudit asks the first broker that answers for every node's events
+// that pass q, then every other broker (unless -node names one) for its
+// own, and merges them in time order.
+func (f *controlFlags) gatherAudit(ctx context.Context, q url.Values) (broker.AuditView, error) {
+	var v broker.AuditView
+	cfg, err := f.c.load()
+	if err != nil {
+		return v, err
+	}
+	clients := adminClients(cfg, *f.node)
+	answered := ""
+	err = firstAnswer(clients, func(a adminClient) error {
+		body, err := a.call(ctx, http.MethodGet, "/audit?"+q.Encode())
+		if err == nil {
+			answered = a.where
+			err = json.Unmarshal(body, &v)
+		}
+		return err
+	})
+	if err != nil {
+		return v, err
+	}
+	if q.Get("session") != "" {
+		var conns []string
+		for _, ev := range v.Events {
+			if c := audit.ConnOf(ev); c != "" && !slices.Contains(conns, c) {
+				conns = append(conns, c)
+			}
+		}
+		if len(conns) > 0 {
+			q.Set("conns", strings.Join(conns, ","))
+		}
+	}
+	q.Set("local", "1")
+	lists := [][]audit.Event{v.Events}
+	for _, a := range clients {
+		if a.where == answered {
+			continue
+		}
+		var own broker.AuditView
+		body, err := a.call(ctx, http.MethodGet, "/audit?"+q.Encode())
+		if err == nil {
+			err = json.Unmarshal(body, &own)
+		}
+		if err != nil {
+			v.Notes = append(v.Notes, err.Error())
+			continue
+		}
+		v.Notes = append(v.Notes, own.Notes...)
+		lists = append(lists, own.Events)
+	}
+	v.Events = audit.Merge(lists...)
+	return v, nil
 }
 
 // timeArg parses a TIME flag: RFC 3339, or a duration from now (sign

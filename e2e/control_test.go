@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"switchyard/audit"
 	"switchyard/control"
 )
 
@@ -220,5 +222,55 @@ func TestAdminLockRefusesLoginsAndResumesAcrossRestart(t *testing.T) {
 	x.WaitText("back", "pid="+strconv.Itoa(pid))
 	if len(c.Status().Locks) != 0 {
 		t.Errorf("locks after unlock: %+v", c.Status().Locks)
+	}
+}
+
+// TestAdminControlEndpointsGuarded: kill, kick, lock and unlock are
+// POST-only behind the admin guard (token, Host and Origin on TCP), the
+// listings need the token too, and each use is audited with the caller.
+func TestAdminControlEndpointsGuarded(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	withToken := bearer(testAdminToken)
+	foreign := func(r *http.Request) { withToken(r); r.Header.Set("Origin", "http://evil.example") }
+	for _, path := range []string{"/kill/0123456789ab", "/kick/alice", "/lock/alice", "/unlock/alice"} {
+		for _, r := range []struct {
+			name   string
+			method string
+			edit   func(*http.Request)
+			want   int
+		}{
+			{"no token", "POST", nil, 401},
+			{"foreign Origin", "POST", foreign, 403},
+			{"GET", "GET", withToken, 405},
+		} {
+			if got := c.adminDo(t, r.method, path, r.edit); got != r.want {
+				t.Errorf("%s %s: status %d, want %d", r.name, path, got, r.want)
+			}
+		}
+	}
+	for _, path := range []string{"/sessions", "/audit"} {
+		if got := c.adminDo(t, "GET", path, nil); got != 401 {
+			t.Errorf("GET %s without token: %d, want 401", path, got)
+		}
+	}
+	if st := c.Status(); len(st.Locks) != 0 {
+		t.Fatalf("a refused request locked: %+v", st.Locks)
+	}
+	if got := c.adminDo(t, "POST", "/lock/alice?reason=by+token", withToken); got != 200 {
+		t.Fatalf("lock with the token: %d", got)
+	}
+	if got := c.adminDo(t, "POST", "/lock/nosuchuser", withToken); got != 404 {
+		t.Errorf("lock of an unknown user: %d, want 404", got)
+	}
+	var lock *audit.Event
+	c.Eventually("the lock in the audit trail", func() bool {
+		lock = findEvent(c.auditEvents("-user", "alice"), "admin.lock", "broker")
+		return lock != nil
+	})
+	if lock.Fields["by"] != "token" || lock.Fields["reason"] != "by token" || lock.Fields["outcome"] != "ok" {
+		t.Errorf("admin.lock event %+v", lock.Fields)
+	}
+	if got := c.adminDo(t, "GET", "/audit?since=yesterday", withToken); got != 400 {
+		t.Errorf("audit with a bad since: %d, want 400", got)
 	}
 }
