@@ -225,14 +225,19 @@ func (b *Broker) Kill(ctx context.Context, id, reason, by string) (control.Sessi
 	return s, err
 }
 
-// Kick ends every session of user, as Kill does each.
+// Kick ends every session of user, as Kill does each. A session that
+// ended meanwhile (its appd no longer runs it) is left out.
 func (b *Broker) Kick(ctx context.Context, user, reason, by string) KillView {
 	v := KillView{Killed: []control.SessionInfo{}}
 	for _, s := range b.Sessions(user, "") {
 		if user == "" {
 			break
 		}
-		if _, err := b.Kill(ctx, s.ID, reason, by); err != nil {
+		_, err := b.Kill(ctx, s.ID, reason, by)
+		if errors.Is(err, ErrNoSession) {
+			continue
+		}
+		if err != nil {
 			v.Failed = append(v.Failed, KillFailure{Session: s, Error: err.Error()})
 			continue
 		}
