@@ -15,6 +15,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,7 +61,7 @@ type Log struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	ch      chan []byte
+	ch      chan item
 	done    chan struct{}
 	dropped atomic.Uint64
 	once    sync.Once
@@ -89,7 +90,7 @@ func New(o Options) *Log {
 		o.Clock = time.Now
 	}
 	l := &Log{node: o.Node, out: o.Out, log: o.Logger, now: o.Clock,
-		ch: make(chan []byte, o.Buffer), done: make(chan struct{})}
+		ch: make(chan item, o.Buffer), done: make(chan struct{})}
 	if c, ok := o.Out.(io.Closer); ok {
 		l.closer = c
 	}
@@ -120,9 +121,43 @@ func (l *Log) Emit(event, session, user string, kv ...any) {
 		return
 	}
 	select {
-	case l.ch <- line:
+	case l.ch <- item{line: line}:
 	default:
 		l.dropped.Add(1)
+	}
+}
+
+// item is one line for the writer, or (line nil) a Flush waiting for it.
+type item struct {
+	line    []byte
+	flushed chan struct{}
+}
+
+// Flush waits until every event emitted before it has been handed to the
+// sink, or ctx ends. It is for rare events that must outlive a crash
+// that follows them (an admin's action), never for the keystroke path.
+func (l *Log) Flush(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return nil
+	}
+	select {
+	case l.ch <- item{flushed: done}:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -191,8 +226,12 @@ func (l *Log) write() {
 	defer close(l.done)
 	var reported uint64
 	var at time.Time
-	for line := range l.ch {
-		if _, err := l.out.Write(line); err != nil {
+	for it := range l.ch {
+		if it.flushed != nil {
+			close(it.flushed)
+			continue
+		}
+		if _, err := l.out.Write(it.line); err != nil {
 			l.log.Error("audit event not written", "err", err.Error())
 		}
 		if d := l.dropped.Load(); d > reported && time.Since(at) >= dropReportEvery {

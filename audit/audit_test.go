@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -252,5 +253,29 @@ func BenchmarkEmit(b *testing.B) {
 	defer l.Close()
 	for b.Loop() {
 		l.Emit("attach", "0123456789abcdef0123456789abcdef", "alice", "gateway", "gw1", "took_over", false)
+	}
+}
+
+func TestFlushWaitsForTheSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.log")
+	l := New(Options{Node: "broker", Out: &Rotator{Path: path}})
+	defer l.Close()
+	l.Emit("admin.lock", "", "alice", "by", "root")
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadFile(path, Filter{})
+	if err != nil || len(evs) != 1 || evs[0].Event != "admin.lock" {
+		t.Fatalf("after Flush the file holds %v (err %v)", evs, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	stuck := New(Options{Node: "b", Out: w})
+	defer func() { close(w.release); stuck.Close() }()
+	stuck.Emit("x", "", "")
+	<-w.entered
+	if err := stuck.Flush(ctx); err == nil {
+		t.Error("Flush on a stuck sink returned nil for an ended context")
 	}
 }

@@ -118,9 +118,12 @@ func (b *Broker) controlRoutes(mux *http.ServeMux, a AdminAccess) {
 }
 
 // auditAdmin records an admin's use of the API: event "admin.NAME", the
-// caller, and the fields.
+// caller, and the fields; it is written out before the admin is answered.
 func (b *Broker) auditAdmin(r *http.Request, a AdminAccess, name, session, user string, kv ...any) {
 	b.Audit.Emit("admin."+name, session, user, append([]any{"by", a.caller(r)}, kv...)...)
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	b.Audit.Flush(ctx)
 }
 
 func errText(err error) string {

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"strings"
 	"syscall"
 	"testing"
+
+	"switchyard/audit"
 )
 
 // TestHALockSurvivesLeaderKill: a lock made through the CLI is kept in
@@ -34,5 +37,32 @@ func TestHALockSurvivesLeaderKill(t *testing.T) {
 	}
 	if out, errOut, code := o.Run(t, nil, key, "-T", "-o", "LogLevel=ERROR", o.At("alice"), "echo", "hi"); code != 0 || string(out) != "hi\n" {
 		t.Fatalf("unlocked alice: exit %d, %q %q", code, out, errOut)
+	}
+
+	// broker audit reads every broker's own events: the lock at the
+	// killed leader (started again), the refusals at the new one.
+	h.Start(cs[0].name)
+	h.Eventually(cs[0].name+"'s admin API", func() bool {
+		_, err := h.statusOf(cs[0].name)
+		return err == nil
+	})
+	out, err := h.cli("audit", "-user", "alice", "-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lockedBy, refusedBy string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		ev, ok := audit.Parse([]byte(line))
+		switch {
+		case !ok:
+			t.Fatalf("audit line %q", line)
+		case ev.Event == "admin.lock" && ev.Fields["outcome"] == "ok":
+			lockedBy = ev.Node
+		case ev.Event == "place" && ev.Fields["outcome"] == "locked":
+			refusedBy = ev.Node
+		}
+	}
+	if lockedBy != cs[0].name || refusedBy != leader.name {
+		t.Errorf("audit: lock written by %q (want %s), refusal by %q (want %s):\n%s", lockedBy, cs[0].name, refusedBy, leader.name, out)
 	}
 }
