@@ -33,18 +33,44 @@ func openAudit(cfg *config.Config, node string, env Env, log *slog.Logger) (*aud
 	l := audit.New(audit.Options{Node: node, Out: r, Logger: log})
 	return l, func(q control.AuditQuery) (control.AuditEvents, error) {
 		evs, err := audit.ReadFile(path, audit.Filter{User: q.User, Session: q.Session, Since: q.Since, Max: q.Max, Conns: q.Conns})
-		out := control.AuditEvents{Events: make([]json.RawMessage, 0, len(evs))}
-		for _, ev := range evs {
-			raw, merr := json.Marshal(ev)
-			if merr == nil {
-				out.Events = append(out.Events, raw)
-			}
-		}
+		out := auditReply(evs)
 		if err != nil {
 			out.Note = err.Error()
 		}
 		return out, nil
 	}
+}
+
+// maxAuditReply bounds the events of one audit.read reply, in bytes, to
+// fit a control frame (control.MaxFrame) with room to spare.
+const maxAuditReply = control.MaxFrame * 3 / 4
+
+// auditReply is the reply holding the latest of evs that fit in
+// maxAuditReply, with a note of how many earlier ones were left out.
+func auditReply(evs []audit.Event) control.AuditEvents {
+	out := control.AuditEvents{Events: []json.RawMessage{}}
+	size, first := 0, len(evs)
+	raws := make([]json.RawMessage, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		raw, err := json.Marshal(evs[i])
+		if err != nil {
+			continue
+		}
+		if size+len(raw)+1 > maxAuditReply {
+			break
+		}
+		raws[i], size, first = raw, size+len(raw)+1, i
+	}
+	for _, raw := range raws[first:] {
+		if raw != nil {
+			out.Events = append(out.Events, raw)
+		}
+	}
+	if first > 0 {
+		out.Note = fmt.Sprintf("%d earlier events left out (at most %d KiB a node); narrow with -since, -user or -session",
+			first, maxAuditReply>>10)
+	}
+	return out
 }
 
 // noteReader answers every read with no events and note.

@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"switchyard/audit"
+	"switchyard/control"
 )
 
 func TestControlFlagsBeforeAndAfterOperands(t *testing.T) {
@@ -40,5 +45,25 @@ func TestTimeArg(t *testing.T) {
 		if (err != nil) != c.bad || !got.Equal(c.want) {
 			t.Errorf("timeArg(%q, %d) = %v, %v; want %v (error %v)", c.in, c.sign, got, err, c.want, c.bad)
 		}
+	}
+}
+
+func TestAuditReplyFitsAFrame(t *testing.T) {
+	var evs []audit.Event
+	for i := range 20000 {
+		evs = append(evs, audit.Event{TS: time.Unix(int64(i), 0).UTC(), V: 1, Node: "s1", Event: "tick",
+			Fields: map[string]any{"i": i, "pad": strings.Repeat("x", 100)}})
+	}
+	r := auditReply(evs)
+	frame, err := json.Marshal(r)
+	if err != nil || len(frame) > control.MaxFrame {
+		t.Fatalf("reply of %d bytes (err %v), over a control frame", len(frame), err)
+	}
+	last, _ := audit.Parse(r.Events[len(r.Events)-1])
+	if len(r.Events) == 0 || last.Fields["i"] != json.Number("19999") || !strings.Contains(r.Note, "earlier events left out") {
+		t.Errorf("%d events, last %v, note %q: want the latest ones and a note", len(r.Events), last.Fields["i"], r.Note)
+	}
+	if r := auditReply(evs[:3]); len(r.Events) != 3 || r.Note != "" {
+		t.Errorf("a small reply: %d events, note %q", len(r.Events), r.Note)
 	}
 }
