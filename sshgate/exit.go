@@ -73,6 +73,8 @@ func codeLine(code, app string) string {
 		return fmt.Sprintf("%q could not be started", app)
 	case control.CodeNoSession:
 		return "no such session"
+	case control.CodeLocked:
+		return "user locked by an administrator"
 	case control.CodeUnavailable, control.CodeNotLeader:
 		return "broker unavailable"
 	default:
