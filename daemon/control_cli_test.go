@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"switchyard/audit"
+	"switchyard/config"
 	"switchyard/control"
 )
 
@@ -65,5 +68,30 @@ func TestAuditReplyFitsAFrame(t *testing.T) {
 	}
 	if r := auditReply(evs[:3]); len(r.Events) != 3 || r.Note != "" {
 		t.Errorf("a small reply: %d events, note %q", len(r.Events), r.Note)
+	}
+}
+
+func TestOpenAuditSinks(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		sink     string
+		toStdout bool
+		readBack bool
+	}{{"", false, true}, {"file", false, true}, {"stdout", true, false}, {"off", false, false}} {
+		var stdout bytes.Buffer
+		cfg := &config.Config{StateDir: dir, Audit: config.Audit{Sink: c.sink}}
+		l, read := openAudit(cfg, "n-"+c.sink, Env{Stdout: &stdout}, slog.New(slog.DiscardHandler))
+		l.Emit("spawn", "sess1", "alice")
+		l.Close()
+		evs, err := read(control.AuditQuery{Session: "sess1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(stdout.String(), `"event":"spawn"`); got != c.toStdout {
+			t.Errorf("sink %q: on stdout %v, want %v", c.sink, got, c.toStdout)
+		}
+		if got := len(evs.Events) == 1; got != c.readBack || !c.readBack && evs.Note == "" {
+			t.Errorf("sink %q: read back %d events, note %q", c.sink, len(evs.Events), evs.Note)
+		}
 	}
 }
