@@ -278,3 +278,32 @@ func TestFlushWaitsForTheSink(t *testing.T) {
 		t.Error("Flush on a stuck sink returned nil for an ended context")
 	}
 }
+
+// TestRotatorsShareAFile: two writers on one path (a gateway and its
+// successor) rotate it once between them and lose no line.
+func TestRotatorsShareAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.log")
+	a := &Rotator{Path: path, MaxSize: 600, Keep: 5}
+	b := &Rotator{Path: path, MaxSize: 600, Keep: 5}
+	defer a.Close()
+	defer b.Close()
+	line := []byte(`{"ts":"2026-01-01T00:00:00Z","v":1,"node":"gw1","event":"x"}` + "\n")
+	for i := 0; i < 40; i++ {
+		w := a
+		if i%2 == 1 {
+			w = b
+		}
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := ReadFile(path, Filter{})
+	if err != nil || len(evs) != 40 {
+		t.Fatalf("read %d lines back (err %v), want 40", len(evs), err)
+	}
+	for _, p := range files(path) {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > 600 {
+			t.Errorf("%s is %d bytes, over 600", p, fi.Size())
+		}
+	}
+}

@@ -19,7 +19,10 @@ func FileName(node string) string { return "audit-" + node + ".log" }
 // Rotator is an append-only file that rotates by size: once a write would
 // take it past MaxSize, PATH becomes PATH.1 (PATH.1 becomes PATH.2, and so
 // on; the oldest beyond Keep is removed) and a new PATH is started. A
-// line is never split across two files. Files are created 0600.
+// line is never split across two files. Files are created 0600. Two
+// processes may share PATH (a gateway and its successor during an
+// upgrade in place): each write goes to the file PATH names then, and
+// the size is the file's, not this process's count.
 type Rotator struct {
 	Path    string
 	MaxSize int64 // DefaultMaxSize if zero
@@ -34,10 +37,8 @@ type Rotator struct {
 func (r *Rotator) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.f == nil {
-		if err := r.open(); err != nil {
-			return 0, err
-		}
+	if err := r.current(); err != nil {
+		return 0, err
 	}
 	if r.size > 0 && r.size+int64(len(p)) > r.maxSize() {
 		if err := r.rotate(); err != nil {
@@ -57,6 +58,22 @@ func (r *Rotator) maxSize() int64 {
 		return DefaultMaxSize
 	}
 	return r.MaxSize
+}
+
+// current makes r.f the file PATH names now, open for appending, and
+// r.size its size: another process may have rotated it away.
+func (r *Rotator) current() error {
+	if r.f != nil {
+		mine, err1 := r.f.Stat()
+		named, err2 := os.Stat(r.Path)
+		if err1 == nil && err2 == nil && os.SameFile(mine, named) {
+			r.size = mine.Size()
+			return nil
+		}
+		r.f.Close()
+		r.f = nil
+	}
+	return r.open()
 }
 
 // open opens (or creates) the current file for appending.
