@@ -39,7 +39,7 @@ func (s *session) serve(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Re
 	})
 	s.relayBatch(a)
 	stop()
-	a.finish(s.result)
+	a.finish(s.exitResult())
 	a.wg.Wait()
 }
 
@@ -67,6 +67,9 @@ func (a *attachment) sendStarted(info control.SessionInfo) error {
 // finish ends the channel the way sshd does: EOF, exit status, close. The
 // errors only mean the gateway has gone already.
 func (a *attachment) finish(res exitResult) {
+	if res.line != "" {
+		a.ch.Stderr().Write([]byte(res.line))
+	}
 	a.ch.CloseWrite()
 	res.send(a.ch)
 	a.ch.Close()

@@ -165,7 +165,7 @@ func (s *session) end() {
 	s.endWatchers()
 	s.mu.Unlock()
 	if a != nil {
-		a.finish(s.result)
+		a.finish(s.exitResult())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/audit"
 	"switchyard/control"
 	"switchyard/safelog"
 )
@@ -36,6 +37,9 @@ type Manager struct {
 	// Keeper, if set, kills every app's process group should appd die
 	// (see StartKeeper). Without it only each app's leader is killed.
 	Keeper *Keeper
+	// Audit, if set, receives the audit events of this server: spawn,
+	// attach, detach, resume, takeover, exit, kill.
+	Audit *audit.Log
 
 	mu       sync.Mutex          // guards the fields below
 	apps     map[string]App      // current app table, replaced whole by SetApps

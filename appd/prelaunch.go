@@ -56,10 +56,11 @@ func (m *Manager) Prelaunch(ctx context.Context, req control.PrelaunchRequest) (
 	m.register(s)
 	log.Info("session pre-launched", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "hold", req.Hold)
+	m.auditSpawn(s, req.Gateway, true)
 	go func() {
 		defer m.unregister(s)
 		s.live(context.WithoutCancel(ctx))
-		logEnd(log, s)
+		m.logEnd(log, s)
 	}()
 	return control.Started{ID: s.info.ID, PID: s.info.PID}, nil
 }
@@ -119,8 +120,8 @@ func (s *session) releaseHold() bool {
 }
 
 // Handler serves the calls the broker makes on appd's control link:
-// control.MethodPrelaunch (reply control.Started) and
-// control.MethodPrelaunchRelease.
+// control.MethodPrelaunch (reply control.Started),
+// control.MethodPrelaunchRelease and control.MethodSessionKill.
 func (m *Manager) Handler() control.Handler {
 	return func(ctx context.Context, method string, body json.RawMessage) (any, error) {
 		switch method {
@@ -130,6 +131,12 @@ func (m *Manager) Handler() control.Handler {
 				return nil, fmt.Errorf("decode %s: %w", method, err)
 			}
 			return m.Prelaunch(ctx, req)
+		case control.MethodSessionKill:
+			var req control.KillRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", method, err)
+			}
+			return nil, m.Kill(req)
 		case control.MethodPrelaunchRelease:
 			var req control.ReleaseRequest
 			if err := json.Unmarshal(body, &req); err != nil {

@@ -55,11 +55,16 @@ func (m *Manager) HandleAttach(_ context.Context, nc ssh.NewChannel, gateway str
 		return
 	}
 	a := newAttachment(ch, reqs)
-	took := s.attach(a, req.Pty, clientGateway(req.Gateway, gateway), true)
+	client := clientGateway(req.Gateway, gateway)
+	took := s.attach(a, req.Pty, client, true)
 	log.Info("session attached", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "took_over", took)
+	if took {
+		m.auditAttach(s, "takeover", client)
+	}
+	m.auditAttach(s, "resume", client)
 	a.relayInput(s)
-	logDetach(log, s)
+	m.logDetach(log, s)
 }
 
 // attachable parses an attach request and finds its session.
@@ -118,7 +123,7 @@ func (s *session) attach(a *attachment, pty *control.PtySpec, gateway string, re
 	s.mu.Unlock()
 	if ended {
 		a.sendStarted(s.info)
-		a.finish(s.result)
+		a.finish(s.exitResult())
 		return false
 	}
 	if old != nil {

@@ -45,6 +45,8 @@ type session struct {
 	mu       sync.Mutex  // guards the fields below
 	reaped   bool        // set before cmd.Wait; no signal is sent after it
 	reason   string      // why appd hung the app up, "" if it ended by itself
+	killedBy string      // the admin who ended the session (broker kill), "" if none
+	killNote string      // the reason that admin gave, shown to the user
 	att      *attachment // PTY: where output goes; nil while detached
 	gateway  string      // gateway of the latest attachment
 	detached time.Time   // when the last attachment went away; zero while attached
@@ -56,6 +58,8 @@ type session struct {
 	ended    bool        // the app exited and its output is drained
 	tail     tailRing    // PTY: the latest output, a watcher's first screen
 	watchers []*watcher  // admins watching the session (watch.go)
+
+	unixUser string // the Unix user the app runs as, for the audit log
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed

@@ -89,21 +89,24 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 	}
 	m.register(s)
 	logStart(log, s)
+	m.auditSpawn(s, client, false)
 	if s.term == nil {
 		defer m.unregister(s)
+		m.auditAttach(s, "attach", client)
 		s.serve(ctx, ch, reqs)
-		logEnd(log, s)
+		m.logEnd(log, s)
 		return
 	}
 	a := newAttachment(ch, reqs)
 	s.attach(a, nil, client, false)
+	m.auditAttach(s, "attach", client)
 	go func() {
 		defer m.unregister(s)
 		s.live(ctx)
-		logEnd(log, s)
+		m.logEnd(log, s)
 	}()
 	a.relayInput(s)
-	logDetach(log, s)
+	m.logDetach(log, s)
 }
 
 // resolve parses a spawn request and finds its app.
@@ -152,7 +155,7 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{})}
+	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name}
 	if req.Pty != nil {
 		s.grace = app.Grace
 		err = onSpawnThread(func() error { return s.startPTY(req.Pty, acct.cred) })
@@ -219,12 +222,19 @@ func logStart(log *slog.Logger, s *session) {
 		"pid", s.info.PID, "mode", s.mode())
 }
 
-// logDetach logs a session left detached by the attachment that just
-// ended, if it was.
-func logDetach(log *slog.Logger, s *session) {
+// logDetach logs and audits a session left detached by the attachment
+// that just ended, if it was.
+func (m *Manager) logDetach(log *slog.Logger, s *session) {
 	if v := s.view(); v.State == control.StateDetached {
 		log.Info("session detached", "id", v.ID, "user", v.User, "app", v.App, "pid", v.PID, "grace", s.grace)
+		m.auditDetach(s)
 	}
+}
+
+// logEnd logs and audits the end of a session.
+func (m *Manager) logEnd(log *slog.Logger, s *session) {
+	m.auditExit(s)
+	logEnd(log, s)
 }
 
 func logEnd(log *slog.Logger, s *session) {

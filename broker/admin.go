@@ -34,9 +34,11 @@ type AdminAccess struct {
 }
 
 // AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
-// POST /drain/{server} and POST /undrain/{server}, GET /healthz, and
-// GET /recording/{id} and GET /watch/{id} (streams, see record.go), to
-// requests a allows. State changes are by POST only.
+// POST /drain/{server} and POST /undrain/{server}, GET /healthz, GET
+// /recording/{id} and GET /watch/{id} (streams, see record.go), and the
+// control endpoints of control.go, to requests a allows. State changes
+// are by POST only; drains and the control endpoints are audited with
+// the caller's identity.
 func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", b.metricsHandler())
@@ -53,7 +55,9 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	})
 	drain := func(on bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if err := b.DrainBy(r.Context(), r.PathValue("server"), on, a.caller(r)); err != nil {
+			err := b.DrainBy(r.Context(), r.PathValue("server"), on, a.caller(r))
+			b.auditAdmin(r, a, map[bool]string{true: "drain", false: "undrain"}[on], "", "", "server", r.PathValue("server"), "outcome", errText(err))
+			if err != nil {
 				code := http.StatusServiceUnavailable
 				if errors.Is(err, ErrUnknownServer) {
 					code = http.StatusNotFound
@@ -66,6 +70,7 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	}
 	mux.HandleFunc("POST /drain/{server}", drain(true))
 	mux.HandleFunc("POST /undrain/{server}", drain(false))
+	b.controlRoutes(mux, a)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

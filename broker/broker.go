@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/audit"
 	"switchyard/brokerstate"
 	"switchyard/control"
 	"switchyard/selection"
@@ -59,6 +60,7 @@ type Cluster struct {
 	Gateways map[string]GatewaySpec
 	Apps     map[string]bool             // every configured app
 	Allowed  func(user, app string) bool // may user run app
+	IsUser   func(name string) bool      // name is a configured user (broker lock); any name if nil
 
 	Descriptions map[string]string // one line per app, shown in the picker; may be nil
 
@@ -90,6 +92,12 @@ type Broker struct {
 	Leadership brokerstate.Leadership
 	// Name is this broker's node name, "broker" if empty.
 	Name string
+	// Audit, if set, receives the broker's audit events: placements and
+	// admin actions.
+	Audit *audit.Log
+	// ReadAudit, if set, reads this broker's own audit events back for
+	// GatherAudit.
+	ReadAudit func(control.AuditQuery) (control.AuditEvents, error)
 
 	leaderChanges atomic.Uint64 // leader changes Keep saw (HAStatus)
 
@@ -104,7 +112,8 @@ type Broker struct {
 	seq      uint64
 	recent   []Decision // last decisions, newest last
 	metrics  *metrics
-	reserved []*reservation // pre-launched apps and redirects awaiting their client, oldest first
+	reserved []*reservation              // pre-launched apps and redirects awaiting their client, oldest first
+	locks    map[string]brokerstate.Lock // admins' user locks, by user (locks.go)
 
 	// restoredTerm is the leadership term (its since) in which Restore
 	// last loaded the kept state, if restored: a new leader places only
@@ -154,6 +163,7 @@ type serverState struct {
 }
 
 type gatewayState struct {
+	peer       *control.Peer // its latest link, for calls to the gateway (audit.read); nil when none
 	links      int
 	lastReport time.Time
 	report     control.GatewayReport
@@ -215,6 +225,7 @@ func (b *Broker) init() {
 		b.tab = selection.NewTable(nil)
 		b.carried = map[uint64]bool{}
 		b.wake = make(chan struct{}, 1)
+		b.locks = map[string]brokerstate.Lock{}
 	}
 }
 
@@ -263,20 +274,24 @@ func (b *Broker) serveLink(ctx context.Context, node string, p *control.Peer) {
 	b.logger().Info("node link down", "peer", node, "err", err)
 }
 
-// setPeer records p as a server's latest link, or forgets old when it is
-// the one recorded. Gateways' links are not recorded: the broker only
-// answers them.
+// setPeer records p as a node's latest link, or forgets old when it is
+// the one recorded.
 func (b *Broker) setPeer(node string, p, old *control.Peer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.cluster.Servers[node]; !ok {
+	b.init()
+	var cur **control.Peer
+	if _, ok := b.cluster.Servers[node]; ok {
+		cur = &b.server(node).peer
+	} else if _, ok := b.cluster.Gateways[node]; ok {
+		cur = &b.gateway(node).peer
+	} else {
 		return
 	}
-	st := b.server(node)
 	if p != nil {
-		st.peer = p
-	} else if st.peer == old {
-		st.peer = nil
+		*cur = p
+	} else if *cur == old {
+		*cur = nil
 	}
 }
 
@@ -379,6 +394,10 @@ func (b *Broker) gatewayCall(ctx context.Context, node, method string, body json
 		}
 		if req.User == "" {
 			return nil, control.NewError(control.CodeInternal, method+" needs a user")
+		}
+		if err := b.lockedUser(req.User); err != nil {
+			b.Audit.Emit("refused", "", req.User, "gateway", node, "call", method, "reason", err.Error())
+			return nil, err
 		}
 		if method == control.MethodSessionsList {
 			return b.UserSessions(req.User, node), nil

@@ -67,6 +67,7 @@ func (b *Broker) Restore(ctx context.Context) error {
 	b.restored, b.restoredTerm = leading, term
 	now := b.now()
 	b.restoreDrains(st.Drains)
+	b.restoreLocks(st.Locks)
 	expired := b.restoreReservations(st.Reservations, now)
 	restored := 0
 	if st.Sessions == nil {
@@ -95,7 +96,7 @@ func (b *Broker) Restore(ctx context.Context) error {
 			b.logger().Warn("expired reservation not deleted from the broker state", "id", id, "err", err.Error())
 		}
 	}
-	b.logger().Info("broker state restored", "drains", len(st.Drains), "reservations", reserved,
+	b.logger().Info("broker state restored", "drains", len(st.Drains), "locks", len(st.Locks), "reservations", reserved,
 		"expired_reservations", len(expired), "sessions", restored)
 	return nil
 }

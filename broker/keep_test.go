@@ -42,7 +42,7 @@ func (m *memStore) Load(ctx context.Context) (brokerstate.State, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return brokerstate.State{Drains: maps.Clone(m.st.Drains), Reservations: maps.Clone(m.st.Reservations),
+	return brokerstate.State{Drains: maps.Clone(m.st.Drains), Locks: maps.Clone(m.st.Locks), Reservations: maps.Clone(m.st.Reservations),
 		Sessions: maps.Clone(m.st.Sessions)}, nil
 }
 
@@ -53,6 +53,26 @@ func (m *memStore) PutDrain(ctx context.Context, d brokerstate.Drain) error {
 		return m.fail
 	}
 	m.st.Drains[d.Server] = d
+	return nil
+}
+
+func (m *memStore) PutLock(ctx context.Context, l brokerstate.Lock) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	if m.st.Locks == nil {
+		m.st.Locks = map[string]brokerstate.Lock{}
+	}
+	m.st.Locks[l.User] = l
+	return nil
+}
+
+func (m *memStore) DeleteLock(ctx context.Context, user string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.st.Locks, user)
 	return nil
 }
 

@@ -121,6 +121,8 @@ func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, too
 	}
 	b.remember(d)
 	b.mu.Unlock()
+	b.Audit.Emit("place", d.Session, req.User, "conn", req.Conn, "app", req.App, "client", req.ClientAddr, "gateway", req.Gateway,
+		"server", d.Server, "route", d.Route, "target", d.Target, "pid", d.PID, "outcome", code, "reason", d.Reason)
 	b.logger().Info("placement", "user", d.User, "app", d.App, "client", d.Client,
 		"gateway", d.Gateway, "server", d.Server, "route", d.Route, "target", d.Target,
 		safelog.String("session", d.Session), "pid", d.PID, slog.String("reason", safelog.Text(d.Reason, maxReason)),
@@ -131,6 +133,9 @@ func (b *Broker) record(req control.PlaceRequest, o *outcome, now time.Time, too
 // places anew. Callers hold b.mu.
 func (b *Broker) decide(req control.PlaceRequest, now time.Time) outcome {
 	c := b.cluster
+	if err := b.lockedErr(req.User, now); err != nil {
+		return outcome{err: err}
+	}
 	if !c.Apps[req.App] {
 		// Only a capped, escaped excerpt of a name that is not an app
 		// goes on: into the answer, the log and the status view.

@@ -23,6 +23,8 @@ type Status struct {
 	// Reservations are the redirected clients the broker awaits, each
 	// with the app pre-launched for it if any.
 	Reservations []ReservationStatus `json:"reservations"`
+	// Locks are the users an admin locked out, while in force.
+	Locks []LockStatus `json:"locks"`
 	// HA says which broker answered and who leads; set by the admin API.
 	HA *HAStatus `json:"ha,omitempty"`
 }
@@ -66,7 +68,8 @@ func (b *Broker) Status() Status {
 	b.init()
 	now := b.now()
 	b.pruneReservations(now)
-	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...), Reservations: b.reservations(now)}
+	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...), Reservations: b.reservations(now),
+		Locks: b.lockStatus(now)}
 	b.countAt(now)
 	for i := range b.table {
 		t := &b.table[i]
@@ -128,6 +131,7 @@ func WriteStatus(w io.Writer, st Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(short(s.ID)), cell(s.User), cell(s.App), cell(s.Server),
 			cell(s.Gateway), s.PID, s.Started.Local().Format(time.DateTime), cell(stateText(s)))
 	}
+	writeLocks(tw, st.Locks)
 	writeReservations(tw, st.Reservations)
 	writeDecisions(tw, st.Decisions)
 	return tw.Flush()

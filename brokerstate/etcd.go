@@ -57,6 +57,7 @@ const (
 	keyFormat       = "format"
 	keyCluster      = "cluster"
 	dirDrains       = "drains/"
+	dirLocks        = "locks/"
 	dirReservations = "reservations/"
 	dirSessions     = "sessions/"
 	dirLeader       = "leader/"
@@ -246,7 +247,7 @@ func (e *Etcd) Load(ctx context.Context) (State, error) {
 	if err := e.batch.flush(ctx); err != nil {
 		return State{}, fmt.Errorf("etcd load: %w", err)
 	}
-	st := State{Drains: map[string]Drain{}, Reservations: map[string]Reservation{}, Sessions: map[string]control.SessionInfo{}}
+	st := State{Drains: map[string]Drain{}, Locks: map[string]Lock{}, Reservations: map[string]Reservation{}, Sessions: map[string]control.SessionInfo{}}
 	resp, err := timed(&e.lat, func() (*clientv3.GetResponse, error) {
 		return e.client.Get(ctx, e.cfg.Prefix, clientv3.WithPrefix())
 	})
@@ -272,6 +273,12 @@ func (st *State) decode(name string, val []byte) error {
 			return err
 		}
 		st.Drains[d.Server] = d
+	case strings.HasPrefix(name, dirLocks):
+		var l Lock
+		if err := json.Unmarshal(val, &l); err != nil {
+			return err
+		}
+		st.Locks[l.User] = l
 	case strings.HasPrefix(name, dirReservations):
 		var r Reservation
 		if err := json.Unmarshal(val, &r); err != nil {
@@ -296,6 +303,16 @@ func (e *Etcd) PutDrain(ctx context.Context, d Drain) error {
 // DeleteDrain removes the drain of server; durable when it returns.
 func (e *Etcd) DeleteDrain(ctx context.Context, server string) error {
 	return e.del(ctx, "delete drain", dirDrains+server)
+}
+
+// PutLock stores l; durable (committed by a quorum) when it returns.
+func (e *Etcd) PutLock(ctx context.Context, l Lock) error {
+	return e.put(ctx, "put lock", dirLocks+l.User, l)
+}
+
+// DeleteLock removes the lock of user; durable when it returns.
+func (e *Etcd) DeleteLock(ctx context.Context, user string) error {
+	return e.del(ctx, "delete lock", dirLocks+user)
 }
 
 // PutReservation stores r; durable when it returns.

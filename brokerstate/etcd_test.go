@@ -74,6 +74,10 @@ func testRoundTrip(t *testing.T, eps []string) {
 	must(t, e.PutDrain(ctx, d))
 	must(t, e.PutDrain(ctx, Drain{Server: "s9", By: "token", At: at}))
 	must(t, e.DeleteDrain(ctx, "s9"))
+	lk := Lock{User: "mallory", By: "root", At: at, Until: at.Add(time.Hour), Reason: "audit"}
+	must(t, e.PutLock(ctx, lk))
+	must(t, e.PutLock(ctx, Lock{User: "eve", By: "token", At: at}))
+	must(t, e.DeleteLock(ctx, "eve"))
 	must(t, e.PutReservation(ctx, r))
 	must(t, e.PutReservation(ctx, Reservation{ID: "r2"}))
 	must(t, e.DeleteReservation(ctx, "r2"))
@@ -96,6 +100,9 @@ func testRoundTrip(t *testing.T, eps []string) {
 	must(t, err)
 	if !reflect.DeepEqual(st.Drains, map[string]Drain{"s1": d}) {
 		t.Errorf("drains %+v", st.Drains)
+	}
+	if !reflect.DeepEqual(st.Locks, map[string]Lock{"mallory": lk}) {
+		t.Errorf("locks %+v", st.Locks)
 	}
 	if !reflect.DeepEqual(st.Reservations, map[string]Reservation{"r1": r}) {
 		t.Errorf("reservations %+v", st.Reservations)

@@ -33,6 +33,7 @@ var ErrClosed = errors.New("broker state closed")
 type fileData struct {
 	Format       int                            `json:"format"`
 	Drains       map[string]Drain               `json:"drains"`
+	Locks        map[string]Lock                `json:"locks,omitempty"`
 	Reservations map[string]Reservation         `json:"reservations"`
 	Sessions     map[string]control.SessionInfo `json:"sessions"`
 }
@@ -117,7 +118,7 @@ func (f *File) load() error {
 }
 
 func emptyData() fileData {
-	return fileData{Format: FormatVersion, Drains: map[string]Drain{},
+	return fileData{Format: FormatVersion, Drains: map[string]Drain{}, Locks: map[string]Lock{},
 		Reservations: map[string]Reservation{}, Sessions: map[string]control.SessionInfo{}}
 }
 
@@ -143,6 +144,9 @@ func decodeData(raw []byte, d *fileData) error {
 	if d.Drains == nil {
 		d.Drains = map[string]Drain{}
 	}
+	if d.Locks == nil {
+		d.Locks = map[string]Lock{}
+	}
 	if d.Reservations == nil {
 		d.Reservations = map[string]Reservation{}
 	}
@@ -162,7 +166,7 @@ func (f *File) Load(ctx context.Context) (State, error) {
 	if f.closed {
 		return State{}, ErrClosed
 	}
-	st := State{Drains: maps.Clone(f.data.Drains), Reservations: maps.Clone(f.data.Reservations),
+	st := State{Drains: maps.Clone(f.data.Drains), Locks: maps.Clone(f.data.Locks), Reservations: maps.Clone(f.data.Reservations),
 		Sessions: maps.Clone(f.data.Sessions)}
 	for id, r := range st.Reservations {
 		r.Args = slices.Clone(r.Args)
@@ -179,6 +183,16 @@ func (f *File) PutDrain(ctx context.Context, d Drain) error {
 // DeleteDrain forgets the drain of server, durably.
 func (f *File) DeleteDrain(ctx context.Context, server string) error {
 	return f.durable("delete drain", func() { delete(f.data.Drains, server) })
+}
+
+// PutLock records l, durably.
+func (f *File) PutLock(ctx context.Context, l Lock) error {
+	return f.durable("put lock", func() { f.data.Locks[l.User] = l })
+}
+
+// DeleteLock forgets the lock of user, durably.
+func (f *File) DeleteLock(ctx context.Context, user string) error {
+	return f.durable("delete lock", func() { delete(f.data.Locks, user) })
 }
 
 // PutReservation records r, durably.

@@ -73,13 +73,23 @@ func TestFileDurableWrites(t *testing.T) {
 	if got := d.Reservations["sess1"]; got.PID != 42 || got.Args[0] != "-d" || !got.Expires.Equal(r.Expires) {
 		t.Fatalf("reservation on disk: %+v", got)
 	}
+	lk := Lock{User: "mallory", By: "root", At: at, Until: at.Add(time.Hour), Reason: "audit"}
+	if err := f.PutLock(ctx, lk); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, path).Locks["mallory"]; got != lk {
+		t.Fatalf("lock on disk: %+v", got)
+	}
 	if err := f.DeleteDrain(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DeleteLock(ctx, "mallory"); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.DeleteReservation(ctx, "sess1"); err != nil {
 		t.Fatal(err)
 	}
-	if d := onDisk(t, path); len(d.Drains) != 0 || len(d.Reservations) != 0 {
+	if d := onDisk(t, path); len(d.Drains) != 0 || len(d.Reservations) != 0 || len(d.Locks) != 0 {
 		t.Fatalf("after delete: %+v", d)
 	}
 }

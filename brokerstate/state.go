@@ -1,5 +1,5 @@
 // Package brokerstate keeps what a broker must not forget across a
-// restart or a failover: admins' drains, reservations of redirected
+// restart or a failover: admins' drains and user locks, reservations of redirected
 // clients, and the session registry. A lone broker keeps it in a file
 // under state_dir (File); several brokers keep it in etcd, where they also
 // elect the one that places (Etcd). The broker package owns the meaning of
@@ -27,6 +27,16 @@ type Drain struct {
 	At     time.Time `json:"at"`
 }
 
+// Lock is an admin's lock of a user: the broker refuses the user's new
+// sessions, app list and resumes until Until (zero: until unlocked).
+type Lock struct {
+	User   string    `json:"user"`
+	By     string    `json:"by"` // who asked: a Unix user, or "token"
+	At     time.Time `json:"at"`
+	Until  time.Time `json:"until,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+}
+
 // Reservation is a redirected client's claim on a server, and, when the
 // app was pre-launched, on a process waiting there for it. Its key is ID.
 type Reservation struct {
@@ -43,10 +53,11 @@ type Reservation struct {
 	Expires   time.Time `json:"expires"`
 }
 
-// State is everything a Store keeps, by key: drains by server,
-// reservations by ID, sessions by ID.
+// State is everything a Store keeps, by key: drains by server, locks by
+// user, reservations by ID, sessions by ID.
 type State struct {
 	Drains       map[string]Drain
+	Locks        map[string]Lock
 	Reservations map[string]Reservation
 	Sessions     map[string]control.SessionInfo
 }
@@ -61,6 +72,9 @@ type Store interface {
 	Load(ctx context.Context) (State, error)
 	PutDrain(ctx context.Context, d Drain) error
 	DeleteDrain(ctx context.Context, server string) error
+	// PutLock and DeleteLock are durable when they return, as drains.
+	PutLock(ctx context.Context, l Lock) error
+	DeleteLock(ctx context.Context, user string) error
 	PutReservation(ctx context.Context, r Reservation) error
 	DeleteReservation(ctx context.Context, id string) error
 	PutSession(ctx context.Context, s control.SessionInfo) error

@@ -30,6 +30,7 @@ type Config struct {
 
 	// Recording is session recording and watching, on every app server.
 	Recording Recording `toml:"recording"`
+	Audit     Audit     `toml:"audit"` // where each node writes its audit trail
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`

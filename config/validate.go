@@ -41,6 +41,7 @@ func (c *Config) problems() []Problem {
 	v.auth()
 	v.etcd()
 	v.recording()
+	v.audit()
 	return v.probs
 }
 

@@ -137,6 +137,9 @@ type PlaceRequest struct {
 	Args []string          `json:"args,omitempty"`
 	Pty  *PtySpec          `json:"pty,omitempty"` // nil for a batch session
 	Env  map[string]string `json:"env,omitempty"`
+	// Conn is the gateway's id of the client's connection, which ties the
+	// placement to the login in the audit trail.
+	Conn string `json:"conn,omitempty"`
 }
 
 // Placement is the broker's answer: where to run the session and why.

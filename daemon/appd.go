@@ -61,8 +61,10 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	auditLog, readAudit := openAudit(cfg, *node, env, log)
+	defer auditLog.Close() // after Shutdown, which ends the sessions
 	a := &appdNode{name: *node, log: log,
-		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper}}
+		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper, Audit: auditLog}}
 	a.apply(cfg)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {
@@ -71,8 +73,10 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
 		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
 		Peers:     func() int { return len(*a.keys.Load()) }}
-	// Brokers pre-launch apps through these links (the handler).
-	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log, a.mgr.Handler(), a.report)
+	// Brokers pre-launch apps, kill sessions and read the audit trail
+	// through these links (the handler).
+	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log,
+		withAuditRead(readAudit, a.mgr.Handler()), a.report)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(4)

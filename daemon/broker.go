@@ -30,6 +30,9 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		case "replay", "watch": // record_cli.go
 			return brokerRecordCLI(ctx, args[0], args[1:], env)
 		}
+		if run := controlCommand(args[0]); run != nil {
+			return run(ctx, args[1:], env)
+		}
 	}
 	var c common
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
@@ -58,7 +61,10 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node}
+	auditLog, readAudit := openAudit(cfg, *node, env, log)
+	defer auditLog.Close()
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node,
+		Audit: auditLog, ReadAudit: readAudit}
 	ctx, cancel := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	defer func() {
@@ -148,6 +154,7 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		Gateways: map[string]broker.GatewaySpec{},
 		Apps:     map[string]bool{},
 		Allowed:  cfg.Allowed,
+		IsUser:   func(name string) bool { _, ok := cfg.Users[name]; return ok },
 	}
 	for name, s := range cfg.Servers {
 		c.Servers[name] = broker.ServerSpec{Addr: s.Listen, Region: s.Region, Apps: s.Apps,

@@ -46,7 +46,9 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer lifecycle(ctx, log, cfg)()
-	g, err := newGatewayNode(*node, cfg, log)
+	auditLog, readAudit := openAudit(cfg, *node, env, log)
+	defer auditLog.Close()
+	g, err := newGatewayNode(*node, cfg, log, readAudit)
 	if err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
 		AuthFailLimit: spec.AuthFailLimit, AuthFailWindow: spec.AuthFailWindow,
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
-		MaxChannelsPerConn: spec.MaxChannelsPerConn}
+		MaxChannelsPerConn: spec.MaxChannelsPerConn, Audit: auditLog}
 	g.srv = srv
 	var internalLn net.Listener
 	if spec.Internal != "" {
@@ -131,7 +133,7 @@ type gatewayNode struct {
 	srv    *sshgate.Server
 }
 
-func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gatewayNode, error) {
+func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
 	signer, err := ensureKey(log, cfg.NodeSignerPath(name))
 	if err != nil {
 		return nil, err
@@ -142,7 +144,7 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger) (*gateway
 	}
 	id := transport.Identity{Name: name, Signer: signer}
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
-	g.links = brokerLinks(&g.cfg, id, log, nil, g.report)
+	g.links = brokerLinks(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
 	return g, nil
 }
 

@@ -64,25 +64,38 @@ func benchPlaceRoundTrip(b *testing.B, c *Cluster) {
 // placement, spawn) until the first byte of the app's output, with the
 // broker's state in a file and in etcd.
 func BenchmarkLoginSetup(b *testing.B) {
-	storeClusters(b, ClusterOptions{Servers: []string{"s1"}}, func(b *testing.B, c *Cluster) {
-		c.quiet.Store(true)
-		var lat []time.Duration
-		first := make([]byte, 1)
-		for b.Loop() {
-			start := time.Now()
-			client, err := c.Dial("gw1", "alice", c.Alice)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, _, stdout := openSession(b, client, "echo ready", false)
-			if _, err := io.ReadFull(stdout, first); err != nil {
-				b.Fatalf("first byte: %v", err)
-			}
-			lat = append(lat, time.Since(start))
-			io.Copy(io.Discard, stdout)
-			s.Wait()
-			client.Close()
+	storeClusters(b, ClusterOptions{Servers: []string{"s1"}}, benchLoginSetup)
+}
+
+// BenchmarkLoginSetupAudit is BenchmarkLoginSetup (state in a file) with
+// the audit trail in its files, the default, and off: what the audit
+// costs a login (about ten events on three nodes).
+func BenchmarkLoginSetupAudit(b *testing.B) {
+	for _, sink := range []string{"file", "off"} {
+		b.Run(sink, func(b *testing.B) {
+			benchLoginSetup(b, NewCluster(b, ClusterOptions{Servers: []string{"s1"}, Extra: "[audit]\nsink = \"" + sink + "\"\n"}))
+		})
+	}
+}
+
+func benchLoginSetup(b *testing.B, c *Cluster) {
+	c.quiet.Store(true)
+	var lat []time.Duration
+	first := make([]byte, 1)
+	for b.Loop() {
+		start := time.Now()
+		client, err := c.Dial("gw1", "alice", c.Alice)
+		if err != nil {
+			b.Fatal(err)
 		}
-		reportPercentiles(b, lat, time.Millisecond, "ms")
-	})
+		s, _, stdout := openSession(b, client, "echo ready", false)
+		if _, err := io.ReadFull(stdout, first); err != nil {
+			b.Fatalf("first byte: %v", err)
+		}
+		lat = append(lat, time.Since(start))
+		io.Copy(io.Discard, stdout)
+		s.Wait()
+		client.Close()
+	}
+	reportPercentiles(b, lat, time.Millisecond, "ms")
 }

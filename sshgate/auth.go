@@ -116,12 +116,13 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 		},
 		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			hs.attempt()
-			return s.checkKey(meta, key)
+			return s.checkKey(meta, key, hs)
 		},
 		VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, p *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 			hs.authenticated()
 			s.logger().Debug("authenticated", "client", meta.RemoteAddr().String(), safelog.String("login", meta.User()),
 				"user", p.Extensions[extUser], "key", gossh.FingerprintSHA256(key))
+			s.auditAccepted(meta, hs, p, "publickey", keyFields(key)...)
 			return p, nil
 		},
 	}
@@ -131,6 +132,7 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			p, err := s.checkPassword(ctx, meta, password, hs)
 			if err == nil {
 				hs.authenticated()
+				s.auditAccepted(meta, hs, p, "password")
 			}
 			return p, err
 		}
@@ -144,11 +146,11 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 // but not charged to the address: clients offer every key they hold (an
 // agent's, in its order) before the right one. The connection is charged
 // if it ends without authenticating.
-func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey, hs *handshake) (*gossh.Permissions, error) {
 	login := meta.User()
 	user, crit, reason := s.authorize(login, key)
 	if reason != "" {
-		s.logRefused(meta, reason, "key", gossh.FingerprintSHA256(key))
+		s.logRefused(meta, hs, reason, append([]any{"method", "publickey"}, keyFields(key)...)...)
 		return nil, errAuthRefused
 	}
 	return permissions(user, login, crit), nil
@@ -164,13 +166,15 @@ func permissions(user, login string, crit map[string]string) *gossh.Permissions 
 // refused logs a failed login (never the password) and charges it to
 // the client's address.
 func (s *Server) refused(meta gossh.ConnMetadata, hs *handshake, reason string, attrs ...any) {
-	s.logRefused(meta, reason, attrs...)
+	s.logRefused(meta, hs, reason, attrs...)
 	hs.charge()
 	s.charge(hostOf(meta.RemoteAddr()))
 }
 
 // logRefused logs a refused attempt, summarised per client address.
-func (s *Server) logRefused(meta gossh.ConnMetadata, reason string, attrs ...any) {
+func (s *Server) logRefused(meta gossh.ConnMetadata, hs *handshake, reason string, attrs ...any) {
+	s.Audit.Emit("auth.refused", "", "", append([]any{"login", meta.User(), "client", meta.RemoteAddr().String(),
+		"conn", hs.connID(), "reason", reason}, attrs...)...)
 	s.logRepeated(context.Background(), slog.LevelInfo, "auth refused", hostOf(meta.RemoteAddr()),
 		append([]any{"client", meta.RemoteAddr().String(), safelog.String("login", meta.User()), "reason", reason}, attrs...)...)
 }
@@ -239,6 +243,15 @@ type handshake struct {
 	attempted atomic.Bool // the client tried a method, "none" included
 	charged   atomic.Bool // a failed login was charged during the connection
 	timer     *time.Timer
+	conn      string // the connection's id in the audit trail
+}
+
+// connID is the connection's id in the audit trail, "" without one.
+func (hs *handshake) connID() string {
+	if hs == nil {
+		return ""
+	}
+	return hs.conn
 }
 
 // start arms the timer: after d, unless finished, onTimeout runs and conn
@@ -302,7 +315,7 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 		s.logRepeated(ctx, slog.LevelWarn, "connection refused", ip, "client", addr, "reason", reason)
 		return nil
 	}
-	hs := &handshake{}
+	hs := &handshake{conn: newConnID()}
 	conn = &sourceConn{Conn: conn, release: func() { s.connClosed(hs, addr, ip) }}
 	hs.start(conn, s.handshakeTimeout(), func() {
 		s.logRepeated(context.Background(), slog.LevelInfo, "handshake timed out", ip, "client", addr, "after", s.handshakeTimeout())

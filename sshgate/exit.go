@@ -47,7 +47,7 @@ func codeStatus(code string) int {
 	switch code {
 	case control.CodeUnknownApp, control.CodeBadArgs:
 		return exitUsage
-	case control.CodeForbidden:
+	case control.CodeForbidden, control.CodeLocked:
 		return exitNoPerm
 	case control.CodeNoServer, control.CodeUnavailable, control.CodeNotLeader:
 		return exitUnavailable
@@ -73,6 +73,8 @@ func codeLine(code, app string) string {
 		return fmt.Sprintf("%q could not be started", app)
 	case control.CodeNoSession:
 		return "no such session"
+	case control.CodeLocked:
+		return "user locked by an administrator"
 	case control.CodeUnavailable, control.CodeNotLeader:
 		return "broker unavailable"
 	default:

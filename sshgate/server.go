@@ -14,6 +14,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"switchyard/audit"
 	"switchyard/control"
 	"switchyard/safelog"
 	"switchyard/transport"
@@ -101,6 +102,7 @@ type Server struct {
 	AliveInterval    time.Duration  // ask a silent client for a reply this often; 15s if zero
 	AliveCountMax    int            // close after this many unanswered asks; 3 if zero
 	PasswordAuth     bool           // offer "password" (the Directory must implement Passwords); not advertised if false
+	Audit            *audit.Log     // audit events of logins, accepted and refused; none if nil
 
 	// Password hash checks (argon2id may take 64 MiB each) run at most
 	// MaxPasswordChecks at a time (runtime.NumCPU() if zero); an attempt

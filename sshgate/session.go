@@ -52,6 +52,7 @@ type session struct {
 	id     identity
 	client gossh.Channel
 	addr   string // client address
+	conn   string // the connection's id in the audit trail
 	here   string // the address the client reached, for the resume hint
 	log    *slog.Logger
 	start  chan string          // the exec command ("" for shell), sent once
@@ -99,6 +100,7 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		id:     id,
 		client: ch,
 		addr:   addr,
+		conn:   connOf(gctx),
 		here:   conn.LocalAddr().String(),
 		log:    s.logger().With("user", id.User, "client", addr),
 		start:  make(chan string, 1),

@@ -108,7 +108,7 @@ func (s *Server) place(ctx context.Context, ss *session, app string, args []stri
 	defer cancel()
 	spawn := ss.spawnRequest(app, args)
 	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name,
-		RegionHint: ss.envValue(RegionEnv), Args: args, Pty: spawn.Pty, Env: spawn.Env}
+		RegionHint: ss.envValue(RegionEnv), Args: args, Pty: spawn.Pty, Env: spawn.Env, Conn: ss.conn}
 	pl, err := s.Placer.Place(ctx, req)
 	if err != nil {
 		return pl, placeFailure(app, err)
@@ -231,6 +231,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
 		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil, "claimed", r.Place.Claim != nil,
 		"via", viaName(r.Place))
+	s.auditOpen(ss, r)
 	ss.attach(r.Ch)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -267,6 +268,8 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 	ss.log.Info(msg, "app", r.App, "server", r.Place.Server, "id", r.Started.ID,
 		"status", ended.Status, "reason", ended.Reason, "duration", time.Since(info.Started).Round(time.Millisecond))
+	s.Audit.Emit("session.close", r.Started.ID, ss.id.User, "conn", ss.conn, "app", r.App, "server", r.Place.Server,
+		"status", ended.Status, "reason", ended.Reason, "ended", report)
 	switch {
 	case report:
 		s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
