@@ -34,8 +34,9 @@ const keptOutput = 256 << 10
 
 // live runs a PTY session until its app has exited and its output is
 // drained and delivered, then returns. It reads the terminal itself (see
-// pump); ctx ending hangs the app up.
-func (s *session) live(ctx context.Context) {
+// pump); ctx ending hangs the app up. ended runs once the output is
+// drained, before any attachment is told of the exit.
+func (s *session) live(ctx context.Context, ended func()) {
 	defer s.hangupWhenDone(ctx)()
 	if s.term.pollable {
 		s.pump() // until EIO, or the deadline set when the app exited
@@ -50,6 +51,7 @@ func (s *session) live(ctx context.Context) {
 		s.term.drain(outDone)
 	}
 	s.term.close() // ends stdin copies blocked writing
+	ended()        // before the attachment hears of the exit: the audit trail keeps cause before effect
 	s.end()
 	s.rec.close("exit: " + s.result.String())
 }

@@ -102,8 +102,8 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 	m.auditAttach(s, "attach", client)
 	go func() {
 		defer m.unregister(s)
-		s.live(ctx)
-		m.logEnd(log, s)
+		s.live(ctx, func() { m.auditExit(s) })
+		logEnd(log, s)
 	}()
 	a.relayInput(s)
 	m.logDetach(log, s)
