@@ -63,7 +63,7 @@ func TestAuditTrailOfWholeSession(t *testing.T) {
 	o1, o2 := GatewayOpenSSH(t, c, "gw1"), GatewayOpenSSH(t, c, "gw2")
 	alice1, alice2 := o1.Key(t, "alice", c.Alice), o2.Key(t, "alice", c.Alice)
 	x := NewTmux(t)
-	startHeld(x, "first", 100, 30, append([]string{"ssh"}, o1.Args(alice1, "-tt", o1.At("pid"))...))
+	x.Start("first", 100, 30, append([]string{"ssh"}, o1.Args(alice1, "-tt", o1.At("pid"))...))
 	x.WaitText("first", "30 100")
 	x.Cmd("send-keys", "-t", "first", "hello", "Enter")
 	x.WaitText("first", "got:hello")
@@ -75,7 +75,7 @@ func TestAuditTrailOfWholeSession(t *testing.T) {
 
 	x.Cmd("kill-session", "-t", "first") // the terminal goes away: ssh dies, the session detaches
 	s := c.SessionOf(pid, control.StateDetached)
-	startHeld(x, "second", 100, 30, append([]string{"ssh"}, o2.Args(alice2, "-tt", o2.At("alice"), "resume", s.ID)...))
+	x.Start("second", 100, 30, append([]string{"ssh"}, o2.Args(alice2, "-tt", o2.At("alice"), "resume", s.ID)...))
 	x.Cmd("send-keys", "-t", "second", "again", "Enter")
 	x.WaitText("second", "got:again")
 	x.Cmd("send-keys", "-t", "second", "C-d")

@@ -50,7 +50,7 @@ func TestAdminKillInTmux(t *testing.T) {
 	o := GatewayOpenSSH(t, c, "gw1")
 	alice := o.Key(t, "alice", c.Alice)
 	x := NewTmux(t)
-	startHeld(x, "a", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
+	x.Start("a", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
 	x.WaitText("a", "tick=2 ")
 	s := c.waitSessions("alice", 1)[0]
 
@@ -90,9 +90,9 @@ func TestAdminKickEndsEveryUserSession(t *testing.T) {
 	o := GatewayOpenSSH(t, c, "gw1")
 	alice, bob := o.Key(t, "alice", c.Alice), o.Key(t, "bob", c.Bob)
 	x := NewTmux(t)
-	startHeld(x, "a1", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
-	startHeld(x, "a2", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
-	startHeld(x, "b", 80, 24, append([]string{"ssh"}, o.Args(bob, "-tt", o.At("ticker"))...))
+	x.Start("a1", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("ticker"))...))
+	x.Start("a2", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
+	x.Start("b", 80, 24, append([]string{"ssh"}, o.Args(bob, "-tt", o.At("ticker"))...))
 	x.WaitText("a1", "tick=1 ")
 	x.WaitText("a2", "pid=")
 	x.WaitText("b", "tick=1 ")
@@ -135,17 +135,6 @@ func lastTickIn(screen string) int {
 	return n
 }
 
-// startHeld is Tmux.Start for a command that may end at once: the pane's
-// shell stays (reading its terminal) after printing the exit mark. tmux
-// may lose the last output of a pane whose processes all exit within
-// moments of writing it; the one line a refused user reads is exactly
-// that output.
-func startHeld(x *Tmux, name string, cols, rows int, argv []string) {
-	x.t.Helper()
-	x.Cmd("new-session", "-d", "-s", name, "-x", strconv.Itoa(cols), "-y", strconv.Itoa(rows),
-		shellQuote(argv)+`; echo "[exited $?]"; read _`)
-}
-
 // lockedLine is what a locked user reads.
 const lockedLine = "switchyard: user locked by an administrator"
 
@@ -184,7 +173,7 @@ func TestAdminLockRefusesLoginsAndResumesAcrossRestart(t *testing.T) {
 	} {
 		name, login := try.name, try.login
 		t.Logf("locked alice tries: %s", name)
-		startHeld(x, name, 100, 30, append([]string{"ssh"}, o.Args(alice, append([]string{"-tt"}, login...)...)...))
+		x.Start(name, 100, 30, append([]string{"ssh"}, o.Args(alice, append([]string{"-tt"}, login...)...)...))
 		screen := x.WaitText(name, want)
 		if status := x.WaitExit(name); status != control.ExitLocked {
 			t.Errorf("%s: locked user's ssh exited %d, want %d; pane:\n%s", name, status, control.ExitLocked, screen)
@@ -218,7 +207,7 @@ func TestAdminLockRefusesLoginsAndResumesAcrossRestart(t *testing.T) {
 	if out, err := c.broker("unlock", "alice"); err != nil || out != "alice: unlocked\n" {
 		t.Fatalf("broker unlock: %q, %v", out, err)
 	}
-	startHeld(x, "back", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("alice"), "resume", detached.ID)...))
+	x.Start("back", 100, 30, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("alice"), "resume", detached.ID)...))
 	x.WaitText("back", "pid="+strconv.Itoa(pid))
 	if len(c.Status().Locks) != 0 {
 		t.Errorf("locks after unlock: %+v", c.Status().Locks)

@@ -61,11 +61,15 @@ func (x *Tmux) Cmd(args ...string) string {
 // #{pane_dead_status} empty, so the status is printed instead.
 var exitMark = regexp.MustCompile(`\[exited (\d+)\]`)
 
-// Start opens a detached session name of cols x rows running argv.
+// Start opens a detached session name of cols x rows running argv. When
+// argv ends, the pane's shell prints exitMark and stays (reading its
+// terminal): tmux may lose the last output of a pane whose processes all
+// exit within moments of writing it, and that output is often what a
+// test reads (the one line a refused user is told, the exit mark).
 func (x *Tmux) Start(name string, cols, rows int, argv []string) {
 	x.t.Helper()
 	x.Cmd("new-session", "-d", "-s", name, "-x", strconv.Itoa(cols), "-y", strconv.Itoa(rows),
-		shellQuote(argv)+`; echo "[exited $?]"`)
+		shellQuote(argv)+`; echo "[exited $?]"; read _`)
 }
 
 // Screen is the visible text of the session's pane.
