@@ -54,8 +54,11 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if err := b.DrainBy(r.Context(), r.PathValue("server"), on, a.caller(r)); err != nil {
 				code := http.StatusServiceUnavailable
-				if errors.Is(err, ErrUnknownServer) {
+				switch {
+				case errors.Is(err, ErrUnknownServer):
 					code = http.StatusNotFound
+				case errors.Is(err, ErrDrainedInConfig):
+					code = http.StatusConflict
 				}
 				http.Error(w, err.Error(), code)
 				return
@@ -92,6 +95,10 @@ func (a AdminAccess) caller(r *http.Request) string {
 	}
 	return "unknown"
 }
+
+// Guard refuses what a does not allow before next sees it: a Host or
+// Origin not in Hosts (403), a request without the Token (401).
+func (a AdminAccess) Guard(next http.Handler) http.Handler { return a.guard(next) }
 
 // guard refuses what a does not allow before next sees it.
 func (a AdminAccess) guard(next http.Handler) http.Handler {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -90,6 +91,9 @@ type Broker struct {
 	Leadership brokerstate.Leadership
 	// Name is this broker's node name, "broker" if empty.
 	Name string
+	// Collectors are further metrics its /metrics serves (the daemon's
+	// build, config and reload metrics); set before serving.
+	Collectors []prometheus.Collector
 
 	leaderChanges atomic.Uint64 // leader changes Keep saw (HAStatus)
 
@@ -105,6 +109,11 @@ type Broker struct {
 	recent   []Decision // last decisions, newest last
 	metrics  *metrics
 	reserved []*reservation // pre-launched apps and redirects awaiting their client, oldest first
+
+	// configHash and restartNeeded describe the config this broker runs
+	// (SetConfigState).
+	configHash    string
+	restartNeeded []string
 
 	// restoredTerm is the leadership term (its since) in which Restore
 	// last loaded the kept state, if restored: a new leader places only

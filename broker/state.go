@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"log/slog"
 	"time"
 
@@ -26,8 +27,11 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	b.metrics.reports.WithLabelValues("server").Inc()
 	for _, s := range r.Sessions {
 		s.Server = name
-		if old, ok := b.sessions[s.ID]; ok && s.Gateway == "" {
-			s.Gateway = old.info.Gateway
+		if old, ok := b.sessions[s.ID]; ok {
+			// What only the gateway knows stays as it announced it.
+			s.Gateway = cmp.Or(s.Gateway, old.info.Gateway)
+			s.ClientAddr = cmp.Or(s.ClientAddr, old.info.ClientAddr)
+			s.Route = cmp.Or(s.Route, old.info.Route)
 		}
 		b.putSession(s, now)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,9 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node}
+	nc := newNodeConfig(kindBroker, *node, cfg, log)
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node,
+		Collectors: []prometheus.Collector{nodeCollector{conf: nc}}}
 	ctx, cancel := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	defer func() {
@@ -66,12 +69,14 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		}
 	}()
 	var keys atomic.Pointer[map[string]string]
-	apply := func(cfg *config.Config) {
+	apply := func(cfg *config.Config) error {
 		b.SetCluster(clusterOf(cfg))
 		k := nodeKeys(cfg, append(gatewayNames(cfg), serverNames(cfg)...), log)
 		keys.Store(&k)
+		return nil
 	}
 	apply(cfg)
+	b.SetConfigState(cfg.Hash, nil)
 	// Before anything is served: drains hold from the first placement,
 	// and a redirected client finds its reservation.
 	if err := b.Restore(ctx); err != nil {
@@ -96,9 +101,12 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
 		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
 		Peers:     func() int { return len(*keys.Load()) }}
-	go reloadLoop(ctx, env, &c, log, apply)
+	nc.changed = func(st reloadState) { b.SetConfigState(st.Hash, st.RestartNeeded) }
+	go reloadLoop(ctx, env, &c, nc, apply)
 	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
 	env.ready()
+	notifyReady(log)
+	go watchdog(ctx, log, func() bool { return true })
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
 	if errors.Is(err, transport.ErrServerClosed) {
 		return nil
@@ -168,28 +176,6 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		c.Descriptions[name] = app.Description
 	}
 	return c
-}
-
-// reloadLoop reloads the config on each signal from env.Reload and hands a
-// valid one to apply; an invalid one is logged and the running one kept.
-func reloadLoop(ctx context.Context, env Env, c *common, log *slog.Logger, apply func(*config.Config)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-env.Reload:
-			if !ok {
-				return
-			}
-			cfg, err := c.load()
-			if err != nil {
-				log.Error("config reload refused; keeping the running config", "err", err.Error())
-				continue
-			}
-			apply(cfg)
-			log.Info("config reloaded", "file", c.configPath)
-		}
-	}
 }
 
 // Check validates a config file: `check -config FILE`. It returns the
