@@ -383,9 +383,9 @@ func drainingOf(spec ServerSpec, st *serverState) bool {
 // ErrUnknownServer is returned by Drain for a name the config lacks.
 var ErrUnknownServer = errors.New("no such server")
 
-// ErrDrainedInConfig is DrainBy's answer to an undrain of a server the
-// config drains (draining = true): the command's drain, if any, is
-// lifted, but the server drains on until the file says otherwise.
+// ErrDrainedInConfig is DrainBy's refusal to undrain a server the config
+// drains (draining = true): nothing changes; the file must say otherwise
+// first.
 var ErrDrainedInConfig = errors.New("still draining: the config file sets draining = true for it; remove that line and reload")
 
 // Drain stops (on) or resumes (off) new placements on a server, for an
@@ -404,11 +404,14 @@ func (b *Broker) DrainBy(ctx context.Context, server string, on bool, by string)
 	defer b.drainMu.Unlock()
 	b.mu.Lock()
 	b.init()
-	_, ok := b.cluster.Servers[server]
+	spec, ok := b.cluster.Servers[server]
 	at := b.now()
 	b.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
+	}
+	if !on && spec.Draining {
+		return fmt.Errorf("undrain %q: %w", server, ErrDrainedInConfig)
 	}
 	if !b.leadership().Leading() {
 		return fmt.Errorf("drain %q: %w", server, ErrNotLeader)
@@ -427,9 +430,6 @@ func (b *Broker) DrainBy(ctx context.Context, server string, on bool, by string)
 		b.tab.SetDraining(st.row, drainingOf(b.cluster.Servers[server], st))
 	}
 	b.logger().Info("drain", "server", server, "on", on, "by", by, "config_draining", b.cluster.Servers[server].Draining)
-	if !on && b.cluster.Servers[server].Draining {
-		return fmt.Errorf("undrain %q: %w", server, ErrDrainedInConfig)
-	}
 	return nil
 }
 

@@ -141,9 +141,9 @@ func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	writeHA(tw, st.HA)
 	writeProblems(tw, st)
-	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tHEALTH\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE\tCONFIG")
+	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE\tCONFIG")
 	for _, g := range st.Gateways {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", cell(g.Name), yesNo(g.Connected), health(g.Healthy), cell(g.Redirect),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
 			cells(g.Reach), g.Sessions, g.Capacity, age(g.ReportAge), configCell(st.ConfigHash, g.ConfigHash, g.RestartNeeded))
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE\tCONFIG")

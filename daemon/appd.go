@@ -31,6 +31,9 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if len(args) > 0 && args[0] == "check" {
 		return Check(args[1:], env)
 	}
+	if len(args) > 0 && args[0] == "reload" {
+		return reloadCommand(ctx, "appd", "", args[1:], env)
+	}
 	var c common
 	fs := flag.NewFlagSet("appd", flag.ContinueOnError)
 	c.register(fs)

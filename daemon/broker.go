@@ -28,6 +28,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 			return brokerStatus(ctx, args[1:], env)
 		case "drain", "undrain":
 			return brokerDrain(ctx, args[0], args[1:], env)
+		case "reload":
+			return reloadCommand(ctx, "broker", config.DefaultBroker, args[1:], env)
 		}
 	}
 	var c common

@@ -15,14 +15,20 @@ var synopses = map[string]string{
 	"broker": `broker [-node NAME] -config FILE [flags]    run a broker
 broker check -config FILE                   validate the file: every problem as file:line:col
 broker status [-json] [-node NAME] -config FILE   the cluster as the brokers see it
-broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER`,
-	"broker status":  "broker status [-json] [-node NAME] -config FILE",
+broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER
+broker reload [-node NAME] -config FILE     SIGHUP the running broker and wait: exit 1 if it refused the file`,
+	"broker reload":  "broker reload [-node NAME] [-pid PID] -config FILE",
+	"slave reload":   "slave reload -node NAME [-pid PID] -config FILE",
+	"appd reload":    "appd reload -node NAME [-pid PID] -config FILE",
+	"broker status":  "broker status [-json] [-node NAME] -config FILE   (exit 3: the cluster is degraded)",
 	"broker drain":   "broker drain [-node NAME] -config FILE SERVER",
 	"broker undrain": "broker undrain [-node NAME] -config FILE SERVER",
 	"slave": `slave -node NAME -config FILE [flags]       run a gateway (SIGHUP reloads, SIGUSR2 upgrades in place)
-slave check -config FILE                    validate the file`,
+slave check -config FILE                    validate the file
+slave reload -node NAME -config FILE        SIGHUP the running gateway and wait: exit 1 if it refused the file`,
 	"appd": `appd -node NAME -config FILE [flags]        run an app server's daemon
-appd check -config FILE                     validate the file`,
+appd check -config FILE                     validate the file
+appd reload -node NAME -config FILE         SIGHUP the running appd and wait: exit 1 if it refused the file`,
 	"check": "check -config FILE",
 	"demo":  "demo [-ha] [-config FILE] [-state DIR]        a whole cluster on this machine",
 }

@@ -26,6 +26,9 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if len(args) > 0 && args[0] == "check" {
 		return Check(args[1:], env)
 	}
+	if len(args) > 0 && args[0] == "reload" {
+		return reloadCommand(ctx, "slave", "", args[1:], env)
+	}
 	var c common
 	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
 	c.register(fs)
