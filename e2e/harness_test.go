@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,6 +175,9 @@ type ClusterOptions struct {
 	// Internal lists the gateways that get an internal listener (for
 	// relays), opened on 127.0.0.1:0 like the others.
 	Internal []string
+	// Admin lists the gateways and servers that get an admin listener
+	// (metrics, health), likewise; AdminAddr names its address.
+	Admin []string
 }
 
 // NewCluster writes a config for opts, opens every listener on
@@ -212,7 +216,19 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	for _, g := range opts.Internal {
 		gwExtra[g] += fmt.Sprintf("\ninternal = %q\n", c.listen(g+"/internal"))
 	}
-	data["GatewayExtra"] = gwExtra
+	srvExtra := map[string]string{}
+	for n, extra := range opts.ServerConfig {
+		srvExtra[n] = extra
+	}
+	for _, n := range opts.Admin {
+		line := fmt.Sprintf("\nadmin = %q\n", c.listen(n+"/admin"))
+		if slices.Contains(opts.Gateways, n) {
+			gwExtra[n] += line
+		} else {
+			srvExtra[n] += line
+		}
+	}
+	data["GatewayExtra"], data["ServerExtra"] = gwExtra, srvExtra
 	for _, g := range opts.Gateways {
 		data["Gateways"].(map[string]string)[g] = c.listen(g)
 	}
@@ -371,9 +387,11 @@ func (c *Cluster) Stop(name string) {
 		c.lns["admin"].Close()
 		c.reopen("admin")
 	}
-	if iln, ok := c.lns[name+"/internal"]; ok {
-		iln.Close()
-		c.reopen(name + "/internal")
+	for _, sub := range []string{"/internal", "/admin"} {
+		if iln, ok := c.lns[name+sub]; ok {
+			iln.Close()
+			c.reopen(name + sub)
+		}
 	}
 	ln.Close()
 	c.reopen(name)
@@ -453,6 +471,10 @@ func (c *Cluster) WaitLog(parts ...string) {
 		return false
 	})
 }
+
+// AdminAddr is the admin listener's address of a gateway or server
+// started with ClusterOptions.Admin.
+func (c *Cluster) AdminAddr(name string) string { return c.lns[name+"/admin"].Addr().String() }
 
 // GatewayAddr is the user-facing address of a gateway.
 func (c *Cluster) GatewayAddr(name string) string { return c.lns[name].Addr().String() }
