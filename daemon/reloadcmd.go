@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // ErrReloadRefused is the reload command's answer when the node refused
@@ -99,4 +98,3 @@ func awaitReload(ctx context.Context, path string, before reloadState, wait time
 		}
 	}
 }
-

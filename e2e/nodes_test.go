@@ -241,4 +241,3 @@ func TestNodeAdminMetricsAndReadiness(t *testing.T) {
 		}
 	}
 }
-
