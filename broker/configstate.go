@@ -71,9 +71,9 @@ func configCell(broker, hash string, restart []string) string {
 // writeProblems prints the answering broker's config and, when the
 // cluster is degraded, each problem.
 func writeProblems(w io.Writer, st Status) {
-	fmt.Fprintf(w, "CONFIG %s", dash(st.ConfigHash))
+	fmt.Fprintf(w, "CONFIG %s", cell(st.ConfigHash))
 	if len(st.RestartNeeded) > 0 {
-		fmt.Fprintf(w, " (restart needed: %s)", strings.Join(st.RestartNeeded, ", "))
+		fmt.Fprintf(w, " (restart needed: %s)", safelog.Text(strings.Join(st.RestartNeeded, ", "), 512))
 	}
 	fmt.Fprintln(w)
 	if len(st.Problems) == 0 {
@@ -83,7 +83,7 @@ func writeProblems(w io.Writer, st Status) {
 	}
 	fmt.Fprintf(w, "DEGRADED: %d problem(s)\n", len(st.Problems))
 	for _, p := range st.Problems {
-		fmt.Fprintf(w, "  %s\n", p)
+		fmt.Fprintf(w, "  %s\n", safelog.Text(p, maxReason))
 	}
 	fmt.Fprintln(w)
 }
