@@ -241,3 +241,19 @@ func TestNodeAdminMetricsAndReadiness(t *testing.T) {
 		}
 	}
 }
+
+// When a reload moves a gateway's listen address, the gateway refuses it
+// (restart needed) and serves on; the broker, which took the file, still
+// sends redirected users where the gateway serves (its reported
+// address), not to the new port nothing serves.
+func TestRedirectNamesTheAddressTheGatewayServes(t *testing.T) {
+	c := twoNetworks(t, "", "")
+	c.editConfig(`listen = "`+c.GatewayAddr("gw1")+`"`, `listen = "127.0.0.1:1"`)
+	c.Reload()
+	c.WaitLog("config reload refused", "node=gw1", "restart_needed=[gateway.gw1.listen]")
+	c.WaitLog("config reloaded", "node=broker")
+	h := redirected(t, c, "held") // checks the hint names gw1's running port
+	if h.port == "1" {
+		t.Fatal("redirected to the port nothing serves")
+	}
+}
