@@ -203,6 +203,16 @@ func TestNodeAdminMetricsAndReadiness(t *testing.T) {
 			`switchyard_appd_sessions{state="attached"} 1`, "switchyard_appd_ptys 1",
 			`switchyard_appd_spawn_failures_total{code="spawn_failed"} 0`, "switchyard_report_age_seconds "},
 	}
+	resp, err := c.adminGet("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if probs, err := promlint.New(bytes.NewReader(b)).Lint(); err != nil || len(probs) > 0 ||
+		!strings.Contains(string(b), `switchyard_config_info{hash="`+c.cfg.Hash+`"} 1`) {
+		t.Fatalf("broker metrics: promlint %v %+v\n%s", err, probs, b)
+	}
 	for node, lines := range want {
 		addr := c.AdminAddr(node)
 		var body string
