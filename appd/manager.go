@@ -53,6 +53,7 @@ type Manager struct {
 	handlers    sync.WaitGroup  // one per HandleSpawn that got past reserve
 	refused     safelog.Repeats // channels refused per gateway, see refusalLog
 	refusedOnce sync.Once
+	failures    codeCounts // refused spawns by code, for Stats
 }
 
 // SetApps replaces the app table. It is safe to call while sessions run (a

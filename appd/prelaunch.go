@@ -72,6 +72,7 @@ func (m *Manager) refusePrelaunch(req control.PrelaunchRequest, err error) error
 	if !errors.As(err, &rej) {
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
+	m.failures.add(rej.Code)
 	m.logger().Info("pre-launch refused", safelog.String("app", req.Spawn.App), safelog.String("user", req.Spawn.User),
 		"code", rej.Code, safelog.String("reason", rej.Msg), "err", rej.Err)
 	return control.NewError(rej.Code, oneLine(rej.Msg))

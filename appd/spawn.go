@@ -193,6 +193,7 @@ func (m *Manager) reject(nc ssh.NewChannel, log *slog.Logger, req control.SpawnR
 		rej = rejectWrap(err, control.CodeInternal, "appd could not handle the request")
 	}
 	line := oneLine(rej.Error())
+	m.failures.add(rej.Code)
 	log.Info("spawn rejected", safelog.String("app", req.App), safelog.String("user", req.User), "code", rej.Code,
 		safelog.String("reason", rej.Msg), "err", rej.Err)
 	if err := nc.Reject(ssh.Prohibited, line); err != nil {

@@ -59,8 +59,11 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 			b.auditAdmin(r, a, map[bool]string{true: "drain", false: "undrain"}[on], "", "", "server", r.PathValue("server"), "outcome", errText(err))
 			if err != nil {
 				code := http.StatusServiceUnavailable
-				if errors.Is(err, ErrUnknownServer) {
+				switch {
+				case errors.Is(err, ErrUnknownServer):
 					code = http.StatusNotFound
+				case errors.Is(err, ErrDrainedInConfig):
+					code = http.StatusConflict
 				}
 				http.Error(w, err.Error(), code)
 				return
@@ -99,6 +102,10 @@ func (a AdminAccess) caller(r *http.Request) string {
 	}
 	return "unknown"
 }
+
+// Guard refuses what a does not allow before next sees it: a Host or
+// Origin not in Hosts (403), a request without the Token (401).
+func (a AdminAccess) Guard(next http.Handler) http.Handler { return a.guard(next) }
 
 // guard refuses what a does not allow before next sees it.
 func (a AdminAccess) guard(next http.Handler) http.Handler {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -98,6 +99,9 @@ type Broker struct {
 	// ReadAudit, if set, reads this broker's own audit events back for
 	// GatherAudit.
 	ReadAudit func(control.AuditQuery) (control.AuditEvents, error)
+	// Collectors are further metrics its /metrics serves (the daemon's
+	// build, config and reload metrics); set before serving.
+	Collectors []prometheus.Collector
 
 	leaderChanges atomic.Uint64 // leader changes Keep saw (HAStatus)
 
@@ -114,6 +118,11 @@ type Broker struct {
 	metrics  *metrics
 	reserved []*reservation              // pre-launched apps and redirects awaiting their client, oldest first
 	locks    map[string]brokerstate.Lock // admins' user locks, by user (locks.go)
+
+	// configHash and restartNeeded describe the config this broker runs
+	// (SetConfigState).
+	configHash    string
+	restartNeeded []string
 
 	// restoredTerm is the leadership term (its since) in which Restore
 	// last loaded the kept state, if restored: a new leader places only

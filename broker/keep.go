@@ -292,7 +292,7 @@ func (b *Broker) keepReservation(ctx context.Context, o *outcome) {
 // store keeps it.
 func sameSession(a, b control.SessionInfo) bool {
 	return a.ID == b.ID && a.PID == b.PID && a.User == b.User && a.App == b.App && a.Server == b.Server &&
-		a.Gateway == b.Gateway && a.Started.Equal(b.Started) && a.State == b.State && a.Detached.Equal(b.Detached)
+		a.Gateway == b.Gateway && a.ClientAddr == b.ClientAddr && a.Route == b.Route && a.Started.Equal(b.Started) && a.State == b.State && a.Detached.Equal(b.Detached)
 }
 
 // newReservationID names a reservation with nothing pre-launched.

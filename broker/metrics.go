@@ -42,6 +42,7 @@ func newMetrics(b *Broker) *metrics {
 	}
 	m.reg.MustRegister(m.placements, m.latency, m.reports, m.routes, stateCollector{b}, haCollector{b},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(b.Collectors...)
 	return m
 }
 

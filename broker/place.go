@@ -179,18 +179,17 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	if rt.reason != "" {
 		reason += "; gateway " + rt.reason
 	}
-	o := outcome{route: rt, pl: control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: reason}}
+	o := outcome{route: rt, pl: control.Placement{Server: d.Server, Addr: c.Servers[d.Server].Addr, Reason: reason, Route: rt.kind}}
 	switch rt.kind {
 	case RouteRedirect:
-		g := c.Gateways[rt.gateway]
-		o.pl.Redirect = &control.Redirect{Gateway: rt.gateway, Address: g.Address, Expires: now.Add(b.reservationTime())}
+		o.pl.Redirect = &control.Redirect{Gateway: rt.gateway, Address: b.gatewayAddress(rt.gateway), Expires: now.Add(b.reservationTime())}
 		o.prelaunch = req.Pty != nil
 		if !o.prelaunch { // nothing to launch for a batch session; remember the redirect all the same
 			o.reserve = b.reservationFor(req, &o)
 		}
 		return o
 	case RouteRelay:
-		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: c.Gateways[rt.gateway].Internal}
+		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: b.gatewayInternal(rt.gateway)}
 	}
 	b.addPending(d.Server, now)
 	return o
@@ -257,15 +256,18 @@ func (b *Broker) claim(req control.PlaceRequest, r *reservation, region string, 
 				rt.kind = RouteClaim
 			}
 			o := outcome{route: rt, pl: control.Placement{Server: r.Server, Addr: b.cluster.Servers[r.Server].Addr,
-				Reason: reason, Claim: &control.Claim{SessionID: r.SessionID, PID: r.PID}}}
+				Reason: reason, Claim: &control.Claim{SessionID: r.SessionID, PID: r.PID}, Route: rt.kind}}
 			if rt.kind == RouteRelay {
-				o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: b.cluster.Gateways[rt.gateway].Internal}
+				o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: b.gatewayInternal(rt.gateway)}
 			}
 			return o
 		}
 		why = err.Error()
 	}
 	o := b.placeOn(req, region, now, true)
+	if o.pl.Route == RouteDirect {
+		o.pl.Route = control.RouteRedirected
+	}
 	o.note = "client redirected from " + r.From
 	if r.SessionID != "" {
 		o.note = fmt.Sprintf("reservation of pid %d on %s not used: %s", r.PID, r.Server, why)
@@ -386,6 +388,11 @@ func drainingOf(spec ServerSpec, st *serverState) bool {
 // ErrUnknownServer is returned by Drain for a name the config lacks.
 var ErrUnknownServer = errors.New("no such server")
 
+// ErrDrainedInConfig is DrainBy's refusal to undrain a server the config
+// drains (draining = true): nothing changes; the file must say otherwise
+// first.
+var ErrDrainedInConfig = errors.New("still draining: the config file sets draining = true for it; remove that line and reload")
+
 // Drain stops (on) or resumes (off) new placements on a server, for an
 // unnamed admin; see DrainBy.
 func (b *Broker) Drain(server string, on bool) error {
@@ -402,11 +409,14 @@ func (b *Broker) DrainBy(ctx context.Context, server string, on bool, by string)
 	defer b.drainMu.Unlock()
 	b.mu.Lock()
 	b.init()
-	_, ok := b.cluster.Servers[server]
+	spec, ok := b.cluster.Servers[server]
 	at := b.now()
 	b.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("drain %q: %w", server, ErrUnknownServer)
+	}
+	if !on && spec.Draining {
+		return fmt.Errorf("undrain %q: %w", server, ErrDrainedInConfig)
 	}
 	if !b.leadership().Leading() {
 		return fmt.Errorf("drain %q: %w", server, ErrNotLeader)

@@ -13,10 +13,10 @@ import (
 
 // Routes a placement can take, as Decision.Route names them.
 const (
-	RouteDirect   = "direct"   // the requesting gateway carries the session to the server
-	RouteRelay    = "relay"    // the requesting gateway carries it through another gateway
-	RouteRedirect = "redirect" // the client is told to use another gateway
-	RouteClaim    = "claim"    // the client attaches to the app pre-launched for it
+	RouteDirect   = control.RouteDirect   // the requesting gateway carries the session to the server
+	RouteRelay    = control.RouteRelay    // the requesting gateway carries it through another gateway
+	RouteRedirect = control.RouteRedirect // the client is told to use another gateway
+	RouteClaim    = control.RouteClaim    // the client attaches to the app pre-launched for it
 )
 
 // route is how a session placed on a server reaches its client.
@@ -262,7 +262,7 @@ func (b *Broker) resumeVia(gws []selection.Gateway, requesting, server string) *
 		b.logger().Debug("no relay for a resume", "gateway", requesting, safelog.String("server", server), "err", err)
 		return nil
 	}
-	return &control.Via{Gateway: rt.gateway, Addr: b.cluster.Gateways[rt.gateway].Internal}
+	return &control.Via{Gateway: rt.gateway, Addr: b.gatewayInternal(rt.gateway)}
 }
 
 // narrowReach gives every gateway in gws that reaches every server (all
@@ -301,4 +301,24 @@ func namesOf(names []string) string {
 		return fmt.Sprint(names)
 	}
 	return fmt.Sprintf("%v and %d more", names[:3], len(names)-3)
+}
+
+// gatewayAddress is where users reach gateway name: the address its
+// running process reported, else the config's. A gateway whose config
+// changed its address keeps serving the old one until it restarts, and
+// users must be sent where it serves. Callers hold b.mu.
+func (b *Broker) gatewayAddress(name string) string {
+	if g := b.gateways[name]; g != nil && g.report.Address != "" {
+		return g.report.Address
+	}
+	return b.cluster.Gateways[name].Address
+}
+
+// gatewayInternal is gateway name's internal listener, as it reported it,
+// else the config's (see gatewayAddress). Callers hold b.mu.
+func (b *Broker) gatewayInternal(name string) string {
+	if g := b.gateways[name]; g != nil && g.report.Internal != "" {
+		return g.report.Internal
+	}
+	return b.cluster.Gateways[name].Internal
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"log/slog"
 	"time"
 
@@ -27,8 +28,11 @@ func (b *Broker) serverReport(name string, r control.ServerReport) {
 	for _, s := range r.Sessions {
 		s.Server = name
 		old, ok := b.sessions[s.ID]
-		if ok && s.Gateway == "" {
-			s.Gateway = old.info.Gateway
+		if ok {
+			// What only the gateway knows stays as it announced it.
+			s.Gateway = cmp.Or(s.Gateway, old.info.Gateway)
+			s.ClientAddr = cmp.Or(s.ClientAddr, old.info.ClientAddr)
+			s.Route = cmp.Or(s.Route, old.info.Route)
 		}
 		if ok && b.staleAttached(old, s, now) {
 			s.State, s.Detached = old.info.State, old.info.Detached

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,6 +28,16 @@ type Status struct {
 	Locks []LockStatus `json:"locks"`
 	// HA says which broker answered and who leads; set by the admin API.
 	HA *HAStatus `json:"ha,omitempty"`
+	// ConfigHash is the hash of the config the answering broker runs,
+	// RestartNeeded the keys a refused reload changed that need its
+	// restart.
+	ConfigHash    string   `json:"config_hash"`
+	RestartNeeded []string `json:"restart_needed"`
+	// Problems says what makes the cluster degraded, one line each: a
+	// server or gateway down, a node on another config, a restart
+	// needed. Empty when the cluster is whole; `broker status` then
+	// exits 0, else 3.
+	Problems []string `json:"problems"`
 }
 
 // GatewayStatus is one gateway in Status.
@@ -41,6 +52,12 @@ type GatewayStatus struct {
 	Healthy      bool     `json:"healthy"`  // may carry sessions: connected, reports fresh
 	Redirect     string   `json:"redirect"` // "hint" or "relay"
 	Reach        []string `json:"reach"`    // servers it reaches
+	// ConfigHash is the hash of the config the gateway reported it runs
+	// ("" before its first report); ConfigMismatch is set when it is not
+	// the broker's; RestartNeeded are the keys a refused reload changed.
+	ConfigHash     string   `json:"config_hash"`
+	ConfigMismatch bool     `json:"config_mismatch"`
+	RestartNeeded  []string `json:"restart_needed"`
 }
 
 // ServerStatus is one app server in Status.
@@ -59,6 +76,10 @@ type ServerStatus struct {
 	Max       int       `json:"max_sessions"`
 	Apps      []string  `json:"apps"`
 	ReportAge float64   `json:"report_age_seconds"` // -1 if never reported
+	// ConfigHash, ConfigMismatch and RestartNeeded are as for gateways.
+	ConfigHash     string   `json:"config_hash"`
+	ConfigMismatch bool     `json:"config_mismatch"`
+	RestartNeeded  []string `json:"restart_needed"`
 }
 
 // Status returns a snapshot of the cluster.
@@ -69,7 +90,8 @@ func (b *Broker) Status() Status {
 	now := b.now()
 	b.pruneReservations(now)
 	st := Status{Time: now, Decisions: append([]Decision(nil), b.recent...), Reservations: b.reservations(now),
-		Locks: b.lockStatus(now)}
+		Locks:      b.lockStatus(now),
+		ConfigHash: b.configHash, RestartNeeded: orEmpty(slices.Clone(b.restartNeeded))}
 	b.countAt(now)
 	for i := range b.table {
 		t := &b.table[i]
@@ -79,7 +101,9 @@ func (b *Broker) Status() Status {
 		ss.DrainedBy, ss.DrainedAt = drainerOf(spec, s)
 		if s != nil && !s.lastReport.IsZero() {
 			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
+			ss.ConfigHash, ss.RestartNeeded = s.report.ConfigHash, slices.Clone(s.report.RestartNeeded)
 		}
+		ss.ConfigMismatch, ss.RestartNeeded = mismatch(b.configHash, ss.ConfigHash), orEmpty(ss.RestartNeeded)
 		st.Servers = append(st.Servers, ss)
 	}
 	for name, spec := range b.cluster.Gateways {
@@ -94,8 +118,10 @@ func (b *Broker) Status() Status {
 			if !g.lastReport.IsZero() {
 				gs.Sessions, gs.ReportAge = g.report.Sessions, now.Sub(g.lastReport).Seconds()
 				gs.AuthFailures = g.report.AuthFailures
+				gs.ConfigHash, gs.RestartNeeded = g.report.ConfigHash, slices.Clone(g.report.RestartNeeded)
 			}
 		}
+		gs.ConfigMismatch, gs.RestartNeeded = mismatch(b.configHash, gs.ConfigHash), orEmpty(gs.RestartNeeded)
 		st.Gateways = append(st.Gateways, gs)
 	}
 	for _, s := range b.sessions {
@@ -107,6 +133,7 @@ func (b *Broker) Status() Status {
 	// over every one.
 	st.Gateways, st.Servers, st.Sessions = orEmpty(st.Gateways), orEmpty(st.Servers), orEmpty(st.Sessions)
 	st.Decisions, st.Reservations = orEmpty(st.Decisions), orEmpty(st.Reservations)
+	st.Problems = problems(&st)
 	return st
 }
 
@@ -116,20 +143,21 @@ func (b *Broker) Status() Status {
 func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	writeHA(tw, st.HA)
-	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE")
+	writeProblems(tw, st)
+	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE\tCONFIG")
 	for _, g := range st.Gateways {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
-			cells(g.Reach), g.Sessions, g.Capacity, age(g.ReportAge))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
+			cells(g.Reach), g.Sessions, g.Capacity, age(g.ReportAge), configCell(st.ConfigHash, g.ConfigHash, g.RestartNeeded))
 	}
-	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE")
+	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE\tCONFIG")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), drainText(s),
-			s.Load, s.Sessions, s.Max, age(s.ReportAge))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), drainText(s),
+			s.Load, s.Sessions, s.Max, age(s.ReportAge), configCell(st.ConfigHash, s.ConfigHash, s.RestartNeeded))
 	}
-	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE")
+	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE\tCLIENT\tROUTE")
 	for _, s := range st.Sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(short(s.ID)), cell(s.User), cell(s.App), cell(s.Server),
-			cell(s.Gateway), s.PID, s.Started.Local().Format(time.DateTime), cell(stateText(s)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cell(short(s.ID)), cell(s.User), cell(s.App), cell(s.Server),
+			cell(s.Gateway), s.PID, s.Started.Local().Format(time.DateTime), cell(stateText(s)), cell(s.ClientAddr), cell(s.Route))
 	}
 	writeLocks(tw, st.Locks)
 	writeReservations(tw, st.Reservations)

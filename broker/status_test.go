@@ -27,10 +27,12 @@ func rawControl(s string) rune {
 
 func TestWriteStatusEscapesEveryField(t *testing.T) {
 	st := Status{
-		Gateways: []GatewayStatus{{Name: hostile, Redirect: hostile, Reach: []string{hostile, "s1"}}},
-		Servers:  []ServerStatus{{Name: hostile, Addr: hostile}},
+		Gateways: []GatewayStatus{{Name: hostile, Redirect: hostile, Reach: []string{hostile, "s1"}, ConfigHash: hostile,
+			RestartNeeded: []string{hostile}}},
+		Servers: []ServerStatus{{Name: hostile, Addr: hostile, ConfigHash: hostile, RestartNeeded: []string{hostile}}},
 		Sessions: []control.SessionInfo{{ID: hostile, User: hostile, App: hostile, Server: hostile, Gateway: hostile,
-			State: hostile}},
+			State: hostile, ClientAddr: hostile, Route: hostile}},
+		ConfigHash: hostile, RestartNeeded: []string{hostile}, Problems: []string{hostile},
 		Reservations: []ReservationStatus{{SessionID: hostile, User: hostile, App: hostile, Server: hostile,
 			Gateway: hostile, From: hostile}},
 		Decisions: []Decision{{User: hostile, App: hostile, Route: hostile, Target: hostile, Reason: hostile}},
@@ -72,5 +74,27 @@ func TestPlaceCapsAndEscapesAnUnknownApp(t *testing.T) {
 	d := b.Status().Decisions[0]
 	if len(d.App) > 256 || len(d.Reason) > 512 {
 		t.Fatalf("the status view keeps %d bytes of app name, %d of reason", len(d.App), len(d.Reason))
+	}
+}
+
+// Status names every node that is down, runs another config than the
+// broker, or needs a restart, and only those.
+func TestStatusProblems(t *testing.T) {
+	st := Status{ConfigHash: "aaaaaaaaaaaa",
+		Gateways: []GatewayStatus{{Name: "gw1", Healthy: true, ConfigHash: "aaaaaaaaaaaa"},
+			{Name: "gw2", Healthy: true, ConfigHash: "bbbbbbbbbbbb", RestartNeeded: []string{"gateway.gw2.listen"}},
+			{Name: "gw3", Healthy: false}},
+		Servers: []ServerStatus{{Name: "s1", Healthy: true, ConfigHash: "aaaaaaaaaaaa", Draining: true},
+			{Name: "s2", Healthy: true}}, // reported no hash (yet): not counted
+	}
+	got := problems(&st)
+	want := []string{"gateway gw2 runs config bbbbbbbbbbbb, the broker aaaaaaaaaaaa",
+		"gateway gw2: restart needed: gateway.gw2.listen", "gateway gw3 down"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("problems\n%q\nwant\n%q", got, want)
+	}
+	st.Gateways, st.Servers = st.Gateways[:1], nil
+	if got := problems(&st); len(got) != 0 {
+		t.Fatalf("a whole cluster has problems %q", got)
 	}
 }

@@ -101,6 +101,10 @@ type Gateway struct {
 	// PasswordAuth offers the "password" method to users with a
 	// password_hash; false (the default) does not even advertise it.
 	PasswordAuth bool `toml:"password_auth"`
+	// Admin is a loopback address ("127.0.0.1:9101") where the gateway
+	// serves /metrics, /healthz and /readyz, without a token; none if
+	// empty (the default).
+	Admin string `toml:"admin"`
 	// UpgradeDrain is how long a gateway process that handed its
 	// listener to its successor (SIGUSR2) keeps serving its established
 	// connections before it detaches their sessions and exits; 1h if zero.
@@ -157,6 +161,9 @@ type Server struct {
 	Draining    bool     `toml:"draining"`     // no new placements when true
 	Region      string   `toml:"region"`       // region the server is in; "" if unknown
 	PublicKey   string   `toml:"public_key"`   // node key, authorized_keys format; file keys/NAME.pub if empty
+	// Admin is a loopback address where appd serves /metrics, /healthz
+	// and /readyz, as a gateway's admin; none if empty (the default).
+	Admin string `toml:"admin"`
 }
 
 // App is a program appd may run. A request names an app, never a command.

@@ -99,6 +99,7 @@ func (v *checker) gateways() {
 			v.addf(sub(k, "alive_count_max"), "must not be negative")
 		}
 		v.publicKey(sub(k, "public_key"), g.PublicKey)
+		v.nodeAdmin(sub(k, "admin"), g.Admin)
 		v.limits(k, g)
 	}
 }
@@ -179,6 +180,7 @@ func (v *checker) servers() {
 			}
 		}
 		v.publicKey(sub(k, "public_key"), s.PublicKey)
+		v.nodeAdmin(sub(k, "admin"), s.Admin)
 	}
 }
 

@@ -158,7 +158,22 @@ type Placement struct {
 	// Via, when set, means the requesting gateway cannot reach Server and
 	// opens its channel through that gateway's internal listener.
 	Via *Via `json:"via,omitempty"`
+	// Route is how the session reaches its server, for the session's
+	// record: RouteDirect, RouteRelay, RouteClaim, or RouteRedirected
+	// (the client came from a redirect hint, nothing was pre-launched);
+	// RouteRedirect when Redirect is set. Empty from an older broker.
+	Route string `json:"route,omitempty"`
 }
+
+// Routes of a session (Placement.Route, SessionInfo.Route).
+const (
+	RouteDirect     = "direct"     // the gateway the client reached carries it to the server
+	RouteRelay      = "relay"      // carried through another gateway's internal listener
+	RouteRedirect   = "redirect"   // the client is told to use another gateway (a Placement only)
+	RouteRedirected = "redirected" // the client came here following a redirect hint; nothing was pre-launched
+	RouteClaim      = "claim"      // the client attached to the app pre-launched for it after a redirect
+	RouteResume     = "resume"     // the user resumed a detached session
+)
 
 // Redirect sends a client to another gateway (the patent's redirection
 // message). SessionID and PID are set when the broker pre-launched the app
@@ -252,6 +267,11 @@ type SessionInfo struct {
 	// session; nil when it reaches Server, or when no gateway can relay
 	// there (an attach to Addr then fails).
 	Via *Via `json:"via,omitempty"`
+	// ClientAddr is the ip:port of the SSH client attached last, and
+	// Route how its gateway reached the server (the Route constants);
+	// both set by the gateway, kept by the broker through appd's reports.
+	ClientAddr string `json:"client_addr,omitempty"`
+	Route      string `json:"route,omitempty"`
 }
 
 // AttachRequest is the extra data of a ChannelAttach channel.
@@ -306,6 +326,11 @@ type ServerReport struct {
 	Apps        []string      `json:"apps"`         // apps this server offers
 	Version     string        `json:"version"`
 	Sessions    []SessionInfo `json:"sessions"`
+	// ConfigHash is the hash of the config file the server runs
+	// (config.Config.Hash), RestartNeeded the keys a refused reload
+	// changed that only a restart applies ("server.s1.listen").
+	ConfigHash    string   `json:"config_hash,omitempty"`
+	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
 // GatewayReport is a gateway heartbeat.
@@ -314,4 +339,13 @@ type GatewayReport struct {
 	Capacity     int    `json:"capacity"`
 	Version      string `json:"version"`
 	AuthFailures uint64 `json:"auth_failures"` // failed logins since the gateway started
+	// ConfigHash and RestartNeeded are as in ServerReport.
+	ConfigHash    string   `json:"config_hash,omitempty"`
+	RestartNeeded []string `json:"restart_needed,omitempty"`
+	// Address is where users reach this gateway and Internal its
+	// internal listener, as the running process has them: the broker
+	// sends redirected and relayed sessions there rather than to a
+	// changed config's address the gateway does not serve yet.
+	Address  string `json:"address,omitempty"`
+	Internal string `json:"internal,omitempty"`
 }

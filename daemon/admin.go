@@ -25,6 +25,14 @@ type adminServers struct {
 	addrs   []string // for the log
 }
 
+// serve serves h on ln in the background.
+func (a *adminServers) serve(ln net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: adminCaller}
+	a.servers = append(a.servers, s)
+	a.addrs = append(a.addrs, ln.Addr().String())
+	go s.Serve(ln)
+}
+
 func (a *adminServers) close() {
 	for _, s := range a.servers {
 		s.Close()
@@ -37,13 +45,7 @@ func (a *adminServers) close() {
 // (config validation refuses one without) and checks Host and Origin.
 func serveAdmin(cfg *config.Config, node string, env Env, b *broker.Broker) (*adminServers, error) {
 	a := &adminServers{}
-	serve := func(ln net.Listener, access broker.AdminAccess) {
-		s := &http.Server{Handler: b.AdminHandler(access), ReadHeaderTimeout: 5 * time.Second,
-			ConnContext: adminCaller}
-		a.servers = append(a.servers, s)
-		a.addrs = append(a.addrs, ln.Addr().String())
-		go s.Serve(ln)
-	}
+	serve := func(ln net.Listener, access broker.AdminAccess) { a.serve(ln, b.AdminHandler(access)) }
 	bc := cfg.Broker
 	adminAddr, adminTCP := cfg.BrokerAdmin(node)
 	socket := cfg.BrokerAdminSocket(node)
@@ -210,7 +212,7 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load()
+	cfg, err := c.adminConfig(env.stderr())
 	if err != nil {
 		return err
 	}
@@ -225,9 +227,13 @@ func brokerStatus(ctx context.Context, args []string, env Env) error {
 	}
 	if *asJSON {
 		_, err = env.stdout().Write(raw)
-		return err
+	} else {
+		err = broker.WriteStatus(env.stdout(), st)
 	}
-	return broker.WriteStatus(env.stdout(), st)
+	if err == nil && len(st.Problems) > 0 {
+		err = fmt.Errorf("%w: %s", ErrDegraded, strings.Join(st.Problems, "; "))
+	}
+	return err
 }
 
 // brokerDrain runs `broker drain|undrain -config FILE SERVER`.
@@ -242,7 +248,7 @@ func brokerDrain(ctx context.Context, verb string, args []string, env Env) error
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: broker %s -config FILE SERVER", ErrUsage, verb)
 	}
-	cfg, err := c.load()
+	cfg, err := c.adminConfig(env.stderr())
 	if err != nil {
 		return err
 	}

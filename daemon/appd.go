@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -29,6 +30,9 @@ const Version = "0.1.0"
 func Appd(ctx context.Context, args []string, env Env) error {
 	if len(args) > 0 && args[0] == "check" {
 		return Check(args[1:], env)
+	}
+	if len(args) > 0 && args[0] == "reload" {
+		return reloadCommand(ctx, "appd", "", args[1:], env)
 	}
 	var c common
 	fs := flag.NewFlagSet("appd", flag.ContinueOnError)
@@ -63,13 +67,23 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	}
 	auditLog, readAudit := openAudit(cfg, *node, env, log)
 	defer auditLog.Close() // after Shutdown, which ends the sessions
-	a := &appdNode{name: *node, log: log,
+	a := &appdNode{name: *node, log: log, stats: newNodeStats(),
 		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper, Audit: auditLog}}
 	a.apply(cfg)
+	a.conf = newNodeConfig(kindServer, *node, cfg, log)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {
 		return fmt.Errorf("appd listen %s: %w", spec.Listen, err)
 	}
+	var adminLn net.Listener
+	if spec.Admin != "" {
+		if adminLn, err = env.listen(spec.Admin); err != nil {
+			ln.Close()
+			return fmt.Errorf("appd admin listen %s: %w", spec.Admin, err)
+		}
+	}
+	admin := serveNodeAdmin(adminLn, spec.Admin, a.collector(), readyWhenReporting(a.stats, a.interval))
+	defer admin.close()
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
 		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
 		Peers:     func() int { return len(*a.keys.Load()) }}
@@ -79,16 +93,18 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		withAuditRead(readAudit, a.mgr.Handler()), a.report)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); watchdog(runCtx, log, func() bool { return true }) }()
 	go func() { defer wg.Done(); links.Run(runCtx) }()
 	go func() { defer wg.Done(); a.mgr.RunRetention(runCtx) }()
 	go func() {
 		defer wg.Done()
 		every(runCtx, a.interval(), func() { links.Each(runCtx, func(_ string, p *control.Peer) { a.report(runCtx, p) }) })
 	}()
-	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, a.apply) }()
-	log.Info("appd serving", "listen", ln.Addr().String(), "apps", strings.Join(spec.Apps, ","))
+	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, a.conf, a.apply) }()
+	log.Info("appd serving", "listen", ln.Addr().String(), "admin", admin.addrs, "apps", strings.Join(spec.Apps, ","))
 	env.ready()
+	notifyReady(log)
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
 	cancel()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,17 +119,19 @@ func Appd(ctx context.Context, args []string, env Env) error {
 
 // appdNode is one running appd: its session manager and current config.
 type appdNode struct {
-	name string
-	log  *slog.Logger
-	mgr  *appd.Manager
-	cfg  atomic.Pointer[config.Config]
-	keys atomic.Pointer[map[string]string] // gateways' keys → names
+	name  string
+	log   *slog.Logger
+	mgr   *appd.Manager
+	cfg   atomic.Pointer[config.Config]
+	keys  atomic.Pointer[map[string]string] // gateways' keys → names
+	conf  *nodeConfig
+	stats *nodeStats
 }
 
 // apply installs a (re)loaded config: the apps this server offers, the
 // gateways allowed to connect and, of them, those that reach this server
 // and so may open sessions. Running sessions are untouched.
-func (a *appdNode) apply(cfg *config.Config) {
+func (a *appdNode) apply(cfg *config.Config) error {
 	spec := cfg.Servers[a.name]
 	apps := make(map[string]appd.App, len(spec.Apps))
 	for _, name := range spec.Apps {
@@ -128,6 +146,7 @@ func (a *appdNode) apply(cfg *config.Config) {
 	keys := nodeKeys(cfg, gatewayNames(cfg), a.log)
 	a.keys.Store(&keys)
 	a.cfg.Store(cfg)
+	return nil
 }
 
 func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
@@ -157,13 +176,17 @@ func reaching(cfg *config.Config, server string) []string {
 func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 	cfg := a.cfg.Load()
 	spec := cfg.Servers[a.name]
+	st := a.conf.state()
 	r := control.ServerReport{
 		Load: loadAverage(), MemAvail: memAvailable(), MaxSessions: spec.MaxSessions,
 		Apps: spec.Apps, Version: Version, Sessions: a.mgr.Sessions(),
+		ConfigHash: st.Hash, RestartNeeded: st.RestartNeeded,
 	}
 	if err := p.Notify(ctx, control.MethodServerReport, r); err != nil {
 		a.log.Debug("report not sent", "err", err)
+		return
 	}
+	a.stats.reported()
 }
 
 // loadAverage is the 1-minute load average per CPU; unknownLoad if it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,8 @@ func Broker(ctx context.Context, args []string, env Env) error {
 			return brokerStatus(ctx, args[1:], env)
 		case "drain", "undrain":
 			return brokerDrain(ctx, args[0], args[1:], env)
+		case "reload":
+			return reloadCommand(ctx, "broker", config.DefaultBroker, args[1:], env)
 		case "replay", "watch": // record_cli.go
 			return brokerRecordCLI(ctx, args[0], args[1:], env)
 		}
@@ -63,8 +66,9 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	}
 	auditLog, readAudit := openAudit(cfg, *node, env, log)
 	defer auditLog.Close()
+	nc := newNodeConfig(kindBroker, *node, cfg, log)
 	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node,
-		Audit: auditLog, ReadAudit: readAudit}
+		Collectors: []prometheus.Collector{nodeCollector{conf: nc}}, Audit: auditLog, ReadAudit: readAudit}
 	ctx, cancel := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	defer func() {
@@ -75,12 +79,14 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		}
 	}()
 	var keys atomic.Pointer[map[string]string]
-	apply := func(cfg *config.Config) {
+	apply := func(cfg *config.Config) error {
 		b.SetCluster(clusterOf(cfg))
 		k := nodeKeys(cfg, append(gatewayNames(cfg), serverNames(cfg)...), log)
 		keys.Store(&k)
+		return nil
 	}
 	apply(cfg)
+	b.SetConfigState(cfg.Hash, nil)
 	// Before anything is served: drains hold from the first placement,
 	// and a redirected client finds its reservation.
 	if err := b.Restore(ctx); err != nil {
@@ -105,10 +111,13 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
 		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
 		Peers:     func() int { return len(*keys.Load()) }}
-	go reloadLoop(ctx, env, &c, log, apply)
+	nc.changed = func(st reloadState) { b.SetConfigState(st.Hash, st.RestartNeeded) }
+	go reloadLoop(ctx, env, &c, nc, apply)
 	go b.WatchHealth(ctx)
 	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
 	env.ready()
+	notifyReady(log)
+	go watchdog(ctx, log, func() bool { return true })
 	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
 	if errors.Is(err, transport.ErrServerClosed) {
 		return nil
@@ -179,28 +188,6 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		c.Descriptions[name] = app.Description
 	}
 	return c
-}
-
-// reloadLoop reloads the config on each signal from env.Reload and hands a
-// valid one to apply; an invalid one is logged and the running one kept.
-func reloadLoop(ctx context.Context, env Env, c *common, log *slog.Logger, apply func(*config.Config)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-env.Reload:
-			if !ok {
-				return
-			}
-			cfg, err := c.load()
-			if err != nil {
-				log.Error("config reload refused; keeping the running config", "err", err.Error())
-				continue
-			}
-			apply(cfg)
-			log.Info("config reloaded", "file", c.configPath)
-		}
-	}
 }
 
 type (

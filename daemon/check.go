@@ -60,7 +60,7 @@ func Check(args []string, env Env) error {
 // checkNode checks what node name will use on this host.
 func checkNode(cfg *config.Config, name string) []config.Problem {
 	var probs []config.Problem
-	table := nodeTable(cfg, name)
+	table := nodeTablePath(cfg, name)
 	if msg := keyUsable(cfg.NodeSignerPath(name)); msg != "" {
 		probs = append(probs, cfg.ProblemAt("node key: "+msg, table...))
 	}
@@ -83,8 +83,8 @@ func checkNode(cfg *config.Config, name string) []config.Problem {
 	return probs
 }
 
-// nodeTable is the table that defines node name.
-func nodeTable(cfg *config.Config, name string) []string {
+// nodeTablePath is the path of the table that defines node name.
+func nodeTablePath(cfg *config.Config, name string) []string {
 	switch {
 	case name == config.DefaultBroker:
 		return []string{"broker"}

@@ -15,6 +15,8 @@ type gatewayRun struct {
 	args        []string
 	ln          net.Listener
 	internalLn  net.Listener // nil without an internal listener
+	adminLn     net.Listener // nil without an admin listener
+	admin       *adminServers
 	stopReports func()
 }
 
@@ -54,6 +56,9 @@ func (r *gatewayRun) listeners() []namedListener {
 	if r.internalLn != nil {
 		lns = append(lns, namedListener{"internal", r.internalLn})
 	}
+	if r.adminLn != nil {
+		lns = append(lns, namedListener{"admin", r.adminLn})
+	}
 	return lns
 }
 
@@ -64,6 +69,7 @@ func (r *gatewayRun) listeners() []namedListener {
 // successor's are the gateway's.
 func (r *gatewayRun) drain(ctx context.Context) {
 	r.stopReports()
+	r.admin.close() // the successor serves the admin listener
 	if r.internalLn != nil {
 		r.internalLn.Close() // relayed sessions go on until the internal server closes
 	}

@@ -17,16 +17,22 @@ broker check [-node NAME] -config FILE      validate the file (and, with -node, 
 broker status [-json] [-node NAME] -config FILE   the cluster as the brokers see it
 broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER
 broker replay [-speed N] [-end] [-cast] -config FILE SESSION   play a session's recording
-broker watch [-redraw] -config FILE SESSION   watch a running session read-only (q or Ctrl-C stops)`,
+broker watch [-redraw] -config FILE SESSION   watch a running session read-only (q or Ctrl-C stops)
+broker reload [-node NAME] -config FILE     SIGHUP the running broker and wait: exit 1 if it refused the file`,
+	"broker reload":  "broker reload [-node NAME] [-pid PID] -config FILE",
+	"slave reload":   "slave reload -node NAME [-pid PID] -config FILE",
+	"appd reload":    "appd reload -node NAME [-pid PID] -config FILE",
 	"broker replay":  "broker replay [-speed N] [-end] [-cast] [-node NAME] -config FILE SESSION",
 	"broker watch":   "broker watch [-redraw] [-node NAME] -config FILE SESSION",
-	"broker status":  "broker status [-json] [-node NAME] -config FILE",
+	"broker status":  "broker status [-json] [-node NAME] -config FILE   (exit 3: the cluster is degraded)",
 	"broker drain":   "broker drain [-node NAME] -config FILE SERVER",
 	"broker undrain": "broker undrain [-node NAME] -config FILE SERVER",
 	"slave": `slave -node NAME -config FILE [flags]       run a gateway (SIGHUP reloads, SIGUSR2 upgrades in place)
-slave check [-node NAME] -config FILE       validate the file (and this host for that node)`,
+slave check [-node NAME] -config FILE       validate the file (and this host for that node)
+slave reload -node NAME -config FILE        SIGHUP the running gateway and wait: exit 1 if it refused the file`,
 	"appd": `appd -node NAME -config FILE [flags]        run an app server's daemon
-appd check [-node NAME] -config FILE        validate the file (and this host for that node: apps, users)`,
+appd check [-node NAME] -config FILE        validate the file (and this host for that node: apps, users)
+appd reload -node NAME -config FILE         SIGHUP the running appd and wait: exit 1 if it refused the file`,
 	"check": "check [-node NAME] [-state DIR] -config FILE",
 	"demo":  "demo [-ha] [-config FILE] [-state DIR]        a whole cluster on this machine",
 }

@@ -48,7 +48,8 @@ func Exit(name string, err error, stdout, stderr io.Writer) int {
 
 // ExitCode prints err for people and returns the process exit status:
 // 0 success, 1 failure (a bad config prints every problem as
-// file:line:col: what), 2 a command-line mistake.
+// file:line:col: what), 2 a command-line mistake, 3 `broker status` of a
+// degraded cluster (ErrDegraded).
 func ExitCode(name string, err error, w io.Writer) int {
 	switch {
 	case err == nil:
@@ -57,6 +58,9 @@ func ExitCode(name string, err error, w io.Writer) int {
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		fmt.Fprintln(w, usageLine(name))
 		return 2
+	case errors.Is(err, ErrDegraded):
+		fmt.Fprintf(w, "%s: %v\n", name, err)
+		return 3
 	default:
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		return 1

@@ -26,6 +26,9 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if len(args) > 0 && args[0] == "check" {
 		return Check(args[1:], env)
 	}
+	if len(args) > 0 && args[0] == "reload" {
+		return reloadCommand(ctx, "slave", "", args[1:], env)
+	}
 	var c common
 	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
 	c.register(fs)
@@ -79,18 +82,32 @@ func Slave(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("gateway internal listen %s: %w", spec.Internal, err)
 		}
 	}
+	var adminLn net.Listener
+	if spec.Admin != "" {
+		if adminLn, err = h.listen(env, "admin", spec.Admin); err != nil {
+			ln.Close()
+			if internalLn != nil {
+				internalLn.Close()
+			}
+			return fmt.Errorf("gateway admin listen %s: %w", spec.Admin, err)
+		}
+	}
+	admin := serveNodeAdmin(adminLn, spec.Admin, g.collector(), readyWhenReporting(g.stats, g.interval))
+	defer admin.close()
 	internal := g.serveInternal(internalLn)
 	runCtx, cancel := context.WithCancel(ctx)
 	reportCtx, stopReports := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); watchdog(runCtx, log, func() bool { return true }) }()
 	go func() { defer wg.Done(); g.links.Run(runCtx) }()
 	go func() { defer wg.Done(); every(reportCtx, g.interval(), func() { g.reportVia(reportCtx) }) }()
-	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, log, g.apply) }()
-	log.Info("gateway serving", "listen", ln.Addr().String(), "inherited", h != nil, "pid", os.Getpid())
+	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, g.conf, g.apply) }()
+	log.Info("gateway serving", "listen", ln.Addr().String(), "admin", admin.addrs, "inherited", h != nil, "pid", os.Getpid())
 	env.ready()
 	g.announce(h)
-	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, stopReports: stopReports}
+	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, adminLn: adminLn, admin: admin,
+		stopReports: stopReports}
 	err = run.serve(ctx)
 	if internal != nil {
 		internal.Close()
@@ -131,6 +148,8 @@ type gatewayNode struct {
 	links  *transport.Brokers
 	pool   *transport.Pool
 	srv    *sshgate.Server
+	conf   *nodeConfig
+	stats  *nodeStats
 }
 
 func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
@@ -138,10 +157,11 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit
 	if err != nil {
 		return nil, err
 	}
-	g := &gatewayNode{name: name, log: log, signer: signer}
+	g := &gatewayNode{name: name, log: log, signer: signer, stats: newNodeStats()}
 	if err := g.load(cfg); err != nil {
 		return nil, err
 	}
+	g.conf = newNodeConfig(kindGateway, name, cfg, log)
 	id := transport.Identity{Name: name, Signer: signer}
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
 	g.links = brokerLinks(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
@@ -198,13 +218,13 @@ func (g *gatewayNode) serverAddr(server string) (string, bool) {
 }
 
 // apply installs a reloaded config; one whose users' keys cannot be read
-// is refused and the running one kept.
-func (g *gatewayNode) apply(cfg *config.Config) {
+// is refused, and the running one kept.
+func (g *gatewayNode) apply(cfg *config.Config) error {
 	if err := g.load(cfg); err != nil {
-		g.log.Error("config reload refused; keeping the running config", "err", err)
-		return
+		return err
 	}
 	g.srv.SetDirectory(g.dir())
+	return nil
 }
 
 func (g *gatewayNode) dir() sshgate.Directory { return g.d.Load() }
@@ -295,13 +315,18 @@ func (g *gatewayNode) reportVia(ctx context.Context) {
 }
 
 func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
-	r := control.GatewayReport{Capacity: g.cfg.Load().Gateways[g.name].Capacity, Version: Version}
+	spec := g.cfg.Load().Gateways[g.name]
+	st := g.conf.state()
+	r := control.GatewayReport{Capacity: spec.Capacity, Version: Version, ConfigHash: st.Hash,
+		RestartNeeded: st.RestartNeeded, Address: spec.Address, Internal: spec.Internal}
 	if g.srv != nil {
 		r.Sessions, r.AuthFailures = g.srv.Sessions(), g.srv.AuthFailures()
 	}
 	if err := p.Notify(ctx, control.MethodGatewayReport, r); err != nil {
 		g.log.Debug("report not sent", "err", err)
+		return
 	}
+	g.stats.reported()
 }
 
 // directory answers the gateway's identity questions from one config:

@@ -168,7 +168,9 @@ func startSuccessor(ctx context.Context, exe string, args []string, lns []namedL
 	names, files = append(names, "ready"), append(files, w)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = os.Stdout, os.Stderr, files
-	cmd.Env = append(withoutEnv(os.Environ(), ListenFDsEnv), ListenFDsEnv+"="+formatFDs(names))
+	// The successor pings systemd's watchdog once it is the main process:
+	// WATCHDOG_PID names this one, which would silence it.
+	cmd.Env = append(withoutEnv(withoutEnv(os.Environ(), ListenFDsEnv), "WATCHDOG_PID"), ListenFDsEnv+"="+formatFDs(names))
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("upgrade: start %s: %w", exe, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,7 +90,7 @@ func waitUp(tb testing.TB, path string, done <-chan error) {
 		var out bytes.Buffer
 		err := daemon.Broker(context.Background(), []string{"status", "-json", "-config", path}, daemon.Env{Stdout: &out})
 		var st broker.Status
-		if err == nil && json.Unmarshal(out.Bytes(), &st) == nil && allHealthy(st) {
+		if (err == nil || errors.Is(err, daemon.ErrDegraded)) && json.Unmarshal(out.Bytes(), &st) == nil && allHealthy(st) {
 			return
 		}
 		if time.Now().After(deadline) {

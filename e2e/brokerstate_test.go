@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/user"
@@ -94,7 +95,7 @@ func TestBrokerRestartKeepsDrainsAndReservations(t *testing.T) {
 		t.Fatal("never answered")
 	}
 	text, err := c.cli("status")
-	if err != nil || !strings.Contains(text, "yes ("+me.Username+", ") {
+	if err != nil && !errors.Is(err, daemon.ErrDegraded) || !strings.Contains(text, "yes ("+me.Username+", ") {
 		t.Fatalf("broker status does not say who drained s2:\n%s%v", text, err)
 	}
 	c.Signal("s1", syscall.SIGCONT)

@@ -145,8 +145,9 @@ func TestRedirectHintAndPrelaunchWithStockSSH(t *testing.T) {
 	p.WaitFor("waited pid=" + strconv.Itoa(h.pid) + " term=vt220")
 	p.Write("live\r")
 	p.WaitFor("live")
-	if s := c.SessionOf(h.pid, control.StateAttached); s.Gateway != "gw1" || s.ID != h.session {
-		t.Errorf("claimed session %+v, want %s attached through gw1", s, h.session)
+	if s := c.SessionOf(h.pid, control.StateAttached); s.Gateway != "gw1" || s.ID != h.session ||
+		s.Route != control.RouteClaim || !strings.HasPrefix(s.ClientAddr, "127.0.0.1:") {
+		t.Errorf("claimed session %+v, want %s attached through gw1, route claim, the client's address", s, h.session)
 	}
 	if d := c.lastDecision(); d.Route != broker.RouteClaim || d.PID != h.pid {
 		t.Errorf("decision %+v", d)
@@ -184,6 +185,14 @@ func TestRelayModeNeedsNoHintWithStockSSH(t *testing.T) {
 	p.WaitFor("waited pid=")
 	p.Write("through\r")
 	p.WaitFor("through")
+	c.Eventually("the relayed session's route in status", func() bool {
+		for _, s := range c.Status().Sessions {
+			if s.App == "held" && s.Route == control.RouteRelay && s.Gateway == "gw2" && strings.HasPrefix(s.ClientAddr, "127.0.0.1:") {
+				return true
+			}
+		}
+		return false
+	})
 	p.Write("\x04")
 	if code, _, errOut := p.Wait(); code != 0 || errOut != "" {
 		t.Errorf("ssh -tt held@gw2: exit %d stderr %q", code, errOut)

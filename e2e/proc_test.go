@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -238,7 +239,7 @@ func (c *ProcCluster) Signal(name string, sig syscall.Signal) {
 func (c *ProcCluster) status() (broker.Status, error) {
 	var out bytes.Buffer
 	err := daemon.Broker(context.Background(), []string{"status", "-json", "-config", c.Config}, daemon.Env{Stdout: &out})
-	if err != nil {
+	if err != nil && !errors.Is(err, daemon.ErrDegraded) {
 		return broker.Status{}, err
 	}
 	var st broker.Status

@@ -168,7 +168,11 @@ func permissions(user, login string, crit map[string]string) *gossh.Permissions 
 func (s *Server) refused(meta gossh.ConnMetadata, hs *handshake, reason string, attrs ...any) {
 	s.logRefused(meta, hs, reason, attrs...)
 	hs.charge()
-	s.charge(hostOf(meta.RemoteAddr()))
+	why := FailWrongPassword
+	if reason == reasonNoPasswords {
+		why = FailPasswordsOff
+	}
+	s.charge(hostOf(meta.RemoteAddr()), why)
 }
 
 // logRefused logs a refused attempt, summarised per client address.
@@ -181,8 +185,9 @@ func (s *Server) logRefused(meta gossh.ConnMetadata, hs *handshake, reason strin
 
 // charge counts a failed login and charges it to ip, which it blocks
 // after AuthFailLimit of them within AuthFailWindow.
-func (s *Server) charge(ip string) {
+func (s *Server) charge(ip, why string) {
 	s.authFailures.Add(1)
+	s.failures.add(why)
 	if s.sources.fail(ip, s.now(), s.authFailLimit(), s.authFailWindow()) {
 		s.logger().Warn("client address blocked: too many failed logins", "client", ip,
 			"failures", s.authFailLimit(), "for", s.authFailWindow())
@@ -337,7 +342,7 @@ func (s *Server) connClosed(hs *handshake, addr, ip string) {
 		s.logRepeated(context.Background(), slog.LevelDebug, "closed before authenticating", ip, "client", addr)
 	}
 	if hs.unchargedFailure() {
-		s.charge(ip)
+		s.charge(ip, FailNoLogin)
 	}
 	s.sources.leave(ip)
 }

@@ -33,7 +33,7 @@ func (s *Server) checkPassword(ctx context.Context, meta gossh.ConnMetadata, pas
 	d := s.directory()
 	pw, _ := d.(Passwords)
 	if pw == nil {
-		s.refused(meta, hs, "passwords are not configured", "method", "password")
+		s.refused(meta, hs, reasonNoPasswords, "method", "password")
 		return nil, errPasswordRefused
 	}
 	ok, busy := s.boundedCheck(ctx, func() bool { return pw.CheckPassword(login, string(password)) })

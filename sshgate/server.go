@@ -123,6 +123,7 @@ type Server struct {
 	dir          atomic.Pointer[dirBox] // set by SetDirectory; overrides Directory
 	active       atomic.Int64           // sessions holding a capacity slot
 	authFailures atomic.Uint64          // failed logins, since start
+	failures     failureCounts          // the same, by reason
 	handlers     atomic.Int64           // running session channel handlers
 	closed       atomic.Bool
 	sources      sources         // per client IP: connections, failed logins

@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -227,7 +228,11 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		info = *r.Resumed
 		info.PID, info.Addr, info.Via, info.Detached = r.Started.PID, "", nil, time.Time{}
 	}
-	info.Gateway, info.State = s.Name, control.StateAttached
+	info.Gateway, info.State, info.ClientAddr = s.Name, control.StateAttached, ss.addr
+	info.Route = cmp.Or(r.Place.Route, control.RouteDirect)
+	if r.Resumed != nil {
+		info.Route = control.RouteResume
+	}
 	ss.log.Info("session started", "app", r.App, "server", r.Place.Server, "pid", r.Started.PID,
 		"id", r.Started.ID, "reason", r.Place.Reason, "resumed", r.Resumed != nil, "claimed", r.Place.Claim != nil,
 		"via", viaName(r.Place))
