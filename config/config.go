@@ -28,6 +28,10 @@ type Config struct {
 	Auth     Auth                  `toml:"auth"` // user certificates and revoked keys, cluster-wide
 	Etcd     Etcd                  `toml:"etcd"` // where several brokers keep state and elect a leader; none if empty
 
+	// Limits are every app's resource limits, unless its own
+	// [app.NAME.limits] says otherwise.
+	Limits Limits `toml:"limits"`
+
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
 	// Hash identifies the file's content (12 hex digits of its SHA-256):
@@ -166,6 +170,7 @@ type App struct {
 	Description string            `toml:"description"`  // one line shown to users
 	Grace       *time.Duration    `toml:"grace"`        // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
 	IdleTimeout time.Duration     `toml:"idle_timeout"` // end (or detach) a session with no input nor output this long; 0: never
+	Limits      Limits            `toml:"limits"`       // resource limits of each session, over the [limits] table's
 }
 
 // DefaultGrace is an app's grace period when the file does not set one.
