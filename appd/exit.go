@@ -43,8 +43,9 @@ type exitResult struct {
 	status   int            // exit status, when !signaled
 	signal   syscall.Signal // the signal that killed it, when signaled
 	signaled bool
-	core     bool // core dumped
-	lost     bool // no status could be collected
+	core     bool   // core dumped
+	lost     bool   // no status could be collected
+	note     string // a line for the user's stderr before the status, with its line end; "" for none
 }
 
 // resultOf turns what cmd.Wait left into an exitResult.

@@ -60,8 +60,13 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	shim, err := processShim()
+	if err != nil {
+		return err
+	}
 	a := &appdNode{name: *node, log: log,
-		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper}}
+		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
+			Shim: shim, Cgroups: processCgroups(log)}}
 	a.apply(cfg)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {
@@ -113,7 +118,8 @@ func (a *appdNode) apply(cfg *config.Config) {
 	for _, name := range spec.Apps {
 		app := cfg.Apps[name]
 		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
-			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod()}
+			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod(),
+			Limits: appLimits(cfg.AppResources(name))}
 	}
 	a.mgr.SetApps(apps)
 	a.mgr.SetMaxSessions(spec.MaxSessions)
@@ -198,4 +204,10 @@ func memAvailable() uint64 {
 		}
 	}
 	return 0
+}
+
+// appLimits copies an app's resolved limits for appd.
+func appLimits(r config.Resources) appd.Limits {
+	return appd.Limits{OpenFiles: r.OpenFiles, OpenFilesHard: r.OpenFilesHard, Processes: r.Processes,
+		Core: r.Core, Memory: r.Memory, CPU: r.CPU, Tasks: r.Tasks}
 }
