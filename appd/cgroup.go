@@ -84,6 +84,7 @@ type cgroup struct {
 	dirs   []string // the session's directory in each hierarchy
 	memDir string   // the one with the memory controller; "" if none
 	memory uint64   // the memory limit, for the user's line
+	late   []string // files to write once the app runs (see started)
 	once   sync.Once
 }
 
@@ -109,6 +110,10 @@ func (c *Cgroups) create(id string, l Limits) (*cgroup, error) {
 			g.memDir = dir
 		}
 		for _, f := range files[ctrl] {
+			if f.late {
+				g.late = append(g.late, filepath.Join(dir, f.name), f.value)
+				continue
+			}
 			err := writeFile(filepath.Join(dir, f.name), f.value)
 			if err != nil && !f.optional {
 				g.remove()
@@ -138,6 +143,7 @@ func (c *Cgroups) Missing(l Limits) []string {
 type limitFile struct {
 	name, value string
 	optional    bool // the file may not exist (no swap accounting, older kernels)
+	late        bool // written once the app runs: the shim's Go runtime has threads of its own
 }
 
 // limitFiles lists, per controller, the files l's limits are written to.
@@ -146,20 +152,21 @@ func (c *Cgroups) limitFiles(l Limits) map[string][]limitFile {
 	if l.Memory != Unlimited {
 		n := strconv.FormatUint(l.Memory, 10)
 		if c.v2 {
-			files[ctrlMemory] = []limitFile{{"memory.max", n, false}, {"memory.swap.max", "0", true}, {"memory.oom.group", "1", true}}
+			files[ctrlMemory] = []limitFile{{"memory.max", n, false, false}, {"memory.swap.max", "0", true, false},
+				{"memory.oom.group", "1", true, false}}
 		} else {
-			files[ctrlMemory] = []limitFile{{"memory.limit_in_bytes", n, false}, {"memory.memsw.limit_in_bytes", n, true}}
+			files[ctrlMemory] = []limitFile{{"memory.limit_in_bytes", n, false, false}, {"memory.memsw.limit_in_bytes", n, true, false}}
 		}
 	}
 	if l.Tasks != Unlimited {
-		files[ctrlPids] = []limitFile{{"pids.max", strconv.FormatUint(l.Tasks, 10), false}}
+		files[ctrlPids] = []limitFile{{"pids.max", strconv.FormatUint(l.Tasks, 10), false, true}}
 	}
 	if l.CPU != Unlimited {
 		quota := strconv.FormatUint(l.CPU*cpuPeriod/100, 10)
 		if c.v2 {
-			files[ctrlCPU] = []limitFile{{"cpu.max", quota + " " + strconv.Itoa(cpuPeriod), false}}
+			files[ctrlCPU] = []limitFile{{"cpu.max", quota + " " + strconv.Itoa(cpuPeriod), false, false}}
 		} else {
-			files[ctrlCPU] = []limitFile{{"cpu.cfs_period_us", strconv.Itoa(cpuPeriod), false}, {"cpu.cfs_quota_us", quota, false}}
+			files[ctrlCPU] = []limitFile{{"cpu.cfs_period_us", strconv.Itoa(cpuPeriod), false, false}, {"cpu.cfs_quota_us", quota, false, false}}
 		}
 	}
 	return files
@@ -169,6 +176,22 @@ func (c *Cgroups) limitFiles(l Limits) map[string][]limitFile {
 func (g *cgroup) add(pid int) error {
 	for _, dir := range g.dirs {
 		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
+// started writes the limits that wait for the app to run: the tasks
+// limit, which the shim, a Go program with a few threads, could exceed
+// before it execs the app. A process the app forks before this write
+// counts against the limit but is not refused.
+func (g *cgroup) started() error {
+	if g == nil {
+		return nil
+	}
+	for i := 0; i+1 < len(g.late); i += 2 {
+		if err := writeFile(g.late[i], g.late[i+1]); err != nil {
 			return fmt.Errorf("cgroup: %w", err)
 		}
 	}

@@ -41,7 +41,13 @@ func (m *Manager) limit(s *session, id, name string, app App, link *shimLink) er
 		return err
 	}
 	if link != nil {
-		return link.release(rl)
+		if err := link.release(rl); err != nil {
+			return err
+		}
+		return s.cg.started()
+	}
+	if err := s.cg.started(); err != nil {
+		return err
 	}
 	m.warnOnce("noshim", "limits are set just after each app starts, not before: this program does not run appd's exec shim")
 	if err := applyRlimits(s.cmd.Process.Pid, rl); err != nil {

@@ -87,3 +87,26 @@ limits = { memory = "32M" }
 	}
 	c.WaitLog("session ended", "app=hog", "status=\"exit 137\"")
 }
+
+// TestAppTasksLimitStockSSH: a session may not have more processes than
+// its tasks limit; its shell cannot fork beyond it. It needs a writable
+// cgroup hierarchy with the pids controller.
+func TestAppTasksLimitStockSSH(t *testing.T) {
+	cg, err := appd.DiscoverCgroups()
+	if err != nil || !cg.Has("pids") {
+		t.Skipf("no writable cgroup hierarchy with the pids controller here (%v; %v)", err, cg)
+	}
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}, ExtraApps: []string{"forker"},
+		Extra: `
+[app.forker]
+argv = ["sh", "-c", "for i in 1 2 3 4 5 6; do sleep 2 & done; echo started; wait"]
+user = "nobody"
+limits = { tasks = 4 }
+`})
+	o := GatewayOpenSSH(t, c, "gw1")
+	key := o.Key(t, "alice", c.Alice)
+	out, errOut, _ := o.Run(t, nil, key, "-T", o.At("forker"))
+	if !strings.Contains(string(errOut), "Cannot fork") {
+		t.Errorf("ssh -T forker: out %q, stderr %q; want the shell's \"Cannot fork\"", out, errOut)
+	}
+}
