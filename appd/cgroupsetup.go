@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -86,25 +87,24 @@ func setupV2(own string, root bool) (*Cgroups, error) {
 	return c, nil
 }
 
-// moveToLeaf moves every process of group dir into its child leaf, so
-// that dir may enable controllers for its children. Processes forked
-// meanwhile are moved by a further round.
+// moveToLeaf moves this process (all its threads, and the children it
+// starts from then on) out of group dir into its child leaf, so that dir
+// may enable controllers for its children. Any other process in dir (a
+// keeper started earlier, or, outside a service, the shell appd was started
+// from) means dir is not appd's to manage: moveToLeaf then moves nothing
+// and fails.
 func moveToLeaf(dir, leaf string) error {
+	self := strconv.Itoa(os.Getpid())
+	for _, pid := range strings.Fields(readString(filepath.Join(dir, "cgroup.procs"))) {
+		if pid != self {
+			return fmt.Errorf("%s holds other processes than appd (pid %s): not a group of appd's own", dir, pid)
+		}
+	}
 	to := filepath.Join(dir, leaf)
 	if err := mkdirExist(to); err != nil {
 		return err
 	}
-	for range 10 {
-		pids := strings.Fields(readString(filepath.Join(dir, "cgroup.procs")))
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			// A process that exited meanwhile fails with ESRCH: no matter.
-			writeFile(filepath.Join(to, "cgroup.procs"), pid)
-		}
-	}
-	return fmt.Errorf("processes keep appearing in %s", dir)
+	return writeFile(filepath.Join(to, "cgroup.procs"), strconv.Itoa(os.Getpid()))
 }
 
 // setupV1 makes a group "switchyard" under this process's group in each

@@ -56,6 +56,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("config", "warning", w.String())
 	}
+	cgroups := processCgroups(log) // first: its group must hold no other process of appd's
 	keeper, err := processKeeper(log)
 	if err != nil {
 		return err
@@ -66,7 +67,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	}
 	a := &appdNode{name: *node, log: log,
 		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
-			Shim: shim, Cgroups: processCgroups(log)}}
+			Shim: shim, Cgroups: cgroups}}
 	a.apply(cfg)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {
