@@ -199,3 +199,22 @@ func TestDiscoverFallsBackToV1(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverV2NotOurs: a v2 group holding another process (appd started
+// from a shell, not as a service) is not appd's to manage: nothing is
+// moved, and with no v1 hierarchy there is nowhere for sessions' groups.
+func TestDiscoverV2NotOurs(t *testing.T) {
+	root := fakeCgroupfs(t)
+	own := filepath.Join(root, "user.slice", "session-3.scope")
+	os.MkdirAll(own, 0o755)
+	os.WriteFile(filepath.Join(own, "cgroup.controllers"), []byte(v2Controllers), 0o644)
+	os.WriteFile(filepath.Join(own, "cgroup.procs"), []byte("1234\n"), 0o644)
+	mounts := parseMountinfo([]byte(strings.Replace(mountinfoV2, "/sys/fs/cgroup", root, 1)))
+	_, err := discoverCgroups(mounts, parseProcCgroup([]byte("0::/user.slice/session-3.scope\n")))
+	if err == nil || !strings.Contains(err.Error(), "holds other processes") {
+		t.Errorf("err = %v, want the group refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(own, "supervisor")); !os.IsNotExist(err) {
+		t.Errorf("a supervisor leaf made in a group not appd's: %v", err)
+	}
+}
