@@ -58,7 +58,7 @@ func (s *session) exitResult() exitResult {
 	if note != "" {
 		line += ": " + safelog.Text(oneLine(note), maxKillReason)
 	}
-	return exitResult{status: control.ExitKilled, line: line + "\r\n"}
+	return exitResult{status: control.ExitKilled, note: line + "\r\n"}
 }
 
 // auditSpawn records a session started by a spawn or a pre-launch.

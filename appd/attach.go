@@ -67,8 +67,8 @@ func (a *attachment) sendStarted(info control.SessionInfo) error {
 // finish ends the channel the way sshd does: EOF, exit status, close. The
 // errors only mean the gateway has gone already.
 func (a *attachment) finish(res exitResult) {
-	if res.line != "" {
-		a.ch.Stderr().Write([]byte(res.line))
+	if res.note != "" {
+		a.ch.Stderr().Write([]byte(res.note))
 	}
 	a.ch.CloseWrite()
 	res.send(a.ch)

@@ -45,7 +45,7 @@ type exitResult struct {
 	signaled bool
 	core     bool   // core dumped
 	lost     bool   // no status could be collected
-	line     string // written on stderr before the status (an administrator's kill)
+	note     string // a line for the user's stderr before the status, with its line end (an administrator's kill, the memory limit); "" for none
 }
 
 // resultOf turns what cmd.Wait left into an exitResult.

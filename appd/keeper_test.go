@@ -19,10 +19,13 @@ import (
 	"switchyard/control"
 )
 
-// TestMain lets the test binary play the two processes these tests need
-// besides itself: appd's keeper (KeeperArg) and an appd that spawns one
-// app and waits to be killed (spawnerEnv).
+// TestMain lets the test binary play the processes these tests need
+// besides itself: the exec shim (ExecArg), appd's keeper (KeeperArg) and
+// an appd that spawns one app and waits to be killed (spawnerEnv).
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == ExecArg {
+		RunExec()
+	}
 	if len(os.Args) > 1 && os.Args[1] == KeeperArg {
 		if _, err := RunKeeper(); err != nil {
 			fmt.Fprintln(os.Stderr, err)

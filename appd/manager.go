@@ -25,6 +25,7 @@ type App struct {
 	AllowArgs bool              // append the request's Args to Argv, as separate argv entries
 	Grace     time.Duration     // how long a PTY session whose channel went away keeps running, detached; 0 hangs it up at once
 	Record    string            // RecordOff, RecordOutput or RecordInput: what a PTY session's recording holds
+	Limits    Limits            // resource limits of each session; the zero Limits sets none
 }
 
 // Manager runs the sessions of one app server. Its zero value is usable once
@@ -40,6 +41,15 @@ type Manager struct {
 	// Audit, if set, receives the audit events of this server: spawn,
 	// attach, detach, resume, takeover, exit, kill.
 	Audit *audit.Log
+	// Shim, if set, starts apps with limits through appd's own binary, so
+	// that their limits hold before they run (see shim.go). Without it
+	// the limits are set just after the app started: a fast app may fork
+	// or open files before they hold.
+	Shim *Shim
+	// Cgroups, if set, gives each session with a memory, CPU or tasks
+	// limit a control group (see cgroup.go). Without it those limits are
+	// not enforced (the first spawn logs a warning).
+	Cgroups *Cgroups
 
 	mu       sync.Mutex          // guards the fields below
 	apps     map[string]App      // current app table, replaced whole by SetApps
@@ -194,6 +204,7 @@ func (m *Manager) unregister(s *session) {
 	m.mu.Lock()
 	delete(m.sessions, s.info.ID)
 	m.mu.Unlock()
+	s.removeCgroup(m.logger())
 	m.handlers.Done()
 }
 

@@ -37,6 +37,7 @@ type session struct {
 	term   *terminal // PTY sessions; nil for batch
 	pipe   *pipes    // batch sessions; nil for PTY
 	rec    *recorder // the session's recording; nil when not recorded
+	cg     *cgroup   // the session's control group; nil for none
 
 	// Lock order: attachMu, then outMu, then mu.
 	attachMu sync.Mutex // serialises attach and end
@@ -140,6 +141,9 @@ func (s *session) collect(zombie bool) {
 		s.keeper.Remove(s.cmd.Process.Pid)
 	}
 	s.result = resultOf(s.cmd.ProcessState)
+	if n := s.cg.oomKills(); n > 0 {
+		s.result = s.result.outOfMemory(s.cg.memory, s.term != nil)
+	}
 	if s.term != nil {
 		s.term.appExited()
 	}
@@ -202,10 +206,11 @@ func (s *session) discard() {
 	s.kill()
 	if s.pipe != nil {
 		s.reap() // batch sessions are reaped by their relay, which never ran
-		return
+	} else {
+		<-s.exited
+		s.rec.close("discarded: the session's channel could not be accepted")
 	}
-	<-s.exited
-	s.rec.close("discarded: the session's channel could not be accepted")
+	s.removeCgroup(nil)
 }
 
 // requestHangup hangs the app up (see hangup) on a goroutine of its own,

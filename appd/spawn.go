@@ -145,7 +145,8 @@ func (m *Manager) resolveRequest(req control.SpawnRequest) (App, error) {
 }
 
 // start resolves the run-as user, builds the command and starts the app in
-// a PTY or with pipes. The session is not registered yet.
+// a PTY or with pipes, within its limits. The session is not registered
+// yet.
 func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*session, error) {
 	acct, err := runAs(req.App, app)
 	if err != nil {
@@ -155,6 +156,10 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
+	link, err := m.wrapForLimits(cmd, app)
+	if err != nil {
+		return nil, spawnFailed(req.App, m.Server, err)
+	}
 	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name}
 	if req.Pty != nil {
 		s.grace = app.Grace
@@ -162,11 +167,18 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	} else {
 		err = onSpawnThread(func() error { return s.startBatch(acct.cred) })
 	}
+	link.started()
 	if err != nil {
+		link.close()
+		return nil, spawnFailed(req.App, m.Server, err)
+	}
+	id := newID()
+	if err := m.limit(s, id, req.App, app, link); err != nil {
+		s.discard()
 		return nil, spawnFailed(req.App, m.Server, err)
 	}
 	s.info = control.SessionInfo{
-		ID: newID(), PID: cmd.Process.Pid, User: req.User, App: req.App,
+		ID: id, PID: cmd.Process.Pid, User: req.User, App: req.App,
 		Server: m.Server, Gateway: gateway, Started: time.Now(),
 	}
 	if req.Pty != nil {

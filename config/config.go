@@ -31,6 +31,9 @@ type Config struct {
 	// Recording is session recording and watching, on every app server.
 	Recording Recording `toml:"recording"`
 	Audit     Audit     `toml:"audit"` // where each node writes its audit trail
+	// Limits are every app's resource limits, unless its own
+	// [app.NAME.limits] says otherwise.
+	Limits Limits `toml:"limits"`
 
 	// Path is the file this Config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -181,6 +184,7 @@ type App struct {
 	// Record is RecordOff, RecordOutput or RecordInput (output and
 	// input); [recording] default if empty.
 	Record string `toml:"record"`
+	Limits Limits `toml:"limits"` // resource limits of each session, over the [limits] table's
 }
 
 // DefaultGrace is an app's grace period when the file does not set one.

@@ -233,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", base + "[server.s2]\nlisten = \"127.0.0.1:7102\"\n§listn = \"x\"\n",
 			[]string{"unknown key server.s2.listn (did you mean listen?)"}},
 		{"unknown key far from any", "§zzzzzz = 1\n" + base,
-			[]string{"unknown key zzzzzz (known keys: state_dir, broker, brokers, gateway, server, app, user, group, region, policy, auth, etcd, recording, audit)"}},
+			[]string{"unknown key zzzzzz (known keys: state_dir, broker, brokers, gateway, server, app, user, group, region, policy, auth, etcd, recording, audit, limits)"}},
 		{"unknown table reported once", base + "§[apps.x]\nargv = [\"x\"]\n[apps.y]\n",
 			[]string{"unknown key apps (did you mean app?)"}},
 		{"unknown inline key", base + "[user.u]\nkeys = []\n[group.g]\napps = []\n§members = [\"u\"]\n",

@@ -34,6 +34,7 @@ func (c *Config) problems() []Problem {
 	v.brokerNodes()
 	v.network()
 	v.apps()
+	v.resourceLimits()
 	v.users()
 	v.groups()
 	v.regions()

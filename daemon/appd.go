@@ -61,14 +61,20 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("config", "warning", w.String())
 	}
+	cgroups := processCgroups(log) // first: its group must hold no other process of appd's
 	keeper, err := processKeeper(log)
+	if err != nil {
+		return err
+	}
+	shim, err := processShim()
 	if err != nil {
 		return err
 	}
 	auditLog, readAudit := openAudit(cfg, *node, env, log)
 	defer auditLog.Close() // after Shutdown, which ends the sessions
 	a := &appdNode{name: *node, log: log, stats: newNodeStats(),
-		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper, Audit: auditLog}}
+		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
+			Shim: shim, Cgroups: cgroups, Audit: auditLog}}
 	a.apply(cfg)
 	a.conf = newNodeConfig(kindServer, *node, cfg, log)
 	ln, err := env.listen(spec.Listen)
@@ -137,7 +143,8 @@ func (a *appdNode) apply(cfg *config.Config) error {
 	for _, name := range spec.Apps {
 		app := cfg.Apps[name]
 		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
-			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod(), Record: recordMode(cfg, name)}
+			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod(), Record: recordMode(cfg, name),
+			Limits: appLimits(cfg.AppResources(name))}
 	}
 	a.mgr.SetRecording(recordingOf(cfg))
 	a.mgr.SetApps(apps)
@@ -228,4 +235,10 @@ func memAvailable() uint64 {
 		}
 	}
 	return 0
+}
+
+// appLimits copies an app's resolved limits for appd.
+func appLimits(r config.Resources) appd.Limits {
+	return appd.Limits{OpenFiles: r.OpenFiles, OpenFilesHard: r.OpenFilesHard, Processes: r.Processes,
+		Core: r.Core, Memory: r.Memory, CPU: r.CPU, Tasks: r.Tasks}
 }

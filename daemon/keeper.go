@@ -32,6 +32,7 @@ var (
 // keeper: its apps' leaders still die with it (Pdeathsig), their process
 // groups do not.
 func AppdKeeper() {
+	AppdExecShim()
 	if len(os.Args) < 2 || os.Args[1] != appd.KeeperArg {
 		keeperEnabled.Store(true)
 		return
@@ -60,4 +61,54 @@ func processKeeper(log *slog.Logger) (*appd.Keeper, error) {
 		}
 	})
 	return keeper, keeperErr
+}
+
+var (
+	shimEnabled atomic.Bool // AppdExecShim was called: this binary can be the exec shim
+	shimOnce    sync.Once
+	shim        *appd.Shim
+	shimErr     error
+)
+
+// AppdExecShim must be called first thing in main by a binary that runs
+// Appd and wants each app's limits to hold before the app runs (AppdKeeper
+// calls it). Run with appd.ExecArg as its first argument, the process is
+// the exec shim (see appd.RunExec) and AppdExecShim never returns;
+// otherwise it returns at once, and Appd starts apps through this binary.
+// Without it, an app's limits are set just after it started.
+func AppdExecShim() {
+	if len(os.Args) > 1 && os.Args[1] == appd.ExecArg {
+		appd.RunExec()
+	}
+	shimEnabled.Store(true)
+}
+
+// processShim returns the process's exec shim, opening it on first use,
+// or nil if AppdExecShim was not called.
+func processShim() (*appd.Shim, error) {
+	if !shimEnabled.Load() {
+		return nil, nil
+	}
+	shimOnce.Do(func() { shim, shimErr = appd.OpenShim(selfExe) })
+	return shim, shimErr
+}
+
+var (
+	cgroupsOnce sync.Once
+	cgroups     *appd.Cgroups
+)
+
+// processCgroups finds, once per process, where the sessions' control
+// groups go (see appd.DiscoverCgroups); nil, logged, if nowhere.
+func processCgroups(log *slog.Logger) *appd.Cgroups {
+	cgroupsOnce.Do(func() {
+		var err error
+		cgroups, err = appd.DiscoverCgroups()
+		if err != nil {
+			log.Warn("session memory, cpu and tasks limits will not be enforced", "err", err)
+			return
+		}
+		log.Info("session control groups", "where", cgroups.String())
+	})
+	return cgroups
 }

@@ -428,8 +428,10 @@ func TestFaultHungServerIsAvoided(t *testing.T) {
 	c.Eventually("s1 back by itself once it reports", func() bool { return c.serverUp("s1") })
 }
 
-// TestMain removes the binaries built for the process tests.
+// TestMain removes the binaries built for the process tests. Run with
+// appd.ExecArg, the test binary is the exec shim of its in-process appds.
 func TestMain(m *testing.M) {
+	daemon.AppdExecShim()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
