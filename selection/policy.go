@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -110,6 +111,7 @@ type Decision struct {
 func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 	pl := listPlacer{servers: servers, lastLen: -1}
 	pl.init(p, req)
+	pl.markMine()
 	// Score a sample first, so that the cut is tight from the start
 	// whatever the order of servers (by name, a whole remote region may
 	// come first). Considering a server twice changes nothing.
@@ -181,9 +183,18 @@ func (pl *placer) init(p Policy, req Request) {
 	if req.ClientRegion != "" {
 		pl.maxLoc = 1
 	}
-	if p.Affinity != AffinityNone && len(req.Existing) > 0 {
-		pl.affBound = pl.w.Affinity
+}
+
+// attracts says whether the user's session e attracts the requested
+// session to its server under the policy's affinity.
+func (pl *placer) attracts(e *Placed) bool {
+	switch pl.p.Affinity {
+	case AffinityNone:
+		return false
+	case AffinityUserApp:
+		return equalShort(e.App, pl.req.App)
 	}
+	return true
 }
 
 // cutFor is the utilisation above which a server of locality loc cannot
@@ -197,13 +208,14 @@ func (pl *placer) cutFor(loc float64) float64 {
 	return math.Inf(1)
 }
 
-// score is the score of a server of locality loc and utilisation u named
-// name (read only for affinity).
-func (pl *placer) score(loc, u float64, name string) parts {
+// score is the score of a server of locality loc and utilisation u with
+// affinity aff (1 if the user has a session there that attracts this
+// one, else 0).
+func (pl *placer) score(loc, u, aff float64) parts {
 	sp := pl.scoreOf(loc, u)
-	if pl.affBound > 0 {
-		sp.affinity = pl.p.affinity(&pl.req, name)
-		sp.total += pl.w.Affinity * sp.affinity
+	if aff > 0 {
+		sp.affinity = aff
+		sp.total += pl.w.Affinity * aff
 	}
 	return sp
 }
@@ -271,6 +283,44 @@ type listPlacer struct {
 	lastRegion   string
 	lastLocality float64
 	regionKnown  bool
+
+	// The servers of the user's sessions that attract this one, sorted
+	// and each once; mineBuf holds them when they are few.
+	mine    []string
+	mineBuf [16]string
+}
+
+// markMine lists, once per decision, the servers on which the user runs a
+// session that attracts this one: each server once, sorted, so a
+// candidate's affinity is a binary search whatever the user's session
+// count. It sets the affinity bound if there is one.
+func (pl *listPlacer) markMine() {
+	mine := pl.mineBuf[:0]
+	for k := range pl.req.Existing {
+		e := &pl.req.Existing[k]
+		if !pl.attracts(e) || len(mine) > 0 && mine[len(mine)-1] == e.Server {
+			continue
+		}
+		mine = append(mine, e.Server)
+	}
+	if len(mine) == 0 {
+		return
+	}
+	slices.Sort(mine)
+	pl.mine = slices.Compact(mine)
+	pl.affBound = pl.w.Affinity
+}
+
+// affinity is 1 if the user runs a session that attracts this one on
+// the server named name, else 0.
+func (pl *listPlacer) affinity(name string) float64 {
+	if len(pl.mine) == 0 {
+		return 0
+	}
+	if _, ok := slices.BinarySearch(pl.mine, name); ok {
+		return 1
+	}
+	return 0
 }
 
 // locality scores region, remembering the answer for the next server in
@@ -301,7 +351,7 @@ func (pl *listPlacer) consider(i int) {
 	if !within(s, pl.cutFor(loc)) || !pl.offers(s) {
 		return
 	}
-	sp := pl.score(loc, utilisation(s), s.Name)
+	sp := pl.score(loc, utilisation(s), pl.affinity(s.Name))
 	var h uint64
 	switch pl.rank(sp.total, s.Sessions) {
 	case -1:
@@ -322,18 +372,4 @@ func (p Policy) weights() Weights {
 		return DefaultWeights
 	}
 	return p.Weights
-}
-
-// affinity is 1 when the user already runs a session on server (of the same
-// app under AffinityUserApp), else 0.
-func (p Policy) affinity(req *Request, server string) float64 {
-	if p.Affinity == AffinityNone {
-		return 0
-	}
-	for _, e := range req.Existing {
-		if e.Server == server && (p.Affinity != AffinityUserApp || e.App == req.App) {
-			return 1
-		}
-	}
-	return 0
 }

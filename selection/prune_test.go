@@ -17,7 +17,7 @@ func reference(p Policy, req Request, servers []Server) string {
 		if !s.Healthy || s.Draining || s.Max > 0 && s.Sessions >= s.Max || !offers(s.Apps, req.App) {
 			continue
 		}
-		score := w.Locality*loc.score(s.Region) + w.Affinity*p.affinity(&req, s.Name) + w.Load*(1-utilisation(s))
+		score := w.Locality*loc.score(s.Region) + w.Affinity*refAffinity(p, &req, s.Name) + w.Load*(1-utilisation(s))
 		if best >= 0 {
 			b := &servers[best]
 			switch c := cmpScore(score, bestScore); {
@@ -35,6 +35,20 @@ func reference(p Policy, req Request, servers []Server) string {
 		return ""
 	}
 	return servers[best].Name
+}
+
+// refAffinity is 1 when the user already runs a session on server (of
+// the same app under AffinityUserApp), else 0: every session read.
+func refAffinity(p Policy, req *Request, server string) float64 {
+	if p.Affinity == AffinityNone {
+		return 0
+	}
+	for _, e := range req.Existing {
+		if e.Server == server && (p.Affinity != AffinityUserApp || e.App == req.App) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // TestPlaceMatchesReference checks that skipping servers that cannot win

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 )
 
 // Table is a list of servers kept in a compact form for repeated
@@ -48,7 +49,10 @@ type Table struct {
 	blockRegions []uint64
 	same         []bool // all the servers of the block share one region and one app list
 
-	unique bool // no two servers share a name
+	unique bool    // no two servers share a name
+	next   []int32 // if not unique, the next index of the same name, -1 if none
+
+	marks sync.Pool // of *[]uint64, a bit by position, for PlaceTable's affinity
 
 	// Servers by state: the count and a bitset by index of each reason
 	// a server cannot take a session (unhealthy, draining, full), as
@@ -141,6 +145,17 @@ func NewTable(servers []Server) *Table {
 		t.byName[servers[i].Name] = i // the first of a name is set last
 	}
 	t.unique = len(t.byName) == n
+	if !t.unique {
+		t.next = make([]int32, n)
+		last := make(map[string]int, n)
+		for i := n - 1; i >= 0; i-- {
+			t.next[i] = -1
+			if j, ok := last[servers[i].Name]; ok {
+				t.next[i] = int32(j)
+			}
+			last[servers[i].Name] = i
+		}
+	}
 
 	// The positions: by region, then app list, then index.
 	t.at = make([]int32, n)
@@ -202,6 +217,34 @@ func NewTable(servers []Server) *Table {
 		t.same[b] = t.rows[lo].region == t.rows[hi-1].region && t.rows[lo].apps == t.rows[hi-1].apps // sorted by both
 	}
 	return t
+}
+
+// nextOf is the next index after i of a server named as i, -1 if none.
+func (t *Table) nextOf(i int) int {
+	if t.next == nil {
+		return -1
+	}
+	return int(t.next[i])
+}
+
+// getMarks returns a cleared bitset of a bit per position, from t.marks
+// when it has one, so that a decision allocates none in the long run.
+func (t *Table) getMarks() *[]uint64 {
+	if m, ok := t.marks.Get().(*[]uint64); ok {
+		return m
+	}
+	m := make([]uint64, (len(t.rows)+63)/64)
+	return &m
+}
+
+// putMarks clears m, from getMarks, and keeps it for the next decision;
+// nothing if m is nil.
+func (t *Table) putMarks(m *[]uint64) {
+	if m == nil {
+		return
+	}
+	clear(*m)
+	t.marks.Put(m)
 }
 
 // sortBy returns the indexes of in stably sorted by their key in keys, a
