@@ -57,6 +57,11 @@ func (a Affinity) String() string {
 type Policy struct {
 	Affinity Affinity // which running sessions attract a new one, none if zero
 	Weights  Weights  // score weights, DefaultWeights if all zero
+	// SpillAt is the utilisation past which a server's score falls
+	// SpillSlope times faster: the fill level at which a region gives
+	// way to a near region with headroom (see DefaultSpillAt).
+	// DefaultSpillAt if zero; 1 or more spills only past full.
+	SpillAt float64
 }
 
 // DefaultPolicy is the policy the broker uses unless configured otherwise:
@@ -72,7 +77,7 @@ type Server struct {
 	Apps     []string // apps offered
 	Sessions int      // running as last reported plus placed since that report
 	Max      int      // max sessions; 0 means no limit
-	Load     float64  // reported CPU load per CPU (1.0 = all cores busy)
+	Load     float64  // CPU in use per CPU (1.0 = all cores busy), with what was placed since the report; may exceed 1
 }
 
 // Placed is one of the user's running sessions.
@@ -171,14 +176,15 @@ type placer struct {
 	bestSessions int     // its sessions
 	bestHash     uint64  // its tie hash
 	cut          float64 // utilisation above which no server can reach best
-	cut0         float64 // the cut for locality 0 (+Inf before the first best)
-	cutStep      float64 // what a point of locality adds to the cut
+	bar          float64 // the load part a server of locality 0 needs to reach best, -Inf before the first best
+	spill        float64 // the policy's SpillAt
 }
 
 // init sets what follows from the policy and request.
 func (pl *placer) init(p Policy, req Request) {
 	pl.p, pl.w, pl.req, pl.key = p, p.weights(), req, seedKey(req.Seed)
-	pl.best, pl.cut, pl.cut0 = -1, math.Inf(1), math.Inf(1)
+	pl.best, pl.cut, pl.bar = -1, math.Inf(1), math.Inf(-1)
+	pl.spill = p.spillAt()
 	pl.loc = locator{client: req.ClientRegion, near: req.Near}
 	if req.ClientRegion != "" {
 		pl.maxLoc = 1
@@ -198,14 +204,13 @@ func (pl *placer) attracts(e *Placed) bool {
 }
 
 // cutFor is the utilisation above which a server of locality loc cannot
-// reach the best score: it would need Load*(1-u) + Locality*loc + affBound
-// >= best - epsilon. It is +Inf when even a fully utilised server could
-// reach the best, since a CPU load above 1 counts as 1.
+// reach the best score: it would need Load*loadPart(u) + Locality*loc +
+// affBound >= best - epsilon. It is +Inf when any utilisation could.
 func (pl *placer) cutFor(loc float64) float64 {
-	if c := pl.cut0 + pl.cutStep*loc; c < 1 {
-		return c
+	if pl.w.Load <= 0 {
+		return math.Inf(1)
 	}
-	return math.Inf(1)
+	return cutOf(pl.bar-pl.w.Locality*loc/pl.w.Load, pl.spill) + 1e-9
 }
 
 // score is the score of a server of locality loc and utilisation u with
@@ -224,7 +229,7 @@ func (pl *placer) score(loc, u, aff float64) parts {
 // with no affinity.
 func (pl *placer) scoreOf(loc, u float64) parts {
 	w := pl.w
-	sp := parts{locality: loc, load: 1 - u}
+	sp := parts{locality: loc, load: loadPart(u, pl.spill)}
 	sp.total = w.Load*sp.load + w.Locality*sp.locality
 	return sp
 }
@@ -259,11 +264,10 @@ func (pl *placer) beats(i int, h uint64) bool {
 // take makes server i (score sp, sessions, tie hash h) the best so far.
 func (pl *placer) take(i int, sp parts, sessions int, h uint64) {
 	pl.best, pl.bestParts, pl.bestSessions, pl.bestHash = i, sp, sessions, h
-	// The cuts derived from the new best; the 1e-9 slack keeps them on
-	// the safe side of rounding.
+	// The cuts derived from the new best; the 1e-9 slack in cutFor keeps
+	// them on the safe side of rounding.
 	if w := pl.w; w.Load > 0 {
-		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/w.Load + 1e-9
-		pl.cutStep = w.Locality / w.Load
+		pl.bar = (sp.total - scoreEpsilon - pl.affBound) / w.Load
 	}
 	pl.cut = pl.cutFor(pl.maxLoc)
 }
@@ -364,6 +368,14 @@ func (pl *listPlacer) consider(i int) {
 		h = tieHash(nameHash(s.Name), pl.key)
 	}
 	pl.take(i, sp, s.Sessions, h)
+}
+
+// spillAt returns the fill level in force: DefaultSpillAt for zero.
+func (p Policy) spillAt() float64 {
+	if p.SpillAt > 0 {
+		return p.SpillAt
+	}
+	return DefaultSpillAt
 }
 
 // weights returns the weights in force: DefaultWeights for the zero value.

@@ -3,6 +3,7 @@ package selection
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -62,6 +63,17 @@ func TestPlace(t *testing.T) {
 		{"affinity never overrides capacity", DefaultPolicy, back(eu, Placed{"mine", "shell"}), []Server{srv("mine", "eu", 100, 100), srv("other", "eu", 99, 100)}, "other", "1 full (mine)"},
 		{"affinity does not pull a user out of their region", DefaultPolicy, back(eu, Placed{"away", "db"}), []Server{srv("away", "us", 40, 100), srv("home", "eu", 40, 100)}, "home", ""},
 		{"affinity to an unhealthy server is moot", DefaultPolicy, back(eu, Placed{"mine", "db"}), []Server{with(srv("mine", "eu", 0, 100), func(s *Server) { s.Healthy = false }), srv("other", "eu", 60, 100)}, "other", "1 unhealthy (mine)"},
+		{"a server far past its cores loses to a busy near one", DefaultPolicy, eu, []Server{
+			with(srv("eu", "eu", 10, 100), func(s *Server) { s.Load = 13 }), with(srv("us", "us", 60, 100), func(s *Server) { s.Load = 0.7 })}, "us", ""},
+		{"overload is not capped: the less overloaded wins", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = 3 }), with(srv("eu2", "eu", 10, 100), func(s *Server) { s.Load = 2 })}, "eu2", ""},
+		{"an unreadable load is busier than any overload", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() }), with(srv("eu2", "eu", 10, 100), func(s *Server) { s.Load = 50 })}, "eu2", ""},
+		{"an unreadable load still takes a session if nothing else can", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() })}, "eu1", ""},
+		{"past the fill level a region gives way to a near one with headroom", DefaultPolicy, eu, []Server{srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)}, "us", ""},
+		{"below the fill level locality wins", DefaultPolicy, eu, []Server{srv("eu", "eu", 78, 100), srv("us", "us", 55, 100)}, "eu", ""},
+		{"the fill level is the policy's", Policy{SpillAt: 0.9}, eu, []Server{srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)}, "eu", ""},
 		{"weights change the answer: load only", Policy{Weights: Weights{Load: 1}}, eu, []Server{srv("eu", "eu", 50, 100), srv("sa", "sa", 0, 100)}, "sa", ""},
 	}
 	for _, tt := range tests {
@@ -97,7 +109,7 @@ func with2(r Request, near []string, client ...string) Request {
 
 func equalServer(a, b Server) bool {
 	return a.Name == b.Name && a.Region == b.Region && a.Healthy == b.Healthy && a.Draining == b.Draining &&
-		slices.Equal(a.Apps, b.Apps) && a.Sessions == b.Sessions && a.Max == b.Max && a.Load == b.Load
+		slices.Equal(a.Apps, b.Apps) && a.Sessions == b.Sessions && a.Max == b.Max && (a.Load == b.Load || a.Load != a.Load && b.Load != b.Load)
 }
 
 func TestPlaceErrors(t *testing.T) {

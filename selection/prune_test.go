@@ -17,7 +17,7 @@ func reference(p Policy, req Request, servers []Server) string {
 		if !s.Healthy || s.Draining || s.Max > 0 && s.Sessions >= s.Max || !offers(s.Apps, req.App) {
 			continue
 		}
-		score := w.Locality*loc.score(s.Region) + w.Affinity*refAffinity(p, &req, s.Name) + w.Load*(1-utilisation(s))
+		score := w.Locality*loc.score(s.Region) + w.Affinity*refAffinity(p, &req, s.Name) + w.Load*refLoad(p, s)
 		if best >= 0 {
 			b := &servers[best]
 			switch c := cmpScore(score, bestScore); {
@@ -35,6 +35,20 @@ func reference(p Policy, req Request, servers []Server) string {
 		return ""
 	}
 	return servers[best].Name
+}
+
+// refLoad is the load part of s's score: 1 - utilisation, falling
+// SpillSlope times faster past the fill level.
+func refLoad(p Policy, s *Server) float64 {
+	spill := p.SpillAt
+	if spill == 0 {
+		spill = DefaultSpillAt
+	}
+	u := utilisation(s)
+	if u > spill {
+		return 1 - u - SpillSlope*(u-spill)
+	}
+	return 1 - u
 }
 
 // refAffinity is 1 when the user already runs a session on server (of

@@ -11,7 +11,45 @@ import (
 type Weights struct {
 	Locality float64 // client and server in the same region (1) or a near one (0.5, less further down the list)
 	Affinity float64 // the user already runs a session on the server
-	Load     float64 // 1 - utilisation, utilisation = max(Sessions/Max, Load) in [0, 1]
+	Load     float64 // loadPart(utilisation), utilisation = max(Sessions/Max, Load), not capped at 1
+}
+
+// DefaultSpillAt is the fill level of the zero Policy: past 80% of its
+// sessions or its cores a server's score falls SpillSlope+1 times as fast,
+// so that a region whose demand outgrows its capacity sends the overflow
+// to the nearest region with headroom while its own servers still have
+// some, instead of filling them first (a local server at 85% loses to a
+// near one below about 70%, and to a remote one below about 55%), and a
+// server past its cores loses to every server that is not, the more the
+// further past it is. Below the fill level locality wins as before.
+const DefaultSpillAt = 0.8
+
+// SpillSlope is how many times faster than below SpillAt a server's load
+// part falls past it.
+const SpillSlope = 4
+
+// maxUtil caps utilisation so that scores stay finite: a server past a
+// thousand times its cores, or whose load is unknown (NaN), counts as that
+// busy.
+const maxUtil = 1000
+
+// loadPart is the load part of the score of a server of utilisation u
+// under fill level spill: 1-u, less SpillSlope times what u is past spill.
+// It falls as u grows, without bound below.
+func loadPart(u, spill float64) float64 {
+	if u > spill {
+		return 1 - u - SpillSlope*(u-spill)
+	}
+	return 1 - u
+}
+
+// cutOf is the greatest utilisation whose loadPart under spill is at
+// least y, the inverse of loadPart: +Inf when y is -Inf.
+func cutOf(y, spill float64) float64 {
+	if y >= 1-spill {
+		return 1 - y
+	}
+	return spill + (1-spill-y)/(1+SpillSlope)
 }
 
 // DefaultWeights are the weights of the zero Policy. With Load = 1 the other
@@ -115,9 +153,10 @@ func (l locator) appendRegion(b []byte, region string) []byte {
 	return append(b, region...)
 }
 
-// utilisation is how busy s is in [0, 1]: the larger of its session ratio
-// and its CPU load, or the CPU load alone when it has no session limit. An
-// unreadable load (NaN) counts as fully busy.
+// utilisation is how busy s is, 0 or more and not capped at 1: the larger
+// of its session ratio and its CPU load, or the CPU load alone when it has
+// no session limit. An unreadable load (NaN) counts as maxUtil, as busy as
+// can be.
 func utilisation(s *Server) float64 { return utilisationOf(s.Load, s.Sessions, s.Max) }
 
 // utilisationOf is utilisation of a server with that CPU load, sessions
@@ -128,8 +167,8 @@ func utilisationOf(load float64, sessions, limit int) float64 {
 		u = max(u, float64(sessions)/float64(limit))
 	}
 	switch {
-	case u >= 1 || u != u:
-		return 1
+	case u >= maxUtil || u != u:
+		return maxUtil
 	case u > 0:
 		return u
 	}

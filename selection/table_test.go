@@ -142,6 +142,7 @@ var tablePolicies = []Policy{
 	{Affinity: AffinityUser, Weights: Weights{Locality: 1}},
 	{Affinity: AffinityUser, Weights: Weights{Locality: 0.2, Affinity: 0.5, Load: 0.3}},
 	{Affinity: AffinityUserApp, Weights: Weights{Locality: 3, Affinity: 2, Load: 0.5}},
+	{Affinity: AffinityUser, SpillAt: 0.5}, {Weights: Weights{Locality: 1, Load: 0.5}, SpillAt: 1.5},
 }
 
 // mutate changes one server in both t and servers, by one of the Table's

@@ -132,7 +132,7 @@ func (pl *tablePlacer) affinity(p int) float64 {
 // regions, or the cut for any locality when the Table does not know them.
 // A higher locality has a higher cut, since weights are not negative.
 func (pl *tablePlacer) blockCut(b int) float64 {
-	if pl.t.blockRegions == nil || pl.cutStep < 0 {
+	if pl.t.blockRegions == nil {
 		return pl.cut
 	}
 	loc := 0.0
