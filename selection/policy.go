@@ -115,7 +115,14 @@ type Decision struct {
 // placement explains every server.
 func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 	pl := listPlacer{servers: servers, lastLen: -1}
-	pl.init(p, req)
+	sessions, slots := 0, 0
+	for i := range servers {
+		s := &servers[i]
+		a, b := shareOf(s.Healthy, s.Draining, s.Sessions, s.Max)
+		sessions += a
+		slots += b
+	}
+	pl.init(p, req, sessions, slots)
 	pl.markMine()
 	// Score a sample first, so that the cut is tight from the start
 	// whatever the order of servers (by name, a whole remote region may
@@ -149,7 +156,7 @@ func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 		return Decision{}, noServerIn(req.App, servers)
 	}
 	s := &servers[pl.best]
-	return Decision{Server: s.Name, Reason: placeReason(s, req, p, pl.w, pl.bestParts, len(servers), &pl.ex)}, nil
+	return Decision{Server: s.Name, Reason: placeReason(s, req, p, &pl.placer, len(servers))}, nil
 }
 
 // sampled is how many servers Place and PlaceTable score before their main
@@ -177,14 +184,15 @@ type placer struct {
 	bestHash     uint64  // its tie hash
 	cut          float64 // utilisation above which no server can reach best
 	bar          float64 // the load part a server of locality 0 needs to reach best, -Inf before the first best
-	spill        float64 // the policy's SpillAt
+	spill        float64 // the fill level in force (see fillLevel)
 }
 
-// init sets what follows from the policy and request.
-func (pl *placer) init(p Policy, req Request) {
+// init sets what follows from the policy and request, on a cluster whose
+// healthy, not draining servers with a limit hold sessions of slots.
+func (pl *placer) init(p Policy, req Request, sessions, slots int) {
 	pl.p, pl.w, pl.req, pl.key = p, p.weights(), req, seedKey(req.Seed)
 	pl.best, pl.cut, pl.bar = -1, math.Inf(1), math.Inf(-1)
-	pl.spill = p.spillAt()
+	pl.spill = p.fillLevel(sessions, slots)
 	pl.loc = locator{client: req.ClientRegion, near: req.Near}
 	if req.ClientRegion != "" {
 		pl.maxLoc = 1
@@ -370,7 +378,37 @@ func (pl *listPlacer) consider(i int) {
 	pl.take(i, sp, s.Sessions, h)
 }
 
-// spillAt returns the fill level in force: DefaultSpillAt for zero.
+// shareOf is what a server adds to the cluster's mean fill: its sessions
+// and limit if it is healthy, not draining and has a limit, else nothing.
+func shareOf(healthy, draining bool, sessions, limit int) (int, int) {
+	if !healthy || draining || limit <= 0 {
+		return 0, 0
+	}
+	return sessions, limit
+}
+
+// fillLevel is the utilisation past which a server's load part falls
+// SpillSlope+1 times as fast, on a cluster whose healthy, not draining
+// servers with a limit hold sessions of slots: the cluster's mean fill
+// plus spillMargin of it, so that a region does not run much busier than
+// the rest, but never above the policy's SpillAt nor below spillFloor of
+// it, so that locality wins while the cluster is quiet.
+func (p Policy) fillLevel(sessions, slots int) float64 {
+	at := p.spillAt()
+	if slots <= 0 {
+		return at
+	}
+	mean := float64(sessions) / float64(slots)
+	return min(at, max(at*spillFloor, mean*(1+spillMargin)))
+}
+
+// spillMargin and spillFloor shape fillLevel.
+const (
+	spillMargin = 0.03
+	spillFloor  = 0.75
+)
+
+// spillAt returns the policy's highest fill level: DefaultSpillAt for zero.
 func (p Policy) spillAt() float64 {
 	if p.SpillAt > 0 {
 		return p.SpillAt

@@ -71,9 +71,15 @@ func TestPlace(t *testing.T) {
 			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() }), with(srv("eu2", "eu", 10, 100), func(s *Server) { s.Load = 50 })}, "eu2", ""},
 		{"an unreadable load still takes a session if nothing else can", DefaultPolicy, eu, []Server{
 			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() })}, "eu1", ""},
-		{"past the fill level a region gives way to a near one with headroom", DefaultPolicy, eu, []Server{srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)}, "us", ""},
-		{"below the fill level locality wins", DefaultPolicy, eu, []Server{srv("eu", "eu", 78, 100), srv("us", "us", 55, 100)}, "eu", ""},
-		{"the fill level is the policy's", Policy{SpillAt: 0.9}, eu, []Server{srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)}, "eu", ""},
+		{"past the fill level a region gives way to a near one with headroom", DefaultPolicy, eu,
+			filled(60, srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)), "us", ""},
+		{"the reason says when the chosen server is past the fill level", DefaultPolicy, eu, filled(60, srv("eu", "eu", 85, 100)), "eu", "85/100 sessions, cpu 0.00, past the fill level 0.65)"},
+		{"below the fill level locality wins", DefaultPolicy, eu, filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"the fill level is at most SpillAt", Policy{SpillAt: 0.6}, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "us", ""},
+		{"the fill level follows the mean", DefaultPolicy, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"locality wins on a quiet cluster", DefaultPolicy, eu, filled(10, srv("eu", "eu", 55, 100), srv("sa", "sa", 0, 100)), "eu", ""},
+		{"the fill level ignores draining servers", DefaultPolicy, eu,
+			append(filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), with(srv("d", "eu", 0, 10000), func(s *Server) { s.Draining = true })), "eu", ""},
 		{"weights change the answer: load only", Policy{Weights: Weights{Load: 1}}, eu, []Server{srv("eu", "eu", 50, 100), srv("sa", "sa", 0, 100)}, "sa", ""},
 	}
 	for _, tt := range tests {
@@ -96,6 +102,18 @@ func TestPlace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// filled returns servers after eight servers of 100 sessions in region
+// ap, at pct of them, which offer no app anyone asks for: they set the
+// cluster's mean fill.
+func filled(pct int, servers ...Server) []Server {
+	for i := range 8 {
+		s := srv(fmt.Sprint("fill", i), "ap", pct, 100)
+		s.Apps = []string{"none"}
+		servers = append(servers, s)
+	}
+	return servers
 }
 
 // with2 returns r with the near list, and the client region if given.

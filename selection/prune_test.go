@@ -11,13 +11,14 @@ import (
 func reference(p Policy, req Request, servers []Server) string {
 	w := p.weights()
 	loc := locator{client: req.ClientRegion, near: req.Near}
+	spill := refLevel(p, servers)
 	best, bestScore := -1, 0.0
 	for i := range servers {
 		s := &servers[i]
 		if !s.Healthy || s.Draining || s.Max > 0 && s.Sessions >= s.Max || !offers(s.Apps, req.App) {
 			continue
 		}
-		score := w.Locality*loc.score(s.Region) + w.Affinity*refAffinity(p, &req, s.Name) + w.Load*refLoad(p, s)
+		score := w.Locality*loc.score(s.Region) + w.Affinity*refAffinity(p, &req, s.Name) + w.Load*refLoad(spill, s)
 		if best >= 0 {
 			b := &servers[best]
 			switch c := cmpScore(score, bestScore); {
@@ -37,13 +38,30 @@ func reference(p Policy, req Request, servers []Server) string {
 	return servers[best].Name
 }
 
-// refLoad is the load part of s's score: 1 - utilisation, falling
-// SpillSlope times faster past the fill level.
-func refLoad(p Policy, s *Server) float64 {
-	spill := p.SpillAt
-	if spill == 0 {
-		spill = DefaultSpillAt
+// refLevel is the fill level: the mean fill of the healthy, not draining
+// servers with a limit, plus 3% of it, between three quarters of SpillAt
+// and SpillAt.
+func refLevel(p Policy, servers []Server) float64 {
+	at := p.SpillAt
+	if at == 0 {
+		at = DefaultSpillAt
 	}
+	sessions, slots := 0, 0
+	for _, s := range servers {
+		if s.Healthy && !s.Draining && s.Max > 0 {
+			sessions += s.Sessions
+			slots += s.Max
+		}
+	}
+	if slots == 0 {
+		return at
+	}
+	return min(at, max(0.75*at, 1.03*float64(sessions)/float64(slots)))
+}
+
+// refLoad is the load part of s's score: 1 - utilisation, falling
+// SpillSlope times faster past the fill level spill.
+func refLoad(spill float64, s *Server) float64 {
 	u := utilisation(s)
 	if u > spill {
 		return 1 - u - SpillSlope*(u-spill)

@@ -14,19 +14,27 @@ type Weights struct {
 	Load     float64 // loadPart(utilisation), utilisation = max(Sessions/Max, Load), not capped at 1
 }
 
-// DefaultSpillAt is the fill level of the zero Policy: past 80% of its
-// sessions or its cores a server's score falls SpillSlope+1 times as fast,
-// so that a region whose demand outgrows its capacity sends the overflow
-// to the nearest region with headroom while its own servers still have
-// some, instead of filling them first (a local server at 85% loses to a
-// near one below about 70%, and to a remote one below about 55%), and a
-// server past its cores loses to every server that is not, the more the
-// further past it is. Below the fill level locality wins as before.
+// DefaultSpillAt is the highest fill level of the zero Policy. The fill
+// level in force (Policy.fillLevel) is the cluster's mean fill (the
+// sessions over the session limits of its healthy, not draining servers)
+// plus 3% of it, never above SpillAt nor below three quarters of it. Past
+// the fill level a server's load part falls SpillSlope+1 times as fast, so
+// that a region whose demand outgrows its capacity gives the overflow to
+// the nearest region with headroom once its servers are past the
+// cluster's mean, not once they are full: there locality is worth 1.5
+// points of utilisation, not 60 (a local server 1 point past the level
+// loses to a near one at the level, and 2 points past to a remote one),
+// and the busiest servers stay within a few points of the mean. Below the
+// level locality wins as before: a local server 59 points busier beats an
+// idle remote one. At a mean fill below 60% the level is 60%, so locality
+// wins while the cluster is quiet, at the price of balance. A server past
+// its cores (CPU load above 1) is past any level and loses to every server
+// that is not, the more the further past.
 const DefaultSpillAt = 0.8
 
-// SpillSlope is how many times faster than below SpillAt a server's load
-// part falls past it.
-const SpillSlope = 4
+// SpillSlope is how many times faster than below the fill level a
+// server's load part falls past it.
+const SpillSlope = 40
 
 // maxUtil caps utilisation so that scores stay finite: a server past a
 // thousand times its cores, or whose load is unknown (NaN), counts as that
@@ -81,9 +89,8 @@ func cutOf(y, spill float64) float64 {
 //     spreads a burst of placements because the broker counts its own
 //     placements since the last report in Sessions.
 //
-// The price of locality is that regions do not balance each other until
-// they are 30 points apart: when a region's demand outgrows its capacity,
-// its servers run hotter than the others (see selection/sim, -provision mix).
+// Below the fill level (see DefaultSpillAt) regions do not balance each
+// other until they are 30 points apart; past it, within a point or two.
 var DefaultWeights = Weights{Locality: 0.6, Affinity: 0.02, Load: 1}
 
 // Validate reports weights that cannot rank servers: negative, NaN or

@@ -49,6 +49,10 @@ type Table struct {
 	blockRegions []uint64
 	same         []bool // all the servers of the block share one region and one app list
 
+	// The sessions and session limits summed over the healthy, not
+	// draining servers that have a limit: the cluster's mean fill.
+	sumSessions, sumMax int
+
 	unique bool    // no two servers share a name
 	next   []int32 // if not unique, the next index of the same name, -1 if none
 
@@ -204,6 +208,9 @@ func NewTable(servers []Server) *Table {
 		}
 		r.why = r.state()
 		t.count[r.why]++
+		ns, nm := r.share()
+		t.sumSessions += ns
+		t.sumMax += nm
 		if r.why != eligible {
 			t.sets[r.why][i/64] |= 1 << (i % 64)
 			t.util[p] = math.NaN()
@@ -298,46 +305,73 @@ func (t *Table) Server(i int) Server {
 // SetSessions sets the sessions of server i: those running as last
 // reported plus those placed since.
 func (t *Table) SetSessions(i, n int) {
-	t.rows[t.pos[i]].sessions = n
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.sessions = n
 	t.update(i)
 }
 
 // AddSession adds delta (which may be negative) to the sessions of server
 // i, as when a session is placed on it or ends.
 func (t *Table) AddSession(i, delta int) {
-	t.rows[t.pos[i]].sessions += delta
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.sessions += delta
 	t.update(i)
 }
 
 // SetLoad sets the CPU load per CPU that server i reported.
 func (t *Table) SetLoad(i int, load float64) {
-	t.rows[t.pos[i]].load = load
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.load = load
 	t.update(i)
 }
 
 // SetHealthy sets whether server i is healthy (link up, reports fresh).
 func (t *Table) SetHealthy(i int, healthy bool) {
-	t.rows[t.pos[i]].healthy = healthy
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.healthy = healthy
 	t.update(i)
 }
 
 // SetDraining sets whether server i is draining (takes no new session).
 func (t *Table) SetDraining(i int, draining bool) {
-	t.rows[t.pos[i]].draining = draining
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.draining = draining
 	t.update(i)
 }
 
 // SetMax sets the session limit of server i, 0 for none.
 func (t *Table) SetMax(i, max int) {
-	t.rows[t.pos[i]].max = max
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.max = max
 	t.update(i)
 }
+
+// uncount takes r, about to change, out of the sums; update puts it
+// back.
+func (t *Table) uncount(r *row) {
+	s, m := r.share()
+	t.sumSessions -= s
+	t.sumMax -= m
+}
+
+// share is what r adds to the cluster's mean fill: its sessions and
+// limit if it is healthy, not draining and has a limit, else nothing.
+func (r *row) share() (sessions, max int) { return shareOf(r.healthy, r.draining, r.sessions, r.max) }
 
 // update recomputes what follows from server i's row: its state,
 // utilisation and block minimum.
 func (t *Table) update(i int) {
 	p := int(t.pos[i])
 	r := &t.rows[p]
+	s, m := r.share()
+	t.sumSessions += s
+	t.sumMax += m
 	if w := r.state(); w != r.why {
 		if r.why != eligible {
 			t.sets[r.why][i/64] &^= 1 << (i % 64)

@@ -159,7 +159,7 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 		return Decision{}, t.noServer(req.App, -1)
 	}
 	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64)}
-	pl.init(p, req)
+	pl.init(p, req, t.sumSessions, t.sumMax)
 	pl.markMine()
 	defer t.putMarks(pl.held)
 	var locs [maxRegions]float64
@@ -217,7 +217,7 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 		}
 	}
 	s := t.Server(pl.best)
-	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, pl.w, pl.bestParts, n, &pl.ex)}, nil
+	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, &pl.placer, n)}, nil
 }
 
 // consider offers the server at position p, which is healthy, not
