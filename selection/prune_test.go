@@ -1,6 +1,7 @@
 package selection
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -60,13 +61,18 @@ func refLevel(p Policy, servers []Server) float64 {
 }
 
 // refLoad is the load part of s's score: 1 - utilisation, falling
-// SpillSlope times faster past the fill level spill.
+// SpillSlope times faster past the fill level spill and FullSlope times
+// faster again past FullAt.
 func refLoad(spill float64, s *Server) float64 {
 	u := utilisation(s)
+	p := 1 - u
 	if u > spill {
-		return 1 - u - SpillSlope*(u-spill)
+		p -= SpillSlope * (u - spill)
 	}
-	return 1 - u
+	if full := max(spill, FullAt); u > full {
+		p -= FullSlope * (u - full)
+	}
+	return p
 }
 
 // refAffinity is 1 when the user already runs a session on server (of
@@ -99,5 +105,26 @@ func TestPlaceMatchesReference(t *testing.T) {
 		if want := reference(p, req, servers); d.Server != want || (want == "") != (err != nil) {
 			t.Fatalf("case %d, policy %+v, request %+v:\nPlace chose %q (%v), reference %q\nservers %+v", n, p, req, d.Server, err, want, servers)
 		}
+	}
+}
+
+// TestCutOfInvertsLoadPart checks that cutOf is the inverse of loadPart,
+// which the cuts of Place and PlaceTable rely on: loadPart falls as
+// utilisation grows, and cutOf(y) is where it reaches y.
+func TestCutOfInvertsLoadPart(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for range 100000 {
+		spill := pick(r, 0.6, 0.8, 0.9, 0.95, 1.5, 0.1+2*r.Float64())
+		u := pick(r, 0.0, spill, FullAt, 1.0, 3*r.Float64(), 100*r.Float64())
+		y := loadPart(u, spill)
+		if c := cutOf(y, spill); math.Abs(c-u) > 1e-9*max(1, u) {
+			t.Fatalf("spill %v: loadPart(%v) = %v, cutOf(%v) = %v", spill, u, y, y, c)
+		}
+		if v := u + 0.001; loadPart(v, spill) >= y {
+			t.Fatalf("spill %v: loadPart(%v) = %v not below loadPart(%v) = %v", spill, v, loadPart(v, spill), u, y)
+		}
+	}
+	if c := cutOf(math.Inf(-1), 0.8); !math.IsInf(c, 1) {
+		t.Fatalf("cutOf(-Inf) = %v", c)
 	}
 }

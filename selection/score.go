@@ -36,28 +36,49 @@ const DefaultSpillAt = 0.8
 // server's load part falls past it.
 const SpillSlope = 40
 
+// FullAt is the utilisation past which a server's load part falls
+// another FullSlope times faster, whatever the fill level: near full,
+// locality and affinity are worth a fraction of a point, so a server
+// does not fill up while another has room, not even in a flash crowd
+// that fills the whole cluster past the fill level.
+const (
+	FullAt    = 0.9
+	FullSlope = 400
+)
+
 // maxUtil caps utilisation so that scores stay finite: a server past a
 // thousand times its cores, or whose load is unknown (NaN), counts as that
 // busy.
 const maxUtil = 1000
 
 // loadPart is the load part of the score of a server of utilisation u
-// under fill level spill: 1-u, less SpillSlope times what u is past spill.
-// It falls as u grows, without bound below.
+// under fill level spill: 1-u, less SpillSlope times what u is past spill,
+// less FullSlope times what it is past FullAt (or spill, if higher). It
+// falls as u grows, without bound below.
 func loadPart(u, spill float64) float64 {
+	full := max(spill, FullAt)
+	p := 1 - u
 	if u > spill {
-		return 1 - u - SpillSlope*(u-spill)
+		p -= SpillSlope * (u - spill)
 	}
-	return 1 - u
+	if u > full {
+		p -= FullSlope * (u - full)
+	}
+	return p
 }
 
 // cutOf is the greatest utilisation whose loadPart under spill is at
 // least y, the inverse of loadPart: +Inf when y is -Inf.
 func cutOf(y, spill float64) float64 {
-	if y >= 1-spill {
+	full := max(spill, FullAt)
+	atFull := 1 - full - SpillSlope*(full-spill)
+	switch {
+	case y >= 1-spill:
 		return 1 - y
+	case y >= atFull:
+		return spill + (1-spill-y)/(1+SpillSlope)
 	}
-	return spill + (1-spill-y)/(1+SpillSlope)
+	return full + (atFull-y)/(1+SpillSlope+FullSlope)
 }
 
 // DefaultWeights are the weights of the zero Policy. With Load = 1 the other
