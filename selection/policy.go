@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -56,6 +57,11 @@ func (a Affinity) String() string {
 type Policy struct {
 	Affinity Affinity // which running sessions attract a new one, none if zero
 	Weights  Weights  // score weights, DefaultWeights if all zero
+	// SpillAt is the utilisation past which a server's score falls
+	// SpillSlope times faster: the fill level at which a region gives
+	// way to a near region with headroom (see DefaultSpillAt).
+	// DefaultSpillAt if zero; 1 or more spills only past full.
+	SpillAt float64
 }
 
 // DefaultPolicy is the policy the broker uses unless configured otherwise:
@@ -71,7 +77,7 @@ type Server struct {
 	Apps     []string // apps offered
 	Sessions int      // running as last reported plus placed since that report
 	Max      int      // max sessions; 0 means no limit
-	Load     float64  // reported CPU load per CPU (1.0 = all cores busy)
+	Load     float64  // CPU in use per CPU (1.0 = all cores busy), with what was placed since the report; may exceed 1
 }
 
 // Placed is one of the user's running sessions.
@@ -109,7 +115,15 @@ type Decision struct {
 // placement explains every server.
 func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 	pl := listPlacer{servers: servers, lastLen: -1}
-	pl.init(p, req)
+	sessions, slots := 0, 0
+	for i := range servers {
+		s := &servers[i]
+		a, b := shareOf(s.Healthy, s.Draining, s.Sessions, s.Max)
+		sessions += a
+		slots += b
+	}
+	pl.init(p, req, sessions, slots)
+	pl.markMine()
 	// Score a sample first, so that the cut is tight from the start
 	// whatever the order of servers (by name, a whole remote region may
 	// come first). Considering a server twice changes nothing.
@@ -142,7 +156,7 @@ func (p Policy) Place(req Request, servers []Server) (Decision, error) {
 		return Decision{}, noServerIn(req.App, servers)
 	}
 	s := &servers[pl.best]
-	return Decision{Server: s.Name, Reason: placeReason(s, req, p, pl.w, pl.bestParts, len(servers), &pl.ex)}, nil
+	return Decision{Server: s.Name, Reason: placeReason(s, req, p, &pl.placer, len(servers))}, nil
 }
 
 // sampled is how many servers Place and PlaceTable score before their main
@@ -169,41 +183,52 @@ type placer struct {
 	bestSessions int     // its sessions
 	bestHash     uint64  // its tie hash
 	cut          float64 // utilisation above which no server can reach best
-	cut0         float64 // the cut for locality 0 (+Inf before the first best)
-	cutStep      float64 // what a point of locality adds to the cut
+	bar          float64 // the load part a server of locality 0 needs to reach best, -Inf before the first best
+	spill        float64 // the fill level in force (see fillLevel)
 }
 
-// init sets what follows from the policy and request.
-func (pl *placer) init(p Policy, req Request) {
+// init sets what follows from the policy and request, on a cluster whose
+// healthy, not draining servers with a limit hold sessions of slots.
+func (pl *placer) init(p Policy, req Request, sessions, slots int) {
 	pl.p, pl.w, pl.req, pl.key = p, p.weights(), req, seedKey(req.Seed)
-	pl.best, pl.cut, pl.cut0 = -1, math.Inf(1), math.Inf(1)
+	pl.best, pl.cut, pl.bar = -1, math.Inf(1), math.Inf(-1)
+	pl.spill = p.fillLevel(sessions, slots)
 	pl.loc = locator{client: req.ClientRegion, near: req.Near}
 	if req.ClientRegion != "" {
 		pl.maxLoc = 1
 	}
-	if p.Affinity != AffinityNone && len(req.Existing) > 0 {
-		pl.affBound = pl.w.Affinity
+}
+
+// attracts says whether the user's session e attracts the requested
+// session to its server under the policy's affinity.
+func (pl *placer) attracts(e *Placed) bool {
+	switch pl.p.Affinity {
+	case AffinityNone:
+		return false
+	case AffinityUserApp:
+		return equalShort(e.App, pl.req.App)
 	}
+	return true
 }
 
 // cutFor is the utilisation above which a server of locality loc cannot
-// reach the best score: it would need Load*(1-u) + Locality*loc + affBound
-// >= best - epsilon. It is +Inf when even a fully utilised server could
-// reach the best, since a CPU load above 1 counts as 1.
+// reach the best score: it would need Load*loadPart(u) + Locality*loc +
+// affBound >= best - epsilon. It is +Inf when any utilisation could.
 func (pl *placer) cutFor(loc float64) float64 {
-	if c := pl.cut0 + pl.cutStep*loc; c < 1 {
-		return c
+	if pl.w.Load <= 0 {
+		return math.Inf(1)
 	}
-	return math.Inf(1)
+	return cutOf(pl.bar-pl.w.Locality*loc/pl.w.Load, pl.spill) + 1e-9
 }
 
-// score is the score of a server of locality loc and utilisation u named
-// name (read only for affinity).
-func (pl *placer) score(loc, u float64, name string) parts {
+// score is the score of a server of locality loc and utilisation u with
+// affinity aff (1 if the user has a session there that attracts this
+// one, else 0).
+func (pl *placer) score(loc, u, aff float64) parts {
 	sp := pl.scoreOf(loc, u)
-	if pl.affBound > 0 {
-		sp.affinity = pl.p.affinity(&pl.req, name)
-		sp.total += pl.w.Affinity * sp.affinity
+	if aff > 0 {
+		sp.affinity = aff
+		sp.total += pl.w.Affinity * aff
 	}
 	return sp
 }
@@ -212,7 +237,7 @@ func (pl *placer) score(loc, u float64, name string) parts {
 // with no affinity.
 func (pl *placer) scoreOf(loc, u float64) parts {
 	w := pl.w
-	sp := parts{locality: loc, load: 1 - u}
+	sp := parts{locality: loc, load: loadPart(u, pl.spill)}
 	sp.total = w.Load*sp.load + w.Locality*sp.locality
 	return sp
 }
@@ -247,11 +272,10 @@ func (pl *placer) beats(i int, h uint64) bool {
 // take makes server i (score sp, sessions, tie hash h) the best so far.
 func (pl *placer) take(i int, sp parts, sessions int, h uint64) {
 	pl.best, pl.bestParts, pl.bestSessions, pl.bestHash = i, sp, sessions, h
-	// The cuts derived from the new best; the 1e-9 slack keeps them on
-	// the safe side of rounding.
+	// The cuts derived from the new best; the 1e-9 slack in cutFor keeps
+	// them on the safe side of rounding.
 	if w := pl.w; w.Load > 0 {
-		pl.cut0 = 1 - (sp.total-scoreEpsilon-pl.affBound)/w.Load + 1e-9
-		pl.cutStep = w.Locality / w.Load
+		pl.bar = (sp.total - scoreEpsilon - pl.affBound) / w.Load
 	}
 	pl.cut = pl.cutFor(pl.maxLoc)
 }
@@ -271,6 +295,44 @@ type listPlacer struct {
 	lastRegion   string
 	lastLocality float64
 	regionKnown  bool
+
+	// The servers of the user's sessions that attract this one, sorted
+	// and each once; mineBuf holds them when they are few.
+	mine    []string
+	mineBuf [16]string
+}
+
+// markMine lists, once per decision, the servers on which the user runs a
+// session that attracts this one: each server once, sorted, so a
+// candidate's affinity is a binary search whatever the user's session
+// count. It sets the affinity bound if there is one.
+func (pl *listPlacer) markMine() {
+	mine := pl.mineBuf[:0]
+	for k := range pl.req.Existing {
+		e := &pl.req.Existing[k]
+		if !pl.attracts(e) || len(mine) > 0 && mine[len(mine)-1] == e.Server {
+			continue
+		}
+		mine = append(mine, e.Server)
+	}
+	if len(mine) == 0 {
+		return
+	}
+	slices.Sort(mine)
+	pl.mine = slices.Compact(mine)
+	pl.affBound = pl.w.Affinity
+}
+
+// affinity is 1 if the user runs a session that attracts this one on
+// the server named name, else 0.
+func (pl *listPlacer) affinity(name string) float64 {
+	if len(pl.mine) == 0 {
+		return 0
+	}
+	if _, ok := slices.BinarySearch(pl.mine, name); ok {
+		return 1
+	}
+	return 0
 }
 
 // locality scores region, remembering the answer for the next server in
@@ -301,7 +363,7 @@ func (pl *listPlacer) consider(i int) {
 	if !within(s, pl.cutFor(loc)) || !pl.offers(s) {
 		return
 	}
-	sp := pl.score(loc, utilisation(s), s.Name)
+	sp := pl.score(loc, utilisation(s), pl.affinity(s.Name))
 	var h uint64
 	switch pl.rank(sp.total, s.Sessions) {
 	case -1:
@@ -316,24 +378,48 @@ func (pl *listPlacer) consider(i int) {
 	pl.take(i, sp, s.Sessions, h)
 }
 
+// shareOf is what a server adds to the cluster's mean fill: its sessions
+// and limit if it is healthy, not draining and has a limit, else nothing.
+func shareOf(healthy, draining bool, sessions, limit int) (int, int) {
+	if !healthy || draining || limit <= 0 {
+		return 0, 0
+	}
+	return sessions, limit
+}
+
+// fillLevel is the utilisation past which a server's load part falls
+// SpillSlope+1 times as fast, on a cluster whose healthy, not draining
+// servers with a limit hold sessions of slots: the cluster's mean fill
+// plus spillMargin of it, so that a region does not run much busier than
+// the rest, but never above the policy's SpillAt nor below spillFloor of
+// it, so that locality wins while the cluster is quiet.
+func (p Policy) fillLevel(sessions, slots int) float64 {
+	at := p.spillAt()
+	if slots <= 0 {
+		return at
+	}
+	mean := float64(sessions) / float64(slots)
+	return min(at, max(at*spillFloor, mean*(1+spillMargin)))
+}
+
+// spillMargin and spillFloor shape fillLevel.
+const (
+	spillMargin = 0.03
+	spillFloor  = 0.75
+)
+
+// spillAt returns the policy's highest fill level: DefaultSpillAt for zero.
+func (p Policy) spillAt() float64 {
+	if p.SpillAt > 0 {
+		return p.SpillAt
+	}
+	return DefaultSpillAt
+}
+
 // weights returns the weights in force: DefaultWeights for the zero value.
 func (p Policy) weights() Weights {
 	if p.Weights == (Weights{}) {
 		return DefaultWeights
 	}
 	return p.Weights
-}
-
-// affinity is 1 when the user already runs a session on server (of the same
-// app under AffinityUserApp), else 0.
-func (p Policy) affinity(req *Request, server string) float64 {
-	if p.Affinity == AffinityNone {
-		return 0
-	}
-	for _, e := range req.Existing {
-		if e.Server == server && (p.Affinity != AffinityUserApp || e.App == req.App) {
-			return 1
-		}
-	}
-	return 0
 }

@@ -3,6 +3,7 @@ package selection
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -62,6 +63,23 @@ func TestPlace(t *testing.T) {
 		{"affinity never overrides capacity", DefaultPolicy, back(eu, Placed{"mine", "shell"}), []Server{srv("mine", "eu", 100, 100), srv("other", "eu", 99, 100)}, "other", "1 full (mine)"},
 		{"affinity does not pull a user out of their region", DefaultPolicy, back(eu, Placed{"away", "db"}), []Server{srv("away", "us", 40, 100), srv("home", "eu", 40, 100)}, "home", ""},
 		{"affinity to an unhealthy server is moot", DefaultPolicy, back(eu, Placed{"mine", "db"}), []Server{with(srv("mine", "eu", 0, 100), func(s *Server) { s.Healthy = false }), srv("other", "eu", 60, 100)}, "other", "1 unhealthy (mine)"},
+		{"a server far past its cores loses to a busy near one", DefaultPolicy, eu, []Server{
+			with(srv("eu", "eu", 10, 100), func(s *Server) { s.Load = 13 }), with(srv("us", "us", 60, 100), func(s *Server) { s.Load = 0.7 })}, "us", ""},
+		{"overload is not capped: the less overloaded wins", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = 3 }), with(srv("eu2", "eu", 10, 100), func(s *Server) { s.Load = 2 })}, "eu2", ""},
+		{"an unreadable load is busier than any overload", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() }), with(srv("eu2", "eu", 10, 100), func(s *Server) { s.Load = 50 })}, "eu2", ""},
+		{"an unreadable load still takes a session if nothing else can", DefaultPolicy, eu, []Server{
+			with(srv("eu1", "eu", 10, 100), func(s *Server) { s.Load = math.NaN() })}, "eu1", ""},
+		{"past the fill level a region gives way to a near one with headroom", DefaultPolicy, eu,
+			filled(60, srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)), "us", ""},
+		{"the reason says when the chosen server is past the fill level", DefaultPolicy, eu, filled(60, srv("eu", "eu", 85, 100)), "eu", "85/100 sessions, cpu 0.00, past the fill level 0.65)"},
+		{"below the fill level locality wins", DefaultPolicy, eu, filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"the fill level is at most SpillAt", Policy{SpillAt: 0.6}, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "us", ""},
+		{"the fill level follows the mean", DefaultPolicy, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"locality wins on a quiet cluster", DefaultPolicy, eu, filled(10, srv("eu", "eu", 55, 100), srv("sa", "sa", 0, 100)), "eu", ""},
+		{"the fill level ignores draining servers", DefaultPolicy, eu,
+			append(filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), with(srv("d", "eu", 0, 10000), func(s *Server) { s.Draining = true })), "eu", ""},
 		{"weights change the answer: load only", Policy{Weights: Weights{Load: 1}}, eu, []Server{srv("eu", "eu", 50, 100), srv("sa", "sa", 0, 100)}, "sa", ""},
 	}
 	for _, tt := range tests {
@@ -86,6 +104,18 @@ func TestPlace(t *testing.T) {
 	}
 }
 
+// filled returns servers after eight servers of 100 sessions in region
+// ap, at pct of them, which offer no app anyone asks for: they set the
+// cluster's mean fill.
+func filled(pct int, servers ...Server) []Server {
+	for i := range 8 {
+		s := srv(fmt.Sprint("fill", i), "ap", pct, 100)
+		s.Apps = []string{"none"}
+		servers = append(servers, s)
+	}
+	return servers
+}
+
 // with2 returns r with the near list, and the client region if given.
 func with2(r Request, near []string, client ...string) Request {
 	r.Near = near
@@ -97,7 +127,7 @@ func with2(r Request, near []string, client ...string) Request {
 
 func equalServer(a, b Server) bool {
 	return a.Name == b.Name && a.Region == b.Region && a.Healthy == b.Healthy && a.Draining == b.Draining &&
-		slices.Equal(a.Apps, b.Apps) && a.Sessions == b.Sessions && a.Max == b.Max && a.Load == b.Load
+		slices.Equal(a.Apps, b.Apps) && a.Sessions == b.Sessions && a.Max == b.Max && (a.Load == b.Load || a.Load != a.Load && b.Load != b.Load)
 }
 
 func TestPlaceErrors(t *testing.T) {

@@ -91,7 +91,8 @@ func appendFloat(b []byte, f float64) []byte {
 //
 // The counts cover the unhealthy, draining and full servers; Place does
 // not read every app list (see Place).
-func placeReason(s *Server, req Request, p Policy, w Weights, sp parts, total int, ex *tally) string {
+func placeReason(s *Server, req Request, p Policy, pl *placer, total int) string {
+	w, sp, ex := pl.w, pl.bestParts, &pl.ex
 	var buf [512]byte
 	b := append(buf[:0], s.Name...)
 	b = append(b, ": score "...)
@@ -125,6 +126,10 @@ func placeReason(s *Server, req Request, p Policy, w Weights, sp parts, total in
 	}
 	b = append(b, " sessions, cpu "...)
 	b = strconv.AppendFloat(b, s.Load, 'f', 2, 64)
+	if utilisation(s) > pl.spill {
+		b = append(b, ", past the fill level "...)
+		b = strconv.AppendFloat(b, pl.spill, 'f', 2, 64)
+	}
 	b = append(b, "); of "...)
 	b = strconv.AppendInt(b, int64(total), 10)
 	b = append(b, " servers"...)

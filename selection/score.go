@@ -11,7 +11,74 @@ import (
 type Weights struct {
 	Locality float64 // client and server in the same region (1) or a near one (0.5, less further down the list)
 	Affinity float64 // the user already runs a session on the server
-	Load     float64 // 1 - utilisation, utilisation = max(Sessions/Max, Load) in [0, 1]
+	Load     float64 // loadPart(utilisation), utilisation = max(Sessions/Max, Load), not capped at 1
+}
+
+// DefaultSpillAt is the highest fill level of the zero Policy. The fill
+// level in force (Policy.fillLevel) is the cluster's mean fill (the
+// sessions over the session limits of its healthy, not draining servers)
+// plus 3% of it, never above SpillAt nor below three quarters of it. Past
+// the fill level a server's load part falls SpillSlope+1 times as fast, so
+// that a region whose demand outgrows its capacity gives the overflow to
+// the nearest region with headroom once its servers are past the
+// cluster's mean, not once they are full: there locality is worth 1.5
+// points of utilisation, not 60 (a local server 1 point past the level
+// loses to a near one at the level, and 2 points past to a remote one),
+// and the busiest servers stay within a few points of the mean. Below the
+// level locality wins as before: a local server 59 points busier beats an
+// idle remote one. At a mean fill below 60% the level is 60%, so locality
+// wins while the cluster is quiet, at the price of balance. A server past
+// its cores (CPU load above 1) is past any level and loses to every server
+// that is not, the more the further past.
+const DefaultSpillAt = 0.8
+
+// SpillSlope is how many times faster than below the fill level a
+// server's load part falls past it.
+const SpillSlope = 40
+
+// FullAt is the utilisation past which a server's load part falls
+// another FullSlope times faster, whatever the fill level: near full,
+// locality and affinity are worth a fraction of a point, so a server
+// does not fill up while another has room, not even in a flash crowd
+// that fills the whole cluster past the fill level.
+const (
+	FullAt    = 0.9
+	FullSlope = 400
+)
+
+// maxUtil caps utilisation so that scores stay finite: a server past a
+// thousand times its cores, or whose load is unknown (NaN), counts as that
+// busy.
+const maxUtil = 1000
+
+// loadPart is the load part of the score of a server of utilisation u
+// under fill level spill: 1-u, less SpillSlope times what u is past spill,
+// less FullSlope times what it is past FullAt (or spill, if higher). It
+// falls as u grows, without bound below.
+func loadPart(u, spill float64) float64 {
+	full := max(spill, FullAt)
+	p := 1 - u
+	if u > spill {
+		p -= SpillSlope * (u - spill)
+	}
+	if u > full {
+		p -= FullSlope * (u - full)
+	}
+	return p
+}
+
+// cutOf is the greatest utilisation whose loadPart under spill is at
+// least y, the inverse of loadPart: +Inf when y is -Inf.
+func cutOf(y, spill float64) float64 {
+	full := max(spill, FullAt)
+	atFull := 1 - full - SpillSlope*(full-spill)
+	switch {
+	case y >= 1-spill:
+		return 1 - y
+	case y >= atFull:
+		return spill + (1-spill-y)/(1+SpillSlope)
+	}
+	return full + (atFull-y)/(1+SpillSlope+FullSlope)
 }
 
 // DefaultWeights are the weights of the zero Policy. With Load = 1 the other
@@ -43,9 +110,8 @@ type Weights struct {
 //     spreads a burst of placements because the broker counts its own
 //     placements since the last report in Sessions.
 //
-// The price of locality is that regions do not balance each other until
-// they are 30 points apart: when a region's demand outgrows its capacity,
-// its servers run hotter than the others (see selection/sim, -provision mix).
+// Below the fill level (see DefaultSpillAt) regions do not balance each
+// other until they are 30 points apart; past it, within a point or two.
 var DefaultWeights = Weights{Locality: 0.6, Affinity: 0.02, Load: 1}
 
 // Validate reports weights that cannot rank servers: negative, NaN or
@@ -115,9 +181,10 @@ func (l locator) appendRegion(b []byte, region string) []byte {
 	return append(b, region...)
 }
 
-// utilisation is how busy s is in [0, 1]: the larger of its session ratio
-// and its CPU load, or the CPU load alone when it has no session limit. An
-// unreadable load (NaN) counts as fully busy.
+// utilisation is how busy s is, 0 or more and not capped at 1: the larger
+// of its session ratio and its CPU load, or the CPU load alone when it has
+// no session limit. An unreadable load (NaN) counts as maxUtil, as busy as
+// can be.
 func utilisation(s *Server) float64 { return utilisationOf(s.Load, s.Sessions, s.Max) }
 
 // utilisationOf is utilisation of a server with that CPU load, sessions
@@ -128,8 +195,8 @@ func utilisationOf(load float64, sessions, limit int) float64 {
 		u = max(u, float64(sessions)/float64(limit))
 	}
 	switch {
-	case u >= 1 || u != u:
-		return 1
+	case u >= maxUtil || u != u:
+		return maxUtil
 	case u > 0:
 		return u
 	}

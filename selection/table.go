@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 )
 
 // Table is a list of servers kept in a compact form for repeated
@@ -48,7 +49,14 @@ type Table struct {
 	blockRegions []uint64
 	same         []bool // all the servers of the block share one region and one app list
 
-	unique bool // no two servers share a name
+	// The sessions and session limits summed over the healthy, not
+	// draining servers that have a limit: the cluster's mean fill.
+	sumSessions, sumMax int
+
+	unique bool    // no two servers share a name
+	next   []int32 // if not unique, the next index of the same name, -1 if none
+
+	marks sync.Pool // of *[]uint64, a bit by position, for PlaceTable's affinity
 
 	// Servers by state: the count and a bitset by index of each reason
 	// a server cannot take a session (unhealthy, draining, full), as
@@ -141,6 +149,17 @@ func NewTable(servers []Server) *Table {
 		t.byName[servers[i].Name] = i // the first of a name is set last
 	}
 	t.unique = len(t.byName) == n
+	if !t.unique {
+		t.next = make([]int32, n)
+		last := make(map[string]int, n)
+		for i := n - 1; i >= 0; i-- {
+			t.next[i] = -1
+			if j, ok := last[servers[i].Name]; ok {
+				t.next[i] = int32(j)
+			}
+			last[servers[i].Name] = i
+		}
+	}
 
 	// The positions: by region, then app list, then index.
 	t.at = make([]int32, n)
@@ -189,6 +208,9 @@ func NewTable(servers []Server) *Table {
 		}
 		r.why = r.state()
 		t.count[r.why]++
+		ns, nm := r.share()
+		t.sumSessions += ns
+		t.sumMax += nm
 		if r.why != eligible {
 			t.sets[r.why][i/64] |= 1 << (i % 64)
 			t.util[p] = math.NaN()
@@ -202,6 +224,34 @@ func NewTable(servers []Server) *Table {
 		t.same[b] = t.rows[lo].region == t.rows[hi-1].region && t.rows[lo].apps == t.rows[hi-1].apps // sorted by both
 	}
 	return t
+}
+
+// nextOf is the next index after i of a server named as i, -1 if none.
+func (t *Table) nextOf(i int) int {
+	if t.next == nil {
+		return -1
+	}
+	return int(t.next[i])
+}
+
+// getMarks returns a cleared bitset of a bit per position, from t.marks
+// when it has one, so that a decision allocates none in the long run.
+func (t *Table) getMarks() *[]uint64 {
+	if m, ok := t.marks.Get().(*[]uint64); ok {
+		return m
+	}
+	m := make([]uint64, (len(t.rows)+63)/64)
+	return &m
+}
+
+// putMarks clears m, from getMarks, and keeps it for the next decision;
+// nothing if m is nil.
+func (t *Table) putMarks(m *[]uint64) {
+	if m == nil {
+		return
+	}
+	clear(*m)
+	t.marks.Put(m)
 }
 
 // sortBy returns the indexes of in stably sorted by their key in keys, a
@@ -255,46 +305,73 @@ func (t *Table) Server(i int) Server {
 // SetSessions sets the sessions of server i: those running as last
 // reported plus those placed since.
 func (t *Table) SetSessions(i, n int) {
-	t.rows[t.pos[i]].sessions = n
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.sessions = n
 	t.update(i)
 }
 
 // AddSession adds delta (which may be negative) to the sessions of server
 // i, as when a session is placed on it or ends.
 func (t *Table) AddSession(i, delta int) {
-	t.rows[t.pos[i]].sessions += delta
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.sessions += delta
 	t.update(i)
 }
 
 // SetLoad sets the CPU load per CPU that server i reported.
 func (t *Table) SetLoad(i int, load float64) {
-	t.rows[t.pos[i]].load = load
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.load = load
 	t.update(i)
 }
 
 // SetHealthy sets whether server i is healthy (link up, reports fresh).
 func (t *Table) SetHealthy(i int, healthy bool) {
-	t.rows[t.pos[i]].healthy = healthy
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.healthy = healthy
 	t.update(i)
 }
 
 // SetDraining sets whether server i is draining (takes no new session).
 func (t *Table) SetDraining(i int, draining bool) {
-	t.rows[t.pos[i]].draining = draining
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.draining = draining
 	t.update(i)
 }
 
 // SetMax sets the session limit of server i, 0 for none.
 func (t *Table) SetMax(i, max int) {
-	t.rows[t.pos[i]].max = max
+	r := &t.rows[t.pos[i]]
+	t.uncount(r)
+	r.max = max
 	t.update(i)
 }
+
+// uncount takes r, about to change, out of the sums; update puts it
+// back.
+func (t *Table) uncount(r *row) {
+	s, m := r.share()
+	t.sumSessions -= s
+	t.sumMax -= m
+}
+
+// share is what r adds to the cluster's mean fill: its sessions and
+// limit if it is healthy, not draining and has a limit, else nothing.
+func (r *row) share() (sessions, max int) { return shareOf(r.healthy, r.draining, r.sessions, r.max) }
 
 // update recomputes what follows from server i's row: its state,
 // utilisation and block minimum.
 func (t *Table) update(i int) {
 	p := int(t.pos[i])
 	r := &t.rows[p]
+	s, m := r.share()
+	t.sumSessions += s
+	t.sumMax += m
 	if w := r.state(); w != r.why {
 		if r.why != eligible {
 			t.sets[r.why][i/64] &^= 1 << (i % 64)

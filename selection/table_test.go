@@ -142,6 +142,7 @@ var tablePolicies = []Policy{
 	{Affinity: AffinityUser, Weights: Weights{Locality: 1}},
 	{Affinity: AffinityUser, Weights: Weights{Locality: 0.2, Affinity: 0.5, Load: 0.3}},
 	{Affinity: AffinityUserApp, Weights: Weights{Locality: 3, Affinity: 2, Load: 0.5}},
+	{Affinity: AffinityUser, SpillAt: 0.5}, {Weights: Weights{Locality: 1, Load: 0.5}, SpillAt: 1.5},
 }
 
 // mutate changes one server in both t and servers, by one of the Table's
@@ -221,7 +222,8 @@ func sameTable(t testing.TB, tab *Table, servers []Server) {
 	}
 	same := func(a, b float64) bool { return a == b || a != a && b != b }
 	if !slices.EqualFunc(tab.util, fresh.util, same) || !slices.EqualFunc(tab.mins, fresh.mins, same) ||
-		tab.count != fresh.count || !slices.EqualFunc(tab.sets[:], fresh.sets[:], slices.Equal) {
+		tab.count != fresh.count || !slices.EqualFunc(tab.sets[:], fresh.sets[:], slices.Equal) ||
+		tab.sumSessions != fresh.sumSessions || tab.sumMax != fresh.sumMax {
 		t.Fatalf("updated table differs from a new one:\nutil %v\n     %v\nmins %v\n     %v\ncount %v %v",
 			tab.util, fresh.util, tab.mins, fresh.mins, tab.count, fresh.count)
 	}

@@ -2,7 +2,7 @@ package selection
 
 import (
 	"math/bits"
-	"slices"
+	"unsafe"
 )
 
 // tablePlacer is the state of one PlaceTable call: a placer reading a
@@ -15,11 +15,10 @@ type tablePlacer struct {
 	bit  uint64
 	near uint64 // the regions of locality above 0, if Table.blockRegions is set
 
-	// Whether scanSame may read the blocks of Table.same, but for the
-	// blocks listed in mine, which hold a server of the user's.
-	fast  bool
-	mine  [16]int
-	nMine int
+	// A bit by position for each server on which the user runs a
+	// session that attracts this one; nil if there is none.
+	marks []uint64
+	held  *[]uint64 // marks, from Table.getMarks
 }
 
 // locality is the locality of region k of the Table.
@@ -30,41 +29,110 @@ func (pl *tablePlacer) locality(k uint32) float64 {
 	return pl.loc.score(pl.t.regions[k])
 }
 
-// markMine lists in pl.mine the blocks holding a server on which the user
-// has a session, or clears pl.fast if it cannot: when names repeat, or
-// there are too many such blocks.
+// markMine marks in pl.marks, once per decision, the position of each
+// server on which the user runs a session that attracts this one, so that
+// a candidate's affinity is one bit whatever the user's session count; a
+// run of sessions on one server costs one lookup. It sets the affinity
+// bound if there is such a session, as listPlacer.markMine does. Callers
+// give pl.marks back with Table.putMarks.
 func (pl *tablePlacer) markMine() {
 	t := pl.t
-	if pl.affBound == 0 {
+	var seen [seenSlots]nameKey // the last name looked up in each slot
+	have, sameApp, app := false, pl.p.Affinity == AffinityUserApp, pl.req.App
+	if pl.p.Affinity == AffinityNone {
 		return
 	}
-	if !t.unique {
-		pl.fast = false
-		return
-	}
-	for _, e := range pl.req.Existing {
+	for k := range pl.req.Existing {
+		e := &pl.req.Existing[k]
+		if sameApp && !equalShort(e.App, app) {
+			continue
+		}
+		have = true
+		key := keyOf(e.Server)
+		slot := &seen[key.hash()>>(64-seenBits)]
+		if key.same(slot) {
+			continue
+		}
+		*slot = key
 		i, ok := t.byName[e.Server]
 		if !ok {
 			continue
 		}
-		b := int(t.pos[i]) / blockSize
-		if slices.Contains(pl.mine[:pl.nMine], b) {
-			continue
+		if pl.marks == nil {
+			pl.held = t.getMarks()
+			pl.marks = *pl.held
 		}
-		if pl.nMine == len(pl.mine) {
-			pl.fast = false
-			return
+		for ; i >= 0; i = t.nextOf(i) {
+			p := t.pos[i]
+			pl.marks[p/64] |= 1 << (p % 64)
 		}
-		pl.mine[pl.nMine] = b
-		pl.nMine++
 	}
+	if have {
+		pl.affBound = pl.w.Affinity
+	}
+}
+
+// seenSlots is how many names markMine remembers having looked up, by
+// their quickHash: 2^seenBits.
+const (
+	seenBits  = 8
+	seenSlots = 1 << seenBits
+)
+
+// nameKey is a name as markMine remembers it: its first and last eight
+// bytes (all of them, packed, if it is shorter than eight) and the name,
+// so that names of up to 16 bytes compare as three words.
+type nameKey struct {
+	first, last uint64
+	s           string
+}
+
+// keyOf is the nameKey of s.
+func keyOf(s string) nameKey {
+	k := nameKey{s: s}
+	if n := len(s); n >= 8 {
+		p := unsafe.Pointer(unsafe.StringData(s))
+		k.first, k.last = *(*uint64)(p), *(*uint64)(unsafe.Add(p, n-8))
+	} else {
+		for i := range n {
+			k.first = k.first<<8 | uint64(s[i])
+		}
+	}
+	return k
+}
+
+// hash is a hash of the name of k, from its key alone.
+func (k *nameKey) hash() uint64 {
+	return mix(k.first ^ bits.RotateLeft64(k.last, 29) ^ uint64(len(k.s)))
+}
+
+// same says whether k and o are keys of the same name.
+func (k *nameKey) same(o *nameKey) bool {
+	return k.first == o.first && k.last == o.last && len(k.s) == len(o.s) && (len(k.s) <= 16 || k.s == o.s)
+}
+
+// mineIn says whether block b holds a server marked by markMine.
+func (pl *tablePlacer) mineIn(b int) bool {
+	if pl.marks == nil {
+		return false
+	}
+	lo := b * blockSize
+	return pl.marks[lo/64]>>(lo%64)&(1<<blockSize-1) != 0
+}
+
+// affinity is 1 if position p is marked by markMine, else 0.
+func (pl *tablePlacer) affinity(p int) float64 {
+	if pl.marks != nil && pl.marks[p/64]&(1<<(p%64)) != 0 {
+		return 1
+	}
+	return 0
 }
 
 // blockCut is the cut for block b: that of the best locality among its
 // regions, or the cut for any locality when the Table does not know them.
 // A higher locality has a higher cut, since weights are not negative.
 func (pl *tablePlacer) blockCut(b int) float64 {
-	if pl.t.blockRegions == nil || pl.cutStep < 0 {
+	if pl.t.blockRegions == nil {
 		return pl.cut
 	}
 	loc := 0.0
@@ -90,9 +158,10 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 	if !ok {
 		return Decision{}, t.noServer(req.App, -1)
 	}
-	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64), fast: true}
-	pl.init(p, req)
+	pl := tablePlacer{t: t, word: app / 64, bit: 1 << (app % 64)}
+	pl.init(p, req, t.sumSessions, t.sumMax)
 	pl.markMine()
+	defer t.putMarks(pl.held)
 	var locs [maxRegions]float64
 	if len(t.regions) <= len(locs) {
 		pl.locs = locs[:len(t.regions)]
@@ -121,7 +190,7 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 			continue
 		}
 		lo, hi := b*blockSize, min((b+1)*blockSize, n)
-		if pl.fast && t.same[b] && !slices.Contains(pl.mine[:pl.nMine], b) {
+		if t.same[b] && !pl.mineIn(b) {
 			pl.scanSame(lo, hi)
 			cut = pl.cut
 			continue
@@ -148,7 +217,7 @@ func (p Policy) PlaceTable(req Request, t *Table) (Decision, error) {
 		}
 	}
 	s := t.Server(pl.best)
-	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, pl.w, pl.bestParts, n, &pl.ex)}, nil
+	return Decision{Server: s.Name, Reason: placeReason(&s, req, p, &pl.placer, n)}, nil
 }
 
 // consider offers the server at position p, which is healthy, not
@@ -163,11 +232,7 @@ func (pl *tablePlacer) consider(p int) {
 		return
 	}
 	i := int(t.at[p])
-	var name string
-	if pl.affBound > 0 {
-		name = t.names[i]
-	}
-	sp := pl.score(loc, u, name)
+	sp := pl.score(loc, u, pl.affinity(p))
 	var h uint64
 	switch pl.rank(sp.total, r.sessions) {
 	case -1:

@@ -15,6 +15,8 @@ type Result struct {
 	Placed    int     // sessions placed
 	Imbalance float64 // mean over report instants of peak/cluster utilisation
 	MeanUtil  float64 // mean over report instants of cluster utilisation
+	Full      float64 // mean over report instants of the share of servers at 95% of Max or more
+	CPUOver   float64 // mean over report instants of the share of servers using more CPUs than they have
 	Local     float64 // share of placed sessions in the client's region
 	Returning int     // placed sessions whose user already had one running
 	Affinity  float64 // share of Returning placed beside one of the user's sessions
@@ -81,24 +83,31 @@ type run struct {
 	view    []selection.Server // what the policy sees
 	running []int              // true running sessions per server
 	cpu     []float64          // true CPUs in use per server
+	dead    []bool             // per server
 	onUser  [][]int32          // running session indices per user
 	placed  []int32            // server of each session, -1 if rejected
+	alive   []bool             // per session: running
+	est     []float64          // expected CPUs of a new session, per app
 	ends    departures
+	next    int // next event of w.events
 	res     Result
 
 	samples      int
 	sumImbalance float64
 	sumUtil      float64
+	sumFull      float64
+	sumOver      float64
 	local        int
 	besides      int
 }
 
 func simulate(c Config, w *workload, p Placer) Result {
 	r := &run{c: c, w: w, running: make([]int, len(w.servers)), cpu: make([]float64, len(w.servers)),
-		onUser: make([][]int32, len(w.users)), placed: make([]int32, len(w.sessions))}
+		dead: make([]bool, len(w.servers)), onUser: make([][]int32, len(w.users)),
+		placed: make([]int32, len(w.sessions)), alive: make([]bool, len(w.sessions)), est: w.appCPU()}
 	r.res.Policy = p.Name()
 	for _, s := range w.servers {
-		r.view = append(r.view, selection.Server{Name: s.name, Region: regions[s.region].name, Healthy: true, Apps: s.apps, Max: s.max})
+		r.view = append(r.view, selection.Server{Name: s.name, Region: w.regions[s.region].name, Healthy: true, Apps: s.apps, Max: s.max})
 	}
 	users := make([]string, len(w.users))
 	for i := range users {
@@ -111,20 +120,23 @@ func simulate(c Config, w *workload, p Placer) Result {
 		nextReport = r.advance(s.at, nextReport)
 		existing = existing[:0]
 		for _, e := range r.onUser[s.user] {
-			existing = append(existing, selection.Placed{Server: w.servers[r.placed[e]].name, App: apps[w.sessions[e].app].name})
+			existing = append(existing, selection.Placed{Server: w.servers[r.placed[e]].name, App: w.apps[w.sessions[e].app].name})
 		}
-		g := &regions[s.client]
-		req := selection.Request{User: users[s.user], App: apps[s.app].name, ClientRegion: g.name, Near: g.near, Existing: existing, Seed: uint64(k)}
+		g := &w.regions[s.client]
+		req := selection.Request{User: users[s.user], App: w.apps[s.app].name, ClientRegion: g.name, Near: g.near, Existing: existing, Seed: uint64(k)}
 		i := p.Place(req, r.view)
 		r.record(s, i, existing)
 		if i < 0 {
 			r.placed[k] = -1
 			continue
 		}
+		// What the broker counts of a placement until the next report:
+		// a session, and the app's CPU estimate.
 		r.view[i].Sessions++
+		r.view[i].Load += r.est[s.app] / w.servers[i].cpus
 		r.running[i]++
-		r.cpu[i] += s.cpu()
-		r.placed[k] = int32(i)
+		r.cpu[i] += float64(s.cpu)
+		r.placed[k], r.alive[k] = int32(i), true
 		r.onUser[s.user] = append(r.onUser[s.user], int32(k))
 		heap.Push(&r.ends, departure{at: s.at + s.life, k: int32(k)})
 	}
@@ -132,27 +144,53 @@ func simulate(c Config, w *workload, p Placer) Result {
 	return r.result()
 }
 
-// advance processes departures and reports up to t, departures first on a
-// tie, and returns the time of the next report.
+// appCPU is, per app, the CPUs its sessions use weighted by how long they
+// run: what appd learns from its running sessions.
+func (w *workload) appCPU() []float64 {
+	cpu, life := make([]float64, len(w.apps)), make([]float64, len(w.apps))
+	for _, s := range w.sessions {
+		cpu[s.app] += float64(s.cpu) * s.life.Seconds()
+		life[s.app] += s.life.Seconds()
+	}
+	for a := range cpu {
+		if life[a] > 0 {
+			cpu[a] /= life[a]
+		}
+	}
+	return cpu
+}
+
+// advance processes departures, server events and reports up to t, in
+// that order on a tie, and returns the time of the next report.
 func (r *run) advance(t, nextReport time.Duration) time.Duration {
 	for {
-		if len(r.ends) > 0 && r.ends[0].at <= t && r.ends[0].at <= nextReport {
-			r.depart(heap.Pop(&r.ends).(departure).k)
-			continue
+		next := min(t, nextReport)
+		if r.next < len(r.w.events) {
+			next = min(next, r.w.events[r.next].at)
 		}
-		if nextReport > t {
+		switch {
+		case len(r.ends) > 0 && r.ends[0].at <= next:
+			if k := heap.Pop(&r.ends).(departure).k; r.alive[k] {
+				r.depart(k)
+			}
+		case r.next < len(r.w.events) && r.w.events[r.next].at <= next:
+			r.event(r.w.events[r.next])
+			r.next++
+		case nextReport <= t:
+			r.report(nextReport)
+			nextReport += r.c.Report
+		default:
 			return nextReport
 		}
-		r.report(nextReport)
-		nextReport += r.c.Report
 	}
 }
 
 func (r *run) depart(k int32) {
 	s := &r.w.sessions[k]
 	i := r.placed[k]
+	r.alive[k] = false
 	r.running[i]--
-	r.cpu[i] -= s.cpu()
+	r.cpu[i] -= float64(s.cpu)
 	list := r.onUser[s.user]
 	for j, e := range list {
 		if e == k {
@@ -162,24 +200,63 @@ func (r *run) depart(k int32) {
 	}
 }
 
-// report refreshes what the policy sees and samples the balance.
+// event applies a server's death (its sessions end at once, the broker
+// sees it at once as a link drops), return, drain or resumption.
+func (r *run) event(e event) {
+	v := &r.view[e.server]
+	switch e.kind {
+	case die:
+		for _, d := range r.ends {
+			if r.alive[d.k] && int(r.placed[d.k]) == e.server {
+				r.depart(d.k)
+			}
+		}
+		r.dead[e.server], v.Healthy = true, false
+	case revive:
+		r.dead[e.server], v.Healthy, v.Sessions, v.Load = false, true, r.running[e.server], 0
+	case drain:
+		v.Draining = true
+	case resume:
+		v.Draining = false
+	}
+}
+
+// report refreshes what the policy sees and samples the balance, over
+// the servers that are up.
 func (r *run) report(at time.Duration) {
-	total, peak := 0, 0.0
+	total, capacity, peak, full, over, up := 0, 0, 0.0, 0, 0, 0
 	for i := range r.view {
+		if r.dead[i] {
+			continue
+		}
 		v := &r.view[i]
 		v.Sessions = r.running[i]
 		v.Load = max(0, r.cpu[i]) / r.w.servers[i].cpus
 		total += r.running[i]
+		capacity += v.Max
+		up++
 		peak = max(peak, float64(r.running[i])/float64(v.Max))
+		if float64(r.running[i]) >= fullAt*float64(v.Max) {
+			full++
+		}
+		if r.cpu[i] > r.w.servers[i].cpus+1e-9 {
+			over++
+		}
 	}
 	if at < r.c.Warmup || total == 0 {
 		return
 	}
-	mean := float64(total) / float64(r.w.capacity)
+	mean := float64(total) / float64(capacity)
 	r.samples++
 	r.sumImbalance += peak / mean
 	r.sumUtil += mean
+	r.sumFull += float64(full) / float64(up)
+	r.sumOver += float64(over) / float64(up)
 }
+
+// fullAt is the share of its sessions at which a server counts as full
+// in Result.Full.
+const fullAt = 0.95
 
 // record counts a placement (i >= 0) or a rejection in the measured period.
 func (r *run) record(s *session, i int, existing []selection.Placed) {
@@ -188,7 +265,7 @@ func (r *run) record(s *session, i int, existing []selection.Placed) {
 	}
 	r.res.Requests++
 	if i < 0 {
-		if r.anyOffers(apps[s.app].name) {
+		if r.anyOffers(r.w.apps[s.app].name) {
 			r.res.NoRoom++
 		} else {
 			r.res.NoServer++
@@ -231,6 +308,8 @@ func (r *run) result() Result {
 	if r.samples > 0 {
 		res.Imbalance = r.sumImbalance / float64(r.samples)
 		res.MeanUtil = r.sumUtil / float64(r.samples)
+		res.Full = r.sumFull / float64(r.samples)
+		res.CPUOver = r.sumOver / float64(r.samples)
 	}
 	if res.Placed > 0 {
 		res.Local = float64(r.local) / float64(res.Placed)
@@ -239,12 +318,4 @@ func (r *run) result() Result {
 		res.Affinity = float64(r.besides) / float64(res.Returning)
 	}
 	return res
-}
-
-// cpu is the CPUs the session uses while it runs.
-func (s *session) cpu() float64 {
-	if s.batch {
-		return batchCPU
-	}
-	return interCPU
 }

@@ -21,8 +21,19 @@ type Config struct {
 	Utilisation float64       // offered load over total capacity, 0.7 if zero
 	Report      time.Duration // server report interval, 2s if zero
 	Warmup      time.Duration // not measured, Duration/4 if zero
-	Provision   string        // how regions are sized: ProvisionObserved if empty, or ProvisionMix
+	Provision   string        // how regions are sized: ProvisionObserved if empty, or ProvisionMix; planned workload only
+	Workload    string        // WorkloadPlanned if empty, or WorkloadSkewed
 }
+
+// The workload families.
+const (
+	// WorkloadPlanned is the first family: three regions sized to their
+	// demand, servers of 10 slots a core, sessions light on CPU.
+	WorkloadPlanned = "planned"
+	// WorkloadSkewed is the second family, built to break a policy: see
+	// the package comment.
+	WorkloadSkewed = "skewed"
+)
 
 // How servers are spread over regions.
 const (
@@ -62,6 +73,9 @@ func (c Config) withDefaults() Config {
 	if c.Provision == "" {
 		c.Provision = ProvisionObserved
 	}
+	if c.Workload == "" {
+		c.Workload = WorkloadPlanned
+	}
 	return c
 }
 
@@ -69,8 +83,12 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	switch {
-	case c.Servers < len(regions):
+	case c.Workload != WorkloadPlanned && c.Workload != WorkloadSkewed:
+		return fmt.Errorf("sim: workload %q must be %q or %q", c.Workload, WorkloadPlanned, WorkloadSkewed)
+	case c.Workload == WorkloadPlanned && c.Servers < len(regions):
 		return fmt.Errorf("sim: need at least %d servers, one per region", len(regions))
+	case c.Workload == WorkloadSkewed && c.Servers < 2*len(skewedRegions):
+		return fmt.Errorf("sim: need at least %d servers, two per region", 2*len(skewedRegions))
 	case c.Sessions < 1 || c.Duration <= 0 || c.Report <= 0:
 		return fmt.Errorf("sim: sessions, duration and report interval must be positive")
 	case c.Warmup >= c.Duration:
@@ -100,10 +118,11 @@ var regions = []region{
 type app struct {
 	name  string
 	share float64
-	every int // offered by every every-th server of a region
+	every int     // offered by every every-th server of a region
+	cpu   float64 // CPUs a session uses; 0: batchCPU or interCPU
 }
 
-var apps = []app{{"shell", 0.5, 1}, {"editor", 0.25, 1}, {"db", 0.2, 2}, {"gpu", 0.05, 5}}
+var apps = []app{{"shell", 0.5, 1, 0}, {"editor", 0.25, 1, 0}, {"db", 0.2, 2, 0}, {"gpu", 0.05, 5, 0}}
 
 const (
 	batchShare     = 0.4  // of sessions
@@ -135,19 +154,42 @@ type session struct {
 	client int8 // region index of the client
 	app    int8
 	batch  bool
+	cpu    float32 // CPUs it uses while it runs
 }
+
+// event is a server dying, coming back, draining or resuming.
+type event struct {
+	at     time.Duration
+	server int
+	kind   eventKind
+}
+
+type eventKind int8
+
+const (
+	die eventKind = iota
+	revive
+	drain
+	resume
+)
 
 // workload is what every policy is run against.
 type workload struct {
+	regions  []region
+	apps     []app
 	servers  []server
 	users    []int8 // home region per user
 	sessions []session
+	events   []event // in time order
 	capacity int
 }
 
 func newWorkload(c Config) *workload {
+	if c.Workload == WorkloadSkewed {
+		return newSkewed(c)
+	}
 	r := rand.New(rand.NewPCG(c.Seed, 0x5eed))
-	w := &workload{}
+	w := &workload{regions: regions, apps: apps}
 	maxes := make([]int, c.Servers)
 	for i := range maxes {
 		maxes[i] = 20 + 10*r.IntN(19)
@@ -155,21 +197,25 @@ func newWorkload(c Config) *workload {
 	}
 	w.users = make([]int8, max(100, c.Sessions/40))
 	for i := range w.users {
-		w.users[i] = int8(pickRegion(r))
+		w.users[i] = int8(pickRegion(r, w.regions))
 	}
-	w.sessions = newSessions(r, c, w)
-	demand := clientShares()
+	w.sessions, _ = newSessions(r, c, w, c.Utilisation)
+	demand := clientShares(w.regions)
 	if c.Provision == ProvisionObserved {
-		demand = observedShares(c, w.sessions)
+		demand = observedShares(c, w.sessions, len(w.regions))
 	}
-	w.servers = newServers(maxes, demand)
+	spc := make([]float64, len(maxes))
+	for i := range spc {
+		spc[i] = sessionsPerCPU
+	}
+	w.servers = newServers(maxes, spc, demand, w.regions, w.apps)
 	return w
 }
 
 // newServers provisions regions with the given servers' capacity: largest
 // first, each to the region furthest below its share of demand, and at
 // least one server per region.
-func newServers(maxes []int, demand []float64) []server {
+func newServers(maxes []int, spc, demand []float64, regions []region, apps []app) []server {
 	n := len(maxes)
 	order := make([]int, n)
 	for i := range order {
@@ -197,7 +243,7 @@ func newServers(maxes []int, demand []float64) []server {
 		got[g] += float64(maxes[i])
 		idx := perRegion[g]
 		perRegion[g]++
-		s := server{name: fmt.Sprintf("%s-%02d", regions[g].name, idx), region: g, max: maxes[i], cpus: float64(maxes[i]) / sessionsPerCPU}
+		s := server{name: fmt.Sprintf("%s-%02d", regions[g].name, idx), region: g, max: maxes[i], cpus: float64(maxes[i]) / spc[i]}
 		for _, a := range apps {
 			if idx%a.every == 0 {
 				s.apps = append(s.apps, a.name)
@@ -212,8 +258,8 @@ func newServers(maxes []int, demand []float64) []server {
 // observedShares is each client region's share of the session time the
 // workload asks for during the measured period: what an operator sizing
 // regions from last month's usage would provision for.
-func observedShares(c Config, sessions []session) []float64 {
-	out := make([]float64, len(regions))
+func observedShares(c Config, sessions []session, regions int) []float64 {
+	out := make([]float64, regions)
 	total := 0.0
 	for _, s := range sessions {
 		from, to := max(s.at, c.Warmup), min(s.at+s.life, c.Duration)
@@ -228,8 +274,11 @@ func observedShares(c Config, sessions []session) []float64 {
 	return out
 }
 
-// newSessions generates the visits and their sessions, in request order.
-func newSessions(r *rand.Rand, c Config, w *workload) []session {
+// newSessions generates the visits and their sessions, in request order,
+// enough to fill util of the capacity, and the mean interactive lifetime
+// in seconds.
+func newSessions(r *rand.Rand, c Config, w *workload, util float64) ([]session, float64) {
+	regions := w.regions
 	// Sessions per visit: 1 + geometric, capped at maxPerVisit.
 	q, meanPerVisit := extraMean/(1+extraMean), 0.0
 	for k := range maxPerVisit {
@@ -237,7 +286,7 @@ func newSessions(r *rand.Rand, c Config, w *workload) []session {
 	}
 	visitRate := float64(c.Sessions) / meanPerVisit / c.Duration.Seconds()
 	// Little's law: concurrent = rate * mean life.
-	meanLife := c.Utilisation * float64(w.capacity) / (float64(c.Sessions) / c.Duration.Seconds())
+	meanLife := util * float64(w.capacity) / (float64(c.Sessions) / c.Duration.Seconds())
 	interMean := meanLife / (batchShare*batchMean + (1 - batchShare))
 	mu := math.Log(interMean) - interSigma*interSigma/2
 	var out []session
@@ -263,23 +312,26 @@ func newSessions(r *rand.Rand, c Config, w *workload) []session {
 			if at >= c.Duration.Seconds() {
 				break
 			}
-			s := session{at: seconds(at), user: int32(u), client: int8(client), app: int8(pickApp(r))}
+			s := session{at: seconds(at), user: int32(u), client: int8(client), app: int8(pickApp(r, w.apps)), cpu: interCPU}
 			if r.Float64() < batchShare {
-				s.batch = true
+				s.batch, s.cpu = true, batchCPU
 				s.life = seconds(r.ExpFloat64() * batchMean * interMean)
 			} else {
 				s.life = seconds(math.Exp(mu + interSigma*r.NormFloat64()))
+			}
+			if a := w.apps[s.app]; a.cpu > 0 {
+				s.cpu = float32(a.cpu)
 			}
 			out = append(out, s)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b session) int { return cmp.Compare(a.at, b.at) })
-	return out
+	return out, interMean
 }
 
 // clientShares is the share of requests from each region: users' home
 // regions, less those travelling, plus travellers from the other regions.
-func clientShares() []float64 {
+func clientShares(regions []region) []float64 {
 	out := make([]float64, len(regions))
 	for i, g := range regions {
 		out[i] += g.share * (1 - travelShare)
@@ -294,7 +346,7 @@ func clientShares() []float64 {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-func pickRegion(r *rand.Rand) int {
+func pickRegion(r *rand.Rand, regions []region) int {
 	x := r.Float64()
 	for i, g := range regions {
 		if x < g.share {
@@ -305,7 +357,7 @@ func pickRegion(r *rand.Rand) int {
 	return len(regions) - 1
 }
 
-func pickApp(r *rand.Rand) int {
+func pickApp(r *rand.Rand, apps []app) int {
 	x := r.Float64()
 	for i, a := range apps {
 		if x < a.share {

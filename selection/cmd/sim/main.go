@@ -3,7 +3,7 @@
 // workload, and prints a Markdown table. See package selection/sim for the
 // workload and the metrics.
 //
-//	go run ./selection/cmd/sim [-seed 1] [-servers 60] [-sessions 100000] [-duration 4h] [-util 0.7] [-provision observed|mix]
+//	go run ./selection/cmd/sim [-workload planned|skewed] [-seed 1] [-servers 60] [-sessions 100000] [-duration 4h] [-util 0.7] [-provision observed|mix]
 package main
 
 import (
@@ -31,7 +31,9 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&c.Duration, "duration", sim.DefaultDuration, "simulated time")
 	fs.Float64Var(&c.Utilisation, "util", 0.7, "offered load as a share of total capacity")
 	fs.StringVar(&c.Provision, "provision", sim.ProvisionObserved,
-		"size regions to the observed demand (observed) or to the expected client mix (mix)")
+		"size regions to the observed demand (observed) or to the expected client mix (mix); planned workload only")
+	fs.StringVar(&c.Workload, "workload", sim.WorkloadPlanned,
+		"the workload family: planned (regions sized to demand) or skewed (see package selection/sim)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
