@@ -28,22 +28,24 @@ const (
 // recordRoutes adds GET /recording/{id} and GET /watch/{id} to mux.
 func (b *Broker) recordRoutes(mux *http.ServeMux, a AdminAccess) {
 	mux.HandleFunc("GET /recording/{id}", func(w http.ResponseWriter, r *http.Request) {
-		b.serveRecording(w, r, a.caller(r))
+		b.serveRecording(w, r, a)
 	})
 	mux.HandleFunc("GET /watch/{id}", func(w http.ResponseWriter, r *http.Request) {
-		b.serveWatch(w, r, a.caller(r))
+		b.serveWatch(w, r, a)
 	})
 }
 
 // serveRecording streams session id's asciicast recording, read in
 // chunks from the appd that holds it.
-func (b *Broker) serveRecording(w http.ResponseWriter, r *http.Request, who string) {
-	id := r.PathValue("id")
+func (b *Broker) serveRecording(w http.ResponseWriter, r *http.Request, a AdminAccess) {
+	who := a.caller(r)
+	id, user := r.PathValue("id"), ""
 	if s, ok := b.knownSession(id); ok {
-		id = s.ID
+		id, user = s.ID, s.User
 	}
 	ctx := r.Context()
 	server, first, err := b.findRecording(ctx, id)
+	b.auditAdmin(r, a, "replay", id, user, "server", server, "outcome", errText(err))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
@@ -140,10 +142,11 @@ func (b *Broker) knownSession(id string) (control.SessionInfo, bool) {
 
 // serveWatch streams a running session's screen, then its live output,
 // until the session ends or the admin goes away.
-func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) {
-	ctx := r.Context()
+func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, a AdminAccess) {
+	ctx, who := r.Context(), a.caller(r)
 	s, ok := b.knownSession(r.PathValue("id"))
 	if !ok {
+		b.auditAdmin(r, a, "watch", r.PathValue("id"), "", "outcome", "no such session")
 		http.Error(w, fmt.Sprintf("no running session %q known to broker %s (give its id, or the first 8 digits or more of it)",
 			safelog.Text(r.PathValue("id"), 64), b.Name), http.StatusNotFound)
 		return
@@ -154,6 +157,7 @@ func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) 
 	err := b.appd(cctx, server, control.MethodWatchStart,
 		control.WatchStart{ID: id, By: who, Redraw: r.URL.Query().Get("redraw") == "1"}, &start)
 	cancel()
+	b.auditAdmin(r, a, "watch", id, s.User, "server", server, "app", s.App, "outcome", errText(err))
 	if err != nil {
 		code := http.StatusServiceUnavailable
 		var re *control.RemoteError
@@ -171,6 +175,7 @@ func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, who string) 
 	end := b.relayWatch(ctx, w, server, id, start)
 	w.Header().Set(TrailerEnd, end)
 	log.Info("session watch ended", "end", end)
+	b.Audit.Emit("admin.watch.end", id, s.User, "by", who, "server", server, "end", end)
 }
 
 // relayWatch writes the watcher's chunks to w as they come and returns

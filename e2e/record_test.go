@@ -132,6 +132,10 @@ func TestRecordingReplaysToTheLiveScreen(t *testing.T) {
 	for name := range players {
 		x.WaitScreen(name, name+" to replay the live screen", func(s string) bool { return s == live })
 	}
+	// Every replay is in the broker's audit trail with who asked.
+	if ev := findEvent(c.auditEvents("-session", id), "admin.replay", "broker"); ev == nil || ev.Fields["by"] == "" {
+		t.Fatalf("no admin.replay event with the caller for %s: %+v", id, ev)
+	}
 }
 
 func TestWatchShowsWhatTheUserTypes(t *testing.T) {
@@ -178,5 +182,21 @@ func TestWatchShowsWhatTheUserTypes(t *testing.T) {
 	x.WaitText("watch2", "switchyard: the session has ended")
 	if status := x.WaitExit("watch2"); status != 0 {
 		t.Fatalf("broker watch exited %d at the session's end, want 0", status)
+	}
+	// Both watches are in the broker's audit trail, start and end, with
+	// who watched.
+	evs := c.auditEvents("-session", id)
+	var starts, ends int
+	for _, ev := range evs {
+		switch {
+		case ev.Node != "broker" || ev.Fields["by"] == "":
+		case ev.Event == "admin.watch":
+			starts++
+		case ev.Event == "admin.watch.end":
+			ends++
+		}
+	}
+	if starts != 2 || ends != 2 {
+		t.Fatalf("%d admin.watch and %d admin.watch.end events with the caller, want 2 and 2: %s", starts, ends, trail(evs))
 	}
 }
