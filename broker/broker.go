@@ -148,6 +148,7 @@ type serverState struct {
 	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
 	report     control.ServerReport
+	cpuSince   float64   // CPU per CPU expected of the placements made since the report
 	drained    bool      // by an admin command
 	drainedBy  string    // who drained it: a Unix user, "token"
 	drainedAt  time.Time // when

@@ -87,7 +87,7 @@ func (m *refModel) candidates(b *Broker, c Cluster, drained map[string]bool, now
 		s := selection.Server{Name: name, Region: spec.Region, Healthy: healthy,
 			Draining: spec.Draining || drained[name], Apps: spec.Apps, Sessions: load[name], Max: spec.MaxSessions}
 		if st := b.servers[name]; st != nil {
-			s.Load = st.report.Load
+			s.Load = loadOf(st)
 		}
 		out = append(out, s)
 	}

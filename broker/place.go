@@ -188,6 +188,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: c.Gateways[rt.gateway].Internal}
 	}
 	b.addPending(d.Server, now)
+	b.expectCPU(d.Server, req.App)
 	return o
 }
 
@@ -353,7 +354,7 @@ func (b *Broker) appendServers(out []selection.Server, since time.Time) []select
 			Apps:     t.spec.Apps,
 			Sessions: b.load(t.on),
 			Max:      t.spec.MaxSessions,
-			Load:     t.st.report.Load,
+			Load:     loadOf(t.st),
 		})
 	}
 	return out

@@ -166,6 +166,7 @@ type App struct {
 	Description string            `toml:"description"`  // one line shown to users
 	Grace       *time.Duration    `toml:"grace"`        // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
 	IdleTimeout time.Duration     `toml:"idle_timeout"` // end (or detach) a session with no input nor output this long; 0: never
+	CPU         float64           `toml:"cpu"`          // CPUs one session uses, for placement; 0: appd learns it
 }
 
 // DefaultGrace is an app's grace period when the file does not set one.
