@@ -148,7 +148,7 @@ func (g Gateway) Reaches(server string) bool {
 // Server configures one app server (appd).
 type Server struct {
 	Listen      string   `toml:"listen"`       // internal SSH address gateways dial, required
-	MaxSessions int      `toml:"max_sessions"` // 100 if zero
+	MaxSessions int      `toml:"max_sessions"` // 100 if left out; 0 means no limit
 	Apps        []string `toml:"apps"`         // apps offered; every app if empty
 	Draining    bool     `toml:"draining"`     // no new placements when true
 	Region      string   `toml:"region"`       // region the server is in; "" if unknown

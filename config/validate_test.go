@@ -242,3 +242,19 @@ near = ["us"]
 		t.Fatalf("a warning is not an error: %v", err)
 	}
 }
+
+// max_sessions = 0 means no limit, as in appd, the broker and selection;
+// left out, it is 100.
+func TestMaxSessionsZeroIsNoLimit(t *testing.T) {
+	src := gw + app + "[server.s1]\nlisten = \"127.0.0.1:7101\"\nmax_sessions = 0\n[server.s2]\nlisten = \"127.0.0.1:7102\"\n"
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Servers["s1"].MaxSessions; got != 0 {
+		t.Errorf("max_sessions = 0 became %d", got)
+	}
+	if got := c.Servers["s2"].MaxSessions; got != 100 {
+		t.Errorf("max_sessions left out is %d, want 100", got)
+	}
+}
