@@ -119,6 +119,9 @@ type Broker struct {
 	sessions  map[string]*sessionState
 	byServer  map[string]*serverSessions
 	byUser    map[string]map[string]*sessionState // by user, then session id
+	// By user: how many of their sessions run each app on each server,
+	// so that a placement reads the user's servers, not their sessions.
+	userPlaced map[string]map[selection.Placed]int
 	countedAt time.Time                           // see countAt
 
 	// The configured servers sorted by name (rebuildTable), their names,
@@ -208,6 +211,7 @@ func (b *Broker) init() {
 		b.sessions = map[string]*sessionState{}
 		b.byServer = map[string]*serverSessions{}
 		b.byUser = map[string]map[string]*sessionState{}
+		b.userPlaced = map[string]map[selection.Placed]int{}
 		b.metrics = newMetrics(b)
 		b.tab = selection.NewTable(nil)
 		b.carried = map[uint64]bool{}
