@@ -116,13 +116,13 @@ type Broker struct {
 	// Sessions by id, and indexed by server and by user; written only
 	// through putSession and dropSession (index.go). byServer holds every
 	// configured server and any other with sessions or pending placements.
-	sessions  map[string]*sessionState
-	byServer  map[string]*serverSessions
-	byUser    map[string]map[string]*sessionState // by user, then session id
+	sessions map[string]*sessionState
+	byServer map[string]*serverSessions
+	byUser   map[string]map[string]*sessionState // by user, then session id
 	// By user: how many of their sessions run each app on each server,
 	// so that a placement reads the user's servers, not their sessions.
 	userPlaced map[string]map[selection.Placed]int
-	countedAt time.Time                           // see countAt
+	countedAt  time.Time // see countAt
 
 	// The configured servers sorted by name (rebuildTable), their names,
 	// and the candidates slice reused by every placement that scans them.
