@@ -99,7 +99,9 @@ func BenchmarkPlaceTable10kUserDistinct(b *testing.B) {
 	servers := groupedServers(10000)
 	t := NewTable(servers)
 	existing := manySessions(servers, 2000, 50)
-	slices.SortFunc(existing, func(x, y Placed) int { return cmp.Or(strings.Compare(x.Server, y.Server), strings.Compare(x.App, y.App)) })
+	slices.SortFunc(existing, func(x, y Placed) int {
+		return cmp.Or(strings.Compare(x.Server, y.Server), strings.Compare(x.App, y.App))
+	})
 	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}, Existing: slices.Compact(existing)}
 	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }
