@@ -49,7 +49,8 @@
 // even with the best locality and affinity; it scores a sample first so the
 // bar is high from the start. A decision over 10,000 servers takes tens of
 // microseconds (a few hundred when thousands tie for the best score, as on
-// an idle cluster: each tie hashes a name) and allocates only its reason.
+// an idle cluster: each tie hashes a name) and allocates only its reason
+// (and, for a user with more than 16 sessions, the list of their servers).
 //
 // A caller that decides often over the same servers (the broker) keeps them
 // in a Table instead: built once by NewTable, updated in place as reports
