@@ -134,10 +134,13 @@ type Broker struct {
 	// Sessions by id, and indexed by server and by user; written only
 	// through putSession and dropSession (index.go). byServer holds every
 	// configured server and any other with sessions or pending placements.
-	sessions  map[string]*sessionState
-	byServer  map[string]*serverSessions
-	byUser    map[string]map[string]*sessionState // by user, then session id
-	countedAt time.Time                           // see countAt
+	sessions map[string]*sessionState
+	byServer map[string]*serverSessions
+	byUser   map[string]map[string]*sessionState // by user, then session id
+	// By user: how many of their sessions run each app on each server,
+	// so that a placement reads the user's servers, not their sessions.
+	userPlaced map[string]map[selection.Placed]int
+	countedAt  time.Time // see countAt
 
 	// The configured servers sorted by name (rebuildTable), their names,
 	// and the candidates slice reused by every placement that scans them.
@@ -166,6 +169,7 @@ type serverState struct {
 	peer       *control.Peer // the latest of them, for calls to appd; nil when none
 	lastReport time.Time
 	report     control.ServerReport
+	cpuSince   float64   // CPU per CPU expected of the placements made since the report
 	drained    bool      // by an admin command
 	drainedBy  string    // who drained it: a Unix user, "token"
 	drainedAt  time.Time // when
@@ -230,6 +234,7 @@ func (b *Broker) init() {
 		b.sessions = map[string]*sessionState{}
 		b.byServer = map[string]*serverSessions{}
 		b.byUser = map[string]map[string]*sessionState{}
+		b.userPlaced = map[string]map[selection.Placed]int{}
 		b.metrics = newMetrics(b)
 		b.tab = selection.NewTable(nil)
 		b.carried = map[uint64]bool{}

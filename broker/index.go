@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/selection"
 )
 
 // The broker's sessions are kept in b.sessions (by id) and indexed by
@@ -89,6 +90,10 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 		b.queueSession(id, info)
 	}
 	if old != nil && old.info.Server == info.Server && old.info.User == info.User {
+		if old.info.App != info.App {
+			b.countPlaced(old.info, -1)
+			b.countPlaced(info, +1)
+		}
 		old.info, old.seen, old.restored = info, seen, false
 		return
 	}
@@ -106,6 +111,24 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 		b.byUser[s.info.User] = u
 	}
 	u[id] = s
+	b.countPlaced(s.info, +1)
+}
+
+// countPlaced adds d to the count of the user's sessions of info's app on
+// its server, forgetting counts that reach 0. Callers hold b.mu.
+func (b *Broker) countPlaced(info control.SessionInfo, d int) {
+	k := selection.Placed{Server: info.Server, App: info.App}
+	m := b.userPlaced[info.User]
+	if m == nil {
+		m = map[selection.Placed]int{}
+		b.userPlaced[info.User] = m
+	}
+	if m[k] += d; m[k] <= 0 {
+		delete(m, k)
+		if len(m) == 0 {
+			delete(b.userPlaced, info.User)
+		}
+	}
 }
 
 // dropSession forgets session id, if known. Callers hold b.mu.
@@ -128,6 +151,9 @@ func (b *Broker) unindex(s *sessionState) {
 		b.forgetIfUnused(server, o)
 	}
 	if u := b.byUser[user]; u != nil {
+		if u[id] == s {
+			b.countPlaced(s.info, -1)
+		}
 		delete(u, id)
 		if len(u) == 0 {
 			delete(b.byUser, user)

@@ -87,7 +87,7 @@ func (m *refModel) candidates(b *Broker, c Cluster, drained map[string]bool, now
 		s := selection.Server{Name: name, Region: spec.Region, Healthy: healthy,
 			Draining: spec.Draining || drained[name], Apps: spec.Apps, Sessions: load[name], Max: spec.MaxSessions}
 		if st := b.servers[name]; st != nil {
-			s.Load = st.report.Load
+			s.Load = loadOf(st)
 		}
 		out = append(out, s)
 	}
@@ -413,6 +413,16 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 	if nServer != len(b.sessions) || nUser != len(b.sessions) {
 		t.Errorf("%d sessions, %d indexed by server, %d by user", len(b.sessions), nServer, nUser)
 	}
+	placed := map[string]map[selection.Placed]int{}
+	for _, s := range b.sessions {
+		if placed[s.info.User] == nil {
+			placed[s.info.User] = map[selection.Placed]int{}
+		}
+		placed[s.info.User][selection.Placed{Server: s.info.Server, App: s.info.App}]++
+	}
+	if !maps.EqualFunc(placed, b.userPlaced, maps.Equal) {
+		t.Errorf("servers and apps by user %v, a scan finds %v", b.userPlaced, placed)
+	}
 
 	names := slices.Sorted(maps.Keys(b.cluster.Servers))
 	if len(names) == 0 {
@@ -440,6 +450,7 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 			return cmp.Or(cmp.Compare(x.Server, y.Server), cmp.Compare(x.App, y.App))
 		}
 		slices.SortFunc(want, byPlace)
+		want = slices.Compact(want) // each server and app once
 		slices.SortFunc(got, byPlace)
 		if !slices.Equal(got, want) {
 			t.Errorf("placed(%s) = %v, a scan finds %v", user, got, want)

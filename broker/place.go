@@ -192,6 +192,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 		o.pl.Via = &control.Via{Gateway: rt.gateway, Addr: b.gatewayInternal(rt.gateway)}
 	}
 	b.addPending(d.Server, now)
+	b.expectCPU(d.Server, req.App)
 	return o
 }
 
@@ -324,12 +325,13 @@ func (b *Broker) clientRegion(req control.PlaceRequest) string {
 	return b.cluster.RegionOf(ap.Addr())
 }
 
-// placed lists the user's running sessions, for affinity. The slice is
-// reused by the next call. Callers hold b.mu.
+// placed lists the servers and apps of the user's running sessions, each
+// pair once, for affinity: as many as the user has servers, not sessions.
+// The slice is reused by the next call. Callers hold b.mu.
 func (b *Broker) placed(user string) []selection.Placed {
 	out := b.existing[:0]
-	for _, s := range b.byUser[user] {
-		out = append(out, selection.Placed{Server: s.info.Server, App: s.info.App})
+	for p := range b.userPlaced[user] {
+		out = append(out, p)
 	}
 	b.existing = out
 	return out
@@ -360,7 +362,7 @@ func (b *Broker) appendServers(out []selection.Server, since time.Time) []select
 			Apps:     t.spec.Apps,
 			Sessions: b.load(t.on),
 			Max:      t.spec.MaxSessions,
-			Load:     t.st.report.Load,
+			Load:     loadOf(t.st),
 		})
 	}
 	return out

@@ -105,7 +105,7 @@ func (b *Broker) availability(app string, now time.Time) (n int, level float64) 
 		if !slices.Contains(spec.Apps, app) || !b.healthy(st, now) || drainingOf(spec, st) {
 			continue
 		}
-		lvl := st.report.Load
+		lvl := loadOf(st)
 		if spec.MaxSessions > 0 {
 			load := b.load(t.on)
 			if load >= spec.MaxSessions {

@@ -86,6 +86,35 @@ func (b *Broker) recount(o *serverSessions) {
 	}
 }
 
+// loadOf is the CPU load per CPU the policy sees of the server with state
+// st: the CPU in use it last reported (the load average, from an appd
+// that does not report it), plus what the placements made on it since
+// are expected to use.
+func loadOf(st *serverState) float64 {
+	if st.report.CPUs > 0 {
+		return st.report.CPU + st.cpuSince
+	}
+	return st.report.Load + st.cpuSince
+}
+
+// expectCPU counts against the server the CPU a new session of app is
+// expected to use, as its last report estimates it, until its next
+// report. Callers hold b.mu.
+func (b *Broker) expectCPU(server, app string) {
+	st := b.servers[server]
+	if st == nil || st.report.CPUs <= 0 {
+		return
+	}
+	est := st.report.AppCPU[app]
+	if !(est > 0) {
+		return
+	}
+	st.cpuSince += est / float64(st.report.CPUs)
+	if st.row >= 0 {
+		b.tab.SetLoad(st.row, loadOf(st))
+	}
+}
+
 // setHealth puts in b.tab whether the server with state st is healthy at
 // now, after the reports older than three intervals at now have aged out.
 // Callers hold b.mu.
@@ -101,8 +130,9 @@ func (b *Broker) setHealth(st *serverState, now time.Time) {
 // hold b.mu.
 func (b *Broker) reported(st *serverState) {
 	b.reports.push(reportAt{st: st, at: st.lastReport})
+	st.cpuSince = 0
 	if st.row >= 0 {
-		b.tab.SetLoad(st.row, st.report.Load)
+		b.tab.SetLoad(st.row, loadOf(st))
 	}
 	b.setHealth(st, st.lastReport)
 }

@@ -159,7 +159,7 @@ func (g Gateway) Reaches(server string) bool {
 // Server configures one app server (appd).
 type Server struct {
 	Listen      string   `toml:"listen"`       // internal SSH address gateways dial, required
-	MaxSessions int      `toml:"max_sessions"` // 100 if zero
+	MaxSessions int      `toml:"max_sessions"` // 100 if left out; 0 means no limit
 	Apps        []string `toml:"apps"`         // apps offered; every app if empty
 	Draining    bool     `toml:"draining"`     // no new placements when true
 	Region      string   `toml:"region"`       // region the server is in; "" if unknown
@@ -180,6 +180,7 @@ type App struct {
 	Description string            `toml:"description"`  // one line shown to users
 	Grace       *time.Duration    `toml:"grace"`        // how long a dropped PTY session keeps running, resumable; DefaultGrace if unset, 0 hangs up at once
 	IdleTimeout time.Duration     `toml:"idle_timeout"` // end (or detach) a session with no input nor output this long; 0: never
+	CPU         float64           `toml:"cpu"`          // CPUs one session uses, for placement; 0: appd learns it
 
 	// Record is RecordOff, RecordOutput or RecordInput (output and
 	// input); [recording] default if empty.

@@ -59,7 +59,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	c.Path, c.pos = name, pos
 	c.Hash = hashOf(data)
-	c.fillDefaults()
+	c.fillDefaults(md)
 	typeProbs = append(typeProbs, bareDurations(c, md)...)
 	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
 	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
@@ -78,7 +78,7 @@ func hashOf(data []byte) string {
 
 // fillDefaults fills the per-node defaults Parse cannot set before the
 // decode, since the nodes do not exist yet.
-func (c *Config) fillDefaults() {
+func (c *Config) fillDefaults(md toml.MetaData) {
 	c.Etcd.fillDefaults()
 	if c.Policy.Affinity == "" {
 		c.Policy.Affinity = defaultAffinity
@@ -100,7 +100,9 @@ func (c *Config) fillDefaults() {
 	}
 	apps := sortedKeys(c.Apps)
 	for name, s := range c.Servers {
-		if s.MaxSessions == 0 {
+		// max_sessions = 0 means no limit, as everywhere (appd, the
+		// broker, selection); left out, it is defaultMaxSessions.
+		if s.MaxSessions == 0 && !md.IsDefined("server", name, "max_sessions") {
 			s.MaxSessions = defaultMaxSessions
 		}
 		if len(s.Apps) == 0 {

@@ -22,6 +22,10 @@ type Policy struct {
 	LocalityWeight float64 `toml:"locality_weight"`
 	AffinityWeight float64 `toml:"affinity_weight"`
 	LoadWeight     float64 `toml:"load_weight"`
+	// SpillAt is the highest fill level (share of a server's sessions or
+	// cores) past which locality gives way to balance: the level in force
+	// follows the cluster's mean fill up to it. 0 means the default, 0.8.
+	SpillAt float64 `toml:"spill_at"`
 }
 
 // defaultAffinity is Policy.Affinity when the file leaves it empty.
@@ -88,5 +92,8 @@ func (v *checker) policy() {
 		if w < 0 {
 			v.addf(sub(k, key), "must not be negative, got %s", fmt.Sprint(w))
 		}
+	}
+	if p.SpillAt < 0 || p.SpillAt != p.SpillAt {
+		v.addf(sub(k, "spill_at"), "must be a fill level above 0 (0.8 by default; 1 or more spills only once full), got %s", fmt.Sprint(p.SpillAt))
 	}
 }

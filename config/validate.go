@@ -159,6 +159,9 @@ func (v *checker) auth() {
 		if v.c.Apps[name].IdleTimeout < 0 {
 			v.addf(toml.Key{"app", name, "idle_timeout"}, `must not be negative: 0 or unset never ends an idle session`)
 		}
+		if c := v.c.Apps[name].CPU; c < 0 || c != c {
+			v.addf(toml.Key{"app", name, "cpu"}, `must not be negative: 0 or unset lets appd learn it`)
+		}
 	}
 }
 

@@ -206,3 +206,55 @@ allow_args = true
 		t.Fatalf("a warning is not an error: %v", err)
 	}
 }
+
+// An empty region listed in a near list takes a place, halving the
+// locality weight of the regions after it: check warns.
+func TestWarningsEmptyNearRegion(t *testing.T) {
+	src := gw + app + `[server.s1]
+listen = "127.0.0.1:7101"
+region = "eu"
+[server.s2]
+listen = "127.0.0.1:7102"
+region = "us"
+[region.eu]
+cidrs = ["10.1.0.0/16"]
+near = ["ap", "us"]
+[region.us]
+cidrs = ["10.2.0.0/16"]
+near = ["eu", "ap"]
+[region.ap]
+cidrs = ["10.3.0.0/16"]
+near = ["us"]
+`
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings() {
+		got = append(got, w.String())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], `f.toml:13:1: region.eu.near: warning: no server is in region "ap", yet it takes a place`) ||
+		!strings.HasPrefix(got[1], `f.toml:16:1: region.us.near: warning: no server is in region "ap"; it is listed for nothing`) {
+		t.Fatalf("warnings:\n%s", strings.Join(got, "\n"))
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a warning is not an error: %v", err)
+	}
+}
+
+// max_sessions = 0 means no limit, as in appd, the broker and selection;
+// left out, it is 100.
+func TestMaxSessionsZeroIsNoLimit(t *testing.T) {
+	src := gw + app + "[server.s1]\nlisten = \"127.0.0.1:7101\"\nmax_sessions = 0\n[server.s2]\nlisten = \"127.0.0.1:7102\"\n"
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Servers["s1"].MaxSessions; got != 0 {
+		t.Errorf("max_sessions = 0 became %d", got)
+	}
+	if got := c.Servers["s2"].MaxSessions; got != 100 {
+		t.Errorf("max_sessions left out is %d, want 100", got)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/BurntSushi/toml"
 )
@@ -39,6 +40,36 @@ func (c *Config) Warnings() []Problem {
 			Msg: k.String() + ": warning: " + prog + " runs what its arguments name, so allow_args hands out a shell; set argv in full and drop allow_args"})
 	}
 	out = append(out, c.etcdWarnings()...)
+	out = append(out, c.nearWarnings()...)
 	sortProblems(out)
+	return out
+}
+
+// nearWarnings warns of each region listed in a near list that no server
+// is in: placement gives the near regions 0.5, 0.25, ... of the locality
+// weight by their place in the list, so an empty one takes a place and
+// halves the weight of every region after it.
+func (c *Config) nearWarnings() []Problem {
+	used := map[string]bool{}
+	for _, s := range c.Servers {
+		used[s.Region] = true
+	}
+	var out []Problem
+	for _, name := range sortedKeys(c.Regions) {
+		for i, n := range c.Regions[name].Near {
+			if used[n] {
+				continue
+			}
+			k := toml.Key{"region", name, "near"}
+			line, col := c.pos.find(k)
+			msg := k.String() + ": warning: no server is in region " + strconv.Quote(n)
+			if i < len(c.Regions[name].Near)-1 {
+				msg += ", yet it takes a place in the list and halves the locality weight of every region after it; drop it or put it last"
+			} else {
+				msg += "; it is listed for nothing"
+			}
+			out = append(out, Problem{File: c.Path, Line: line, Col: col, Msg: msg})
+		}
+	}
 	return out
 }

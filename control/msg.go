@@ -320,12 +320,20 @@ type SessionEnded struct {
 
 // ServerReport is an appd heartbeat: its load and every session it runs.
 type ServerReport struct {
-	Load        float64       `json:"load"`         // 1-minute load average divided by CPU count
-	MemAvail    uint64        `json:"mem_avail"`    // bytes of memory available
-	MaxSessions int           `json:"max_sessions"` // capacity from the config
-	Apps        []string      `json:"apps"`         // apps this server offers
-	Version     string        `json:"version"`
-	Sessions    []SessionInfo `json:"sessions"`
+	Load float64 `json:"load"` // 1-minute load average divided by CPU count
+	// CPU is the CPU in use per CPU since the previous report (from
+	// /proc/stat), CPUs how many there are, AppCPU the CPUs one running
+	// session of each app uses (learned, or set by the config). Reports
+	// of an appd older than these fields have CPUs 0: the broker uses
+	// Load then.
+	CPU         float64            `json:"cpu,omitempty"`
+	CPUs        int                `json:"cpus,omitempty"`
+	AppCPU      map[string]float64 `json:"app_cpu,omitempty"`
+	MemAvail    uint64             `json:"mem_avail"`    // bytes of memory available
+	MaxSessions int                `json:"max_sessions"` // capacity from the config
+	Apps        []string           `json:"apps"`         // apps this server offers
+	Version     string             `json:"version"`
+	Sessions    []SessionInfo      `json:"sessions"`
 	// ConfigHash is the hash of the config file the server runs
 	// (config.Config.Hash), RestartNeeded the keys a refused reload
 	// changed that only a restart applies ("server.s1.listen").

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +74,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	a := &appdNode{name: *node, log: log, stats: newNodeStats(),
 		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
 			Shim: shim, Cgroups: cgroups, Audit: auditLog}}
+	a.probe.Set = a.appCPU
 	a.apply(cfg)
 	a.conf = newNodeConfig(kindServer, *node, cfg, log)
 	ln, err := env.listen(spec.Listen)
@@ -132,6 +132,9 @@ type appdNode struct {
 	keys  atomic.Pointer[map[string]string] // gateways' keys → names
 	conf  *nodeConfig
 	stats *nodeStats
+
+	probeMu sync.Mutex // reports to several brokers measure in turn
+	probe   appd.LoadProbe
 }
 
 // apply installs a (re)loaded config: the apps this server offers, the
@@ -154,6 +157,19 @@ func (a *appdNode) apply(cfg *config.Config) error {
 	a.keys.Store(&keys)
 	a.cfg.Store(cfg)
 	return nil
+}
+
+// appCPU is the CPU estimate the config sets for each of this server's
+// apps that has one (`cpu` in [app.NAME]).
+func (a *appdNode) appCPU() map[string]float64 {
+	cfg := a.cfg.Load()
+	out := map[string]float64{}
+	for _, name := range cfg.Servers[a.name].Apps {
+		if v := cfg.Apps[name].CPU; v > 0 {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 func (a *appdNode) interval() time.Duration { return a.cfg.Load().Broker.ReportInterval }
@@ -184,9 +200,13 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 	cfg := a.cfg.Load()
 	spec := cfg.Servers[a.name]
 	st := a.conf.state()
+	sessions := a.mgr.Sessions()
+	a.probeMu.Lock()
+	l := a.probe.Measure(time.Now(), sessions)
+	a.probeMu.Unlock()
 	r := control.ServerReport{
-		Load: loadAverage(), MemAvail: memAvailable(), MaxSessions: spec.MaxSessions,
-		Apps: spec.Apps, Version: Version, Sessions: a.mgr.Sessions(),
+		Load: l.Avg, CPU: l.CPU, CPUs: l.CPUs, AppCPU: l.AppCPU, MemAvail: memAvailable(),
+		MaxSessions: spec.MaxSessions, Apps: spec.Apps, Version: Version, Sessions: sessions,
 		ConfigHash: st.Hash, RestartNeeded: st.RestartNeeded,
 	}
 	if err := p.Notify(ctx, control.MethodServerReport, r); err != nil {
@@ -194,32 +214,6 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 		return
 	}
 	a.stats.reported()
-}
-
-// loadAverage is the 1-minute load average per CPU; unknownLoad if it
-// cannot be read.
-func loadAverage() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	return parseLoadavg(b, err, runtime.NumCPU())
-}
-
-// unknownLoad is the load per CPU reported when /proc/loadavg cannot be
-// read or parsed: an unknown load counts as busy, so the broker prefers
-// servers that can say how idle they are.
-const unknownLoad = 100.0
-
-// parseLoadavg turns /proc/loadavg's content (read with err) into the
-// 1-minute load per CPU; unknownLoad if it says nothing usable.
-func parseLoadavg(b []byte, err error, cpus int) float64 {
-	f := strings.Fields(string(b))
-	if err != nil || len(f) == 0 || cpus <= 0 {
-		return unknownLoad
-	}
-	v, perr := strconv.ParseFloat(f[0], 64)
-	if perr != nil || v < 0 {
-		return unknownLoad
-	}
-	return v / float64(cpus)
 }
 
 // memAvailable is MemAvailable from /proc/meminfo in bytes, or 0.

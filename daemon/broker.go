@@ -213,5 +213,5 @@ func policyOf(p config.Policy) selection.Policy {
 			*f.dst = f.v
 		}
 	}
-	return selection.Policy{Affinity: aff, Weights: w}
+	return selection.Policy{Affinity: aff, Weights: w, SpillAt: p.SpillAt}
 }

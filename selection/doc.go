@@ -17,7 +17,14 @@
 // the session at all: unhealthy, draining, not offering the app, or full.
 // The survivors are scored, higher is better:
 //
-//	score = Weights.Locality*locality + Weights.Affinity*affinity + Weights.Load*(1-utilisation)
+//	score = Weights.Locality*locality + Weights.Affinity*affinity + Weights.Load*loadPart(utilisation)
+//
+// where utilisation is the larger of the session ratio and the CPU load
+// per core, not capped at 1, and loadPart is 1-utilisation up to the fill
+// level (the cluster's mean fill plus 3%, between 3/4 of Policy.SpillAt
+// and SpillAt), 41 times steeper past it and 441 times past 0.9: so a
+// region gives way to its neighbours once past the cluster's mean, and a
+// server past its cores scores worse the further past it is.
 //
 // and the best score wins; exact ties go to the server with fewer sessions,
 // then to a hash of the server name seeded by Request.Seed, so equal servers
@@ -33,12 +40,17 @@
 // the error wraps ErrNoServer and says why in words a user can read,
 // counting every server, those not offering the app included.
 //
+// A user's running sessions are read once per decision, not for each
+// candidate: Place sorts their servers, PlaceTable marks them in a bitset
+// by position, a run of sessions on one server costing one lookup.
+//
 // Place reads each server's struct once and skips, without reading its app
 // list, region or name, any server too busy to beat the best score so far
 // even with the best locality and affinity; it scores a sample first so the
 // bar is high from the start. A decision over 10,000 servers takes tens of
 // microseconds (a few hundred when thousands tie for the best score, as on
-// an idle cluster: each tie hashes a name) and allocates only its reason.
+// an idle cluster: each tie hashes a name) and allocates only its reason
+// (and, for a user with more than 16 sessions, the list of their servers).
 //
 // A caller that decides often over the same servers (the broker) keeps them
 // in a Table instead: built once by NewTable, updated in place as reports

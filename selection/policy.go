@@ -106,7 +106,8 @@ type Decision struct {
 // cannot take the session (unhealthy, draining, full, not offering req.App)
 // and takes the best score among the rest (see the package comment). The
 // error wraps ErrNoServer with a reason a user can read. Place does not
-// modify servers and allocates only the reason string.
+// modify servers and allocates only the reason string, and the sorted list
+// of the user's servers when they have more than 16 sessions.
 //
 // For speed, a server too busy to beat the best score so far, even with
 // the best locality and affinity, is passed over before its app list is

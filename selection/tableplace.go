@@ -36,12 +36,15 @@ func (pl *tablePlacer) locality(k uint32) float64 {
 // bound if there is such a session, as listPlacer.markMine does. Callers
 // give pl.marks back with Table.putMarks.
 func (pl *tablePlacer) markMine() {
-	t := pl.t
-	var seen [seenSlots]nameKey // the last name looked up in each slot
-	have, sameApp, app := false, pl.p.Affinity == AffinityUserApp, pl.req.App
-	if pl.p.Affinity == AffinityNone {
+	if pl.p.Affinity == AffinityNone || len(pl.req.Existing) == 0 {
 		return
 	}
+	if len(pl.req.Existing) <= fewSessions {
+		pl.markEach()
+		return
+	}
+	var seen [seenSlots]nameKey // the last name looked up in each slot
+	have, sameApp, app := false, pl.p.Affinity == AffinityUserApp, pl.req.App
 	for k := range pl.req.Existing {
 		e := &pl.req.Existing[k]
 		if sameApp && !equalShort(e.App, app) {
@@ -54,21 +57,41 @@ func (pl *tablePlacer) markMine() {
 			continue
 		}
 		*slot = key
-		i, ok := t.byName[e.Server]
-		if !ok {
-			continue
-		}
-		if pl.marks == nil {
-			pl.held = t.getMarks()
-			pl.marks = *pl.held
-		}
-		for ; i >= 0; i = t.nextOf(i) {
-			p := t.pos[i]
-			pl.marks[p/64] |= 1 << (p % 64)
-		}
+		pl.mark(e.Server)
 	}
 	if have {
 		pl.affBound = pl.w.Affinity
+	}
+}
+
+// fewSessions is how many sessions markMine looks up one by one, without
+// remembering the names it has seen.
+const fewSessions = 16
+
+// markEach is markMine for a user with few sessions.
+func (pl *tablePlacer) markEach() {
+	for k := range pl.req.Existing {
+		if e := &pl.req.Existing[k]; pl.attracts(e) {
+			pl.affBound = pl.w.Affinity
+			pl.mark(e.Server)
+		}
+	}
+}
+
+// mark marks the positions of the servers named name, if any.
+func (pl *tablePlacer) mark(name string) {
+	t := pl.t
+	i, ok := t.byName[name]
+	if !ok {
+		return
+	}
+	if pl.marks == nil {
+		pl.held = t.getMarks()
+		pl.marks = *pl.held
+	}
+	for ; i >= 0; i = t.nextOf(i) {
+		p := t.pos[i]
+		pl.marks[p/64] |= 1 << (p % 64)
 	}
 }
 

@@ -1,7 +1,9 @@
 package selection
 
 import (
+	"cmp"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,4 +90,18 @@ func TestManySessions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkPlaceTable10kUserDistinct is the user of
+// BenchmarkPlaceTable10kUser2000On50 as the broker passes them: each
+// server and app once.
+func BenchmarkPlaceTable10kUserDistinct(b *testing.B) {
+	servers := groupedServers(10000)
+	t := NewTable(servers)
+	existing := manySessions(servers, 2000, 50)
+	slices.SortFunc(existing, func(x, y Placed) int {
+		return cmp.Or(strings.Compare(x.Server, y.Server), strings.Compare(x.App, y.App))
+	})
+	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}, Existing: slices.Compact(existing)}
+	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }

@@ -4,8 +4,16 @@
 // least-connections and power-of-two-choices.
 //
 // Everything is seeded (math/rand/v2 PCG) and the clock is simulated, so a
-// run is a pure function of its Config. The workload, with the defaults of
-// Config:
+// run is a pure function of its Config. There are two workload families.
+// The second (Workload "skewed", see skewed.go) is built to break a
+// policy: four regions, one given 17-24 points less of the capacity than
+// of its clients' demand; servers of 3, 5 or 7 slots a core; CPU-heavy
+// apps on some servers only (build, 0.4 CPU, on every second; gpu, 0.8,
+// on every third); a flash crowd of 12% of the capacity from the short
+// region within a second between two reports; one server in 30 dying
+// and as many draining at three times, each back later; three users
+// holding hundreds of sessions. The first ("planned"), with the defaults
+// of Config:
 //
 //   - Regions eu, us and ap. Clients come 50% from eu, 30% from us, 20% from
 //     ap. Near lists: eu→[us], us→[eu, ap], ap→[us]; eu and ap are remote
@@ -35,10 +43,16 @@
 //   - Reports: every 2 s each server reports its running sessions and CPU
 //     load. Between reports a policy sees, as the broker does, the reported
 //     count plus its own placements since that report (departures are
-//     invisible until the next report) and the reported load.
+//     invisible until the next report) and the reported load plus each
+//     placement's app CPU estimate (the app's CPU weighted by lifetime, as
+//     appd learns it).
 //
-// Metrics, over the time after Warmup:
+// Metrics, over the time after Warmup (servers that are down are left
+// out):
 //
+//   - Full: at each report instant, the share of servers at 95% of their
+//     Max or more, averaged; CPUOver likewise, of servers using more CPUs
+//     than they have.
 //   - Imbalance: at each report instant, the utilisation (running/Max) of the
 //     busiest server over the cluster's utilisation (all running / all
 //     Max), averaged over the instants. 1.0 is perfect balance.

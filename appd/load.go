@@ -1,0 +1,215 @@
+package appd
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"switchyard/control"
+)
+
+// UnknownLoad is the CPU load per CPU reported when it cannot be read or
+// parsed: an unknown load counts as busy, so the broker prefers servers
+// that can say how idle they are.
+const UnknownLoad = 100.0
+
+// clockTicks is the kernel's USER_HZ, the unit of the CPU times in
+// /proc/PID/stat: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// appSmoothing is the weight of the latest interval in an app's CPU
+// estimate (an exponentially weighted moving average).
+const appSmoothing = 0.3
+
+// Load is what a LoadProbe measured for one report.
+type Load struct {
+	Avg    float64            // 1-minute load average per CPU, UnknownLoad if unreadable
+	CPU    float64            // CPU in use per CPU since the last measure (from /proc/stat), UnknownLoad if unreadable
+	CPUs   int                // CPUs counted
+	AppCPU map[string]float64 // CPUs a running session of each app uses, learned
+}
+
+// LoadProbe measures the server's CPU use from the deltas of /proc/stat
+// between two calls of Measure, and learns per app the CPUs a session
+// uses from the CPU times (utime+stime in /proc/PID/stat) of each
+// session's process group leader over the same interval, smoothed over
+// intervals. Set estimates (from the config) replace what is learned. It
+// is not safe for concurrent use.
+type LoadProbe struct {
+	Root string                    // where proc is mounted, "/proc" if empty
+	CPUs int                       // runtime.NumCPU() if zero
+	Set  func() map[string]float64 // apps whose estimate the config sets; may be nil
+
+	prevTotal, prevIdle uint64
+	have                bool
+	prevAt              time.Time
+	prevProc            map[int]uint64 // pid → utime+stime ticks at prevAt
+	est                 map[string]float64
+}
+
+func (p *LoadProbe) root() string {
+	if p.Root == "" {
+		return "/proc"
+	}
+	return p.Root
+}
+
+func (p *LoadProbe) cpus() int {
+	if p.CPUs > 0 {
+		return p.CPUs
+	}
+	return runtime.NumCPU()
+}
+
+// Measure reads the server's load at now and the CPU times of sessions.
+// The first call, with nothing to take a delta from, reports the load
+// average as the CPU in use.
+func (p *LoadProbe) Measure(now time.Time, sessions []control.SessionInfo) Load {
+	cpus := p.cpus()
+	l := Load{CPUs: cpus}
+	b, err := os.ReadFile(filepath.Join(p.root(), "loadavg"))
+	l.Avg = ParseLoadavg(b, err, cpus)
+	l.CPU = l.Avg
+	b, err = os.ReadFile(filepath.Join(p.root(), "stat"))
+	total, idle, ok := ParseProcStat(b)
+	switch {
+	case err != nil || !ok:
+		l.CPU, p.have = UnknownLoad, false
+	case p.have && total > p.prevTotal:
+		l.CPU = CPUInUse(p.prevTotal, p.prevIdle, total, idle)
+		fallthrough
+	default:
+		p.prevTotal, p.prevIdle, p.have = total, idle, true
+	}
+	p.learn(now, sessions)
+	l.AppCPU = p.estimates()
+	return l
+}
+
+// learn takes one interval's CPU use of each session's leader into the
+// estimate of its app.
+func (p *LoadProbe) learn(now time.Time, sessions []control.SessionInfo) {
+	dt := now.Sub(p.prevAt).Seconds()
+	sum, n := map[string]float64{}, map[string]int{}
+	procs := make(map[int]uint64, len(sessions))
+	for _, s := range sessions {
+		if s.PID <= 0 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(p.root(), strconv.Itoa(s.PID), "stat"))
+		if err != nil {
+			continue
+		}
+		ticks, ok := ParsePIDStat(b)
+		if !ok {
+			continue
+		}
+		procs[s.PID] = ticks
+		if prev, seen := p.prevProc[s.PID]; seen && ticks >= prev && dt > 0 {
+			sum[s.App] += float64(ticks-prev) / clockTicks / dt
+			n[s.App]++
+		}
+	}
+	if p.est == nil {
+		p.est = map[string]float64{}
+	}
+	for app, k := range n {
+		v := sum[app] / float64(k)
+		if old, ok := p.est[app]; ok {
+			v = old + appSmoothing*(v-old)
+		}
+		p.est[app] = v
+	}
+	p.prevProc, p.prevAt = procs, now
+}
+
+// estimates is a copy of the learned estimates, with those the config
+// sets in their place.
+func (p *LoadProbe) estimates() map[string]float64 {
+	out := make(map[string]float64, len(p.est))
+	for app, v := range p.est {
+		out[app] = v
+	}
+	if p.Set != nil {
+		for app, v := range p.Set() {
+			out[app] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// CPUInUse is the CPU in use per CPU between two /proc/stat readings:
+// the share of the jiffies that were not idle.
+func CPUInUse(prevTotal, prevIdle, total, idle uint64) float64 {
+	dt := total - prevTotal
+	if dt == 0 || idle < prevIdle {
+		return UnknownLoad
+	}
+	busy := dt - min(dt, idle-prevIdle)
+	return float64(busy) / float64(dt)
+}
+
+// ParseProcStat reads the aggregate "cpu" line of /proc/stat: the jiffies
+// spent in all states but guest (counted in user already) and those idle
+// (idle and iowait).
+func ParseProcStat(b []byte) (total, idle uint64, ok bool) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, s := range f[1:min(len(f), 9)] { // user nice system idle iowait irq softirq steal
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += v
+		if i == 3 || i == 4 {
+			idle += v
+		}
+	}
+	return total, idle, true
+}
+
+// ParsePIDStat reads utime+stime, in clock ticks, from /proc/PID/stat.
+// The command name, in parentheses, may hold spaces and parentheses:
+// fields are counted from the last ')'.
+func ParsePIDStat(b []byte) (uint64, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// After the name: state(3) ppid pgrp session tty_nr tpgid flags
+	// minflt cminflt majflt cmajflt utime(14) stime(15).
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return u + s, true
+}
+
+// ParseLoadavg turns /proc/loadavg's content (read with err) into the
+// 1-minute load per CPU; UnknownLoad if it says nothing usable.
+func ParseLoadavg(b []byte, err error, cpus int) float64 {
+	f := strings.Fields(string(b))
+	if err != nil || len(f) == 0 || cpus <= 0 {
+		return UnknownLoad
+	}
+	v, perr := strconv.ParseFloat(f[0], 64)
+	if perr != nil || v < 0 {
+		return UnknownLoad
+	}
+	return v / float64(cpus)
+}
