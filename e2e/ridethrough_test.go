@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// cutAppdLinks destroys every TCP connection to server's appd listener
+// from this host's side (ss -K, as root): the gateway's socket is gone and
+// appd gets a reset, as when a link breaks. It fails the test when there
+// was no connection to cut.
+func cutAppdLinks(t *testing.T, c *ProcCluster, server string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(c.cfg.Servers[server].Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=", ":"+port).CombinedOutput()
+	if !strings.Contains(string(out), "ESTAB") {
+		t.Fatalf("ss -K cut no connection to %s (:%s): %v\n%s", server, port, err, out)
+	}
+}
+
+// rodeThrough counts the sessions a gateway's log says rode through.
+func rodeThrough(c *ProcCluster, gateway string) int {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, gateway+".log"))
+	return strings.Count(string(b), `msg="session rode through a lost appd link"`)
+}
+
+var rideTickRE = regexp.MustCompile(`tick=(\d+) pid=(\d+)`)
+
+// checkTicks fails unless out holds ticks 1, 2, 3... with none missing
+// nor repeated, all from one process; it returns the last.
+func checkTicks(t *testing.T, out string) int {
+	t.Helper()
+	pid, last := "", 0
+	for _, m := range rideTickRE.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		if n != last+1 {
+			t.Fatalf("tick %d after tick %d: output lost or repeated", n, last)
+		}
+		if pid != "" && m[2] != pid {
+			t.Fatalf("tick %d from pid %s, earlier ones from %s", n, m[2], pid)
+		}
+		pid, last = m[2], n
+	}
+	return last
+}
+
+// TestRideThroughLostAppdLink: the gateway's connection to appd is cut
+// (reset) under two attached stock ssh sessions, a counter and an echo.
+// Neither client notices: the gateway re-attaches both to the same
+// processes, the counter's sequence goes on with nothing lost or
+// repeated, and a line typed right after the cut reaches the app.
+func TestRideThroughLostAppdLink(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("")}})
+	o := c.openSSH("gw1")
+	key := o.Key(t, "alice", c.Alice)
+	ticker := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("ticker"))
+	ticker.WaitFor("tick=3 ")
+	echo := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("pid"))
+	pid := ptyPID(t, echo)
+	echo.Write("before\r")
+	echo.WaitFor("got:before")
+
+	cutAppdLinks(t, c, "s1")
+	echo.Write("in-gap\r")
+	c.Eventually("both sessions ride through", func() bool { return rodeThrough(c, "gw1") >= 2 })
+	echo.WaitFor("got:in-gap")
+	at := checkTicks(t, ticker.Stdout())
+	ticker.WaitFor(fmt.Sprintf("tick=%d ", at+10))
+	checkTicks(t, ticker.Stdout())
+	for name, p := range map[string]*sshProc{"ticker": ticker, "pid": echo} {
+		select {
+		case <-p.done:
+			t.Fatalf("the %s client exited %d: stderr %q", name, p.code, p.errOut.String())
+		default:
+		}
+	}
+	if c.serverOf(pid) != "s1" {
+		t.Fatalf("the echo app %d is not a session of s1 any more", pid)
+	}
+}
+
+// TestRideThroughGivesUp: with appd stopped (SIGSTOP) the link is cut;
+// the gateway retries for ride_through (1s here), then the session
+// detaches as when a connection drops: one line with the resume command,
+// exit 69. Once appd runs again the session resumes, same process.
+func TestRideThroughGivesUp(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("") + "ride_through = \"1s\"\n"}})
+	o := c.openSSH("gw1")
+	key := o.Key(t, "alice", c.Alice)
+	echo := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("pid"))
+	pid := ptyPID(t, echo)
+	c.Signal("s1", syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			c.Signal("s1", syscall.SIGCONT)
+		}
+	}()
+	cutAppdLinks(t, c, "s1")
+	code, _, errOut := echo.Wait()
+	m := regexp.MustCompile(`switchyard: lost the link to server s1; if the app still runs it is detached, resume with: ssh -t -p \d+ alice@127\.0\.0\.1 resume (\S+)\r?\n`).FindStringSubmatch(errOut)
+	if code != 69 || m == nil {
+		t.Fatalf("after the ride-through window: exit %d, stderr %q; want 69 and the resume line", code, errOut)
+	}
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+	if !strings.Contains(string(b), `msg="ride-through ended: appd did not come back in time"`) {
+		t.Fatalf("gw1's log does not say the ride-through ran out:\n%s", b)
+	}
+	c.Signal("s1", syscall.SIGCONT)
+	stopped = false
+	again := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("alice"), "resume", m[1])
+	again.Write("resumed\r")
+	again.WaitFor("got:resumed")
+	c.Eventually("gw1 logs the resumed session, same process", func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+		return regexp.MustCompile(`msg="session started".*pid=` + strconv.Itoa(pid) + ` id=` + regexp.QuoteMeta(m[1]) + ` .*resumed=true`).Match(b)
+	})
+}
