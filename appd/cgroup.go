@@ -74,8 +74,11 @@ func (c *Cgroups) String() string {
 // Has reports whether the groups get controller ctrl ("memory", "pids",
 // "cpu").
 func (c *Cgroups) Has(ctrl string) bool {
+	if c == nil {
+		return false
+	}
 	_, ok := c.dirs[ctrl]
-	return c != nil && ok
+	return ok
 }
 
 // cgroup is one session's group: a directory per hierarchy.

@@ -3,6 +3,7 @@ package appd
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -216,5 +217,19 @@ func TestDiscoverV2NotOurs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(own, "supervisor")); !os.IsNotExist(err) {
 		t.Errorf("a supervisor leaf made in a group not appd's: %v", err)
+	}
+}
+
+// TestNoCgroupsEnforceNothing: where appd found no control groups (a nil
+// *Cgroups, as in a network namespace with /sys remounted), every
+// group-enforced limit is reported missing, and nothing panics.
+func TestNoCgroupsEnforceNothing(t *testing.T) {
+	var c *Cgroups
+	got := c.Missing(Limits{Memory: 1 << 20, Tasks: 4, CPU: 50})
+	if want := []string{"memory", "tasks", "cpu"}; !slices.Equal(got, want) {
+		t.Fatalf("Missing = %v, want %v", got, want)
+	}
+	if c.Has(ctrlMemory) || c.String() != "none" {
+		t.Fatalf("a nil Cgroups has %v, reads %q", c.Has(ctrlMemory), c.String())
 	}
 }

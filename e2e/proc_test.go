@@ -130,6 +130,12 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 		bin = opts.Bin
 	}
 	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
+	t.Cleanup(func() { // runs before the directory is removed
+		if t.Failed() {
+			logs, _ := exec.Command("sh", "-c", "tail -n 60 "+c.Dir+"/*.log").CombinedOutput()
+			t.Logf("the nodes' last log lines:\n%s", logs)
+		}
+	})
 	addrs := freeAddrs(t, 2+len(gateways)+len(servers)+len(opts.Brokers))
 	extra := opts.Extra + "\n" + brokersConfig(opts, addrs[2+len(gateways)+len(servers):])
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
