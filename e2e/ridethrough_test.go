@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // cutAppdLinks destroys every TCP connection to server's appd listener
@@ -55,11 +57,15 @@ func checkTicks(t *testing.T, out string) int {
 	return last
 }
 
+// rideCuts is how many times TestRideThroughLostAppdLink cuts the link.
+const rideCuts = 10
+
 // TestRideThroughLostAppdLink: the gateway's connection to appd is cut
-// (reset) under two attached stock ssh sessions, a counter and an echo.
-// Neither client notices: the gateway re-attaches both to the same
-// processes, the counter's sequence goes on with nothing lost or
-// repeated, and a line typed right after the cut reaches the app.
+// (reset) rideCuts times under two attached stock ssh sessions, a counter
+// and an echo. Neither client notices: the gateway re-attaches both to
+// the same processes each time, the counter's sequence goes on with
+// nothing lost or repeated, and a line typed right after each cut
+// reaches the app. It logs the gaps the gateway measured.
 func TestRideThroughLostAppdLink(t *testing.T) {
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("")}})
 	o := c.openSSH("gw1")
@@ -71,13 +77,27 @@ func TestRideThroughLostAppdLink(t *testing.T) {
 	echo.Write("before\r")
 	echo.WaitFor("got:before")
 
-	cutAppdLinks(t, c, "s1")
-	echo.Write("in-gap\r")
-	c.Eventually("both sessions ride through", func() bool { return rodeThrough(c, "gw1") >= 2 })
-	echo.WaitFor("got:in-gap")
-	at := checkTicks(t, ticker.Stdout())
-	ticker.WaitFor(fmt.Sprintf("tick=%d ", at+10))
-	checkTicks(t, ticker.Stdout())
+	for i := 1; i <= rideCuts; i++ {
+		cutAppdLinks(t, c, "s1")
+		echo.Write(fmt.Sprintf("in-gap-%d\r", i))
+		c.Eventually("both sessions ride through", func() bool { return rodeThrough(c, "gw1") >= 2*i })
+		echo.WaitFor(fmt.Sprintf("got:in-gap-%d", i))
+		at := checkTicks(t, ticker.Stdout())
+		ticker.WaitFor(fmt.Sprintf("tick=%d ", at+3))
+	}
+	last := checkTicks(t, ticker.Stdout())
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+	var gaps []time.Duration
+	for _, m := range regexp.MustCompile(`msg="session rode through a lost appd link".* gap=(\S+)`).FindAllStringSubmatch(string(b), -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("gap %q: %v", m[1], err)
+		}
+		gaps = append(gaps, d)
+	}
+	slices.Sort(gaps)
+	t.Logf("%d cuts, %d ride-throughs, %d ticks in sequence; re-attach gap p50 %v, max %v",
+		rideCuts, len(gaps), last, gaps[len(gaps)/2], gaps[len(gaps)-1])
 	for name, p := range map[string]*sshProc{"ticker": ticker, "pid": echo} {
 		select {
 		case <-p.done:
