@@ -62,9 +62,9 @@ type GatewayStatus struct {
 
 // ServerStatus is one app server in Status.
 type ServerStatus struct {
-	Name     string `json:"name"`
-	Addr     string `json:"addr"`
-	Healthy  bool   `json:"healthy"`
+	Name    string `json:"name"`
+	Addr    string `json:"addr"`
+	Healthy bool   `json:"healthy"`
 	// Restarting is set on a server that is not healthy because its
 	// link dropped a moment ago while it ran sessions (see restartWindow):
 	// its appd is presumed restarting, and `broker status` says so
