@@ -43,7 +43,7 @@ func (s *Server) reattachLost(ctx context.Context, ss *session, r *running) *run
 	}
 	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
-	extra, err := json.Marshal(control.AttachRequest{ID: r.Started.ID, User: ss.id.User, Pty: ss.ptySpec(), Gateway: s.relayedFor(r.Place)})
+	extra, err := json.Marshal(control.AttachRequest{ID: r.Started.ID, User: ss.id.User, Pty: ss.ptySpec(), Gateway: s.relayedFor(r.Place), Rejoin: true})
 	if err != nil {
 		ss.log.Error("ride-through", "id", r.Started.ID, "err", fmt.Errorf("encode attach request: %w", err))
 		return nil
