@@ -112,7 +112,8 @@ func TestRideThroughLostAppdLink(t *testing.T) {
 
 // TestRideThroughGivesUp: with appd stopped (SIGSTOP) the link is cut;
 // the gateway retries for ride_through (1s here), then the session
-// detaches as when a connection drops: one line with the resume command,
+// detaches as when a connection drops: one line with the resume command
+// and the count of bytes typed during the gap that never reached the app,
 // exit 69. Once appd runs again the session resumes, same process.
 func TestRideThroughGivesUp(t *testing.T) {
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("") + "ride_through = \"1s\"\n"}})
@@ -128,8 +129,13 @@ func TestRideThroughGivesUp(t *testing.T) {
 		}
 	}()
 	cutAppdLinks(t, c, "s1")
+	c.Eventually("gw1 rides through", func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+		return strings.Contains(string(b), `msg="lost the appd link; riding through"`)
+	})
+	echo.Write("lost\r") // held by the gateway, then dropped: the line says so
 	code, _, errOut := echo.Wait()
-	m := regexp.MustCompile(`switchyard: lost the link to server s1; if the app still runs it is detached, resume with: ssh -t -p \d+ alice@127\.0\.0\.1 resume (\S+)\r?\n`).FindStringSubmatch(errOut)
+	m := regexp.MustCompile(`switchyard: lost the link to server s1; if the app still runs it is detached, resume with: ssh -t -p \d+ alice@127\.0\.0\.1 resume (\S+) \(the last 5 bytes you typed were not delivered\)\r?\n`).FindStringSubmatch(errOut)
 	if code != 69 || m == nil {
 		t.Fatalf("after the ride-through window: exit %d, stderr %q; want 69 and the resume line", code, errOut)
 	}

@@ -48,6 +48,7 @@ func (s *Server) reattachLost(ctx context.Context, ss *session, r *running) *run
 		ss.log.Error("ride-through", "id", r.Started.ID, "err", fmt.Errorf("encode attach request: %w", err))
 		return nil
 	}
+	ss.log.Info("lost the appd link; riding through", "id", r.Started.ID, "server", r.Place.Server, "window", window)
 	began, wait := time.Now(), rideFirstRetry
 	for attempt := 1; ; attempt++ {
 		nr, f := s.open(ctx, r.Place, control.ChannelAttach, extra, r.App)
