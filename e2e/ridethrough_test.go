@@ -57,6 +57,13 @@ func checkTicks(t *testing.T, out string) int {
 	return last
 }
 
+// The ride-through windows of the tests: the default, and a short one
+// to run out.
+const (
+	rideDefault = "ride_through = \"10s\"\n"
+	rideShort   = "ride_through = \"1s\"\n"
+)
+
 // rideCuts is how many times TestRideThroughLostAppdLink cuts the link.
 const rideCuts = 10
 
@@ -67,7 +74,7 @@ const rideCuts = 10
 // nothing lost or repeated, and a line typed right after each cut
 // reaches the app. It logs the gaps the gateway measured.
 func TestRideThroughLostAppdLink(t *testing.T) {
-	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("")}})
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault}})
 	o := c.openSSH("gw1")
 	key := o.Key(t, "alice", c.Alice)
 	ticker := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("ticker"))
@@ -116,7 +123,7 @@ func TestRideThroughLostAppdLink(t *testing.T) {
 // and the count of bytes typed during the gap that never reached the app,
 // exit 69. Once appd runs again the session resumes, same process.
 func TestRideThroughGivesUp(t *testing.T) {
-	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits("") + "ride_through = \"1s\"\n"}})
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{GatewayConfig: map[string]string{"gw1": testLimits(rideShort) + rideShort}})
 	o := c.openSSH("gw1")
 	key := o.Key(t, "alice", c.Alice)
 	echo := startSSH(t, o, key, "-tt", "-o", "LogLevel=ERROR", o.At("pid"))
