@@ -3,6 +3,7 @@ package sshgate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"switchyard/bufcopy"
 	"switchyard/control"
 )
 
@@ -97,22 +99,27 @@ func startInput(src io.Reader) *input {
 	return in
 }
 
-// pump reads src and writes each read whole to the target; at src's EOF
-// it half-closes the target, so that the client's EOF reaches appd.
+// pump copies src to the target (see Write), holding a small buffer while
+// idle (package bufcopy); at src's EOF it half-closes the target, so that
+// the client's EOF reaches appd.
 func (in *input) pump(src io.Reader) {
-	buf := make([]byte, copyBufSize)
-	for {
-		n, err := src.Read(buf)
-		if !in.deliver(buf[:n]) {
-			return
-		}
-		if err != nil {
-			if app := in.target(); app != nil && err == io.EOF {
-				app.CloseWrite()
-			}
-			return
-		}
+	if bufcopy.Copy(in, src, nil) != nil {
+		return
 	}
+	if app := in.target(); app != nil {
+		app.CloseWrite()
+	}
+}
+
+// errInputDone ends the input copy once the session is over.
+var errInputDone = errors.New("session over")
+
+// Write delivers p whole to the target, across channel switches.
+func (in *input) Write(p []byte) (int, error) {
+	if !in.deliver(p) {
+		return 0, errInputDone
+	}
+	return len(p), nil
 }
 
 // deliver writes p to the target, waiting for a new one when it fails;
