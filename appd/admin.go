@@ -63,7 +63,7 @@ func (s *session) exitResult() exitResult {
 
 // auditSpawn records a session started by a spawn or a pre-launch.
 func (m *Manager) auditSpawn(s *session, gateway string, prelaunch bool) {
-	m.Audit.Emit("spawn", s.info.ID, s.info.User, "app", s.info.App, "argv", s.cmd.Args, "pid", s.info.PID,
+	m.Audit.Emit("spawn", s.info.ID, s.info.User, "app", s.info.App, "argv", s.argv, "pid", s.info.PID,
 		"unix_user", s.unixUser, "mode", s.mode(), "gateway", gateway, "prelaunch", prelaunch)
 }
 

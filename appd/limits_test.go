@@ -2,6 +2,8 @@ package appd
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -127,5 +129,36 @@ func BenchmarkSpawnLimits(b *testing.B) {
 				s.waitEnd()
 			}
 		})
+	}
+}
+
+// TestShimPublicPath: the shim starts by its binary's path only when any
+// user may reach and run it there.
+func TestShimPublicPath(t *testing.T) {
+	dir := t.TempDir() // 0700: others may not search it
+	bin := filepath.Join(dir, "appd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "exe")
+	if err := os.Symlink(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	if got := publicPath(link); got != "" {
+		t.Errorf("publicPath in a private directory = %q, want \"\"", got)
+	}
+	for d := dir; d != os.TempDir(); d = filepath.Dir(d) { // t.TempDir's own directories
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := publicPath(link); got != bin {
+		t.Errorf("publicPath of a public binary = %q, want %q", got, bin)
+	}
+	if err := os.Chmod(bin, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if got := publicPath(link); got != "" {
+		t.Errorf("publicPath of a binary others may not run = %q, want \"\"", got)
 	}
 }

@@ -60,7 +60,8 @@ type session struct {
 	tail     tailRing    // PTY: the latest output, a watcher's first screen
 	watchers []*watcher  // admins watching the session (watch.go)
 
-	unixUser string // the Unix user the app runs as, for the audit log
+	unixUser string   // the Unix user the app runs as, for the audit log
+	argv     []string // the app's argv, for the audit log (cmd.Args may start the exec shim)
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	result exitResult    // written before exited is closed

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -35,10 +36,14 @@ import (
 //     shim.
 //
 // The shim needs no privilege: it only lowers its own limits. The binary
-// is reached through an O_PATH descriptor appd opened at start
-// (/proc/self/fd/N), so a binary in a directory the app's user may not
-// search (a test binary in a private temporary directory) still runs, and
-// an upgraded binary on disk does not change what runs.
+// is started by its path when every user may reach and run it there and
+// it is still the file appd runs; otherwise (a test binary in a private
+// temporary directory, a binary replaced on disk by an upgrade) through
+// an O_PATH descriptor appd opened at start (/proc/self/fd/N), so what
+// runs is always appd's own binary. The path comes first because, under a
+// high rate of process creation, Linux now and then refuses the exec of
+// /proc/self/fd/N with EACCES (seen about once in 250 spawns with pids
+// wrapping every few seconds; TestHAFailover).
 
 // ExecArg is the first argument that makes appd's binary run as the exec
 // shim (RunExec) instead of as appd.
@@ -55,8 +60,9 @@ const shimTimeout = 10 * time.Second
 // before they run. A nil *Shim starts apps directly: limits are then set
 // just after the app started (see Manager.Shim).
 type Shim struct {
-	fd   int    // O_PATH, close-on-exec descriptor of the binary
-	path string // "/proc/self/fd/N"
+	fd     int    // O_PATH, close-on-exec descriptor of the binary
+	path   string // "/proc/self/fd/N"
+	onDisk string // the binary's own path, when every user may reach and run it; "" if not
 }
 
 // shimMinFD is the lowest descriptor number the shim's binary gets: well
@@ -75,7 +81,36 @@ func OpenShim(exe string) (*Shim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shim F_DUPFD_CLOEXEC: %w", err)
 	}
-	return &Shim{fd: high, path: fmt.Sprintf("/proc/self/fd/%d", high)}, nil
+	return &Shim{fd: high, path: fmt.Sprintf("/proc/self/fd/%d", high), onDisk: publicPath(exe)}, nil
+}
+
+// publicPath is the path of the executable exe ("/proc/self/exe"), if
+// every user may search each directory above it and execute it; "".
+func publicPath(exe string) string {
+	p, err := os.Readlink(exe)
+	if err != nil || !filepath.IsAbs(p) {
+		return ""
+	}
+	for dir, file := filepath.Dir(p), p; ; dir, file = filepath.Dir(dir), dir {
+		fi, err := os.Stat(file)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 { // others' search or execute bit
+			return ""
+		}
+		if file == dir { // "/"
+			return p
+		}
+	}
+}
+
+// execPath is what starts the shim: the binary's own path while it is
+// still the file appd runs, else the descriptor's.
+func (sh *Shim) execPath() string {
+	if sh.onDisk != "" {
+		if now, err := os.Readlink("/proc/self/exe"); err == nil && now == sh.onDisk {
+			return sh.onDisk
+		}
+	}
+	return sh.path
 }
 
 // shimLink is appd's end of the socket to one starting shim.
@@ -106,7 +141,7 @@ func (sh *Shim) wrap(cmd *exec.Cmd) (*shimLink, error) {
 	l := &shimLink{ours: os.NewFile(uintptr(fds[0]), "shim"), theirs: os.NewFile(uintptr(fds[1]), "shim-child"),
 		env: cmd.Env}
 	cmd.Args = append([]string{"switchyard-exec", ExecArg, cmd.Path}, cmd.Args...)
-	cmd.Path = sh.path
+	cmd.Path = sh.execPath()
 	cmd.Env = shimEnv
 	cmd.ExtraFiles = []*os.File{l.theirs} // descriptor 3 in the shim
 	return l, nil

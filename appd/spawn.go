@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -156,11 +157,12 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, err
 	}
+	argv := slices.Clone(cmd.Args) // before the shim wraps it: what the app runs
 	link, err := m.wrapForLimits(cmd, app)
 	if err != nil {
 		return nil, spawnFailed(req.App, m.Server, err)
 	}
-	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name}
+	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name, argv: argv}
 	if req.Pty != nil {
 		s.grace = app.Grace
 		err = onSpawnThread(func() error { return s.startPTY(req.Pty, acct.cred) })

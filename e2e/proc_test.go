@@ -39,6 +39,11 @@ func buildBinaries(t testing.TB) string {
 		if binErr != nil {
 			return
 		}
+		// As an install directory is: apps' users may run appd's exec
+		// shim by its path.
+		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
+			return
+		}
 		out, err := exec.Command("go", "build", "-o", binDir, "../cmd/broker", "../cmd/slave", "../cmd/appd").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
