@@ -21,13 +21,19 @@ import (
 // was no connection to cut.
 func cutAppdLinks(t *testing.T, c *ProcCluster, server string) {
 	t.Helper()
-	_, port, err := net.SplitHostPort(c.cfg.Servers[server].Listen)
+	cutLinksTo(t, c.cfg.Servers[server].Listen)
+}
+
+// cutLinksTo is cutAppdLinks for the listener at addr.
+func cutLinksTo(t *testing.T, addr string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=", ":"+port).CombinedOutput()
 	if !strings.Contains(string(out), "ESTAB") {
-		t.Fatalf("ss -K cut no connection to %s (:%s): %v\n%s", server, port, err, out)
+		t.Fatalf("ss -K cut no connection to %s: %v\n%s", addr, err, out)
 	}
 }
 
@@ -159,4 +165,27 @@ func TestRideThroughGivesUp(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
 		return regexp.MustCompile(`msg="session started".*pid=` + strconv.Itoa(pid) + ` id=` + regexp.QuoteMeta(m[1]) + ` .*resumed=true`).Match(b)
 	})
+}
+
+// TestRideThroughRelayedSession: a stock ssh session through gw2, which
+// reaches no server and relays through gw1 to s1, rides through a cut of
+// gw1's link to s1: gw2 re-opens the attach through gw1, and input typed
+// right after the cut reaches the same app.
+func TestRideThroughRelayedSession(t *testing.T) {
+	c := twoNetworks(t, `redirect = "relay"`, "")
+	o := GatewayOpenSSH(t, c, "gw2")
+	bob := o.Key(t, "bob", c.Bob)
+	p := startSSH(t, o, bob, "-tt", "-o", "LogLevel=ERROR", o.At("pid"))
+	pid := ptyPID(t, p)
+	p.Write("before\r")
+	p.WaitFor("got:before")
+	cutLinksTo(t, c.lns["s1"].Addr().String())
+	p.Write("in-gap\r")
+	c.WaitLog(`msg="session rode through a lost appd link"`, "node=gw2", "pid="+strconv.Itoa(pid))
+	p.WaitFor("got:in-gap")
+	select {
+	case <-p.done:
+		t.Fatalf("the client exited %d: stderr %q", p.code, p.errOut.String())
+	default:
+	}
 }
