@@ -45,6 +45,10 @@ func clientGateway(named, node string) string {
 func (m *Manager) HandleAttach(_ context.Context, nc ssh.NewChannel, gateway string) {
 	log := m.logger().With("gateway", gateway)
 	req, s, err := m.attachable(nc.ExtraData())
+	client := clientGateway(req.Gateway, gateway)
+	if err == nil && req.Rejoin && !s.rejoinable(client) {
+		err = errNoSession
+	}
 	if err != nil {
 		m.rejectAttach(nc, log, req, err)
 		return
@@ -55,7 +59,6 @@ func (m *Manager) HandleAttach(_ context.Context, nc ssh.NewChannel, gateway str
 		return
 	}
 	a := newAttachment(ch, reqs)
-	client := clientGateway(req.Gateway, gateway)
 	took := s.attach(a, req.Pty, client, true)
 	log.Info("session attached", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		"pid", s.info.PID, "took_over", took)
@@ -94,6 +97,15 @@ func (s *session) attachOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.closing && !s.ended
+}
+
+// rejoinable reports whether gateway may rejoin the session after
+// losing its link (control.AttachRequest.Rejoin): unless another gateway
+// attached it meanwhile.
+func (s *session) rejoinable(gateway string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.att == nil || s.gateway == gateway
 }
 
 // rejectAttach refuses nc with err's one line and logs why.

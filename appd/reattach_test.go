@@ -308,3 +308,30 @@ func TestRelayedChannelsReportTheClientsGateway(t *testing.T) {
 	}
 	waitLen(t, m, 0)
 }
+
+// A rejoin (a gateway's ride-through) attaches a detached session, or one
+// still attached through the same gateway (a link whose loss appd has not
+// noticed), but never takes a session from another gateway.
+func TestRejoinOnlyFromTheSameGateway(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, map[string]App{"app": graceApp(time.Minute)})
+	c := dialManager(t, m) // spawns come from node gw1, attaches from gw2
+	first := spawn(t, c, ptyReq("app"))
+	first.waitOutput("ready")
+	req := attachReq(first.started.ID, "alice")
+	req.Rejoin = true
+	if _, err := openChannel(t, c, control.ChannelAttach, req); err == nil || !strings.Contains(err.Error(), control.CodeNoSession) {
+		t.Fatalf("rejoin from gw2 of a session attached through gw1: %v, want %s", err, control.CodeNoSession)
+	}
+	if info := waitState(t, m, first.started.ID, control.StateAttached); info.Gateway != "gw1" {
+		t.Fatalf("after the refused rejoin: %+v", info)
+	}
+	req.Gateway = "gw1" // relayed for gw1: the same gateway rejoins
+	again := attach(t, c, req)
+	again.ch.Write([]byte("back\r"))
+	again.waitOutput("got:back")
+	again.ch.Close()
+	waitState(t, m, first.started.ID, control.StateDetached)
+	req.Gateway = ""
+	attach(t, c, req).waitOutput("size=33 101") // detached: any gateway of the user's may rejoin
+}

@@ -173,6 +173,10 @@ type serverState struct {
 	drained    bool      // by an admin command
 	drainedBy  string    // who drained it: a Unix user, "token"
 	drainedAt  time.Time // when
+	// lostAt is when its last control link closed, lostSessions how many
+	// sessions its last report listed then (see restarting).
+	lostAt       time.Time
+	lostSessions int
 }
 
 type gatewayState struct {
@@ -317,6 +321,7 @@ func (b *Broker) linkUp(node string, delta int) {
 		st := b.server(node)
 		st.links += delta
 		if st.links == 0 {
+			linkLost(st, b.now())
 			st.lastReport = time.Time{} // a dropped link is down at once
 		}
 		b.setHealth(st, b.now())

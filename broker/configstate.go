@@ -27,10 +27,10 @@ func problems(st *Status) []string {
 	if len(st.RestartNeeded) > 0 {
 		out = append(out, "broker: restart needed: "+strings.Join(st.RestartNeeded, ", "))
 	}
-	node := func(kind, name string, healthy bool, hash string, restart []string) {
+	node := func(kind, name, health string, hash string, restart []string) {
 		name = safelog.Text(name, safelog.Max)
-		if !healthy {
-			out = append(out, fmt.Sprintf("%s %s down", kind, name))
+		if health != "up" {
+			out = append(out, fmt.Sprintf("%s %s %s", kind, name, strings.ToLower(health)))
 		}
 		if mismatch(st.ConfigHash, hash) {
 			out = append(out, fmt.Sprintf("%s %s runs config %s, the broker %s", kind, name, safelog.Text(hash, 64), st.ConfigHash))
@@ -40,10 +40,10 @@ func problems(st *Status) []string {
 		}
 	}
 	for _, g := range st.Gateways {
-		node("gateway", g.Name, g.Healthy, g.ConfigHash, g.RestartNeeded)
+		node("gateway", g.Name, health(g.Healthy), g.ConfigHash, g.RestartNeeded)
 	}
 	for _, s := range st.Servers {
-		node("server", s.Name, s.Healthy, s.ConfigHash, s.RestartNeeded)
+		node("server", s.Name, serverHealth(s), s.ConfigHash, s.RestartNeeded)
 	}
 	return out
 }

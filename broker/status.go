@@ -62,10 +62,15 @@ type GatewayStatus struct {
 
 // ServerStatus is one app server in Status.
 type ServerStatus struct {
-	Name     string `json:"name"`
-	Addr     string `json:"addr"`
-	Healthy  bool   `json:"healthy"`
-	Draining bool   `json:"draining"`
+	Name    string `json:"name"`
+	Addr    string `json:"addr"`
+	Healthy bool   `json:"healthy"`
+	// Restarting is set on a server that is not healthy because its
+	// link dropped a moment ago while it ran sessions (see restartWindow):
+	// its appd is presumed restarting, and `broker status` says so
+	// rather than DOWN.
+	Restarting bool `json:"restarting"`
+	Draining   bool `json:"draining"`
 	// DrainedBy is who drained it: a Unix user, "token", "config"
 	// (draining = true), or "unknown"; "" when not draining. DrainedAt
 	// is when, for a drain by command.
@@ -99,6 +104,7 @@ func (b *Broker) Status() Status {
 		ss := ServerStatus{Name: t.name, Addr: spec.Addr, Healthy: b.healthy(s, now), Draining: drainingOf(spec, s),
 			Sessions: b.load(t.on), Max: spec.MaxSessions, Apps: spec.Apps, ReportAge: -1}
 		ss.DrainedBy, ss.DrainedAt = drainerOf(spec, s)
+		ss.Restarting = b.restarting(s, now)
 		if s != nil && !s.lastReport.IsZero() {
 			ss.Load, ss.ReportAge = s.report.Load, now.Sub(s.lastReport).Seconds()
 			ss.ConfigHash, ss.RestartNeeded = s.report.ConfigHash, slices.Clone(s.report.RestartNeeded)
@@ -151,7 +157,7 @@ func WriteStatus(w io.Writer, st Status) error {
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE\tCONFIG")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\t%s\n", cell(s.Name), cell(s.Addr), health(s.Healthy), drainText(s),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\t%s\n", cell(s.Name), cell(s.Addr), serverHealth(s), drainText(s),
 			s.Load, s.Sessions, s.Max, age(s.ReportAge), configCell(st.ConfigHash, s.ConfigHash, s.RestartNeeded))
 	}
 	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE\tCLIENT\tROUTE")
@@ -244,6 +250,14 @@ func health(ok bool) string {
 		return "up"
 	}
 	return "DOWN"
+}
+
+// serverHealth is a server's HEALTH cell: up, restarting or DOWN.
+func serverHealth(s ServerStatus) string {
+	if !s.Healthy && s.Restarting {
+		return "restarting"
+	}
+	return health(s.Healthy)
 }
 
 func age(s float64) string {

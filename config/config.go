@@ -112,6 +112,11 @@ type Gateway struct {
 	// listener to its successor (SIGUSR2) keeps serving its established
 	// connections before it detaches their sessions and exits; 1h if zero.
 	UpgradeDrain time.Duration `toml:"upgrade_drain"`
+	// RideThrough is how long a terminal session whose link to appd
+	// dropped without an exit (appd restarting, a broken connection)
+	// keeps its client and retries re-attaching to the same session
+	// before it detaches; 10s if zero, never if negative.
+	RideThrough time.Duration `toml:"ride_through"`
 
 	// Limits on what clients may do; zero or unset means the default
 	// shown (a limit cannot be switched off).

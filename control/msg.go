@@ -282,6 +282,12 @@ type AttachRequest struct {
 	// Gateway is the gateway the client reached, when another gateway
 	// relays the channel (see SpawnRequest.Gateway).
 	Gateway string `json:"gateway,omitempty"`
+	// Rejoin marks a gateway re-attaching a session after losing its
+	// link to appd (ride-through): appd refuses it, as it refuses an
+	// unknown session, when the session is attached through another
+	// gateway meanwhile, so that a ride-through never takes a session
+	// back from a user who resumed it elsewhere.
+	Rejoin bool `json:"rejoin,omitempty"`
 }
 
 // UserRequest is the body of MethodSessionsList and MethodAppsList.

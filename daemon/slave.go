@@ -73,7 +73,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
 		AuthFailLimit: spec.AuthFailLimit, AuthFailWindow: spec.AuthFailWindow,
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
-		MaxChannelsPerConn: spec.MaxChannelsPerConn, Audit: auditLog}
+		MaxChannelsPerConn: spec.MaxChannelsPerConn, Audit: auditLog, RideThrough: spec.RideThrough}
 	g.srv = srv
 	var internalLn net.Listener
 	if spec.Internal != "" {

@@ -130,7 +130,10 @@ func testLimits(extra string) string {
 		// A lenient keepalive: a test client starved of CPU (race detector,
 		// a loaded machine) must not be taken for a cut network. The
 		// network-cut test sets its own, short one.
-		{"alive_interval", `"2s"`}, {"alive_count_max", "3"}} {
+		{"alive_interval", `"2s"`}, {"alive_count_max", "3"},
+		// A short ride-through: tests that kill an app server wait this
+		// long for the user's line; the ride-through tests set their own.
+		{"ride_through", `"2s"`}} {
 		if !strings.Contains(extra, kv[0]+" =") {
 			fmt.Fprintf(&b, "%s = %s\n", kv[0], kv[1])
 		}

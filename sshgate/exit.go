@@ -129,11 +129,15 @@ func (u unreachable) Unwrap() error { return u.error }
 // wentAway is the failure of a session whose server closed the channel
 // without an exit status. A batch session has ended; a terminal session
 // may live on, detached, if only the link was lost (a relaying gateway
-// died, the network was cut), so its client is told how to try resuming.
-func wentAway(server string, pty bool, resume string) *failure {
+// died, the network was cut), so its client is told how to try resuming,
+// and whether input it typed (unsent bytes) never reached the app.
+func wentAway(server string, pty bool, resume string, unsent int) *failure {
 	line := fmt.Sprintf("server %s went away; session ended", server)
 	if pty {
 		line = fmt.Sprintf("lost the link to server %s; if the app still runs it is detached, resume with: %s", server, resume)
+	}
+	if unsent > 0 {
+		line += fmt.Sprintf(" (the last %d bytes you typed were not delivered)", unsent)
 	}
 	return &failure{Status: exitUnavailable, Line: line}
 }

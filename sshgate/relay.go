@@ -53,18 +53,24 @@ type relay struct {
 	takenOver bool                  // appd said a newer attachment replaced this one
 }
 
-// startRelay starts the copies: client input (read from stdin) to appd
-// (CloseWrite on EOF), and appd stdout and stderr to the client as raw
-// bytes. wait must then be called to answer appd's requests.
+// startRelay starts the copies: client input (read from stdin, unless it
+// is nil) to appd (CloseWrite on EOF), and appd stdout and stderr to the
+// client as raw bytes. wait must then be called to answer appd's requests.
 func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *relay {
 	r := &relay{app: app, reqs: appReqs, copied: make(chan struct{})}
 	var appOut, appErr io.Reader = app, app.Stderr()
 	if act != nil {
-		stdin, appOut, appErr = touchReader{stdin, act}, touchReader{appOut, act}, touchReader{appErr, act}
+		appOut, appErr = touchReader{appOut, act}, touchReader{appErr, act}
 	}
 	r.copies.Store(2)
 	go r.output(client, appOut)
 	go r.output(client.Stderr(), appErr)
+	if stdin == nil {
+		return r // the caller copies the input (type input)
+	}
+	if act != nil {
+		stdin = touchReader{stdin, act}
+	}
 	go func() {
 		if err := copyBuf(app, stdin); err == nil {
 			app.CloseWrite() // client EOF reaches appd as EOF

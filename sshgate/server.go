@@ -103,6 +103,7 @@ type Server struct {
 	AliveCountMax    int            // close after this many unanswered asks; 3 if zero
 	PasswordAuth     bool           // offer "password" (the Directory must implement Passwords); not advertised if false
 	Audit            *audit.Log     // audit events of logins, accepted and refused; none if nil
+	RideThrough      time.Duration  // how long a PTY session whose link to appd dropped waits to re-attach; 10s if zero, never if negative
 
 	// Password hash checks (argon2id may take 64 MiB each) run at most
 	// MaxPasswordChecks at a time (runtime.NumCPU() if zero); an attempt
@@ -312,7 +313,6 @@ func (s *Server) handshakeTimeout() time.Duration {
 func (s *Server) placeTimeout() time.Duration { return orDefault(s.PlaceTimeout, 5*time.Second) }
 
 func (s *Server) startTimeout() time.Duration { return orDefault(s.StartTimeout, 10*time.Second) }
-
 func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def

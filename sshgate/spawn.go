@@ -255,17 +255,24 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 			cancel(errUpgrade)
 		}
 	}()
-	rl := startRelay(ss.client, ss.stdin, r.Ch, r.Reqs, act)
-	// The broker hears of the start while the relay answers appd: an
-	// unanswered request queue would stall appd's whole connection.
-	notified := make(chan struct{})
-	go func() {
-		defer close(notified)
-		s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
-	}()
-	ex, drained := rl.wait(ctx, s.startTimeout())
-	<-notified // the end must not overtake the start
+	in := startInput(touchReader{ss.stdin, act})
+	in.set(r.Ch)
+	rl, ex, drained := s.relayOnce(ctx, ss, r, info, act)
+	for ex == nil && ctx.Err() == nil && !rl.takenOver {
+		// The link to appd dropped without an exit: ride through it.
+		ss.detach()
+		in.set(nil)
+		nr := s.reattachLost(ctx, ss, r)
+		if nr == nil {
+			break
+		}
+		r = nr
+		ss.attach(r.Ch)
+		in.set(r.Ch)
+		rl, ex, drained = s.relayOnce(ctx, ss, r, info, act)
+	}
 	ss.detach()
+	ss.unsent = in.stop()
 	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver, idle)
 	msg := "session ended"
 	if !report {
@@ -284,6 +291,22 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		info.State, info.Detached = control.StateDetached, time.Now()
 		s.notify(ctx, "session detached", func(ctx context.Context) error { return s.Placer.SessionDetached(ctx, info) })
 	}
+}
+
+// relayOnce relays one attachment r of the session until it ends, and
+// tells the broker the session is attached through this gateway.
+func (s *Server) relayOnce(ctx context.Context, ss *session, r *running, info control.SessionInfo, act *activity) (*relay, *exitReq, bool) {
+	rl := startRelay(ss.client, nil, r.Ch, r.Reqs, act)
+	// The broker hears of the start while the relay answers appd: an
+	// unanswered request queue would stall appd's whole connection.
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
+	}()
+	ex, drained := rl.wait(ctx, s.startTimeout())
+	<-notified // the end must not overtake the start
+	return rl, ex, drained
 }
 
 // end passes the app's exit to the client (or explains its absence: idle
@@ -322,7 +345,7 @@ func (s *Server) end(ctx context.Context, ss *session, r *running, ex *exitReq, 
 			return ended, false
 		}
 	default:
-		ss.fail(wentAway(r.Place.Server, ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID)))
+		ss.fail(wentAway(r.Place.Server, ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID), ss.unsent))
 		ended.Reason = "server went away"
 	}
 	return ended, true
