@@ -31,10 +31,13 @@ func twoNetworks(t *testing.T, gw2Config, brokerConfig string) *Cluster {
 		Servers:       []string{"s1", "s2"},
 		GatewayConfig: map[string]string{"gw1": `reach = ["s1"]`, "gw2": "reach = [\"s2\"]\n" + gw2Config},
 		ServerConfig:  map[string]string{"s1": `region = "near"`, "s2": `region = "far"`},
-		Extra:         "[region.near]\ncidrs = [\"127.0.0.0/8\"]\nnear = [\"far\"]\n[region.far]\ncidrs = [\"192.0.2.0/24\"]\n" + heldApp,
-		ExtraApps:     []string{"held"},
-		Internal:      []string{"gw1"},
-		BrokerConfig:  brokerConfig,
+		// Both servers run on this one host and read its CPU, which other
+		// tests load: load must not outweigh locality here, or a route
+		// would depend on whatever else the machine runs.
+		Extra:        "[policy]\nload_weight = 0.001\n[region.near]\ncidrs = [\"127.0.0.0/8\"]\nnear = [\"far\"]\n[region.far]\ncidrs = [\"192.0.2.0/24\"]\n" + heldApp,
+		ExtraApps:    []string{"held"},
+		Internal:     []string{"gw1"},
+		BrokerConfig: brokerConfig,
 	})
 }
 
