@@ -73,25 +73,11 @@ func isDurationKey(k toml.Key) bool {
 	return t == reflect.TypeFor[time.Duration]()
 }
 
-// keyType walks k through the Config type and returns the Go type its
-// value decodes into; false if the Config does not define k.
+// keyType is the Go type k's value decodes into; false if the Config
+// does not define k.
 func keyType(k toml.Key) (reflect.Type, bool) {
-	t := reflect.TypeFor[Config]()
-	for _, part := range k {
-		switch t.Kind() {
-		case reflect.Map:
-			t = t.Elem()
-		case reflect.Struct:
-			f, ok := fieldByKey(t, part)
-			if !ok {
-				return nil, false
-			}
-			t = f.Type
-		default:
-			return nil, false
-		}
-	}
-	return t, true
+	t, n := walkKey(k)
+	return t, n == len(k)
 }
 
 // valueMsg adds the reason to the toml package's message about a value

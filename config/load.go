@@ -131,10 +131,25 @@ func unknownKeys(file string, keys []toml.Key, pos *positions) []Problem {
 	return probs
 }
 
-// unknownPart walks k through the Config type and returns its shortest
-// prefix that the Config does not define, with the keys that prefix's
-// table does define.
+// unknownPart returns k's shortest prefix that the Config does not
+// define, with the keys that prefix's table does define; k and nil when
+// the Config defines k.
 func unknownPart(k toml.Key) (toml.Key, []string) {
+	t, n := walkKey(k)
+	switch {
+	case n == len(k):
+		return k, nil
+	case t.Kind() == reflect.Struct:
+		return k[:n+1], fieldKeys(t)
+	}
+	return k[:n+1], nil
+}
+
+// walkKey follows k through the Config type. When the Config defines k
+// it returns the type of k's value and len(k); otherwise the type of the
+// table where the walk stopped and the index of the first part that
+// table does not define.
+func walkKey(k toml.Key) (reflect.Type, int) {
 	t := reflect.TypeFor[Config]()
 	for i, part := range k {
 		switch t.Kind() {
@@ -143,14 +158,14 @@ func unknownPart(k toml.Key) (toml.Key, []string) {
 		case reflect.Struct:
 			f, ok := fieldByKey(t, part)
 			if !ok {
-				return k[:i+1], fieldKeys(t)
+				return t, i
 			}
 			t = f.Type
 		default:
-			return k[:i+1], nil
+			return t, i
 		}
 	}
-	return k, nil
+	return t, len(k)
 }
 
 // hint suggests the known key closest to name or, if none is close,
