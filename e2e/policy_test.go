@@ -61,7 +61,9 @@ func TestRegionHintAndCIDRsSteerPlacement(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}})
 	c.editConfig("[server.s1]", "[server.s1]\nregion = \"near\"")
 	c.editConfig("[server.s2]", "[server.s2]\nregion = \"far\"")
-	c.editConfig("[group.staff]", "[region.near]\ncidrs = [\"127.0.0.0/8\"]\nnear = [\"far\"]\n[region.far]\ncidrs = [\"192.0.2.0/24\"]\n[group.staff]")
+	// Load is weighed lightly: every test server reads the same busy
+	// host's CPU, which must not outweigh the regions under test.
+	c.editConfig("[group.staff]", "[policy]\nload_weight = 0.001\n[region.near]\ncidrs = [\"127.0.0.0/8\"]\nnear = [\"far\"]\n[region.far]\ncidrs = [\"192.0.2.0/24\"]\n[group.staff]")
 	c.Reload()
 	client, err := c.Dial("gw1", "alice", c.Alice)
 	if err != nil {
