@@ -29,7 +29,8 @@ func (s *session) startBatch(cred *syscall.Credential) error {
 		return fmt.Errorf("exec.Cmd.Start: %w", err)
 	}
 	s.pipe = p
-	s.keeper.Add(s.cmd.Process.Pid) // a failure is logged; Pdeathsig still holds
+	s.pid = s.cmd.Process.Pid
+	s.keeper.Add(s.pid) // a failure is logged; Pdeathsig still holds
 	return nil
 }
 

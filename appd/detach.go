@@ -33,13 +33,20 @@ const keptOutput = 256 << 10
 // exit is noticed by the one exitWaiter of the process.
 
 // live runs a PTY session until its app has exited and its output is
-// drained and delivered, then returns. It reads the terminal itself (see
-// pump); ctx ending hangs the app up. ended runs once the output is
-// drained, before any attachment is told of the exit.
-func (s *session) live(ctx context.Context, ended func()) {
+// drained and delivered, then returns true; or false, at once, when the
+// session was handed to the next appd (handover.go). It reads the
+// terminal itself (see pump); ctx ending hangs the app up. ended runs
+// once the output is drained, before any attachment is told of the exit.
+func (s *session) live(ctx context.Context, ended func()) bool {
 	defer s.hangupWhenDone(ctx)()
 	if s.term.pollable {
-		s.pump() // until EIO, or the deadline set when the app exited
+		s.pump() // until EIO, the deadline set when the app exited, or a handover's
+		if s.pumped != nil {
+			close(s.pumped)
+			if s.isHanded() {
+				return false
+			}
+		}
 		<-s.exited
 	} else {
 		outDone := make(chan struct{})
@@ -54,6 +61,7 @@ func (s *session) live(ctx context.Context, ended func()) {
 	ended()        // before the attachment hears of the exit: the audit trail keeps cause before effect
 	s.end()
 	s.rec.close("exit: " + s.result.String())
+	return true
 }
 
 // pump copies the terminal's output to emit until the terminal ends. It
@@ -119,6 +127,9 @@ func (s *session) lost(a *attachment) {
 		return
 	}
 	s.att = nil
+	if s.handed {
+		return
+	}
 	s.rec.marker("detach")
 	if s.grace <= 0 {
 		s.requestHangup("channel closed")

@@ -54,9 +54,15 @@ func resultOf(ps *os.ProcessState) exitResult {
 		return exitResult{lost: true}
 	}
 	ws, ok := ps.Sys().(syscall.WaitStatus)
-	switch {
-	case !ok:
+	if !ok {
 		return exitResult{status: ps.ExitCode()}
+	}
+	return resultOfStatus(ws)
+}
+
+// resultOfStatus turns a wait status into an exitResult.
+func resultOfStatus(ws syscall.WaitStatus) exitResult {
+	switch {
 	case ws.Signaled():
 		return exitResult{signaled: true, signal: ws.Signal(), core: ws.CoreDump()}
 	default:

@@ -1,13 +1,13 @@
 package appd
 
 import (
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -15,155 +15,391 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// When appd dies, however it dies (kill -9, a crash, the OOM killer), the
-// apps it ran must end with it: nobody could reach them any more. Two
-// layers see to it:
+// Sessions outlive appd through its keeper, a small process of its own
+// (appd's binary re-executed with KeeperArg, in a session of its own so
+// that no signal meant for appd's process group reaches it), which a
+// restarted appd finds again at a socket in the state directory:
 //
-//  1. Every app's leader is started with Pdeathsig SIGKILL, from one
-//     thread that never exits (see spawnThread): the kernel kills it when
-//     appd dies. That covers the leader only, not the rest of its process
-//     group, and the kernel forgets it when the leader execs a set-user-ID
-//     program.
-//  2. The keeper, a small process of its own (appd re-executed with
-//     KeeperArg, in a session of its own so that no signal meant for appd's
-//     process group reaches it), holds one end of a socketpair. appd tells
-//     it each app's pid, which is also its process group and session id,
-//     as the app starts and ends. When appd's end closes, because appd
-//     exited or died, the keeper sends SIGKILL to every app still
-//     registered: its process group, and every process of its session in
-//     another group (killSessions), then exits.
+//   - the keeper starts every PTY app, as its own child, from a thread that
+//     never exits, with Pdeathsig SIGKILL: apps never outlive their keeper;
+//   - it holds each session's PTY master and, at a graceful handover, the
+//     output kept for a detached session, with appd's state of the session
+//     (id, user, app, grace...), which it does not read;
+//   - it reaps its apps and tells appd their wait status;
+//   - when appd goes away (a restart, an upgrade, kill -9, a crash) it
+//     keeps everything for its hold (KeeperHoldEnv); an appd that connects
+//     meanwhile takes every session back (Manager.Adopt): same process,
+//     same terminal, same id. Once the hold runs out, or when appd stops
+//     for good (Quit), it kills every app, its process group and every
+//     process of its session (killSessions), and exits;
+//   - batch apps (pipes, exact bytes) appd starts itself and registers
+//     (Add): they end as soon as appd goes, as their client's stream
+//     cannot be resumed.
 //
-// The socket is SOCK_SEQPACKET: message boundaries are kept, and a later
-// version can pass descriptors over it (SCM_RIGHTS). Keeping sessions
-// across an appd restart would grow from here: the keeper would hold each
-// session's terminal and pipes, a restarted appd would connect to it and
-// take them back, and it would kill only what nobody claimed in time. The
-// apps would then have to outlive appd: Pdeathsig would go, or the keeper
-// would start the apps and be their parent.
+// One appd is connected at a time, and only from the keeper's own user
+// (SO_PEERCRED); the socket's directory is the state directory.
 
 // KeeperArg is the first argument that makes appd's binary run as its
 // keeper (see RunKeeper) instead of as appd.
 const KeeperArg = "-switchyard-keeper"
 
-// keeperFD is the descriptor of the keeper's end of the socket in the
+// keeperFD is the descriptor of the keeper's listening socket in the
 // keeper process (exec.Cmd.ExtraFiles[0]).
 const keeperFD = 3
 
-// keeperSendTimeout bounds how long a message to the keeper may wait for
-// room in the socket.
-const keeperSendTimeout = time.Second
-
-// keeperMsgLen is the size of every keeper message.
-const keeperMsgLen = 8
-
-// Keeper message operations.
-const (
-	opAdd    byte = 'A' // kill this app (session and process group) if appd goes away
-	opRemove byte = 'R' // forget it: the app has ended
-)
-
-// keeperMsg is one message from appd to its keeper: 8 bytes, the
-// operation, three zero bytes, and the process group id as a little-endian
-// uint32. The keeper ignores messages of another size or operation, so
-// that the protocol can grow.
-type keeperMsg struct {
-	op   byte
-	pgid int
+// HeldApp is a session a keeper held for this appd from an earlier one.
+type HeldApp struct {
+	PID    int
+	Meta   json.RawMessage
+	Files  []*os.File // the PTY master, then the kept output, if any
+	Status *int       // the wait status if the app has exited meanwhile
 }
 
-func (m keeperMsg) marshal() []byte {
-	b := make([]byte, keeperMsgLen)
-	b[0] = m.op
-	binary.LittleEndian.PutUint32(b[4:], uint32(m.pgid))
-	return b
-}
-
-func parseKeeperMsg(b []byte) (keeperMsg, bool) {
-	if len(b) != keeperMsgLen || (b[0] != opAdd && b[0] != opRemove) {
-		return keeperMsg{}, false
-	}
-	pgid := binary.LittleEndian.Uint32(b[4:])
-	if pgid <= 1 || pgid > 1<<30 { // never kill(-1) nor kill(0)
-		return keeperMsg{}, false
-	}
-	return keeperMsg{op: b[0], pgid: int(pgid)}, true
-}
-
-// Keeper is appd's end of the link to its keeper process. Its methods are
-// safe for concurrent use, and a nil *Keeper does nothing (no keeper).
+// Keeper is appd's link to its keeper process. Its methods are safe for
+// concurrent use, and a nil *Keeper does nothing (no keeper: apps are
+// started by appd and die with it).
 type Keeper struct {
 	Logger *slog.Logger // slog.Default() if nil
 
-	mu   sync.Mutex
-	fd   int  // appd's end of the socketpair; -1 once closed
-	lost bool // a send failed: no more are tried (see send)
-	cmd  *exec.Cmd
+	pid  int // the keeper process
+	done chan struct{}
+
+	mu      sync.Mutex
+	fd      int  // -1 once closed
+	lost    bool // the link failed: apps started through it are gone
+	reading bool // read runs, and closes fd when it ends
+	ref     uint64
+	waiting map[uint64]chan keeperMsg
+	exits   map[int]func(status int)
+	early   map[int]int // exits heard before anyone waited for them
 }
 
-// StartKeeper starts the keeper: the program exe (appd's own binary,
-// "/proc/self/exe") with KeeperArg as its first argument, in a session of
-// its own, its working directory "/", its stderr appd's. It returns once
-// the keeper runs; the keeper ends when appd's end of the socket closes
-// (Close, or appd exiting). exe's main must call RunKeeper when it sees
-// KeeperArg.
-func StartKeeper(exe string, log *slog.Logger) (*Keeper, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+// ConnectKeeper connects to the keeper listening at path, or starts one
+// there (the program exe, appd's own binary, with KeeperArg, holding apps
+// for hold once appd goes) if none answers, and returns the link with the
+// sessions the keeper held from an earlier appd.
+func ConnectKeeper(path, exe string, hold time.Duration, log *slog.Logger) (*Keeper, []HeldApp, error) {
+	fd, err := dialKeeper(path)
 	if err != nil {
-		return nil, fmt.Errorf("keeper socketpair: %w", err)
+		if err := startKeeper(path, exe, hold); err != nil {
+			return nil, nil, err
+		}
+		// The keeper listens itself (so that SO_PEERCRED names it): wait.
+		for deadline := time.Now().Add(keeperReplyTimeout); ; time.Sleep(5 * time.Millisecond) {
+			if fd, err = dialKeeper(path); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
-	theirs := os.NewFile(uintptr(fds[1]), "keeper")
-	defer theirs.Close()
-	// A keeper that stops reading (SIGSTOP) must not stall every spawn.
-	tv := unix.NsecToTimeval(keeperSendTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-		unix.Close(fds[0])
-		return nil, fmt.Errorf("keeper SO_SNDTIMEO: %w", err)
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || cred.Uid != uint32(os.Geteuid()) {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("keeper at %s: not run by this user (%v)", path, err)
+	}
+	k := newKeeperConn(fd, int(cred.Pid))
+	k.Logger = log
+	held, err := k.list()
+	if err != nil {
+		k.Close()
+		return nil, nil, err
+	}
+	k.mu.Lock()
+	k.reading = true
+	k.mu.Unlock()
+	go k.read(fd)
+	return k, held, nil
+}
+
+// KeeperPath is where appd node's keeper listens, under stateDir.
+func KeeperPath(stateDir, node string) string {
+	return filepath.Join(stateDir, "keeper-"+node+".sock")
+}
+
+// dialKeeper connects to path.
+func dialKeeper(path string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("keeper socket: %w", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("keeper connect %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// startKeeper binds path, replacing a socket nobody answers on, and
+// starts a keeper that listens on it.
+func startKeeper(path, exe string, hold time.Duration) error {
+	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
+		return fmt.Errorf("keeper socket path %s is too long for a Unix socket: use a shorter state_dir", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keeper: remove stale %s: %w", path, err)
+	}
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("keeper socket: %w", err)
+	}
+	f := os.NewFile(uintptr(ln), "keeper-listen") // owns ln from here
+	defer f.Close()
+	old := unix.Umask(0o077)
+	err = unix.Bind(ln, &unix.SockaddrUnix{Name: path})
+	unix.Umask(old)
+	if err != nil {
+		return fmt.Errorf("keeper bind %s: %w", path, err)
 	}
 	cmd := &exec.Cmd{Path: exe, Args: []string{exe, KeeperArg}, Dir: "/",
-		Env:         []string{"GOMAXPROCS=1", "GOGC=off"},
+		Env:         []string{"GOMAXPROCS=1", KeeperHoldEnv + "=" + hold.String()},
 		Stderr:      os.Stderr,
-		ExtraFiles:  []*os.File{theirs},
+		ExtraFiles:  []*os.File{f},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
-		unix.Close(fds[0])
-		return nil, fmt.Errorf("start keeper %s: %w", exe, err)
+		return fmt.Errorf("start keeper %s: %w", exe, err)
 	}
-	go cmd.Wait() // reap it whenever it ends
-	return &Keeper{Logger: log, fd: fds[0], cmd: cmd}, nil
+	go cmd.Wait() // reap it if it ends while this appd runs
+	return nil
 }
 
-// newKeeperConn is a Keeper over an already connected socket, for tests.
-func newKeeperConn(fd int) *Keeper { return &Keeper{fd: fd} }
-
-// PID returns the keeper process's pid, 0 if unknown.
-func (k *Keeper) PID() int {
-	if k == nil || k.cmd == nil || k.cmd.Process == nil {
-		return 0
-	}
-	return k.cmd.Process.Pid
+// newKeeperConn is a Keeper over a connected socket.
+func newKeeperConn(fd, pid int) *Keeper {
+	setSendTimeout(fd, keeperReplyTimeout)
+	return &Keeper{fd: fd, pid: pid, done: make(chan struct{}), waiting: map[uint64]chan keeperMsg{},
+		exits: map[int]func(int){}, early: map[int]int{}}
 }
 
-// Add registers the app whose pid, process group and session id is pgid:
-// the keeper kills them if appd goes away before Remove.
-func (k *Keeper) Add(pgid int) error { return k.send(keeperMsg{op: opAdd, pgid: pgid}) }
+// list reads the sessions the keeper holds, up to opListed.
+func (k *Keeper) list() ([]HeldApp, error) {
+	tv := unix.NsecToTimeval(keeperReplyTimeout.Nanoseconds())
+	unix.SetsockoptTimeval(k.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	defer unix.SetsockoptTimeval(k.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{})
+	buf, oob := keeperBuffers()
+	var held []HeldApp
+	for {
+		p, err := recvKeeperMsg(k.fd, buf, oob)
+		if err != nil {
+			for _, h := range held {
+				closeAll(h.Files)
+			}
+			return nil, fmt.Errorf("keeper: listing held sessions: %w", err)
+		}
+		switch p.op {
+		case opListed:
+			return held, nil
+		case opAdopted:
+			held = append(held, HeldApp{PID: p.msg.PID, Meta: p.msg.Meta, Files: p.files, Status: p.msg.Status})
+		default:
+			p.close()
+		}
+	}
+}
+
+// read delivers the keeper's answers and exits until the link ends; then
+// every app started through it counts as killed (they die with their
+// keeper).
+func (k *Keeper) read(fd int) {
+	defer unix.Close(fd)
+	buf, oob := keeperBuffers()
+	var err error
+	for {
+		var p keeperPacket
+		p, err = recvKeeperMsg(fd, buf, oob)
+		if errors.Is(err, errKeeperMalformed) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		p.close()
+		switch p.op {
+		case opStarted:
+			k.mu.Lock()
+			ch := k.waiting[p.msg.Ref]
+			delete(k.waiting, p.msg.Ref)
+			k.mu.Unlock()
+			if ch != nil {
+				ch <- p.msg
+			}
+		case opExited:
+			if p.msg.Status != nil {
+				k.exited(p.msg.PID, *p.msg.Status)
+			}
+		}
+	}
+	k.fail(err)
+}
+
+// killedStatus is the wait status of a process killed by SIGKILL.
+const killedStatus = int(syscall.SIGKILL)
+
+// fail marks the link lost: unless appd closed it (a handover, the apps
+// live on), every app waited for is reported killed.
+func (k *Keeper) fail(err error) {
+	k.mu.Lock()
+	closed := k.fd < 0
+	k.lost = true
+	exits := k.exits
+	k.exits = map[int]func(int){}
+	k.mu.Unlock()
+	close(k.done)
+	if closed {
+		return
+	}
+	k.logger().Error("keeper lost: the apps it started are gone", "keeper_pid", k.pid, "apps", len(exits), "err", err)
+	for _, f := range exits {
+		f(killedStatus)
+	}
+}
+
+// exited calls the function waiting for pid's exit, or keeps the status
+// for OnExit.
+func (k *Keeper) exited(pid, status int) {
+	k.mu.Lock()
+	f := k.exits[pid]
+	delete(k.exits, pid)
+	if f == nil {
+		k.early[pid] = status
+	}
+	k.mu.Unlock()
+	if f != nil {
+		f(status)
+	}
+}
+
+// OnExit arranges for f to run, on the keeper's goroutine or at once,
+// with pid's wait status when the app exits. f must not block.
+func (k *Keeper) OnExit(pid int, f func(status int)) {
+	k.mu.Lock()
+	st, early := k.early[pid]
+	delete(k.early, pid)
+	lost := k.lost
+	if !early && !lost {
+		k.exits[pid] = f
+	}
+	k.mu.Unlock()
+	switch {
+	case early:
+		f(st)
+	case lost:
+		f(killedStatus)
+	}
+}
+
+// Spawns reports whether apps can be started through the keeper.
+func (k *Keeper) Spawns() bool {
+	if k == nil {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.lost && k.fd >= 0
+}
+
+// Spawn has the keeper start cmd (its Stdin, Stdout and Stderr must be
+// files) in a session of its own, with descriptor 0 as its controlling
+// terminal when setctty, and hold the files held and meta for it. It
+// returns the app's pid.
+func (k *Keeper) Spawn(cmd *exec.Cmd, setctty bool, meta json.RawMessage, held []*os.File) (int, error) {
+	spec, files, err := spawnSpecOf(cmd, setctty)
+	if err != nil {
+		return 0, err
+	}
+	ch := make(chan keeperMsg, 1)
+	k.mu.Lock()
+	k.ref++
+	ref := k.ref
+	k.waiting[ref] = ch
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		delete(k.waiting, ref)
+		k.mu.Unlock()
+	}()
+	m := keeperMsg{Ref: ref, Spawn: spec, Child: len(files), Meta: meta}
+	if err := k.send(opSpawn, m, append(files, held...)); err != nil {
+		return 0, err
+	}
+	t := time.NewTimer(keeperReplyTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.Err != "" {
+			return 0, errors.New(r.Err)
+		}
+		return r.PID, nil
+	case <-k.done:
+		return 0, errKeeperLost
+	case <-t.C:
+		return 0, fmt.Errorf("keeper: no answer to a spawn within %s", keeperReplyTimeout)
+	}
+}
+
+// spawnSpecOf is cmd as a keeper spawn request and the app's files.
+func spawnSpecOf(cmd *exec.Cmd, setctty bool) (*spawnSpec, []*os.File, error) {
+	var files []*os.File
+	for _, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		f, ok := s.(*os.File)
+		if !ok {
+			return nil, nil, errors.New("keeper spawn: stdin, stdout and stderr must be files")
+		}
+		files = append(files, f)
+	}
+	files = append(files, cmd.ExtraFiles...)
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	spec := &spawnSpec{Path: cmd.Path, Argv: cmd.Args, Env: env, Dir: cmd.Dir, Setctty: setctty}
+	if sys := cmd.SysProcAttr; sys != nil && sys.Credential != nil {
+		uid := sys.Credential.Uid
+		spec.UID, spec.GID, spec.Groups = &uid, sys.Credential.Gid, sys.Credential.Groups
+	}
+	return spec, files, nil
+}
+
+// Hold replaces what the keeper holds for pid: files and meta.
+func (k *Keeper) Hold(pid int, meta json.RawMessage, files []*os.File) error {
+	return k.send(opHold, keeperMsg{PID: pid, Meta: meta}, files)
+}
+
+// Meta replaces the state the keeper holds for pid.
+func (k *Keeper) Meta(pid int, meta json.RawMessage) error {
+	return k.send(opMeta, keeperMsg{PID: pid, Meta: meta}, nil)
+}
+
+// Signal sends sig to the process group of app pid, unless the keeper
+// has reaped it.
+func (k *Keeper) Signal(pid int, sig syscall.Signal) error {
+	return k.send(opSignal, keeperMsg{PID: pid, Sig: int(sig)}, nil)
+}
+
+// Forget tells the keeper that app pid's session is over.
+func (k *Keeper) Forget(pid int) error { return k.send(opForget, keeperMsg{PID: pid}, nil) }
+
+// Add registers an app appd started itself, whose pid is its process
+// group and session id: the keeper kills them if appd goes away before
+// Remove.
+func (k *Keeper) Add(pgid int) error { return k.send(opAdd, keeperMsg{PID: pgid}, nil) }
 
 // Remove forgets the app pgid. Call it before the app is reaped, while its
 // pid cannot have been reused.
-func (k *Keeper) Remove(pgid int) error { return k.send(keeperMsg{op: opRemove, pgid: pgid}) }
+func (k *Keeper) Remove(pgid int) error { return k.send(opRemove, keeperMsg{PID: pgid}, nil) }
 
-// errKeeperClosed is returned by sends after Close.
-var errKeeperClosed = errors.New("appd: keeper link closed")
+// Quit tells the keeper to end every app now and exit: appd stops for
+// good.
+func (k *Keeper) Quit() error { return k.send(opQuit, keeperMsg{}, nil) }
 
 // errKeeperLost is returned by sends after one failed.
 var errKeeperLost = errors.New("appd: keeper lost")
 
 // send writes one message. A failure means the keeper is gone (or stopped
-// reading for keeperSendTimeout): it is logged once, at error level, and
-// no further message is sent, since the apps then rely on Pdeathsig alone.
-// The socket stays open: closing it would make a keeper still there kill
-// every app.
-func (k *Keeper) send(m keeperMsg) error {
+// reading for keeperReplyTimeout): it is logged once, and no further
+// message is sent.
+func (k *Keeper) send(op byte, m keeperMsg, files []*os.File) error {
 	if k == nil {
 		return nil
 	}
@@ -171,28 +407,28 @@ func (k *Keeper) send(m keeperMsg) error {
 	defer k.mu.Unlock()
 	switch {
 	case k.fd < 0:
-		return errKeeperClosed
+		return errKeeperEOF
 	case k.lost:
 		return errKeeperLost
 	}
-	var err error
-	for {
-		err = unix.Sendmsg(k.fd, m.marshal(), nil, nil, unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	err := sendKeeperMsg(k.fd, op, m, files)
 	if err != nil {
 		k.lost = true
-		k.logger().Error("keeper lost: if appd dies, only each app's first process is sure to be killed",
-			"keeper_pid", k.PID(), "err", err)
-		return fmt.Errorf("keeper send: %w", err)
+		k.logger().Error("keeper lost: apps may not outlive this appd", "keeper_pid", k.pid, "err", err)
 	}
-	return nil
+	return err
 }
 
-// Close closes appd's end of the socket: the keeper kills the process
-// groups still registered and exits.
+// PID returns the keeper process's pid, 0 if unknown.
+func (k *Keeper) PID() int {
+	if k == nil {
+		return 0
+	}
+	return k.pid
+}
+
+// Close closes appd's end of the link: the keeper holds the sessions for
+// the next appd, and kills the apps appd registered with Add.
 func (k *Keeper) Close() error {
 	if k == nil {
 		return nil
@@ -202,7 +438,10 @@ func (k *Keeper) Close() error {
 	if k.fd < 0 {
 		return nil
 	}
-	err := unix.Close(k.fd)
+	err := unix.Shutdown(k.fd, unix.SHUT_RDWR) // wakes read, which then fails nothing: fd < 0
+	if !k.reading {
+		unix.Close(k.fd)
+	} // else read closes it, so that its descriptor is not reused under it
 	k.fd = -1
 	if err != nil {
 		return fmt.Errorf("keeper close: %w", err)
@@ -217,43 +456,9 @@ func (k *Keeper) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// RunKeeper is the keeper process: it reads messages from descriptor 3
-// until appd's end closes, then kills every app still registered, its
-// session and process group (see killSessions), and returns how many apps
-// it found to kill. It ignores SIGHUP, SIGINT
-// and SIGTERM: it ends when appd does, not before.
-func RunKeeper() (int, error) {
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	return serveKeeper(keeperFD)
-}
-
-// serveKeeper is RunKeeper on any connected socket.
-func serveKeeper(fd int) (int, error) {
-	groups := make(map[int]struct{})
-	buf := make([]byte, 64)
-	var err error
-	for {
-		var n int
-		n, _, _, _, err = unix.Recvmsg(fd, buf, nil, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 { // EOF: appd is gone
-			break
-		}
-		m, ok := parseKeeperMsg(buf[:n])
-		switch {
-		case !ok:
-		case m.op == opAdd:
-			groups[m.pgid] = struct{}{}
-		case m.op == opRemove:
-			delete(groups, m.pgid)
-		}
+// closeAll closes files.
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
 	}
-	unix.Close(fd)
-	killed := killSessions(groups)
-	if err != nil && err != unix.ECONNRESET {
-		return killed, fmt.Errorf("keeper recvmsg: %w", err)
-	}
-	return killed, nil
 }

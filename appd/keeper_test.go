@@ -117,29 +117,26 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// keeperPair runs serveKeeper on one end of a socketpair, in this process,
-// and returns a Keeper on the other end and serveKeeper's result.
-func keeperPair(t *testing.T) (*Keeper, <-chan int) {
+// testKeeper starts a keeper as appd does, from this test binary, at a
+// socket in a fresh directory, holding apps for hold once appd goes, and
+// returns appd's link to it. Cleanup kills the keeper.
+func testKeeper(t *testing.T, hold time.Duration) (*Keeper, string) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	path := filepath.Join(t.TempDir(), "k.sock")
+	k, held, err := ConnectKeeper(path, os.Args[0], hold, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := make(chan int, 1)
-	go func() {
-		n, err := serveKeeper(fds[1])
-		if err != nil {
-			t.Error(err)
-		}
-		killed <- n
-	}()
-	k := newKeeperConn(fds[0])
-	t.Cleanup(func() { k.Close() })
-	return k, killed
+	if len(held) != 0 {
+		t.Fatalf("a new keeper holds %d sessions", len(held))
+	}
+	pid := k.PID()
+	t.Cleanup(func() { k.Close(); syscall.Kill(pid, syscall.SIGKILL) })
+	return k, path
 }
 
 func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
-	k, killed := keeperPair(t)
+	k, _ := testKeeper(t, time.Minute)
 	registered, removed, never := startGroup(t), startGroup(t), startGroup(t)
 	for _, pgid := range []int{registered, removed} {
 		if err := k.Add(pgid); err != nil {
@@ -150,7 +147,7 @@ func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Messages that are not the protocol's are ignored, never kill(-1).
-	for _, junk := range [][]byte{{'A', 0, 0, 0, 1, 0, 0, 0}, {'A', 0, 0, 0, 0, 0, 0, 0}, {'X', 0, 0, 0, 5, 0, 0, 0}, {'A'}} {
+	for _, junk := range [][]byte{{opAdd}, []byte("G{\"pid\":1}"), []byte("G{\"pid\":0}"), []byte("K{\"pid\":-1,\"sig\":9}"), []byte("Z{}")} {
 		if err := unix.Sendmsg(k.fd, junk, nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -158,11 +155,10 @@ func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
 	if got := len(groupMembers(registered)); got != 3 {
 		t.Fatalf("registered app has %d live processes before appd went, want 3", got)
 	}
-	k.Close() // appd goes
-	if n := <-killed; n != 1 {
-		t.Errorf("keeper signalled %d groups, want 1", n)
-	}
+	pid := k.PID()
+	k.Close() // appd goes: nothing is held, so the keeper exits
 	waitUntil(t, "the registered app to be gone", func() bool { return len(groupMembers(registered)) == 0 })
+	waitUntil(t, "the keeper to exit", func() bool { return !alive(pid) })
 	if got := len(groupMembers(removed)); got != 3 {
 		t.Errorf("removed app has %d live processes, want 3 (untouched)", got)
 	}
@@ -174,20 +170,11 @@ func TestKeeperKillsRegisteredGroupsWhenAppdGoes(t *testing.T) {
 	}
 }
 
-// TestKeeperProcess starts the keeper as appd does, from this binary: it
-// runs in a session of its own, stays small, and when appd's end closes
-// it kills the registered group and exits.
+// TestKeeperProcess: the keeper runs in a session of its own, stays
+// small, and refuses a second appd while one is connected.
 func TestKeeperProcess(t *testing.T) {
-	k, err := StartKeeper(os.Args[0], slog.New(slog.NewTextHandler(testWriter{t}, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k, path := testKeeper(t, time.Minute)
 	pid := k.PID()
-	pgid := startGroup(t)
-	if err := k.Add(pgid); err != nil {
-		t.Fatal(err)
-	}
 	sid, err := unix.Getsid(pid)
 	if err != nil {
 		t.Fatal(err)
@@ -200,9 +187,12 @@ func TestKeeperProcess(t *testing.T) {
 	if !raceEnabled && private > 16<<10 {
 		t.Errorf("keeper has %d KiB of private memory, want at most 16 MiB", private)
 	}
-	k.Close()
-	waitUntil(t, "the keeper to exit", func() bool { return !alive(pid) })
-	waitUntil(t, "the registered app to be gone", func() bool { return len(groupMembers(pgid)) == 0 })
+	if _, _, err := ConnectKeeper(path, os.Args[0], time.Minute, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a second appd connected while the first is")
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("keeper socket %s: %v, mode %v; want private to its user", path, err, fi.Mode())
+	}
 }
 
 // smapsRollup returns Pss and the private memory (clean and dirty) of pid,
@@ -234,8 +224,11 @@ func smapsRollup(t *testing.T, pid int) (pss, private int) {
 // TestManagerRegistersAppsWithKeeper: a running app's whole process group
 // is killed when the keeper's socket closes; an app that ended has been
 // removed, so what it left in its group is not.
+// TestManagerRegistersAppsWithKeeper: a PTY app the keeper started ends
+// with its whole session when appd stops for good (Quit); what a batch
+// app that ended left behind is not the keeper's to kill.
 func TestManagerRegistersAppsWithKeeper(t *testing.T) {
-	k, killed := keeperPair(t)
+	k, _ := testKeeper(t, time.Minute)
 	m := newTestManager(t, map[string]App{
 		"group": sh("set -m; sleep 1000 & echo pid=$$; wait"), // job control: the child gets a group of its own
 		"ended": sh("sleep 1000 </dev/null >/dev/null 2>&1 & echo pid=$$"),
@@ -258,10 +251,10 @@ func TestManagerRegistersAppsWithKeeper(t *testing.T) {
 	})
 	waitUntil(t, "the app's child in a group of its own", func() bool { return len(groupMembers(pgid)) == 2 })
 
-	k.Close() // as if appd died
-	if n := <-killed; n != 1 {
-		t.Errorf("keeper signalled %d groups, want 1", n)
+	if ppid := procPPID(t, pgid); ppid != k.PID() {
+		t.Errorf("PTY app %d has parent %d, want the keeper %d", pgid, ppid, k.PID())
 	}
+	k.Quit() // appd stops for good
 	waitUntil(t, "the running app's group to be gone", func() bool { return len(groupMembers(pgid)) == 0 })
 	if got := len(groupMembers(ended.started.PID)); got != 1 {
 		t.Errorf("the ended app's leftover group has %d live processes, want 1 (not the keeper's to kill)", got)
@@ -358,19 +351,26 @@ func TestAppDiesWithAppd(t *testing.T) {
 }
 
 // procUID returns the real uid of pid.
-func procUID(t *testing.T, pid int) int {
+func procUID(t *testing.T, pid int) int { return procStatus(t, pid, "Uid:") }
+
+// procPPID returns the parent of pid.
+func procPPID(t *testing.T, pid int) int { return procStatus(t, pid, "PPid:") }
+
+// procStatus returns the first number of the line of /proc/PID/status
+// that starts with key.
+func procStatus(t *testing.T, pid int, key string) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
-			uid, _ := strconv.Atoi(strings.Fields(v)[0])
-			return uid
+		if v, ok := strings.CutPrefix(line, key); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
 		}
 	}
-	t.Fatal("no Uid line")
+	t.Fatalf("no %s line", key)
 	return 0
 }
 
@@ -380,12 +380,7 @@ func procUID(t *testing.T, pid int) int {
 // keeper that was killed.
 func TestKeeperLostOrStalledNeverBlocksSpawns(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	stalled, err := StartKeeper(os.Args[0], log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Never resumed: SIGKILL, so that it acts on nothing it was sent.
-	t.Cleanup(func() { syscall.Kill(stalled.PID(), syscall.SIGKILL); stalled.Close() })
+	stalled, _ := testKeeper(t, time.Minute) // never resumed: killed by cleanup, so that it acts on nothing it was sent
 	syscall.Kill(stalled.PID(), syscall.SIGSTOP)
 	own := startGroup(t) // the only group registered, in case
 	sent := 0
@@ -396,18 +391,21 @@ func TestKeeperLostOrStalledNeverBlocksSpawns(t *testing.T) {
 	}
 	t.Logf("a stopped keeper took %d messages before sends failed", sent)
 
-	dead, err := StartKeeper(os.Args[0], log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dead.Close() })
+	dead, _ := testKeeper(t, time.Minute)
+	dead.Logger = log
 	syscall.Kill(dead.PID(), syscall.SIGKILL)
 	waitUntil(t, "the keeper to die", func() bool { return !alive(dead.PID()) })
+	waitUntil(t, "appd to notice", func() bool { return !dead.Spawns() })
 	m := newTestManager(t, map[string]App{"echo": sh("echo hello")})
 	m.Keeper = dead
-	s := spawn(t, dialManager(t, m), control.SpawnRequest{App: "echo", User: "alice"})
+	c := dialManager(t, m)
+	s := spawn(t, c, control.SpawnRequest{App: "echo", User: "alice"})
 	if status := s.exitStatus(); status != 0 {
 		t.Fatalf("app under a dead keeper: exit status %d", status)
+	}
+	p := spawn(t, c, ptyReq("echo")) // PTY apps too: appd starts them itself
+	if status := p.exitStatus(); status != 0 {
+		t.Fatalf("PTY app under a dead keeper: exit status %d", status)
 	}
 	if err := dead.Add(own); err == nil {
 		t.Error("send to a dead keeper succeeded")

@@ -50,7 +50,7 @@ func (m *Manager) limit(s *session, id, name string, app App, link *shimLink) er
 		return err
 	}
 	m.warnOnce("noshim", "limits are set just after each app starts, not before: this program does not run appd's exec shim")
-	if err := applyRlimits(s.cmd.Process.Pid, rl); err != nil {
+	if err := applyRlimits(s.pid, rl); err != nil {
 		m.warnOnce("prlimit/"+name, "app resource limits not set", "app", name, "err", err)
 	}
 	return nil
@@ -74,7 +74,7 @@ func (m *Manager) joinCgroup(s *session, id, name string, l Limits) error {
 		return err
 	}
 	s.cg = cg
-	return cg.add(s.cmd.Process.Pid)
+	return cg.add(s.pid)
 }
 
 // removeCgroup removes the session's control group, killing what is left

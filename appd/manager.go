@@ -204,7 +204,12 @@ func (m *Manager) unregister(s *session) {
 	m.mu.Lock()
 	delete(m.sessions, s.info.ID)
 	m.mu.Unlock()
-	s.removeCgroup(m.logger())
+	if !s.isHanded() { // else the next appd ends it
+		s.removeCgroup(m.logger())
+		if s.viaKeeper {
+			s.keeper.Forget(s.pid)
+		}
+	}
 	m.handlers.Done()
 }
 

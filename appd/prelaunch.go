@@ -59,8 +59,9 @@ func (m *Manager) Prelaunch(ctx context.Context, req control.PrelaunchRequest) (
 	m.auditSpawn(s, req.Gateway, true)
 	go func() {
 		defer m.unregister(s)
-		s.live(context.WithoutCancel(ctx), func() { m.auditExit(s) })
-		logEnd(log, s)
+		if s.live(context.WithoutCancel(ctx), func() { m.auditExit(s) }) {
+			logEnd(log, s)
+		}
 	}()
 	return control.Started{ID: s.info.ID, PID: s.info.PID}, nil
 }

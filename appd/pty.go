@@ -39,9 +39,11 @@ type terminal struct {
 }
 
 // startPTY starts s.cmd on a new PTY of the requested size, in a new
-// session with the PTY as controlling terminal, registers its process
-// group with the keeper and starts the reaper. Call it on the spawn thread
-// (see onSpawnThread): the app gets SIGKILL when that thread dies.
+// session with the PTY as controlling terminal, and starts the reaper.
+// With a keeper that spawns, the keeper starts it and holds its terminal
+// (see Keeper); otherwise appd does, registers its process group with the
+// keeper, if any, and must call it on the spawn thread (see
+// onSpawnThread): the app gets SIGKILL when that thread dies.
 func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) error {
 	attrs := &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
 	p, err := openPTY(spec)
@@ -50,14 +52,22 @@ func (s *session) startPTY(spec *control.PtySpec, cred *syscall.Credential) erro
 	}
 	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = p.tty, p.tty, p.tty
 	s.cmd.SysProcAttr = attrs
-	err = s.cmd.Start()
+	if s.viaKeeper {
+		s.pid, err = s.keeper.Spawn(s.cmd, true, nil, []*os.File{p.pty})
+	} else if err = s.cmd.Start(); err == nil {
+		s.pid = s.cmd.Process.Pid
+	}
 	p.tty.Close()
 	if err != nil {
 		p.pty.Close()
 		return fmt.Errorf("start: %w", err)
 	}
 	s.term = newTerminal(p.pty)
-	s.keeper.Add(s.cmd.Process.Pid) // a failure is logged; Pdeathsig still holds
+	if s.viaKeeper {
+		s.pumped = make(chan struct{})
+	} else {
+		s.keeper.Add(s.pid) // a failure is logged; Pdeathsig still holds
+	}
 	s.startReaping()
 	return nil
 }

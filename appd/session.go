@@ -34,6 +34,12 @@ type session struct {
 	grace  time.Duration       // PTY: how long it may stay detached; 0 hangs up at once
 	cmd    *exec.Cmd
 	keeper *Keeper   // kills the process group if appd dies; nil for none
+	pid    int       // the app's pid, its process group and session id
+
+	// viaKeeper: the keeper started the app (or held it for this appd):
+	// it reaps and signals it, and holds it across an appd restart.
+	viaKeeper bool
+	pumped    chan struct{} // closed when the pump returns; nil if pump is not watched
 	term   *terminal // PTY sessions; nil for batch
 	pipe   *pipes    // batch sessions; nil for PTY
 	rec    *recorder // the session's recording; nil when not recorded
@@ -55,6 +61,7 @@ type session struct {
 	timer    *time.Timer // the running grace period, if detached
 	kept     ring        // output produced while detached
 	closing  bool        // a hang-up was requested: no new attachments, no second hang-up
+	handed   bool        // handed over to the next appd (handover.go): nothing more is done to it
 	held     bool        // pre-launched and never attached yet: its timer is the hold
 	ended    bool        // the app exited and its output is drained
 	tail     tailRing    // PTY: the latest output, a watcher's first screen
@@ -82,11 +89,19 @@ func (s *session) mode() string {
 func (s *session) signal(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reaped {
+	switch {
+	case s.reaped:
 		return errReaped
+	case s.handed:
+		return errHanded
+	case s.viaKeeper:
+		return s.keeper.Signal(s.pid, sig)
 	}
-	return syscall.Kill(-s.cmd.Process.Pid, sig)
+	return syscall.Kill(-s.pid, sig)
 }
+
+// errHanded is returned when signalling a session handed to the next appd.
+var errHanded = errors.New("appd: session handed over")
 
 // reap waits for the app to exit and reaps it: once it returns, reaped is
 // set, cmd.Wait has returned and s.exited is closed.
@@ -99,7 +114,11 @@ func (s *session) reap() {
 // collect), without a thread waiting for it (see exitWaiter), or where
 // pidfds are not available, by a goroutine blocked in waitid.
 func (s *session) startReaping() {
-	err := notifyExit(s.cmd.Process.Pid, func(zombie bool) {
+	if s.viaKeeper {
+		s.keeper.OnExit(s.pid, s.collectStatus)
+		return
+	}
+	err := notifyExit(s.pid, func(zombie bool) {
 		if !zombie {
 			go s.reapBlocking()
 			return
@@ -117,7 +136,7 @@ func (s *session) reapBlocking() {
 	var info unix.Siginfo
 	var err error
 	for {
-		err = unix.Waitid(unix.P_PID, s.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		err = unix.Waitid(unix.P_PID, s.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		if err != unix.EINTR {
 			break
 		}
@@ -134,14 +153,26 @@ func (s *session) reapBlocking() {
 func (s *session) collect(zombie bool) {
 	if zombie {
 		s.markReaped()
-		s.keeper.Remove(s.cmd.Process.Pid) // while the pid cannot have been reused
+		s.keeper.Remove(s.pid) // while the pid cannot have been reused
 	}
 	s.cmd.Wait() // the status is in ProcessState; I/O errors do not matter here
 	s.markReaped()
 	if !zombie {
-		s.keeper.Remove(s.cmd.Process.Pid)
+		s.keeper.Remove(s.pid)
 	}
-	s.result = resultOf(s.cmd.ProcessState)
+	s.exit(resultOf(s.cmd.ProcessState))
+}
+
+// collectStatus is collect for an app the keeper reaped: status is its
+// wait status.
+func (s *session) collectStatus(status int) {
+	s.markReaped()
+	s.exit(resultOfStatus(syscall.WaitStatus(status)))
+}
+
+// exit records the app's result once it is reaped and closes s.exited.
+func (s *session) exit(r exitResult) {
+	s.result = r
 	if n := s.cg.oomKills(); n > 0 {
 		s.result = s.result.outOfMemory(s.cg.memory, s.term != nil)
 	}
@@ -212,13 +243,16 @@ func (s *session) discard() {
 		s.rec.close("discarded: the session's channel could not be accepted")
 	}
 	s.removeCgroup(nil)
+	if s.viaKeeper {
+		s.keeper.Forget(s.pid)
+	}
 }
 
 // requestHangup hangs the app up (see hangup) on a goroutine of its own,
 // unless that was requested already or the app has been reaped, and
 // refuses further attachments. Callers hold s.mu.
 func (s *session) requestHangup(reason string) {
-	if s.closing {
+	if s.closing || s.handed {
 		return
 	}
 	s.closing = true

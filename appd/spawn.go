@@ -103,8 +103,9 @@ func (m *Manager) HandleSpawn(ctx context.Context, nc ssh.NewChannel, gateway st
 	m.auditAttach(s, "attach", client)
 	go func() {
 		defer m.unregister(s)
-		s.live(ctx, func() { m.auditExit(s) })
-		logEnd(log, s)
+		if s.live(ctx, func() { m.auditExit(s) }) {
+			logEnd(log, s)
+		}
 	}()
 	a.relayInput(s)
 	m.logDetach(log, s)
@@ -163,10 +164,14 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 		return nil, spawnFailed(req.App, m.Server, err)
 	}
 	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name, argv: argv}
-	if req.Pty != nil {
+	switch {
+	case req.Pty != nil && m.Keeper.Spawns():
+		s.grace, s.viaKeeper = app.Grace, true
+		err = s.startPTY(req.Pty, acct.cred) // the keeper forks it, from its own spawn thread
+	case req.Pty != nil:
 		s.grace = app.Grace
 		err = onSpawnThread(func() error { return s.startPTY(req.Pty, acct.cred) })
-	} else {
+	default:
 		err = onSpawnThread(func() error { return s.startBatch(acct.cred) })
 	}
 	link.started()
@@ -180,12 +185,13 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 		return nil, spawnFailed(req.App, m.Server, err)
 	}
 	s.info = control.SessionInfo{
-		ID: id, PID: cmd.Process.Pid, User: req.User, App: req.App,
+		ID: id, PID: s.pid, User: req.User, App: req.App,
 		Server: m.Server, Gateway: gateway, Started: time.Now(),
 	}
 	if req.Pty != nil {
 		s.rec = m.startRecording(s, app.Record, req.Pty)
 	}
+	s.syncMeta()
 	return s, nil
 }
 

@@ -172,6 +172,10 @@ type Server struct {
 	// Admin is a loopback address where appd serves /metrics, /healthz
 	// and /readyz, as a gateway's admin; none if empty (the default).
 	Admin string `toml:"admin"`
+	// Handover is how long appd's keeper keeps the PTY sessions of an
+	// appd that went away (a restart, an upgrade, a crash) for the next
+	// appd to take back, before it ends their apps; 30s if zero.
+	Handover time.Duration `toml:"handover"`
 }
 
 // App is a program appd may run. A request names an app, never a command.

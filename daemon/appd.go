@@ -61,7 +61,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		log.Warn("config", "warning", w.String())
 	}
 	cgroups := processCgroups(log) // first: its group must hold no other process of appd's
-	keeper, err := processKeeper(log)
+	keeper, held, err := processKeeper(log, cfg, *node)
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,9 @@ func Appd(ctx context.Context, args []string, env Env) error {
 			Shim: shim, Cgroups: cgroups, Audit: auditLog}}
 	a.probe.Set = a.appCPU
 	a.apply(cfg)
+	if len(held) > 0 {
+		log.Info("sessions taken back from the keeper", "sessions", a.mgr.Adopt(held), "held", len(held))
+	}
 	a.conf = newNodeConfig(kindServer, *node, cfg, log)
 	ln, err := env.listen(spec.Listen)
 	if err != nil {
@@ -111,12 +114,23 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	log.Info("appd serving", "listen", ln.Addr().String(), "admin", admin.addrs, "apps", strings.Join(spec.Apps, ","))
 	env.ready()
 	notifyReady(log)
-	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+	handover := false
+	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() {
+		if handover = keeper.Spawns() && !env.stopForGood(); handover {
+			log.Info("handing sessions over to the next appd", "sessions", a.mgr.Handover(), "keeper_pid", keeper.PID())
+		}
+		srv.Close()
+	})
 	cancel()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	a.mgr.Shutdown(shutdownCtx)
 	done()
 	wg.Wait()
+	if handover {
+		keeper.Close() // the keeper holds the sessions for the next appd
+	} else {
+		keeper.Quit() // what is left of the apps ends now
+	}
 	if errors.Is(err, transport.ErrServerClosed) {
 		return nil
 	}

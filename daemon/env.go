@@ -32,6 +32,21 @@ type Env struct {
 	// listeners, drain and exit. May be nil, as in tests run in-process.
 	Upgrade <-chan os.Signal
 	Exe     string
+	// Stop delivers SIGINT to appd: stop for good, ending every app at
+	// once. SIGTERM (what systemd sends to stop or restart it) hands the
+	// sessions to the next appd through the keeper instead. May be nil.
+	Stop <-chan os.Signal
+}
+
+// stopForGood reports whether appd was told to end its apps (SIGINT)
+// rather than hand them over.
+func (e Env) stopForGood() bool {
+	select {
+	case <-e.Stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (e Env) stdout() io.Writer {

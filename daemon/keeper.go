@@ -8,18 +8,16 @@ import (
 	"sync/atomic"
 
 	"switchyard/appd"
+	"switchyard/config"
 )
 
 // selfExe is this process's own binary, even if the file was replaced or
 // removed since it started.
 const selfExe = "/proc/self/exe"
 
-var (
-	keeperEnabled atomic.Bool // AppdKeeper was called: this binary can be a keeper
-	keeperOnce    sync.Once
-	keeper        *appd.Keeper
-	keeperErr     error
-)
+// keeperEnabled is set once AppdKeeper was called: this binary can be a
+// keeper.
+var keeperEnabled atomic.Bool
 
 // AppdKeeper must be called first thing in main by every binary that runs
 // Appd. Run with appd.KeeperArg as its first argument, the process is
@@ -50,17 +48,22 @@ func AppdKeeper() {
 
 // processKeeper returns the process's keeper, starting it on first use, or
 // nil if AppdKeeper was not called.
-func processKeeper(log *slog.Logger) (*appd.Keeper, error) {
+// It connects to the keeper of node's earlier appd, if one still holds
+// its sessions, and returns them too.
+func processKeeper(log *slog.Logger, cfg *config.Config, node string) (*appd.Keeper, []appd.HeldApp, error) {
 	if !keeperEnabled.Load() {
-		return nil, nil
+		return nil, nil, nil
 	}
-	keeperOnce.Do(func() {
-		keeper, keeperErr = appd.StartKeeper(selfExe, log)
-		if keeperErr == nil {
-			log.Info("keeper started", "keeper_pid", keeper.PID())
-		}
-	})
-	return keeper, keeperErr
+	hold := cfg.Servers[node].Handover
+	if hold <= 0 {
+		hold = appd.DefaultKeeperHold
+	}
+	k, held, err := appd.ConnectKeeper(appd.KeeperPath(cfg.Resolve(""), node), selfExe, hold, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("keeper connected", "keeper_pid", k.PID(), "held_sessions", len(held), "hold", hold)
+	return k, held, nil
 }
 
 var (

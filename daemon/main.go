@@ -13,18 +13,25 @@ import (
 // RunFunc is the shape of Broker, Slave and Appd.
 type RunFunc func(ctx context.Context, args []string, env Env) error
 
-// Main runs a daemon as a process: SIGINT and SIGTERM stop it, SIGHUP
-// reloads its config, SIGUSR2 upgrades a gateway in place (see
-// Env.Upgrade; other daemons keep its default action), and the error becomes the exit status (see ExitCode).
+// Main runs a daemon as a process: SIGINT and SIGTERM stop it (appd hands
+// its sessions over on SIGTERM, see Env.Stop), SIGHUP reloads its config,
+// SIGUSR2 upgrades a gateway in place (see Env.Upgrade; other daemons
+// keep its default action), and the error becomes the exit status (see
+// ExitCode).
 func Main(name string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	env := Env{Reload: hup}
-	if name == "slave" {
+	switch name {
+	case "slave":
 		usr2 := make(chan os.Signal, 1)
 		signal.Notify(usr2, syscall.SIGUSR2)
 		env.Upgrade, env.Exe = usr2, executable()
+	case "appd":
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, os.Interrupt)
+		env.Stop = stop
 	}
 	err := run(ctx, os.Args[1:], env)
 	stop()
