@@ -33,17 +33,17 @@ type session struct {
 	info   control.SessionInfo // immutable once registered; view adds the live fields
 	grace  time.Duration       // PTY: how long it may stay detached; 0 hangs up at once
 	cmd    *exec.Cmd
-	keeper *Keeper   // kills the process group if appd dies; nil for none
-	pid    int       // the app's pid, its process group and session id
+	keeper *Keeper // kills the process group if appd dies; nil for none
+	pid    int     // the app's pid, its process group and session id
 
 	// viaKeeper: the keeper started the app (or held it for this appd):
 	// it reaps and signals it, and holds it across an appd restart.
 	viaKeeper bool
 	pumped    chan struct{} // closed when the pump returns; nil if pump is not watched
-	term   *terminal // PTY sessions; nil for batch
-	pipe   *pipes    // batch sessions; nil for PTY
-	rec    *recorder // the session's recording; nil when not recorded
-	cg     *cgroup   // the session's control group; nil for none
+	term      *terminal     // PTY sessions; nil for batch
+	pipe      *pipes        // batch sessions; nil for PTY
+	rec       *recorder     // the session's recording; nil when not recorded
+	cg        *cgroup       // the session's control group; nil for none
 
 	// Lock order: attachMu, then outMu, then mu.
 	attachMu sync.Mutex // serialises attach and end
