@@ -19,7 +19,10 @@ type RunFunc func(ctx context.Context, args []string, env Env) error
 // keep its default action), and the error becomes the exit status (see
 // ExitCode).
 func Main(name string, run RunFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var interrupted chan os.Signal // appd: which signal stopped it, known before ctx ends
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	env := Env{Reload: hup}
@@ -29,10 +32,15 @@ func Main(name string, run RunFunc) {
 		signal.Notify(usr2, syscall.SIGUSR2)
 		env.Upgrade, env.Exe = usr2, executable()
 	case "appd":
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, os.Interrupt)
-		env.Stop = stop
+		interrupted = make(chan os.Signal, 1)
+		env.Stop = interrupted
 	}
+	go func() {
+		if sig := <-sigs; sig == os.Interrupt && interrupted != nil {
+			interrupted <- sig
+		}
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], env)
 	stop()
 	os.Exit(Exit(name, err, os.Stdout, os.Stderr))

@@ -216,7 +216,7 @@ func (c *ProcCluster) keeperPID(node string) int {
 	return pid
 }
 
-var keeperRE = regexp.MustCompile(`msg="keeper started".* keeper_pid=(\d+)`)
+var keeperRE = regexp.MustCompile(`msg="keeper connected".* keeper_pid=(\d+)`)
 
 // smapsRollup returns Pss and the private memory (clean and dirty) of pid,
 // in KiB, from /proc/PID/smaps_rollup.

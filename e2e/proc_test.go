@@ -113,7 +113,15 @@ type procOptions struct {
 	Bin string
 	// MaxSessions is each server's max_sessions; 50 if zero.
 	MaxSessions int
+	// ServerConfig is extra lines in a server's table by node name;
+	// a server without any keeps its apps for procHandover once its
+	// appd is gone, so that a test's keepers end soon after it.
+	ServerConfig map[string]string
 }
+
+// procHandover is the [server.NAME] handover of test servers that do not
+// set theirs.
+const procHandover = "handover = \"3s\"\n"
 
 // brokersConfig is the config text of opts' further brokers, listening
 // on addrs, and of its [etcd] table.
@@ -146,7 +154,11 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": cmp.Or(opts.MaxSessions, 50),
 		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
-		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": extra, "ExtraApps": opts.ExtraApps}
+		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": extra, "ExtraApps": opts.ExtraApps,
+		"ServerExtra": map[string]string{}}
+	for _, s := range servers {
+		data["ServerExtra"].(map[string]string)[s] = cmp.Or(opts.ServerConfig[s], procHandover)
+	}
 	for i, g := range gateways {
 		data["Gateways"].(map[string]string)[g] = addrs[2+i]
 	}
@@ -178,8 +190,11 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		for _, p := range c.procs {
+		for name, p := range c.procs {
 			p.Process.Signal(syscall.SIGCONT)
+			if _, ok := c.cfg.Servers[name]; ok {
+				stopForGood(p) // its keeper ends the apps now, not after the hold
+			}
 			p.Process.Kill()
 			p.Wait()
 		}
@@ -221,6 +236,18 @@ func (c *ProcCluster) Start(name string, bin ...string) {
 	c.mu.Lock()
 	c.procs[name] = cmd
 	c.mu.Unlock()
+}
+
+// stopForGood sends SIGINT to an appd, which ends its apps and its
+// keeper, and waits a few seconds for it to exit.
+func stopForGood(p *exec.Cmd) {
+	p.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { p.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
 }
 
 // PID is the process id of a running node.
