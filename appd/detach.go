@@ -2,6 +2,7 @@ package appd
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"switchyard/bufcopy"
@@ -101,7 +102,7 @@ func (s *session) emit(p []byte) {
 	s.observe(p)
 	a := s.att
 	if a == nil {
-		s.kept.write(p)
+		s.keep(p)
 		s.mu.Unlock()
 		return
 	}
@@ -110,7 +111,7 @@ func (s *session) emit(p []byte) {
 	s.out.Add(int64(n))
 	if err != nil {
 		s.mu.Lock()
-		s.kept.write(p[n:])
+		s.keep(p[n:])
 		s.mu.Unlock()
 		s.lost(a)
 	}
@@ -139,6 +140,7 @@ func (s *session) lost(a *attachment) {
 	s.gen++
 	gen := s.gen
 	s.timer = time.AfterFunc(s.grace, func() { s.expire(gen, "grace period expired") })
+	s.holdDetached()
 }
 
 // expire ends the grace period (or pre-launch hold) started by detach
@@ -195,6 +197,41 @@ func (s *session) view() control.SessionInfo {
 		info.State, info.Detached = control.StateDetached, s.detached
 	}
 	return info
+}
+
+// keep keeps p for the next attachment, in the mirror too if the session
+// has one. Callers hold s.mu.
+func (s *session) keep(p []byte) {
+	s.kept.write(p)
+	if s.mirror != nil {
+		s.mirror.write(p)
+	}
+}
+
+// takeKept returns what was kept and empties it. Callers hold s.mu.
+func (s *session) takeKept() []byte {
+	if s.mirror != nil {
+		s.mirror.reset()
+	}
+	return s.kept.take()
+}
+
+// holdDetached gives the keeper, if it holds the session, its state as
+// detached and a mirror of what it keeps from now on, so that both
+// survive appd. Callers hold s.mu.
+func (s *session) holdDetached() {
+	if !s.viaKeeper {
+		return
+	}
+	if s.mirror == nil {
+		m, err := newKeptFile()
+		if err != nil {
+			return // what is kept dies with appd; the session does not
+		}
+		s.mirror = m
+		m.write(s.kept.buf)
+	}
+	s.keeper.Hold(s.pid, s.metaLocked(), []*os.File{s.term.master, s.mirror.f})
 }
 
 // ring keeps the last keptOutput bytes written to it.

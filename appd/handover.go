@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"switchyard/control"
 )
@@ -126,18 +123,22 @@ func (s *session) handOver() bool {
 	s.outMu.Lock() // no write to the attachment is under way
 	s.mu.Lock()
 	meta := s.metaLocked()
-	kept := s.kept.take()
+	if s.mirror == nil && len(s.kept.buf) > 0 {
+		if m, err := newKeptFile(); err == nil {
+			s.mirror = m
+			m.write(s.kept.buf)
+		}
+	}
+	files := []*os.File{s.term.master}
+	if s.mirror != nil {
+		files = append(files, s.mirror.f)
+	}
 	a := s.att
 	s.att = nil
 	s.stopGrace()
 	s.endWatchers()
 	s.mu.Unlock()
 	s.outMu.Unlock()
-	files := []*os.File{s.term.master}
-	if f, err := memfdOf(kept); err == nil && f != nil {
-		defer f.Close()
-		files = append(files, f)
-	}
 	err := s.keeper.Hold(s.pid, meta, files)
 	s.rec.close("handed over to the next appd")
 	if a != nil {
@@ -151,23 +152,6 @@ func (s *session) isHanded() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.handed
-}
-
-// memfdOf is an anonymous file holding b, nil for no bytes.
-func memfdOf(b []byte) (*os.File, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	fd, err := unix.MemfdCreate("switchyard-kept", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "kept")
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("memfd write: %w", err)
-	}
-	return f, nil
 }
 
 // Adopt takes back the sessions a keeper held from an earlier appd: each
@@ -207,11 +191,14 @@ func (m *Manager) adopted(h HeldApp) (*session, error) {
 	s.in.Store(meta.In)
 	s.out.Store(meta.Out)
 	s.term = newTerminal(h.Files[0])
-	for _, f := range h.Files[1:] {
-		if b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, 0, keptOutput), keptOutput)); err == nil {
-			s.kept.write(b)
+	for i, f := range h.Files[1:] {
+		b, err := readKeptFile(f)
+		if i > 0 || err != nil {
+			f.Close()
+			continue
 		}
-		f.Close()
+		s.mirror = &keptFile{f: f}
+		s.keep(b)
 	}
 	if c := meta.Cgroup; c != nil {
 		s.cg = &cgroup{v2: c.V2, dirs: c.Dirs, memDir: c.MemDir, memory: c.Memory}

@@ -131,6 +131,41 @@ func TestKeeperHoldsSessionsAfterAppdDies(t *testing.T) {
 	waitLen(t, m2, 0)
 }
 
+// TestKeptOutputSurvivesAppdDeath: what a detached session kept is in
+// the keeper's file as it is kept, so an appd that dies without a
+// handover loses none of it.
+func TestKeptOutputSurvivesAppdDeath(t *testing.T) {
+	k, path := testKeeper(t, time.Minute)
+	apps := map[string]App{"count": counterApp(time.Minute)}
+	m := newTestManager(t, apps)
+	m.Keeper = k
+	s := spawn(t, dialManager(t, m), ptyReq("count"))
+	s.waitOutput("n=2\r\n")
+	s.ch.Close()
+	waitState(t, m, s.started.ID, control.StateDetached)
+	syscall.Kill(s.started.PID, syscall.SIGUSR1)
+	waitUntil(t, "the marker to be kept", func() bool { return keptLen(m, s.started.ID) > 0 && keptHas(m, s.started.ID, "marker") })
+	abandon(m)
+	k.Close()
+	m2, _, adopted := nextAppd(t, path, apps)
+	if adopted != 1 {
+		t.Fatalf("adopted %d sessions, want 1", adopted)
+	}
+	again := attach(t, dialManager(t, m2), attachReq(s.started.ID, "alice"))
+	again.waitOutput("marker")
+	checkCounts(t, again.output())
+}
+
+// keptHas reports whether session id keeps want.
+func keptHas(m *Manager, id, want string) bool {
+	m.mu.Lock()
+	s := m.sessions[id]
+	m.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(string(s.kept.buf), want)
+}
+
 // TestKeeperEndsAppsWhenNoAppdReturns: once its hold runs out with no
 // appd connected, the keeper ends its apps and exits.
 func TestKeeperEndsAppsWhenNoAppdReturns(t *testing.T) {

@@ -209,6 +209,9 @@ func (m *Manager) unregister(s *session) {
 		if s.viaKeeper {
 			s.keeper.Forget(s.pid)
 		}
+		if s.mirror != nil {
+			s.mirror.f.Close()
+		}
 	}
 	m.handlers.Done()
 }

@@ -151,14 +151,14 @@ func (s *session) attach(a *attachment, pty *control.PtySpec, gateway string, re
 	s.mu.Lock()
 	s.stopGrace()
 	s.att, s.gateway = a, gateway
-	pending := s.kept.take()
+	pending := s.takeKept()
 	s.mu.Unlock()
 	if len(pending) > 0 {
 		n, err := a.ch.Write(pending)
 		s.out.Add(int64(n))
 		if err != nil {
 			s.mu.Lock()
-			s.kept.write(pending[n:])
+			s.keep(pending[n:])
 			s.mu.Unlock()
 			s.lost(a)
 		}

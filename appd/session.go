@@ -60,6 +60,7 @@ type session struct {
 	gen      uint64      // counts detaches, so a stale grace timer does nothing
 	timer    *time.Timer // the running grace period, if detached
 	kept     ring        // output produced while detached
+	mirror   *keptFile   // kept, in a file the keeper holds (viaKeeper, once detached); nil if none
 	closing  bool        // a hang-up was requested: no new attachments, no second hang-up
 	handed   bool        // handed over to the next appd (handover.go): nothing more is done to it
 	held     bool        // pre-launched and never attached yet: its timer is the hold

@@ -148,7 +148,7 @@ func (s *session) notice(line string) {
 	s.mu.Lock()
 	a := s.att
 	if a == nil {
-		s.kept.write([]byte(line))
+		s.keep([]byte(line))
 	}
 	s.mu.Unlock()
 	if a != nil {

@@ -210,3 +210,42 @@ func rideGaps(t *testing.T, c *ProcCluster, gateway string) []time.Duration {
 	slices.Sort(gaps)
 	return gaps
 }
+
+// handoverRestarts is how many times TestAppdRestartPause restarts appd.
+const handoverRestarts = 10
+
+// TestAppdRestartPause measures how long attached users' output stalls
+// while appd restarts: five attached counters through ten restarts, odd
+// ones SIGTERM, even ones kill -9, each followed at once by a new appd.
+// The README's Upgrades section quotes the figures it logs.
+func TestAppdRestartPause(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
+		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
+		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
+		Extra:         perlCounter, ExtraApps: []string{"counter"}})
+	client := c.Dial("gw1")
+	runs := make([]*Run, 5)
+	for i := range runs {
+		runs[i] = Open(t, client, "counter", "xterm", 24, 80)
+		runs[i].WaitFor("tick=1 ")
+	}
+	for i := range handoverRestarts {
+		rides := rodeThrough(c, "gw1")
+		if i%2 == 0 {
+			c.stop("s1", syscall.SIGTERM)
+		} else {
+			c.Signal("s1", syscall.SIGKILL)
+		}
+		c.Start("s1")
+		c.Eventually("every session rides through", func() bool { return rodeThrough(c, "gw1") >= rides+len(runs) })
+	}
+	for _, r := range runs {
+		out, _ := r.Output()
+		r.WaitFor(fmt.Sprintf("tick=%d ", checkTicks(t, out)+2))
+		out, _ = r.Output()
+		checkTicks(t, out)
+	}
+	gaps := rideGaps(t, c, "gw1")
+	t.Logf("%d restarts (SIGTERM and kill -9 in turn) under %d attached sessions: output stalled p50 %v, max %v",
+		handoverRestarts, len(runs), gaps[len(gaps)/2], gaps[len(gaps)-1])
+}
