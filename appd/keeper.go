@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -308,6 +311,16 @@ func (k *Keeper) Spawn(cmd *exec.Cmd, setctty bool, meta json.RawMessage, held [
 	if err != nil {
 		return 0, err
 	}
+	// A program run through one of appd's descriptors (the exec shim's
+	// /proc/self/fd/N) goes along: the keeper runs it through its copy.
+	var exe *os.File
+	if n, ok := strings.CutPrefix(cmd.Path, "/proc/self/fd/"); ok {
+		if exe, err = dupFD(n); err != nil {
+			return 0, err
+		}
+		defer exe.Close()
+		held = append(slices.Clone(held), exe)
+	}
 	ch := make(chan keeperMsg, 1)
 	k.mu.Lock()
 	k.ref++
@@ -319,7 +332,7 @@ func (k *Keeper) Spawn(cmd *exec.Cmd, setctty bool, meta json.RawMessage, held [
 		delete(k.waiting, ref)
 		k.mu.Unlock()
 	}()
-	m := keeperMsg{Ref: ref, Spawn: spec, Child: len(files), Meta: meta}
+	m := keeperMsg{Ref: ref, Spawn: spec, Child: len(files), Meta: meta, Exe: exe != nil}
 	if err := k.send(opSpawn, m, append(files, held...)); err != nil {
 		return 0, err
 	}
@@ -336,6 +349,19 @@ func (k *Keeper) Spawn(cmd *exec.Cmd, setctty bool, meta json.RawMessage, held [
 	case <-t.C:
 		return 0, fmt.Errorf("keeper: no answer to a spawn within %s", keeperReplyTimeout)
 	}
+}
+
+// dupFD duplicates descriptor number n (a string) of this process.
+func dupFD(n string) (*os.File, error) {
+	fd, err := strconv.Atoi(n)
+	if err != nil {
+		return nil, fmt.Errorf("keeper spawn: program %q: %w", n, err)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("keeper spawn: dup program descriptor: %w", err)
+	}
+	return os.NewFile(uintptr(dup), "program"), nil
 }
 
 // spawnSpecOf is cmd as a keeper spawn request and the app's files.

@@ -274,6 +274,18 @@ func (k *keeperd) spawn(p keeperPacket) {
 		return
 	}
 	child, held := p.files[:m.Child], p.files[m.Child:]
+	if m.Exe && len(held) > 0 { // run appd's program through the descriptor it sent
+		exe := held[len(held)-1]
+		held = held[:len(held)-1]
+		defer exe.Close()
+		fd, err := rawFD(exe)
+		if err != nil {
+			p.close()
+			k.send(opStarted, keeperMsg{Ref: m.Ref, Err: err.Error()}, nil)
+			return
+		}
+		m.Spawn.Path = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
 	pid, err := startHeld(m.Spawn, child)
 	for _, f := range child {
 		f.Close()

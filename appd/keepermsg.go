@@ -47,6 +47,7 @@ type keeperMsg struct {
 	Err    string          `json:"err,omitempty"`    // started: why the spawn failed
 	Spawn  *spawnSpec      `json:"spawn,omitempty"`  // spawn
 	Child  int             `json:"child,omitempty"`  // spawn: the first Child descriptors are the app's 0, 1, 2...; the rest are held
+	Exe    bool            `json:"exe,omitempty"`    // spawn: the last descriptor is the program to run (appd's /proc/self/fd/N)
 	Meta   json.RawMessage `json:"meta,omitempty"`   // spawn, hold, meta, adopted: appd's state of the session, opaque to the keeper
 }
 

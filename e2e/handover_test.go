@@ -96,20 +96,6 @@ func TestAppdRestartKeepsSessions(t *testing.T) {
 	}
 }
 
-// TestAppdStopEndsEveryApp: appd stopped for good (SIGINT) ends every
-// app and its keeper at once, handing nothing over.
-func TestAppdStopEndsEveryApp(t *testing.T) {
-	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
-		ServerConfig: map[string]string{"s1": "handover = \"1h\"\n"}})
-	client := c.Dial("gw1")
-	r := Open(t, client, "ticker", "xterm", 24, 80)
-	r.WaitFor("tick=1 ")
-	pid := tickPID(t, r)
-	keeper := c.keeperPID("s1")
-	c.stop("s1", syscall.SIGINT)
-	c.Eventually("the app and the keeper to end", func() bool { return gone(pid) && gone(keeper) })
-}
-
 // perlCounter ticks as the ticker app does, four times a second, without
 // a process per tick: 200 of them leave the machine the CPU to restart
 // appd.

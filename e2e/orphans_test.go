@@ -160,11 +160,11 @@ func waitAllGone(procs map[int]string, d time.Duration) []string {
 	}
 }
 
-// TestAppdSigtermEndsAppsAndKeeper: appd stopped the normal way (SIGTERM)
-// ends its sessions as it always did, SIGHUP to each app's process group,
-// SIGKILL two seconds later to one that ignores SIGHUP, and its keeper
-// exits with it.
-func TestAppdSigtermEndsAppsAndKeeper(t *testing.T) {
+// TestAppdStopForGoodEndsAppsAndKeeper: appd stopped for good (SIGINT;
+// SIGTERM hands the sessions over instead, see handover_test.go) ends its
+// sessions, SIGHUP to each app's process group, SIGKILL two seconds later
+// to one that ignores SIGHUP, and its keeper exits with it.
+func TestAppdStopForGoodEndsAppsAndKeeper(t *testing.T) {
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"},
 		procOptions{Extra: orphanApps, ExtraApps: []string{"hupproof", "jobs", "quiet"}})
 	client := c.Dial("gw1")
@@ -187,10 +187,10 @@ func TestAppdSigtermEndsAppsAndKeeper(t *testing.T) {
 	c.mu.Lock()
 	appd := c.procs["s1"]
 	c.mu.Unlock()
-	c.Signal("s1", syscall.SIGTERM)
+	c.Signal("s1", syscall.SIGINT)
 	c.Eventually("appd to exit", func() bool { return gone(appd.Process.Pid) })
 	if survivors := waitAllGone(procs, 10*time.Second); len(survivors) > 0 {
-		t.Fatalf("%d of %d processes outlived appd's SIGTERM:\n%s", len(survivors), len(procs), strings.Join(survivors, "\n"))
+		t.Fatalf("%d of %d processes outlived appd's SIGINT:\n%s", len(survivors), len(procs), strings.Join(survivors, "\n"))
 	}
 	log, _ := os.ReadFile(filepath.Join(c.Dir, "s1.log"))
 	for _, want := range []string{`app=hupproof pid=\d+ status="signal KILL" .*hangup=`, `app=quiet pid=\d+ status="signal HUP" .*hangup=`} {
