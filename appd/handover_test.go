@@ -169,7 +169,8 @@ func keptHas(m *Manager, id, want string) bool {
 // TestKeeperEndsAppsWhenNoAppdReturns: once its hold runs out with no
 // appd connected, the keeper ends its apps and exits.
 func TestKeeperEndsAppsWhenNoAppdReturns(t *testing.T) {
-	k, _ := testKeeper(t, 300*time.Millisecond)
+	k, _ := testKeeper(t, time.Hour)
+	k.SetHold(300 * time.Millisecond) // as a reload of handover does
 	m := newTestManager(t, map[string]App{"count": counterApp(time.Minute)})
 	m.Keeper = k
 	s := spawn(t, dialManager(t, m), ptyReq("count"))

@@ -415,6 +415,10 @@ func (k *Keeper) Add(pgid int) error { return k.send(opAdd, keeperMsg{PID: pgid}
 // pid cannot have been reused.
 func (k *Keeper) Remove(pgid int) error { return k.send(opRemove, keeperMsg{PID: pgid}, nil) }
 
+// SetHold sets how long the keeper holds the apps once appd goes (the
+// config's handover, which reloads).
+func (k *Keeper) SetHold(d time.Duration) error { return k.send(opWait, keeperMsg{Hold: d}, nil) }
+
 // Quit tells the keeper to end every app now and exit: appd stops for
 // good.
 func (k *Keeper) Quit() error { return k.send(opQuit, keeperMsg{}, nil) }

@@ -260,6 +260,10 @@ func (k *keeperd) handle(p keeperPacket) {
 		}
 	case opRemove:
 		delete(k.groups, m.PID)
+	case opWait:
+		if m.Hold > 0 {
+			k.hold = m.Hold
+		}
 	}
 	p.close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +27,7 @@ const (
 	opAdd     byte = 'G' // kill this process group at once if appd goes away (apps appd started itself)
 	opRemove  byte = 'R' // forget a group registered with opAdd
 	opQuit    byte = 'Q' // end every app now and exit: appd stops for good
+	opWait    byte = 'W' // hold the apps this long once appd goes (Hold: nanoseconds)
 	opAdopted byte = 'A' // keeper to appd: an app held since before this appd
 	opListed  byte = 'D' // keeper to appd: every held app was sent
 	opStarted byte = 'P' // keeper to appd: the answer to opSpawn
@@ -49,6 +51,7 @@ type keeperMsg struct {
 	Child  int             `json:"child,omitempty"`  // spawn: the first Child descriptors are the app's 0, 1, 2...; the rest are held
 	Exe    bool            `json:"exe,omitempty"`    // spawn: the last descriptor is the program to run (appd's /proc/self/fd/N)
 	Meta   json.RawMessage `json:"meta,omitempty"`   // spawn, hold, meta, adopted: appd's state of the session, opaque to the keeper
+	Hold   time.Duration   `json:"hold,omitempty"`   // wait
 }
 
 // spawnSpec is what the keeper needs to start an app: what exec.Cmd and

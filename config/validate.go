@@ -176,6 +176,9 @@ func (v *checker) servers() {
 		if s.MaxSessions < 0 {
 			v.addf(sub(k, "max_sessions"), "must not be negative")
 		}
+		if s.Handover < 0 {
+			v.addf(sub(k, "handover"), "must not be negative (how long the keeper holds the apps of an appd that went away; 30s if left out)")
+		}
 		for _, app := range s.Apps {
 			if app == "*" {
 				v.addf(sub(k, "apps"), `"*" is not allowed here: leave apps out to offer every app`)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -162,6 +163,9 @@ func (a *appdNode) apply(cfg *config.Config) error {
 		apps[name] = appd.App{Argv: app.Argv, Env: app.Env, Dir: app.Dir, User: app.User,
 			AllowRoot: app.AllowRoot, AllowArgs: app.AllowArgs, Grace: app.GracePeriod(), Record: recordMode(cfg, name),
 			Limits: appLimits(cfg.AppResources(name))}
+	}
+	if a.mgr.Keeper.Spawns() { // handover reloads
+		a.mgr.Keeper.SetHold(cmp.Or(spec.Handover, appd.DefaultKeeperHold))
 	}
 	a.mgr.SetRecording(recordingOf(cfg))
 	a.mgr.SetApps(apps)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
@@ -54,10 +55,7 @@ func processKeeper(log *slog.Logger, cfg *config.Config, node string) (*appd.Kee
 	if !keeperEnabled.Load() {
 		return nil, nil, nil
 	}
-	hold := cfg.Servers[node].Handover
-	if hold <= 0 {
-		hold = appd.DefaultKeeperHold
-	}
+	hold := cmp.Or(cfg.Servers[node].Handover, appd.DefaultKeeperHold)
 	k, held, err := appd.ConnectKeeper(appd.KeeperPath(cfg.Resolve(""), node), selfExe, hold, log)
 	if err != nil {
 		return nil, nil, err
