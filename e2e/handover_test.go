@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -157,21 +156,7 @@ func (c *ProcCluster) stop(name string, sig syscall.Signal) {
 func copyAppd(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	src, err := os.Open(filepath.Join(buildBinaries(t), "appd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(filepath.Join(dir, "appd"), os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, filepath.Join(buildBinaries(t), "appd"), filepath.Join(dir, "appd"))
 	if err := os.Chmod(dir, 0o755); err != nil { // the exec shim runs by path as the app's user
 		t.Fatal(err)
 	}

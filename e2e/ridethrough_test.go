@@ -7,12 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // cutAppdLinks destroys every TCP connection to server's appd listener
@@ -99,16 +97,7 @@ func TestRideThroughLostAppdLink(t *testing.T) {
 		ticker.WaitFor(fmt.Sprintf("tick=%d ", at+3))
 	}
 	last := checkTicks(t, ticker.Stdout())
-	b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
-	var gaps []time.Duration
-	for _, m := range regexp.MustCompile(`msg="session rode through a lost appd link".* gap=(\S+)`).FindAllStringSubmatch(string(b), -1) {
-		d, err := time.ParseDuration(m[1])
-		if err != nil {
-			t.Fatalf("gap %q: %v", m[1], err)
-		}
-		gaps = append(gaps, d)
-	}
-	slices.Sort(gaps)
+	gaps := rideGaps(t, c, "gw1")
 	t.Logf("%d cuts, %d ride-throughs, %d ticks in sequence; re-attach gap p50 %v, max %v",
 		rideCuts, len(gaps), last, gaps[len(gaps)/2], gaps[len(gaps)-1])
 	for name, p := range map[string]*sshProc{"ticker": ticker, "pid": echo} {
