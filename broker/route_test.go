@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 	"switchyard/selection"
 )
 
@@ -100,18 +102,17 @@ func (nb *netBroker) call(ctx context.Context, server, method string, req, resp 
 // background) and returns it.
 func (nb *netBroker) waitCall(n int) appdCall {
 	nb.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	var c appdCall
+	testutil.Eventually(nb.t, 5*time.Second, fmt.Sprintf("appd call %d", n), func() bool {
 		nb.mu.Lock()
-		if len(nb.calls) >= n {
-			c := nb.calls[n-1]
-			nb.mu.Unlock()
-			return c
+		defer nb.mu.Unlock()
+		if len(nb.calls) < n {
+			return false
 		}
-		nb.mu.Unlock()
-		if time.Now().After(deadline) {
-			nb.t.Fatalf("appd call %d never came", n)
-		}
-	}
+		c = nb.calls[n-1]
+		return true
+	})
+	return c
 }
 
 // tick moves the clock on by d, with every node reporting just then.
