@@ -20,7 +20,7 @@ import (
 
 // spliced returns a client whose channels are spliced, by a middle SSH
 // server, to channels opened on backend.
-func spliced(t *testing.T, ctx context.Context, backend *ssh.Client) *ssh.Client {
+func spliced(t testing.TB, ctx context.Context, backend *ssh.Client) *ssh.Client {
 	t.Helper()
 	return sshtest.Pair(t, func(nc ssh.NewChannel) {
 		inner, innerReqs, err := backend.OpenChannel(nc.ChannelType(), nc.ExtraData())
