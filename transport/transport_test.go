@@ -19,6 +19,7 @@ import (
 type cluster struct {
 	srv, cli ssh.Signer
 	addr     string
+	server   *Server
 	accepts  atomic.Int32
 	keys     KeyFunc
 }
@@ -53,6 +54,7 @@ func startServer(t *testing.T, handler ConnHandler) *cluster {
 			handler(ctx, node, conn, chans)
 		},
 	}
+	c.server = s
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	return c
