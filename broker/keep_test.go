@@ -282,7 +282,7 @@ func TestRestoreRebuildsPrelaunchedSession(t *testing.T) {
 	}
 	list := nb.UserSessions("alice", "gw1")
 	if len(list.Sessions) != 1 || list.Sessions[0].PID != 4249 || list.Sessions[0].State != control.StateDetached ||
-		!list.Sessions[0].Started.Equal(nb.now().Add(10*time.Second-DefaultReservation)) {
+		!list.Sessions[0].Started.Equal(nb.now().Add(10*time.Second-control.DefaultReservation)) {
 		t.Fatalf("sessions after restore: %+v", list.Sessions)
 	}
 	if pl, err := nb.ask("gw1", term); err != nil || pl.Claim == nil || pl.Claim.PID != 4249 {
