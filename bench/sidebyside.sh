@@ -3,7 +3,7 @@
 # real processes on this machine, measured by the same load tool
 # (cmd/load) with the same parameters; prints one table with the ratios.
 #
-#   bench/sidebyside.sh [-n HOLD] [-r RATE] [-a SERVERS] [-P PROCS] [-T] [-s] [-H] [-k] [-w] [-p]
+#   bench/sidebyside.sh [-n HOLD] [-r RATE] [-a SERVERS] [-P PROCS] [-T] [-s] [-H] [-R] [-k] [-w] [-p]
 #
 #   -n HOLD  concurrent sessions of the hold run (default 1000)
 #   -a N     appd servers (default 2; each holds 4 descriptors per session
@@ -17,6 +17,11 @@
 #   -s       hold against Switchyard only (sshd needs about three
 #            processes per session: 10,000 sessions would exhaust pid_max)
 #   -H       the hold run only
+#   -R       Switchyard's sessions are relayed: the load tool connects to
+#            a second gateway, gwr (redirect = "relay", reaching only a
+#            server s0 that runs no appd), which carries each session
+#            through gw1's internal listener; the hold reports gwr's and
+#            gw1's memory (gateway= is gwr, relay= is gw1)
 #   -k       keep the temp dir (configs, keys, logs, results)
 #   -w       measure nothing: start both servers, write their load tool
 #            arguments to TMP/env.sh (source it, then e.g.
@@ -41,8 +46,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-hold_n=1000 hold_rate=250 servers=2 procs="" hold_pty=true hold_sshd=true hold_only=false keep=false profile=false wait=false
-while getopts "n:r:a:P:TsHkpw" opt; do
+hold_n=1000 hold_rate=250 servers=2 procs="" hold_pty=true hold_sshd=true hold_only=false keep=false profile=false wait=false relay=false
+while getopts "n:r:a:P:TsHRkpw" opt; do
 	case $opt in
 	n) hold_n=$OPTARG ;;
 	r) hold_rate=$OPTARG ;;
@@ -51,6 +56,7 @@ while getopts "n:r:a:P:TsHkpw" opt; do
 	T) hold_pty=false ;;
 	s) hold_sshd=false ;;
 	H) hold_only=true ;;
+	R) relay=true ;;
 	k) keep=true ;;
 	p) profile=true keep=true ;;
 	w) wait=true ;;
@@ -170,6 +176,23 @@ for s in $names; do
 	free_port port
 	server_tables+="[server.$s]"$'\n'"listen = \"127.0.0.1:$port\""$'\n'"max_sessions = $cap"$'\n'
 done
+relay_tables="" gw1_internal=""
+if $relay; then
+	for node in gwr s0; do keygen "$state/keys/$node" "$node"; done
+	keygen "$state/keys/gwr_host" gwr-host
+	free_port internal_port; free_port gwr_port; free_port s0_port
+	gw1_internal="internal = \"127.0.0.1:$internal_port\""
+	relay_tables="[gateway.gwr]
+listen = \"127.0.0.1:$gwr_port\"
+capacity = $cap
+max_conns_per_source = $cap
+max_sessions_per_user = $cap
+max_channels_per_conn = $cap
+reach = [\"s0\"]
+redirect = \"relay\"
+[server.s0] # no appd: down, so every session goes to a server only gw1 reaches
+listen = \"127.0.0.1:$s0_port\""
+fi
 cat >"$tmp/config.toml" <<EOF
 state_dir = "$state"
 [broker]
@@ -182,7 +205,9 @@ capacity = $cap
 max_conns_per_source = $cap
 max_sessions_per_user = $cap
 max_channels_per_conn = $cap
+$gw1_internal
 $server_tables
+$relay_tables
 [policy]
 affinity = "none" # spread the hold run over the servers
 [app.cat]
@@ -239,11 +264,17 @@ done
 daemon gw1 slave -node gw1
 sy_pids="gateway=$pid_gw1$sy_pids"
 wait_port "$gw_port" "$pid_gw1" gw1
+if $relay; then
+	daemon gwr slave -node gwr
+	sy_pids="gateway=$pid_gwr,relay=$pid_gw1${sy_pids#gateway=$pid_gw1}"
+	wait_port "$gwr_port" "$pid_gwr" gwr
+	echo "[127.0.0.1]:$gwr_port $(cut -d' ' -f1,2 "$state/keys/gwr_host.pub")" >"$tmp/gwr_known"
+fi
 wait_port "$sshd_port" "$sshd_pid" sshd
 echo "[127.0.0.1]:$gw_port $(cut -d' ' -f1,2 "$state/keys/gw1_host.pub")" >"$tmp/gw_known"
 for _ in $(seq 300); do
 	if "$bin/broker" status -json -config "$tmp/config.toml" 2>/dev/null |
-		jq -e --argjson n "$servers" '(.servers | length) == $n and all(.servers[]; .healthy) and all(.gateways[]; .connected)' >/dev/null 2>&1; then
+		jq -e --argjson n "$servers" '([.servers[] | select(.healthy)] | length) == $n and all(.gateways[]; .connected)' >/dev/null 2>&1; then
 		break
 	fi
 	sleep 0.1
@@ -251,6 +282,7 @@ done
 
 # --- measurements -------------------------------------------------------
 sy=(-addr "127.0.0.1:$gw_port" -user alice -key "$tmp/user_key" -known-hosts "$tmp/gw_known")
+if $relay; then sy=(-addr "127.0.0.1:$gwr_port" -user alice -key "$tmp/user_key" -known-hosts "$tmp/gwr_known"); fi
 sd=(-addr "127.0.0.1:$sshd_port" -user "$bench_user" -key "$tmp/user_key" -known-hosts "$tmp/sshd_known")
 if $wait; then
 	{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"golang.org/x/crypto/ssh"
 
@@ -70,18 +71,15 @@ type Cluster struct {
 	Near     map[string][]string        // region → regions near it, best first
 
 	// Reservation is how long an app pre-launched for a redirected client
-	// waits for it; DefaultReservation if zero.
+	// waits for it; control.DefaultReservation if zero.
 	Reservation time.Duration
 }
-
-// DefaultReservation is Cluster.Reservation when unset.
-const DefaultReservation = 30 * time.Second
 
 // Broker places sessions and tracks the cluster. Set Cluster with
 // SetCluster before serving; the other fields are optional.
 type Broker struct {
 	Logger         *slog.Logger     // slog.Default() if nil
-	ReportInterval time.Duration    // 2s if zero; a node silent for 3 intervals is unhealthy
+	ReportInterval time.Duration    // control.DefaultReportInterval if zero; a node silent for 3 intervals is unhealthy
 	Now            func() time.Time // time.Now if nil
 
 	// Store keeps what a restart must not forget (drains, reservations,
@@ -215,7 +213,7 @@ func (b *Broker) now() time.Time {
 
 func (b *Broker) interval() time.Duration {
 	if b.ReportInterval <= 0 {
-		return 2 * time.Second
+		return control.DefaultReportInterval
 	}
 	return b.ReportInterval
 }

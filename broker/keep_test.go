@@ -15,6 +15,7 @@ import (
 
 	"switchyard/brokerstate"
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // memStore is a brokerstate.Store in memory that can be made to fail.
@@ -281,7 +282,7 @@ func TestRestoreRebuildsPrelaunchedSession(t *testing.T) {
 	}
 	list := nb.UserSessions("alice", "gw1")
 	if len(list.Sessions) != 1 || list.Sessions[0].PID != 4249 || list.Sessions[0].State != control.StateDetached ||
-		!list.Sessions[0].Started.Equal(nb.now().Add(10*time.Second-DefaultReservation)) {
+		!list.Sessions[0].Started.Equal(nb.now().Add(10*time.Second-control.DefaultReservation)) {
 		t.Fatalf("sessions after restore: %+v", list.Sessions)
 	}
 	if pl, err := nb.ask("gw1", term); err != nil || pl.Claim == nil || pl.Claim.PID != 4249 {
@@ -422,11 +423,7 @@ func TestFollowerNeitherPlacesNorDrains(t *testing.T) {
 	defer cancel()
 	go nb.Keep(ctx)
 	lead.set(true)
-	for deadline := time.Now().Add(5 * time.Second); !nb.Status().Servers[0].Draining; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("new leader did not restore the drain")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, "the new leader to restore the drain", func() bool { return nb.Status().Servers[0].Draining })
 	if pl, err := nb.ask("gw1", term); err != nil || pl.Server != "s2" && pl.Redirect == nil {
 		t.Fatalf("new leader: %+v, %v", pl, err)
 	}
@@ -459,11 +456,7 @@ func TestNewLeaderPlacesOnlyOnceRestored(t *testing.T) {
 		t.Fatalf("placed before restoring: %v", err)
 	}
 	close(gate)
-	for deadline := time.Now().Add(5 * time.Second); !nb.Status().Servers[1].Draining; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("new leader did not restore the drain")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, "the new leader to restore the drain", func() bool { return nb.Status().Servers[1].Draining })
 	for range 3 {
 		// gw2 reaches only s2, drained: never placed there.
 		if pl, err := nb.ask("gw2", term); pl.Server == "s2" || control.ErrorCode(err) == control.CodeNotLeader {

@@ -42,7 +42,7 @@ const claimMargin = time.Second
 // reservationTime is how long reservations last. Callers hold b.mu.
 func (b *Broker) reservationTime() time.Duration {
 	if b.cluster.Reservation <= 0 {
-		return DefaultReservation
+		return control.DefaultReservation
 	}
 	return b.cluster.Reservation
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 	"switchyard/selection"
 )
 
@@ -100,18 +102,17 @@ func (nb *netBroker) call(ctx context.Context, server, method string, req, resp 
 // background) and returns it.
 func (nb *netBroker) waitCall(n int) appdCall {
 	nb.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	var c appdCall
+	testutil.Eventually(nb.t, 5*time.Second, fmt.Sprintf("appd call %d", n), func() bool {
 		nb.mu.Lock()
-		if len(nb.calls) >= n {
-			c := nb.calls[n-1]
-			nb.mu.Unlock()
-			return c
+		defer nb.mu.Unlock()
+		if len(nb.calls) < n {
+			return false
 		}
-		nb.mu.Unlock()
-		if time.Now().After(deadline) {
-			nb.t.Fatalf("appd call %d never came", n)
-		}
-	}
+		c = nb.calls[n-1]
+		return true
+	})
+	return c
 }
 
 // tick moves the clock on by d, with every node reporting just then.
@@ -152,13 +153,13 @@ func TestRedirectPrelaunchesThenClaimConfirms(t *testing.T) {
 	}
 	rd := pl.Redirect
 	want := control.Redirect{Gateway: "gw1", Address: "gw1.example.com:22", SessionID: "pre-1", PID: 4241,
-		Expires: nb.now().Add(DefaultReservation)}
+		Expires: nb.now().Add(control.DefaultReservation)}
 	if rd == nil || *rd != want || pl.Server != "s1" || pl.Claim != nil || pl.Via != nil {
 		t.Fatalf("placement %+v redirect %+v, want %+v", pl, rd, want)
 	}
 	c := nb.waitCall(1)
 	preq, _ := c.req.(control.PrelaunchRequest)
-	if c.server != "s1" || c.method != control.MethodPrelaunch || preq.Hold != DefaultReservation+claimMargin ||
+	if c.server != "s1" || c.method != control.MethodPrelaunch || preq.Hold != control.DefaultReservation+claimMargin ||
 		preq.Gateway != "gw1" || preq.Spawn.Pty != term || preq.Spawn.User != "alice" || preq.Spawn.Env["LANG"] != "C" {
 		t.Fatalf("pre-launch call %+v", c)
 	}
@@ -175,7 +176,7 @@ func TestRedirectPrelaunchesThenClaimConfirms(t *testing.T) {
 		t.Fatalf("decision %+v", d)
 	}
 
-	nb.tick(DefaultReservation - time.Millisecond) // just in time
+	nb.tick(control.DefaultReservation - time.Millisecond) // just in time
 	pl, err = nb.ask("gw1", term)
 	if err != nil || pl.Claim == nil || *pl.Claim != (control.Claim{SessionID: "pre-1", PID: 4241}) || pl.Server != "s1" || pl.Redirect != nil {
 		t.Fatalf("claim: %+v, %v", pl, err)
@@ -243,7 +244,7 @@ func TestReservationExpires(t *testing.T) {
 	if pl, err := nb.ask("gw2", term); err != nil || pl.Redirect == nil {
 		t.Fatalf("%+v, %v", pl, err)
 	}
-	nb.tick(DefaultReservation + time.Millisecond)
+	nb.tick(control.DefaultReservation + time.Millisecond)
 	if n := len(nb.Status().Reservations); n != 0 {
 		t.Fatalf("expired reservation listed (%d)", n)
 	}

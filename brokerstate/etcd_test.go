@@ -15,6 +15,7 @@ import (
 
 	"switchyard/control"
 	"switchyard/internal/etcdtest"
+	"switchyard/internal/testutil"
 )
 
 // testTTL is the lease of the election tests: the default, which is what
@@ -39,16 +40,12 @@ func open(t *testing.T, eps []string, prefix, cluster, name string) *Etcd {
 	return e
 }
 
-// eventually polls cond every 20 ms until it holds, failing after d.
+// eventually polls cond until it holds, failing after d, and returns how
+// long that took.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, what, cond)
 	return time.Since(start)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 func openTemp(t *testing.T) (*File, string) {
@@ -123,16 +124,14 @@ func TestFileSessionsBatched(t *testing.T) {
 	defer g.Close()
 	g.delay = 10 * time.Millisecond
 	g.PutSession(ctx, control.SessionInfo{ID: "late", Via: &control.Via{Gateway: "gw"}, Addr: "x"})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if s, ok := onDisk(t, path).Sessions["late"]; ok {
-			if s.Via != nil || s.Addr != "" {
-				t.Fatalf("a session list's fields were kept: %+v", s)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("batched session never written")
-		}
+	var late control.SessionInfo
+	testutil.Eventually(t, 10*time.Second, "the batched session on disk", func() bool {
+		s, ok := onDisk(t, path).Sessions["late"]
+		late = s
+		return ok
+	})
+	if late.Via != nil || late.Addr != "" {
+		t.Fatalf("a session list's fields were kept: %+v", late)
 	}
 }
 

@@ -71,10 +71,10 @@ type Broker struct {
 	// listener through without the token.
 	AdminOpenMetrics bool `toml:"admin_open_metrics"`
 
-	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; 2s if zero
+	ReportInterval time.Duration `toml:"report_interval"` // heartbeat period; control.DefaultReportInterval if left out
 	PublicKey      string        `toml:"public_key"`      // node key, authorized_keys format; file keys/broker.pub if empty
 	// Reservation is how long an app the broker pre-launched for a
-	// redirected client waits for it; 30s if zero (see ReservationTime).
+	// redirected client waits for it; control.DefaultReservation if left out (0s: the same).
 	Reservation time.Duration `toml:"reservation"`
 }
 
@@ -84,7 +84,7 @@ type Gateway struct {
 	Address   string `toml:"address"`    // host:port users are told to use; Listen if empty
 	HostKey   string `toml:"host_key"`   // user-facing host key file; keys/NAME_host if empty, generated if missing
 	PublicKey string `toml:"public_key"` // node key, authorized_keys format; file keys/NAME.pub if empty
-	Capacity  int    `toml:"capacity"`   // max concurrent sessions; 1000 if zero
+	Capacity  int    `toml:"capacity"`   // max concurrent sessions; control.DefaultGatewayCapacity if zero
 	Region    string `toml:"region"`     // region the gateway is in; "" if unknown
 	// AliveInterval is how often a silent client is asked for a reply;
 	// after AliveCountMax unanswered asks its connection is closed (its

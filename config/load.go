@@ -11,30 +11,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"switchyard/control"
 )
 
 // Defaults Load fills in where the file leaves a value empty or zero.
 const (
-	defaultStateDir       = "/var/lib/switchyard"
-	defaultBrokerListen   = "127.0.0.1:7000"
-	defaultBrokerAdmin    = DefaultAdmin
-	defaultReportInterval = 2 * time.Second
-	defaultCapacity       = 1000
-	defaultMaxSessions    = 100
-	defaultReservation    = 30 * time.Second
+	defaultStateDir     = "/var/lib/switchyard"
+	defaultBrokerListen = "127.0.0.1:7000"
+	defaultBrokerAdmin  = DefaultAdmin
+	defaultMaxSessions  = 100
 )
-
-// ReservationTime is how long a pre-launched app waits for its user:
-// Reservation, or 30s when it is zero.
-func (b Broker) ReservationTime() time.Duration {
-	if b.Reservation <= 0 {
-		return defaultReservation
-	}
-	return b.Reservation
-}
 
 // Load reads the cluster file at path and returns it with defaults filled
 // in, or an *Error listing every problem with its file:line:col.
@@ -88,7 +77,7 @@ func (c *Config) fillDefaults(md toml.MetaData) {
 			g.Address = g.Listen
 		}
 		if g.Capacity == 0 {
-			g.Capacity = defaultCapacity
+			g.Capacity = control.DefaultGatewayCapacity
 		}
 		if g.HostKey == "" {
 			g.HostKey = "keys/" + name + "_host"
@@ -264,7 +253,8 @@ func decode(name, src string, pos *positions) (*Config, toml.MetaData, []Problem
 			Broker: Broker{
 				Listen:         defaultBrokerListen,
 				Admin:          defaultBrokerAdmin,
-				ReportInterval: defaultReportInterval,
+				ReportInterval: control.DefaultReportInterval,
+				Reservation:    control.DefaultReservation,
 			},
 		}
 		md, err := toml.Decode(src, c)

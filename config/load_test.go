@@ -199,7 +199,7 @@ argv = ["b"]
 	}
 	want := &Config{
 		StateDir: "/srv/sy",
-		Broker:   Broker{Listen: "10.0.0.1:7000", Admin: DefaultAdmin, ReportInterval: 500 * time.Millisecond},
+		Broker:   Broker{Listen: "10.0.0.1:7000", Admin: DefaultAdmin, ReportInterval: 500 * time.Millisecond, Reservation: 30 * time.Second},
 		Gateways: map[string]Gateway{"g": {Listen: "0.0.0.0:22", Address: "gw.example.com:22", HostKey: "/etc/sy/host", Capacity: 5, Redirect: RedirectHint}},
 		Servers:  map[string]Server{"s": {Listen: "10.0.0.2:7101", MaxSessions: 7, Apps: []string{"a"}}},
 		Apps:     map[string]App{"a": {Argv: []string{"a"}}, "b": {Argv: []string{"b"}}},

@@ -65,8 +65,8 @@ func TestValidateNetworkAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Broker.ReservationTime() != 30*time.Second {
-				t.Errorf("default reservation %v", c.Broker.ReservationTime())
+			if c.Broker.Reservation != 30*time.Second {
+				t.Errorf("default reservation %v", c.Broker.Reservation)
 			}
 			for name, g := range c.Gateways {
 				if g.Redirect != RedirectHint && g.Redirect != RedirectRelay {

@@ -181,7 +181,7 @@ func clusterOf(cfg *config.Config) broker.Cluster {
 		}
 		c.Gateways[name] = spec
 	}
-	c.Reservation = cfg.Broker.ReservationTime()
+	c.Reservation = cfg.Broker.Reservation
 	c.Descriptions = map[string]string{}
 	for name, app := range cfg.Apps {
 		c.Apps[name] = true

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // signCert signs a user certificate for key with ca: principal alice,
@@ -44,13 +46,13 @@ func runEcho(t *testing.T, client *ssh.Client) (string, string, int) {
 }
 
 func TestCertificates(t *testing.T) {
-	ca, untrusted := newSigner(t), newSigner(t)
-	revokedKey, revokedByFP := newSigner(t), newSigner(t)
+	ca, untrusted := sshtest.NewSigner(t), sshtest.NewSigner(t)
+	revokedKey, revokedByFP := sshtest.NewSigner(t), sshtest.NewSigner(t)
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"},
 		Extra: "[auth]\ntrusted_user_ca_keys = [\"" + authorized(ca) + "\"]\n" +
 			"revoked_keys = [\"" + authorized(revokedKey) + "\", \"" + ssh.FingerprintSHA256(revokedByFP.PublicKey()) + "\"]\n",
 		UserConfig: map[string]string{"alice": "principals = [\"alice@corp\"]\n"}})
-	good := signCert(t, ca, newSigner(t), func(cert *ssh.Certificate) {
+	good := signCert(t, ca, sshtest.NewSigner(t), func(cert *ssh.Certificate) {
 		cert.ValidPrincipals = []string{"alice@corp"}
 		cert.CriticalOptions = map[string]string{"source-address": "127.0.0.0/8,::1/128"}
 	})
@@ -66,20 +68,20 @@ func TestCertificates(t *testing.T) {
 	}
 	c.WaitLog("session started", "user=alice", "app=echo")
 	refused := map[string]ssh.Signer{
-		"expired": signCert(t, ca, newSigner(t), func(cert *ssh.Certificate) {
+		"expired": signCert(t, ca, sshtest.NewSigner(t), func(cert *ssh.Certificate) {
 			cert.ValidPrincipals = []string{"alice@corp"}
 			cert.ValidBefore = uint64(time.Now().Add(-time.Second).Unix())
 		}),
-		"wrong principal (the user's name, not a principal of hers)": signCert(t, ca, newSigner(t), nil),
-		"bob's principal for alice":                                  signCert(t, ca, newSigner(t), func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"bob"} }),
-		"untrusted CA":                                               signCert(t, untrusted, newSigner(t), func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"alice@corp"} }),
+		"wrong principal (the user's name, not a principal of hers)": signCert(t, ca, sshtest.NewSigner(t), nil),
+		"bob's principal for alice":                                  signCert(t, ca, sshtest.NewSigner(t), func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"bob"} }),
+		"untrusted CA":                                               signCert(t, untrusted, sshtest.NewSigner(t), func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"alice@corp"} }),
 		"revoked key":                                                signCert(t, ca, revokedKey, func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"alice@corp"} }),
 		"revoked by fingerprint":                                     signCert(t, ca, revokedByFP, func(cert *ssh.Certificate) { cert.ValidPrincipals = []string{"alice@corp"} }),
-		"source-address": signCert(t, ca, newSigner(t), func(cert *ssh.Certificate) {
+		"source-address": signCert(t, ca, sshtest.NewSigner(t), func(cert *ssh.Certificate) {
 			cert.ValidPrincipals = []string{"alice@corp"}
 			cert.CriticalOptions = map[string]string{"source-address": "192.0.2.0/24"}
 		}),
-		"force-command": signCert(t, ca, newSigner(t), func(cert *ssh.Certificate) {
+		"force-command": signCert(t, ca, sshtest.NewSigner(t), func(cert *ssh.Certificate) {
 			cert.ValidPrincipals = []string{"alice@corp"}
 			cert.CriticalOptions = map[string]string{"force-command": "echo hi"}
 		}),

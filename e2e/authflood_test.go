@@ -20,6 +20,9 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // argon2idHash is the PHC string of password with m=64 MiB, t=1, p=1.
@@ -262,7 +265,7 @@ func TestLogFloodBounded(t *testing.T) {
 		defer conn.Close()
 	}
 	longLogin := strings.Repeat("\x1b[2J", 25000) // 100 KB of terminal escapes
-	stranger := newSigner(t)
+	stranger := sshtest.NewSigner(t)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i := range flood {
@@ -301,10 +304,7 @@ func TestLogFloodBounded(t *testing.T) {
 	}
 	// The summaries come when their 10 s windows end; the lines are
 	// counted then (or after 15 s without them, to report the count).
-	for deadline := time.Now().Add(15 * time.Second); !summarised() && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !summarised() {
+	if !testutil.Poll(15*time.Second, summarised) {
 		t.Errorf("the flood's summary lines (or its handshake timeouts) are missing")
 	}
 	count, longest := 0, 0

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // Each benchmark runs the same x/crypto/ssh client code against a
@@ -63,7 +65,7 @@ func (tg Target) Dial(tb testing.TB) *ssh.Client {
 
 // sshdTarget starts a private sshd admitting a new key.
 func sshdTarget(tb testing.TB) Target {
-	signer := newSigner(tb)
+	signer := sshtest.NewSigner(tb)
 	d := StartSSHD(tb, signer.PublicKey())
 	return Target{Addr: d.Addr, Login: d.User, Signer: signer, HostKey: d.HostKey, Cmd: sshdCmds}
 }

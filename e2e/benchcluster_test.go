@@ -17,6 +17,7 @@ import (
 	"switchyard/broker"
 	"switchyard/config"
 	"switchyard/daemon"
+	"switchyard/internal/sshtest"
 )
 
 // switchyardTarget runs a cluster (broker, gateway gw1, server s1) in this
@@ -40,7 +41,7 @@ func switchyardTargetWith(tb testing.TB, extra string) Target {
 		lns[ln.Addr().String()] = ln
 		return ln.Addr().String()
 	}
-	alice, bob := newSigner(tb), newSigner(tb)
+	alice, bob := sshtest.NewSigner(tb), sshtest.NewSigner(tb)
 	path := filepath.Join(dir, "config.toml")
 	writeConfig(tb, path, map[string]any{
 		"State": dir, "Broker": open(), "Admin": open(), "Interval": "1s",

@@ -17,6 +17,7 @@ import (
 	"switchyard/brokerstate"
 	"switchyard/config"
 	"switchyard/daemon"
+	"switchyard/internal/sshtest"
 )
 
 // cli runs `broker VERB -config FILE ARGS...` against the process
@@ -137,7 +138,7 @@ func TestBrokerRefusesUnknownStateFile(t *testing.T) {
 	addrs := freeAddrs(t, 4)
 	writeConfig(t, cfgPath, map[string]any{"State": dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{"gw1": addrs[2]}, "Servers": map[string]string{"s1": addrs[3]}, "Max": 5,
-		"AliceKey": authorized(newSigner(t)), "BobKey": authorized(newSigner(t))})
+		"AliceKey": authorized(sshtest.NewSigner(t)), "BobKey": authorized(sshtest.NewSigner(t))})
 	state := filepath.Join(dir, brokerstate.FileName)
 	content := []byte(`{"format": 99}`)
 	if err := os.WriteFile(state, content, 0o600); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"switchyard/internal/sshtest"
 )
 
 func TestPTYSessionSeesTermSizeAndRunsWhereBrokerSays(t *testing.T) {
@@ -176,7 +178,7 @@ func TestUnknownForbiddenAndArgs(t *testing.T) {
 
 func TestWrongKeyAndWrongUserRefused(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
-	if _, err := c.Dial("gw1", "alice", newSigner(t)); err == nil {
+	if _, err := c.Dial("gw1", "alice", sshtest.NewSigner(t)); err == nil {
 		t.Fatal("an unknown key was admitted")
 	}
 	if _, err := c.Dial("gw1", "alice", c.Bob); err == nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"switchyard/broker"
+	"switchyard/internal/testutil"
 )
 
 // demoRun is the README's first command, running: `demo` built from
@@ -181,16 +182,13 @@ func TestDemoFirstCommand(t *testing.T) {
 	f.WriteString("\n[app.late]\nargv = [\"echo\", \"late\"]\nuser = \"nobody\"\n")
 	f.Close()
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, status := d.runAs(t, "late")
-		if status == 0 && out == "late\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after one SIGHUP the new app still fails: status %d, output %q", status, out)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var out string
+	var status int
+	if !testutil.Poll(10*time.Second, func() bool {
+		out, status = d.runAs(t, "late")
+		return status == 0 && out == "late\n"
+	}) {
+		t.Fatalf("after one SIGHUP the new app still fails: status %d, output %q", status, out)
 	}
 	d.stop(t)
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/internal/sshtest"
 	"switchyard/transport"
 )
 
@@ -86,13 +87,13 @@ func TestUnlistedNodeKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stranger claiming to be gateway gw1 with its own key.
-	_, err = transport.Dial(context.Background(), transport.Identity{Name: "gw1", Signer: newSigner(t)},
+	_, err = transport.Dial(context.Background(), transport.Identity{Name: "gw1", Signer: sshtest.NewSigner(t)},
 		"s1", c.lns["s1"].Addr().String(), key)
 	if err == nil {
 		t.Fatal("appd admitted a node key the config does not list")
 	}
 	bkey, _ := c.cfg.NodeKey("broker")
-	_, err = transport.Dial(context.Background(), transport.Identity{Name: "s1", Signer: newSigner(t)},
+	_, err = transport.Dial(context.Background(), transport.Identity{Name: "s1", Signer: sshtest.NewSigner(t)},
 		"broker", c.lns["broker"].Addr().String(), bkey)
 	if err == nil {
 		t.Fatal("broker admitted a node key the config does not list")

@@ -17,6 +17,7 @@ import (
 
 	"switchyard/broker"
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // twoNetworks is a cluster of two gateways with disjoint networks: gw1
@@ -99,16 +100,13 @@ func redirected(t *testing.T, c *Cluster, app string) hint {
 // waitComm waits until process pid runs the program comm.
 func waitComm(t *testing.T, pid int, comm string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if err == nil && strings.TrimSpace(string(b)) == comm {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d runs %q (%v), want %s", pid, b, err, comm)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var b []byte
+	var err error
+	if !testutil.Poll(15*time.Second, func() bool {
+		b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		return err == nil && strings.TrimSpace(string(b)) == comm
+	}) {
+		t.Fatalf("pid %d runs %q (%v), want %s", pid, b, err, comm)
 	}
 }
 

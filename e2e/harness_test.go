@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,8 @@ import (
 	"switchyard/broker"
 	"switchyard/config"
 	"switchyard/daemon"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // testApps are the apps every test cluster defines. Tests may use sh -c
@@ -204,7 +204,7 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		opts.Interval = 200 * time.Millisecond
 	}
 	c := &Cluster{t: t, Dir: t.TempDir(), lns: map[string]net.Listener{}, cancels: map[string]context.CancelFunc{},
-		dones: map[string]chan error{}, reloads: map[string]chan os.Signal{}, Alice: newSigner(t), Bob: newSigner(t), interval: opts.Interval,
+		dones: map[string]chan error{}, reloads: map[string]chan os.Signal{}, Alice: sshtest.NewSigner(t), Bob: sshtest.NewSigner(t), interval: opts.Interval,
 		logFmt: cmp.Or(opts.LogFormat, "text")}
 	t.Cleanup(func() { c.quiet.Store(true) }) // runs last
 	data := map[string]any{
@@ -270,18 +270,6 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 	c.WaitHealthy()
 	return c
-}
-
-func newSigner(t testing.TB) ssh.Signer {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func authorized(s ssh.Signer) string {
@@ -453,13 +441,7 @@ func (c *Cluster) tryStatus() (broker.Status, error) {
 // Eventually polls cond until it holds or 15 s pass.
 func (c *Cluster) Eventually(what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(c.t, 15*time.Second, what, cond)
 }
 
 // WaitLog waits until some daemon has logged a line containing every one

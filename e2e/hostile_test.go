@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/testutil"
 )
 
 // hostile is one misbehaving client: what it does to the gateway.
@@ -58,14 +59,8 @@ func attack(h hostile, addr string, rng *mrand.Rand) net.Conn {
 
 // settle waits for the goroutine count to fall to at most want.
 func settle(want int) (int, bool) {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= want || time.Now().After(deadline) {
-			return n, n <= want
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ok := testutil.Poll(20*time.Second, func() bool { return runtime.NumGoroutine() <= want })
+	return runtime.NumGoroutine(), ok
 }
 
 // steady waits until the goroutine count stops changing (or 5 s pass)
@@ -90,6 +85,28 @@ func heapInUse() uint64 {
 	return m.HeapInuse
 }
 
+// runRealUser logs alice in and runs an app, as a real user among the
+// attackers would, giving up after 20 s. It runs in a goroutine of its
+// own, so it returns what went wrong instead of failing the test.
+func runRealUser(c *Cluster) error {
+	client, err := c.Dial("gw1", "alice", c.Alice)
+	if err != nil {
+		return fmt.Errorf("log in: %w", err)
+	}
+	defer client.Close()
+	giveUp := time.AfterFunc(20*time.Second, func() { client.Close() })
+	defer giveUp.Stop()
+	s, err := client.NewSession()
+	if err != nil {
+		return fmt.Errorf("open a session: %w", err)
+	}
+	defer s.Close()
+	if out, err := s.Output("echo real user"); err != nil || string(out) != "real user\n" {
+		return fmt.Errorf("the app printed %q (%v)", out, err)
+	}
+	return nil
+}
+
 // TestThousandHostileConnections sends 1,000 connections that send
 // garbage, stall mid-handshake or hang up at random points, while a real
 // user logs in and runs an app; afterwards goroutines and heap are back
@@ -110,6 +127,7 @@ func TestThousandHostileConnections(t *testing.T) {
 	var mu sync.Mutex
 	var stalled []net.Conn
 	count := map[hostile]int{}
+	realUser := make(chan error, 1)
 	sem := make(chan struct{}, 64)
 	for i := range 1000 {
 		wg.Add(1)
@@ -127,25 +145,13 @@ func TestThousandHostileConnections(t *testing.T) {
 		}()
 		if i == 500 { // a real user in the middle of it all
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
-				client, err := c.Dial("gw1", "alice", c.Alice)
-				if err != nil {
-					t.Errorf("a real user could not log in during the attack: %v", err)
-					return
-				}
-				defer client.Close()
-				r := Open(t, client, "echo real user", "", 0, 0)
-				r.Wait()
-				if out, _ := r.Output(); out != "real user\n" || ctx.Err() != nil {
-					t.Errorf("real user's app printed %q", out)
-				}
-			}()
+			go func() { defer wg.Done(); realUser <- runRealUser(c) }()
 		}
 	}
 	wg.Wait()
+	if err := <-realUser; err != nil {
+		t.Errorf("a real user during the attack: %v", err)
+	}
 	t.Logf("attacks: %v; %d connections stalled mid-handshake", fmt.Sprint(count), len(stalled))
 	for _, conn := range stalled {
 		conn.Close()

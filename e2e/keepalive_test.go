@@ -1,19 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // stoppableSSH is a stock ssh client that a test can freeze with SIGSTOP,
@@ -22,15 +21,14 @@ type stoppableSSH struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{}
-	mu    sync.Mutex
-	out   bytes.Buffer
+	out   testutil.Buffer
 }
 
 func startStoppableSSH(t *testing.T, o *OpenSSH, key string, rest ...string) *stoppableSSH {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &stoppableSSH{cmd: exec.CommandContext(ctx, "ssh", o.Args(key, rest...)...), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -43,40 +41,35 @@ func startStoppableSSH(t *testing.T, o *OpenSSH, key string, rest ...string) *st
 	return p
 }
 
-func (p *stoppableSSH) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *stoppableSSH) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
 // logTime is the time of the first daemon log line containing every one of
 // parts, polled for until deadline.
-func (c *Cluster) logTime(deadline time.Time, parts ...string) (time.Time, bool) {
+func (c *Cluster) logTime(deadline time.Time, parts ...string) (at time.Time, ok bool) {
 	re := regexp.MustCompile(`time=(\S+)`)
-	for time.Now().Before(deadline) {
+	testutil.Poll(time.Until(deadline), func() bool {
 		c.logMu.Lock()
 		text := c.logs.String()
 		c.logMu.Unlock()
-	lines:
-		for _, line := range strings.Split(text, "\n") {
-			for _, p := range parts {
-				if !strings.Contains(line, p) {
-					continue lines
-				}
-			}
-			if m := re.FindStringSubmatch(line); m != nil {
-				if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
-					return at, true
-				}
+		at, ok = firstLogTime(re, text, parts)
+		return ok
+	})
+	return at, ok
+}
+
+// firstLogTime is the time (matched by re) of the first line of text
+// containing every one of parts.
+func firstLogTime(re *regexp.Regexp, text string, parts []string) (time.Time, bool) {
+lines:
+	for _, line := range strings.Split(text, "\n") {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue lines
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		if m := re.FindStringSubmatch(line); m != nil {
+			if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+				return at, true
+			}
+		}
 	}
 	return time.Time{}, false
 }
@@ -97,7 +90,7 @@ func TestKeepaliveDropsStoppedStockClient(t *testing.T) {
 	re := regexp.MustCompile(`pid=(\d+)`)
 	var pid int
 	c.Eventually("the app's pid", func() bool {
-		m := re.FindStringSubmatch(p.output())
+		m := re.FindStringSubmatch(p.out.String())
 		if m != nil {
 			pid, _ = strconv.Atoi(m[1])
 		}
@@ -106,7 +99,7 @@ func TestKeepaliveDropsStoppedStockClient(t *testing.T) {
 	c.SessionOf(pid, control.StateAttached)
 	lastSent := time.Now()
 	io.WriteString(p.stdin, "last-words\r")
-	c.Eventually("the echo of the last keystroke", func() bool { return strings.Contains(p.output(), "got:last-words") })
+	c.Eventually("the echo of the last keystroke", func() bool { return strings.Contains(p.out.String(), "got:last-words") })
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

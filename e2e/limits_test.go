@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // rawBanner opens a TCP connection to addr and reports whether the
@@ -44,7 +46,7 @@ func TestLimitHandshakeTimeout(t *testing.T) {
 func TestLimitMaxAuthTries(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}, GatewayConfig: map[string]string{"gw1": "max_auth_tries = 1\n"}})
 	_, err := ssh.Dial("tcp", c.GatewayAddr("gw1"), &ssh.ClientConfig{User: "alice", HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Auth: []ssh.AuthMethod{ssh.PublicKeys(newSigner(t), newSigner(t), newSigner(t), c.Alice)}, Timeout: 10 * time.Second})
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t), c.Alice)}, Timeout: 10 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "too many authentication failures") {
 		t.Fatalf("dial: %v, want too many authentication failures", err)
 	}
@@ -53,7 +55,7 @@ func TestLimitMaxAuthTries(t *testing.T) {
 func TestLimitAuthFailThrottle(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"},
 		GatewayConfig: map[string]string{"gw1": "auth_fail_limit = 2\nauth_fail_window = \"1h\"\n"}})
-	stranger := newSigner(t)
+	stranger := sshtest.NewSigner(t)
 	for range 2 {
 		if client, err := c.Dial("gw1", "alice", stranger); err == nil {
 			client.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // orphanApps are apps that outlive appd unless it makes them end: one
@@ -143,21 +144,19 @@ func procStat(pid int) (state string, ppid, pgid, sid int, ok bool) {
 // waitAllGone polls until every process of procs has exited (zombies count
 // as exited) or d has passed, and describes those still alive.
 func waitAllGone(procs map[int]string, d time.Duration) []string {
-	deadline := time.Now().Add(d)
-	for {
-		var alive []string
+	var alive []string
+	testutil.Poll(d, func() bool {
+		alive = alive[:0]
 		for pid, app := range procs {
 			if !gone(pid) {
 				_, ppid, _, _, _ := procStat(pid)
 				alive = append(alive, fmt.Sprintf("  pid %d of %s, parent now %d", pid, app, ppid))
 			}
 		}
-		if len(alive) == 0 || time.Now().After(deadline) {
-			slices.Sort(alive)
-			return alive
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(alive) == 0
+	})
+	slices.Sort(alive)
+	return alive
 }
 
 // TestAppdStopForGoodEndsAppsAndKeeper: appd stopped for good (SIGINT;

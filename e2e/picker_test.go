@@ -1,20 +1,14 @@
 package e2e
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
-
-// updateGolden rewrites the golden screens under testdata/ instead of
-// comparing with them: go test ./e2e -run Picker -update
-var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // Volatile parts of a picker screen, masked before comparing with a
 // golden file.
@@ -41,27 +35,10 @@ func maskScreen(s string) string {
 }
 
 // golden compares a masked screen with testdata/name.golden, or rewrites
-// that file with -update.
+// that file with -update (go test ./e2e -run Picker -update).
 func golden(t *testing.T, name, screen string) {
 	t.Helper()
-	got := maskScreen(screen)
-	path := filepath.Join("testdata", name+".golden")
-	if *updateGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("screen %s differs from %s (masked; -update rewrites it)\ngot:\n%s\nwant:\n%s", name, path, got, want)
-	}
+	testutil.Golden(t, name, maskScreen(screen))
 }
 
 // TestPickerWithOpenSSH drives the picker through the stock ssh client in

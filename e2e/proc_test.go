@@ -23,6 +23,8 @@ import (
 	"switchyard/broker"
 	"switchyard/config"
 	"switchyard/daemon"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // binDir holds the three binaries, built once per test run.
@@ -142,7 +144,7 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	if opts.Bin != "" {
 		bin = opts.Bin
 	}
-	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: newSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
+	c := &ProcCluster{t: t, Dir: t.TempDir(), Alice: sshtest.NewSigner(t), procs: map[string]*exec.Cmd{}, prefix: opts.Prefix}
 	t.Cleanup(func() { // runs before the directory is removed
 		if t.Failed() {
 			logs, _ := exec.Command("sh", "-c", "tail -n 60 "+c.Dir+"/*.log").CombinedOutput()
@@ -153,7 +155,7 @@ func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) 
 	extra := opts.Extra + "\n" + brokersConfig(opts, addrs[2+len(gateways)+len(servers):])
 	data := map[string]any{"State": c.Dir, "Broker": addrs[0], "Admin": addrs[1], "Interval": "200ms",
 		"Gateways": map[string]string{}, "Servers": map[string]string{}, "Max": cmp.Or(opts.MaxSessions, 50),
-		"AliceKey": authorized(c.Alice), "BobKey": authorized(newSigner(t)),
+		"AliceKey": authorized(c.Alice), "BobKey": authorized(sshtest.NewSigner(t)),
 		"GatewayExtra": opts.GatewayConfig, "UserExtra": opts.UserConfig, "Extra": extra, "ExtraApps": opts.ExtraApps,
 		"ServerExtra": map[string]string{}}
 	for _, s := range servers {
@@ -287,11 +289,9 @@ func (c *ProcCluster) status() (broker.Status, error) {
 // Eventually polls cond for at most 15 s.
 func (c *ProcCluster) Eventually(what string, cond func() bool) {
 	c.t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			logs, _ := exec.Command("sh", "-c", "tail -n 20 "+c.Dir+"/*.log").CombinedOutput()
-			c.t.Fatalf("timed out waiting for %s\n%s", what, logs)
-		}
+	if !testutil.Poll(15*time.Second, cond) {
+		logs, _ := exec.Command("sh", "-c", "tail -n 20 "+c.Dir+"/*.log").CombinedOutput()
+		c.t.Fatalf("timed out waiting for %s\n%s", what, logs)
 	}
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"regexp"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // DialConn is Dial keeping the TCP connection, so that a test can cut it
@@ -83,13 +85,7 @@ func lastTick(r *Run) int {
 // waitGone polls until pid no longer exists.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d still runs", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("pid %d to end", pid), func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 // sessionsOf runs `sessions` on gateway as login and returns its output.

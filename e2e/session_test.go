@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/testutil"
 )
 
 // Run is one session driven by the x/crypto/ssh client.
@@ -78,25 +80,23 @@ func (r *Run) Output() (string, string) {
 // WaitFor waits until stdout contains want.
 func (r *Run) WaitFor(want string) {
 	r.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, _ := r.Output()
-		if strings.Contains(out, want) {
-			return
-		}
+	ended := false
+	testutil.Poll(15*time.Second, func() bool {
 		select {
-		case <-r.done:
-			if out, errOut := r.Output(); !strings.Contains(out, want) {
-				r.t.Fatalf("session ended (%v) before %q; stdout %q, stderr %q", r.err, want, out, errOut)
-			}
-			return
+		case <-r.done: // the output is complete
+			ended = true
 		default:
 		}
-		if time.Now().After(deadline) {
-			_, errOut := r.Output()
-			r.t.Fatalf("timed out waiting for %q; stdout %q, stderr %q", want, out, errOut)
-		}
-		time.Sleep(10 * time.Millisecond)
+		out, _ := r.Output()
+		return ended || strings.Contains(out, want)
+	})
+	out, errOut := r.Output()
+	switch {
+	case strings.Contains(out, want):
+	case ended:
+		r.t.Fatalf("session ended (%v) before %q; stdout %q, stderr %q", r.err, want, out, errOut)
+	default:
+		r.t.Fatalf("timed out waiting for %q; stdout %q, stderr %q", want, out, errOut)
 	}
 }
 

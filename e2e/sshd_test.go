@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // sshdPath is where Debian's openssh-server puts sshd; sshd wants an
@@ -57,7 +56,7 @@ func StartSSHD(tb testing.TB, authorized ...ssh.PublicKey) *SSHD {
 		}
 	}
 	dir := tb.TempDir()
-	hostKey := writeNewKey(tb, filepath.Join(dir, "host_ed25519"))
+	hostKey := sshtest.WriteKey(tb, filepath.Join(dir, "host_ed25519")).PublicKey()
 	var keys []byte
 	for _, k := range authorized {
 		keys = append(keys, ssh.MarshalAuthorizedKey(k)...)
@@ -114,25 +113,6 @@ func runSSHD(tb testing.TB, conf string, s *SSHD) *SSHD {
 			tb.Fatal("sshd did not listen within 10s")
 		}
 	}
-}
-
-// writeNewKey writes a new ed25519 key as an OpenSSH private key file
-// (mode 0600) and returns its public key.
-func writeNewKey(tb testing.TB, path string) ssh.PublicKey {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	writeFile(tb, path, pem.EncodeToMemory(block))
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
 }
 
 func writeFile(tb testing.TB, path string, data []byte) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"switchyard/config"
+	"switchyard/internal/sshtest"
 )
 
 // OpenSSH builds command lines for the stock ssh binary against one SSH
@@ -92,7 +93,7 @@ func (o *OpenSSH) Key(tb testing.TB, name string, signer ssh.Signer) string {
 func (o *OpenSSH) Stranger(tb testing.TB) string {
 	tb.Helper()
 	path := filepath.Join(o.dir, "stranger")
-	writeNewKey(tb, path)
+	sshtest.WriteKey(tb, path)
 	return path
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
 // tmuxConf keeps a pane's text after its command ends, and gives the pane
@@ -82,17 +84,11 @@ func (x *Tmux) Screen(name string) string {
 // 10 s, and returns that text.
 func (x *Tmux) WaitScreen(name, what string, cond func(string) bool) string {
 	x.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := x.Screen(name)
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			x.t.Fatalf("timed out waiting for %s; pane shows:\n%s", what, s)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var s string
+	if !testutil.Poll(10*time.Second, func() bool { s = x.Screen(name); return cond(s) }) {
+		x.t.Fatalf("timed out waiting for %s; pane shows:\n%s", what, s)
 	}
+	return s
 }
 
 // WaitText waits until the pane shows want.

@@ -3,21 +3,18 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/pem"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"switchyard/internal/sshtest"
 )
 
 // testServer is an x/crypto/ssh server on 127.0.0.1:0 with a few
@@ -30,34 +27,12 @@ type testServer struct {
 	KnownHosts string // the server's host key
 }
 
-func newSigner(t *testing.T, path string) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if path != "" {
-		block, err := ssh.MarshalPrivateKey(priv, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func startTestServer(t *testing.T) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ts := &testServer{KeyFile: filepath.Join(dir, "user"), KnownHosts: filepath.Join(dir, "known_hosts")}
-	user := newSigner(t, ts.KeyFile)
-	host := newSigner(t, "")
+	user := sshtest.WriteKey(t, ts.KeyFile)
+	host := sshtest.NewSigner(t)
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
 		if !bytes.Equal(k.Marshal(), user.PublicKey().Marshal()) {
 			return nil, io.ErrUnexpectedEOF
@@ -65,63 +40,25 @@ func startTestServer(t *testing.T) *testServer {
 		return nil, nil
 	}}
 	cfg.AddHostKey(host)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Addr = ln.Addr().String()
+	ts.Addr = sshtest.Serve(t, cfg, serveChannel)
 	line := knownhosts.Line([]string{ts.Addr}, host.PublicKey()) + "\n"
 	if err := os.WriteFile(ts.KnownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); serveConn(c, cfg) }()
-		}
-	}()
 	return ts
 }
 
-func serveConn(c net.Conn, cfg *ssh.ServerConfig) {
-	defer c.Close()
-	_, chans, reqs, err := ssh.NewServerConn(c, cfg)
+// serveChannel serves a session channel and refuses any other.
+func serveChannel(nc ssh.NewChannel) {
+	if nc.ChannelType() != "session" {
+		nc.Reject(ssh.UnknownChannelType, "sessions only")
+		return
+	}
+	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
 	}
-	go ssh.DiscardRequests(reqs)
-	for nc := range chans {
-		if nc.ChannelType() != "session" {
-			nc.Reject(ssh.UnknownChannelType, "sessions only")
-			continue
-		}
-		ch, chReqs, err := nc.Accept()
-		if err != nil {
-			continue
-		}
-		go serveSession(ch, chReqs)
-	}
+	serveSession(ch, reqs)
 }
 
 func serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/sshtest"
 )
 
 // testAppd is an appd stand-in: an x/crypto SSH server whose spawn channel
@@ -26,41 +26,22 @@ type testAppd struct {
 func startAppd(t *testing.T) *testAppd {
 	t.Helper()
 	cfg := &gossh.ServerConfig{NoClientAuth: true} // test only: internal auth is not this package's
-	cfg.AddHostKey(newSigner(t))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	a := &testAppd{addr: ln.Addr().String(), spawns: make(chan control.SpawnRequest, 16),
+	cfg.AddHostKey(sshtest.NewSigner(t))
+	a := &testAppd{spawns: make(chan control.SpawnRequest, 16),
 		attaches: make(chan control.AttachRequest, 16), events: make(chan string, 64)}
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go a.serveConn(nc, cfg)
-		}
-	}()
+	a.addr = sshtest.Serve(t, cfg, a.serveChannel)
 	return a
 }
 
-func (a *testAppd) serveConn(nc net.Conn, cfg *gossh.ServerConfig) {
-	_, chans, reqs, err := gossh.NewServerConn(nc, cfg)
-	if err != nil {
-		return
-	}
-	go gossh.DiscardRequests(reqs)
-	for nch := range chans {
-		switch nch.ChannelType() {
-		case control.ChannelSpawn:
-			go a.spawn(nch)
-		case control.ChannelAttach:
-			go a.attach(nch)
-		default:
-			nch.Reject(gossh.UnknownChannelType, "unknown channel type")
-		}
+// serveChannel serves a spawn or attach channel.
+func (a *testAppd) serveChannel(nch gossh.NewChannel) {
+	switch nch.ChannelType() {
+	case control.ChannelSpawn:
+		a.spawn(nch)
+	case control.ChannelAttach:
+		a.attach(nch)
+	default:
+		nch.Reject(gossh.UnknownChannelType, "unknown channel type")
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/audit"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // TestAuditLogins: a refused key and the accepted certificate of the same
@@ -17,17 +19,17 @@ import (
 // serial are named, the login escaped; the session's open and close
 // carry the same conn, which the placement request carries too.
 func TestAuditLogins(t *testing.T) {
-	trail := &syncBuffer{}
+	trail := &testutil.Buffer{}
 	var log *audit.Log
 	e := newEnv(t, func(s *Server) {
 		log = audit.New(audit.Options{Node: "gw1", Out: trail})
 		s.Audit = log
 	})
 	d := e.withAuthDir()
-	ca := newSigner(t)
+	ca := sshtest.NewSigner(t)
 	d.cas[string(ca.PublicKey().Marshal())] = true
-	cert := certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.KeyId = "alice-laptop\x1b[2J"; c.Serial = 4242 })
-	stranger := newSigner(t)
+	cert := certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) { c.KeyId = "alice-laptop\x1b[2J"; c.Serial = 4242 })
+	stranger := sshtest.NewSigner(t)
 	client, err := e.dialConfig(e.clientConfig("alice", gossh.PublicKeys(stranger, cert)))
 	if err != nil {
 		t.Fatal(err)

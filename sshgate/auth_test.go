@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 func TestAuthRightKey(t *testing.T) {
@@ -22,7 +24,7 @@ func TestAuthRightKey(t *testing.T) {
 
 func TestAuthWrongKeyRefused(t *testing.T) {
 	e := newEnv(t)
-	stranger := newSigner(t)
+	stranger := sshtest.NewSigner(t)
 	if _, err := e.dial("alice", stranger); err == nil {
 		t.Fatal("unknown key accepted")
 	}
@@ -149,7 +151,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 func TestSetDirectorySwaps(t *testing.T) {
 	e := newEnv(t)
-	carol := newSigner(t)
+	carol := sshtest.NewSigner(t)
 	e.srv.SetDirectory(&fakeDir{
 		keys:  map[string]string{string(carol.PublicKey().Marshal()): "carol"},
 		users: map[string]bool{"carol": true},

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // blockingDir is an authDir whose password checks wait for release.
@@ -68,7 +71,7 @@ func TestRefusedOffersNotCharged(t *testing.T) {
 	e := newEnv(t, func(s *Server) { s.AuthFailLimit = 3 })
 	var keys []gossh.Signer
 	for range 5 {
-		keys = append(keys, newSigner(t))
+		keys = append(keys, sshtest.NewSigner(t))
 	}
 	for i := range 10 {
 		c, err := e.dialConfig(e.clientConfig("alice", gossh.PublicKeys(append(keys, e.alice)...)))
@@ -83,7 +86,7 @@ func TestRefusedOffersNotCharged(t *testing.T) {
 	if _, err := e.dialConfig(e.clientConfig("alice", gossh.PublicKeys(keys...))); err == nil {
 		t.Fatal("strange keys accepted")
 	}
-	waitUntil(t, "the failed connection to be charged", func() bool { return e.srv.AuthFailures() == 1 })
+	testutil.Eventually(t, waitFor, "the failed connection to be charged", func() bool { return e.srv.AuthFailures() == 1 })
 	if _, ok := banner(t, e.addr); !ok {
 		t.Fatal("address blocked after one failed connection (limit 3)")
 	}
@@ -101,14 +104,14 @@ func TestClosedBeforeAuthNotTimedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	waitUntil(t, "the close to be logged", func() bool { return strings.Contains(e.logs.String(), "closed before authenticating") })
+	testutil.Eventually(t, waitFor, "the close to be logged", func() bool { return strings.Contains(e.logs.String(), "closed before authenticating") })
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 7)}}
 	silent, err := d.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	waitUntil(t, "the silent client to time out", func() bool { return strings.Contains(e.logs.String(), "handshake timed out") })
+	testutil.Eventually(t, waitFor, "the silent client to time out", func() bool { return strings.Contains(e.logs.String(), "handshake timed out") })
 	for _, line := range strings.Split(e.logs.String(), "\n") {
 		if strings.Contains(line, "handshake timed out") && !strings.Contains(line, "127.0.0.7") {
 			t.Errorf("a client that hung up logged as timed out: %s", line)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // certFor signs a user certificate for key's public half with ca, valid
@@ -35,10 +37,10 @@ func certFor(t *testing.T, ca, key gossh.Signer, edit func(*gossh.Certificate)) 
 func TestCertLogsInAsPrincipalsUser(t *testing.T) {
 	e := newEnv(t)
 	d := e.withAuthDir()
-	ca := newSigner(t)
+	ca := sshtest.NewSigner(t)
 	d.cas[string(ca.PublicKey().Marshal())] = true
 	d.principals = map[string]string{"alice@corp": "alice"}
-	cert := certFor(t, ca, newSigner(t), func(c *gossh.Certificate) {
+	cert := certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
 		c.ValidPrincipals = []string{"alice@corp"}
 		c.CriticalOptions = map[string]string{"source-address": "127.0.0.1/32,::1/128"}
 	})
@@ -56,11 +58,11 @@ func TestCertLogsInAsPrincipalsUser(t *testing.T) {
 func TestCertRefused(t *testing.T) {
 	e := newEnv(t)
 	d := e.withAuthDir()
-	ca, untrusted, revokedCA := newSigner(t), newSigner(t), newSigner(t)
+	ca, untrusted, revokedCA := sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t)
 	for _, k := range []gossh.Signer{ca, revokedCA} {
 		d.cas[string(k.PublicKey().Marshal())] = true
 	}
-	revokedKey := newSigner(t)
+	revokedKey := sshtest.NewSigner(t)
 	d.revoked[string(revokedKey.PublicKey().Marshal())] = true
 	d.revoked[string(revokedCA.PublicKey().Marshal())] = true
 	past := uint64(time.Now().Add(-2 * time.Hour).Unix())
@@ -69,19 +71,19 @@ func TestCertRefused(t *testing.T) {
 		name, reason string
 		signer       gossh.Signer
 	}{
-		{"expired", "cert has expired", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.ValidBefore = past + 1 })},
-		{"not yet valid", "not yet valid", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.ValidAfter = uint64(time.Now().Add(time.Hour).Unix()) })},
-		{"wrong principal", "no principal", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.ValidPrincipals = []string{"bob"} })},
-		{"untrusted CA", "untrusted CA", certFor(t, untrusted, newSigner(t), nil)},
+		{"expired", "cert has expired", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) { c.ValidBefore = past + 1 })},
+		{"not yet valid", "not yet valid", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) { c.ValidAfter = uint64(time.Now().Add(time.Hour).Unix()) })},
+		{"wrong principal", "no principal", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) { c.ValidPrincipals = []string{"bob"} })},
+		{"untrusted CA", "untrusted CA", certFor(t, untrusted, sshtest.NewSigner(t), nil)},
 		{"revoked key", "revoked", certFor(t, ca, revokedKey, nil)},
-		{"revoked CA", "revoked", certFor(t, revokedCA, newSigner(t), nil)},
-		{"source-address", "source-address", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) {
+		{"revoked CA", "revoked", certFor(t, revokedCA, sshtest.NewSigner(t), nil)},
+		{"source-address", "source-address", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
 			c.CriticalOptions = map[string]string{"source-address": "10.1.2.3/32"}
 		})},
-		{"force-command", "unsupported critical option", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) {
+		{"force-command", "unsupported critical option", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
 			c.CriticalOptions = map[string]string{"force-command": "htop"}
 		})},
-		{"host certificate", "not a user certificate", certFor(t, ca, newSigner(t), func(c *gossh.Certificate) { c.CertType = gossh.HostCert })},
+		{"host certificate", "not a user certificate", certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) { c.CertType = gossh.HostCert })},
 	} {
 		src := fmt.Sprintf("127.0.0.%d", 10+len(srcs)) // each its own source: refusals are logged a few per source
 		srcs = append(srcs, src)
@@ -104,20 +106,20 @@ func TestCertValidityUsesClock(t *testing.T) {
 	then := time.Now().Add(-24 * time.Hour)
 	e := newEnv(t, func(s *Server) { s.Clock = func() time.Time { return then } })
 	d := e.withAuthDir()
-	ca := newSigner(t)
+	ca := sshtest.NewSigner(t)
 	d.cas[string(ca.PublicKey().Marshal())] = true
-	old := certFor(t, ca, newSigner(t), func(c *gossh.Certificate) {
+	old := certFor(t, ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
 		c.ValidAfter, c.ValidBefore = uint64(then.Add(-time.Minute).Unix()), uint64(then.Add(time.Minute).Unix())
 	})
 	e.mustDial("alice", old)
-	if _, err := e.dial("alice", certFor(t, ca, newSigner(t), nil)); err == nil {
+	if _, err := e.dial("alice", certFor(t, ca, sshtest.NewSigner(t), nil)); err == nil {
 		t.Error("a certificate valid only from the clock's future was accepted")
 	}
 }
 
 func TestCertWithoutCertAuthorityRefused(t *testing.T) {
 	e := newEnv(t)
-	ca := newSigner(t)
+	ca := sshtest.NewSigner(t)
 	if _, err := e.dial("alice", certFor(t, ca, e.alice, nil)); err == nil {
 		t.Fatal("certificate accepted by a Directory without CertAuthority")
 	}

@@ -3,8 +3,6 @@ package sshgate
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,34 +16,17 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // waitFor bounds every wait in these tests.
 const waitFor = 10 * time.Second
 
-func newSigner(t testing.TB) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // recv receives from ch or fails the test after waitFor.
 func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitFor):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testutil.Recv(t, ch, waitFor, what)
 }
 
 // fakeDir is a Directory over fixed maps.
@@ -153,24 +134,6 @@ func (o *dialOpener) Close() {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a gateway on loopback with its fakes and two users' keys.
 type env struct {
 	t      *testing.T
@@ -178,7 +141,7 @@ type env struct {
 	addr   string
 	placer *fakePlacer
 	appd   *testAppd
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 	alice  gossh.Signer
 	bob    gossh.Signer
 	served chan error // Serve's result
@@ -186,7 +149,7 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	t.Helper()
-	e := &env{t: t, appd: startAppd(t), logs: &syncBuffer{}, alice: newSigner(t), bob: newSigner(t), served: make(chan error, 1)}
+	e := &env{t: t, appd: startAppd(t), logs: &testutil.Buffer{}, alice: sshtest.NewSigner(t), bob: sshtest.NewSigner(t), served: make(chan error, 1)}
 	e.placer = newFakePlacer(e.appd.addr)
 	opener := &dialOpener{}
 	dir := &fakeDir{
@@ -199,7 +162,7 @@ func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	}
 	e.srv = &Server{
 		Name:        "gw1",
-		HostSigners: []gossh.Signer{newSigner(t)},
+		HostSigners: []gossh.Signer{sshtest.NewSigner(t)},
 		Directory:   dir,
 		Placer:      e.placer,
 		Opener:      opener,

@@ -1,10 +1,13 @@
 package sshgate
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync"
 	"time"
+
+	"switchyard/bufcopy"
 )
 
 // inbox reads the client's stdin in one goroutine and hands the bytes to
@@ -29,31 +32,42 @@ func newInbox(src io.Reader) *inbox {
 	return ib
 }
 
-// pump reads src into buf, waiting while buf holds a full buffer.
+// pump copies src into buf until src ends or the inbox is closed. It
+// copies with bufcopy, as the relay does: while the client only types, it
+// reads into a small buffer, and it borrows a large one only while a read
+// fills the small one.
 func (ib *inbox) pump(src io.Reader) {
-	b := make([]byte, copyBufSize)
-	for {
-		ib.mu.Lock()
-		for len(ib.buf) >= copyBufSize && !ib.closed {
-			ib.cond.Wait()
-		}
-		closed := ib.closed
-		ib.mu.Unlock()
-		if closed {
-			return
-		}
-		n, err := src.Read(b)
-		ib.mu.Lock()
-		ib.buf = append(ib.buf, b[:n]...)
-		if err != nil {
-			ib.err = err
-		}
-		ib.cond.Broadcast()
-		ib.mu.Unlock()
-		if err != nil {
-			return
-		}
+	err := bufcopy.Copy(inboxWriter{ib}, src, nil)
+	if err == nil {
+		err = io.EOF
 	}
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	ib.err = err
+	ib.cond.Broadcast()
+}
+
+// errInboxClosed ends the pump's copy once the inbox is closed.
+var errInboxClosed = errors.New("sshgate: inbox closed")
+
+// inboxWriter is where the pump's copy writes: into buf, for the readers.
+type inboxWriter struct{ ib *inbox }
+
+// Write appends p to buf, first waiting while buf holds a large buffer's
+// worth of bytes nobody has taken.
+func (w inboxWriter) Write(p []byte) (int, error) {
+	ib := w.ib
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	for len(ib.buf) >= bufcopy.LargeSize && !ib.closed {
+		ib.cond.Wait()
+	}
+	if ib.closed {
+		return 0, errInboxClosed
+	}
+	ib.buf = append(ib.buf, p...)
+	ib.cond.Broadcast()
+	return len(p), nil
 }
 
 // reader returns a reader that takes bytes until the next call to reader
@@ -120,7 +134,10 @@ func (r *inboxReader) Read(p []byte) (int, error) {
 	case len(ib.buf) > 0:
 		n := copy(p, ib.buf)
 		ib.buf = ib.buf[:copy(ib.buf, ib.buf[n:])]
-		ib.cond.Broadcast() // the pump may read again
+		if len(ib.buf) == 0 && cap(ib.buf) > bufcopy.SmallSize {
+			ib.buf = nil // a paste's room is not kept for keystrokes
+		}
+		ib.cond.Broadcast() // the pump may write again
 		return n, nil
 	default:
 		return 0, ib.err

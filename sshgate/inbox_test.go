@@ -1,11 +1,14 @@
 package sshgate
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
 	"testing"
 	"time"
+
+	"switchyard/bufcopy"
 )
 
 func TestInboxHandsInputToOneReaderAtATime(t *testing.T) {
@@ -54,5 +57,27 @@ func TestInboxReadDeadline(t *testing.T) {
 	b := make([]byte, 8)
 	if n, err := r.Read(b); err != nil || string(b[:n]) != "x" {
 		t.Errorf("Read after clearing the deadline: %q, %v", b[:n], err)
+	}
+}
+
+// A paste larger than the pump's buffers arrives whole and in order, and
+// the room it took is not kept once it has been read.
+func TestInboxPasteExactAndReleased(t *testing.T) {
+	src, w := io.Pipe()
+	ib := newInbox(src)
+	defer ib.close()
+	paste := make([]byte, 3*bufcopy.LargeSize+123)
+	for i := range paste {
+		paste[i] = byte(i * 7)
+	}
+	go func() { w.Write(paste); w.Close() }()
+	got, err := io.ReadAll(ib.reader())
+	if err != nil || !bytes.Equal(got, paste) {
+		t.Fatalf("read %d of %d bytes (%v), equal=%v", len(got), len(paste), err, bytes.Equal(got, paste))
+	}
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if cap(ib.buf) > bufcopy.SmallSize {
+		t.Errorf("the inbox keeps %d bytes of room after the paste was read", cap(ib.buf))
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // authDir is a fakeDir with certificates, revocations, passwords and
@@ -90,19 +93,7 @@ func TestMaxConnsPerSource(t *testing.T) {
 		t.Errorf("refusal not logged:\n%s", e.logs.String())
 	}
 	c1.Close()
-	waitUntil(t, "a slot to free up", func() bool { _, ok := banner(t, e.addr); return ok })
-}
-
-// waitUntil polls cond until it holds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitFor, "a slot to free up", func() bool { _, ok := banner(t, e.addr); return ok })
 }
 
 func TestAuthFailThrottle(t *testing.T) {
@@ -110,7 +101,7 @@ func TestAuthFailThrottle(t *testing.T) {
 	now.Store(time.Now().UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	e := newEnv(t, func(s *Server) { s.AuthFailLimit, s.AuthFailWindow, s.Clock = 3, time.Minute, clock })
-	stranger := newSigner(t)
+	stranger := sshtest.NewSigner(t)
 	for range 3 {
 		if _, err := e.dial("alice", stranger); err == nil {
 			t.Fatal("stranger accepted")
@@ -118,7 +109,7 @@ func TestAuthFailThrottle(t *testing.T) {
 	}
 	// A connection is charged when it closes, just after the client
 	// gives up.
-	waitUntil(t, "the address to be blocked", func() bool { _, ok := banner(t, e.addr); return !ok })
+	testutil.Eventually(t, waitFor, "the address to be blocked", func() bool { _, ok := banner(t, e.addr); return !ok })
 	if _, err := e.dial("alice", e.alice); err == nil {
 		t.Fatal("blocked address still admitted")
 	}
@@ -139,7 +130,7 @@ func TestAuthFailThrottle(t *testing.T) {
 // client only offers (queries), so 2×MaxAuthTries unknown keys hit it.
 func TestMaxAuthTries(t *testing.T) {
 	e := newEnv(t, func(s *Server) { s.MaxAuthTries = 2 })
-	_, err := e.dialConfig(e.clientConfig("alice", gossh.PublicKeys(newSigner(t), newSigner(t), newSigner(t), newSigner(t), newSigner(t), e.alice)))
+	_, err := e.dialConfig(e.clientConfig("alice", gossh.PublicKeys(sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t), e.alice)))
 	if err == nil || !strings.Contains(err.Error(), "too many authentication failures") {
 		t.Fatalf("dial: %v, want too many authentication failures", err)
 	}

@@ -3,18 +3,14 @@ package sshgate
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	gossh "golang.org/x/crypto/ssh"
+	"switchyard/internal/sshtest"
 )
 
 // opensshClient runs the stock ssh binary against the test gateway.
@@ -29,22 +25,8 @@ func newOpenSSH(t *testing.T, e *env) *opensshClient {
 	if _, err := exec.LookPath("ssh"); err != nil {
 		t.Skip("no ssh binary")
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := gossh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyFile := filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := sshtest.WriteKey(t, keyFile)
 	dir := e.srv.directory().(*fakeDir)
 	e.srv.SetDirectory(&fakeDir{
 		keys:  map[string]string{string(signer.PublicKey().Marshal()): "alice"},

@@ -12,9 +12,6 @@ import (
 	"switchyard/control"
 )
 
-// copyBufSize is the buffer of each relay copy.
-const copyBufSize = 32 << 10
-
 // exitReq is the exit-status or exit-signal request appd sent, kept to be
 // forwarded to the client byte for byte.
 type exitReq struct {

@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 // withSessions makes the broker know these sessions, for any user asking:
@@ -295,21 +296,20 @@ func errString(err error) string {
 // waitLog waits until the gateway has logged a line with every one of parts.
 func (e *env) waitLog(parts ...string) {
 	e.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
+	logged := func() bool {
 		for line := range strings.Lines(e.logs.String()) {
 			all := true
 			for _, p := range parts {
 				all = all && strings.Contains(line, p)
 			}
 			if all {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no log line with %q", parts)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}
+	if !testutil.Poll(waitFor, logged) {
+		e.t.Fatalf("no log line with %q", parts)
 	}
 }
 

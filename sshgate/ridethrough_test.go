@@ -6,6 +6,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/internal/sshtest"
 )
 
 // readN reads exactly n bytes from r.
@@ -21,9 +23,9 @@ func readN(t *testing.T, r io.Reader, n int) string {
 // The client's input goes to the current app channel; what a dead channel
 // refuses waits for the next one, and the client's EOF reaches that one.
 func TestInputSurvivesAChannelSwitch(t *testing.T) {
-	a, aReqs, aPeer, _ := channelPair(t)
+	a, aReqs, aPeer, _ := sshtest.ChannelPair(t)
 	go gossh.DiscardRequests(aReqs)
-	b, bReqs, bPeer, _ := channelPair(t)
+	b, bReqs, bPeer, _ := sshtest.ChannelPair(t)
 	go gossh.DiscardRequests(bReqs)
 	pr, pw := io.Pipe()
 	in := startInput(pr)

@@ -94,7 +94,7 @@ type Server struct {
 	Placer           Placer         // broker client, required
 	Opener           Opener         // connections to app servers, required
 	Logger           *slog.Logger   // slog.Default() if nil
-	Capacity         int            // max concurrent sessions; 1000 if zero
+	Capacity         int            // max concurrent sessions; control.DefaultGatewayCapacity if zero
 	HandshakeTimeout time.Duration  // time to authenticate; 20s if zero
 	PlaceTimeout     time.Duration  // bound on a Place call and each notification; 5s if zero
 	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
@@ -304,7 +304,7 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) capacity() int { return orDefault(s.Capacity, 1000) }
+func (s *Server) capacity() int { return orDefault(s.Capacity, control.DefaultGatewayCapacity) }
 
 func (s *Server) handshakeTimeout() time.Duration {
 	return orDefault(s.HandshakeTimeout, defaultHandshakeTimeout)

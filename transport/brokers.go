@@ -105,7 +105,7 @@ func (b *Brokers) Call(ctx context.Context, method string, req, resp any) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	backoff := 50 * time.Millisecond
+	retry := backoff{first: 50 * time.Millisecond, max: 500 * time.Millisecond}
 	var last error
 	for {
 		done, err := b.round(ctx, method, req, resp)
@@ -113,14 +113,13 @@ func (b *Brokers) Call(ctx context.Context, method string, req, resp any) error 
 			return err
 		}
 		last = err
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(retry.next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%w: %v", ErrNoLeader, last)
 		case <-t.C:
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

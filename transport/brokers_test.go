@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/sshtest"
 )
 
 // brokerSet starts one control server per name; each places only while
@@ -93,8 +94,8 @@ func TestBrokersNoLeader(t *testing.T) {
 	}
 
 	lone := &Brokers{Links: map[string]*Link{}, Order: []string{"broker"}, LeaderWait: time.Hour}
-	key := newSigner(t)
-	lone.Links["broker"] = &Link{Identity: Identity{"cli", newSigner(t)}, Peer: "broker", Addr: func() string { return "127.0.0.1:1" },
+	key := sshtest.NewSigner(t)
+	lone.Links["broker"] = &Link{Identity: Identity{"cli", sshtest.NewSigner(t)}, Peer: "broker", Addr: func() string { return "127.0.0.1:1" },
 		Key: func(string) (ssh.PublicKey, error) { return key.PublicKey(), nil }}
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()

@@ -1,77 +1,21 @@
 package transport
 
 import (
-	"golang.org/x/crypto/ssh"
 	"net"
-	"sync"
 	"testing"
 	"time"
-)
 
-// blackhole forwards to target until cut, then forwards nothing and closes
-// nothing: a partition, not a hang-up.
-func blackhole(t *testing.T, target string) (addr string, cut func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	var once sync.Once
-	var conns []net.Conn
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		once.Do(func() { close(stop) })
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	pipe := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n > 0 {
-				dst.Write(buf[:n])
-			}
-			if err != nil { // io.EOF or a closed connection
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				return
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			go pipe(in, out)
-			go pipe(out, in)
-		}
-	}()
-	return ln.Addr().String(), func() { once.Do(func() { close(stop) }) }
-}
+	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/testutil"
+)
 
 func TestKeepaliveClosesPartitionedConnection(t *testing.T) {
 	old := aliveInterval
 	aliveInterval = 50 * time.Millisecond
 	t.Cleanup(func() { aliveInterval = old })
 	c := startServer(t, echoChannels)
-	addr, cut := blackhole(t, c.addr)
+	addr, cut := testutil.Partition(t, c.addr)
 	client, err := Dial(ctxT(t), Identity{"cli", c.cli}, "srv", addr, c.srv.PublicKey())
 	if err != nil {
 		t.Fatal(err)

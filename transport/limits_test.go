@@ -7,34 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/internal/testutil"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // limitedServer is startServer's cluster served by a Server with a short
 // handshake timeout, peers nodes and its log in a buffer.
-func limitedServer(t *testing.T, timeout time.Duration, peers int) (*cluster, *Server, *syncBuffer) {
+func limitedServer(t *testing.T, timeout time.Duration, peers int) (*cluster, *Server, *testutil.Buffer) {
 	t.Helper()
 	c := startServer(t, echoChannels) // for its keys; its own server is not used
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +25,7 @@ func limitedServer(t *testing.T, timeout time.Duration, peers int) (*cluster, *S
 		t.Fatal(err)
 	}
 	c.addr = ln.Addr().String()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	s := &Server{Signer: c.srv, HandshakeTimeout: timeout, Handler: echoChannels,
 		Peers:  func() int { return peers },
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -52,16 +35,6 @@ func limitedServer(t *testing.T, timeout time.Duration, peers int) (*cluster, *S
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	return c, s, logs
-}
-
-// waitFor polls cond for at most 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 // serverAnswer reads conn until the server closes it, within d: banner
@@ -115,7 +88,7 @@ func TestServerLimitsConnectionsPerSource(t *testing.T) {
 	if admitted > limit-1 { // the node holds one slot
 		t.Errorf("%d of %d stalled connections got a handshake, limit %d", admitted, flood, limit)
 	}
-	waitFor(t, "the stalled connections' slots back", func() bool { return s.Conns() == 1 })
+	testutil.Eventually(t, 15*time.Second, "the stalled connections' slots back", func() bool { return s.Conns() == 1 })
 	again, err := Dial(ctxT(t), Identity{"cli", c.cli}, "srv", c.addr, c.srv.PublicKey())
 	if err != nil {
 		t.Fatalf("a node could not connect after the flood: %v", err)

@@ -86,9 +86,12 @@ func (l *Link) Current(ctx context.Context) (*control.Peer, error) {
 	}
 }
 
-// Run keeps the link up until ctx ends.
+// Run keeps the link up until ctx ends. Between attempts it waits from
+// 100 ms doubling up to MaxBackoff, each wait drawn at random from the
+// upper half of its step (see backoff), so that links dropped together do
+// not retry together.
 func (l *Link) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	wait := backoff{first: 100 * time.Millisecond, max: l.maxBackoff()}
 	for {
 		up, err := l.session(ctx)
 		if ctx.Err() != nil {
@@ -96,11 +99,12 @@ func (l *Link) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if up {
-			backoff = 100 * time.Millisecond
+			wait.reset()
 		}
-		l.logger().Warn("control link down", "peer", l.Peer, "err", err, "retry", backoff)
+		d := wait.next()
+		l.logger().Warn("control link down", "peer", l.Peer, "err", err, "retry", d)
 		l.set(nil, err)
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -108,7 +112,6 @@ func (l *Link) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		backoff = min(backoff*2, l.maxBackoff())
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ErrServerClosed is returned by Serve after Close.
+// ErrServerClosed is returned by Serve after Close or Shutdown.
 var ErrServerClosed = errors.New("transport: server closed")
 
 // Authorizer maps a client's public key to the node it belongs to.
@@ -70,8 +70,8 @@ func (s *Server) config() *ssh.ServerConfig {
 	return cfg
 }
 
-// Serve accepts connections on ln until Close. It returns ErrServerClosed
-// after Close, or the listener's error.
+// Serve accepts connections on ln until Close or Shutdown. It returns
+// ErrServerClosed after either, or the listener's error.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Signer == nil || s.Authorize == nil || s.Handler == nil {
 		return errors.New("transport: Server needs Signer, Authorize and Handler")
@@ -93,7 +93,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		if !s.admit(c) {
 			continue
 		}
-		s.wg.Add(1)
+		if !s.startHandler(c) {
+			return ErrServerClosed
+		}
 		go func() {
 			defer s.wg.Done()
 			s.handle(ctx, c, cfg)
@@ -121,6 +123,22 @@ func (s *Server) untrack(ln net.Listener) {
 	s.mu.Lock()
 	delete(s.lns, ln)
 	s.mu.Unlock()
+}
+
+// startHandler counts a handler about to serve the admitted c, unless the
+// server is closed: then it closes c, gives its slot back and returns
+// false. Counting under mu keeps it from racing the wait of Close or
+// Shutdown.
+func (s *Server) startHandler(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.sources.Give(hostOf(c.RemoteAddr()))
+		c.Close()
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func (s *Server) isClosed() bool {
@@ -171,13 +189,41 @@ func (s *Server) handle(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig) 
 	conn.Close()
 }
 
-// Close stops the listeners and closes every connection.
-func (s *Server) Close() error {
+// Shutdown stops the server without interrupting its connections: it
+// closes the listeners, so that Serve returns ErrServerClosed, refuses a
+// connection accepted but not yet served, and waits until every
+// connection's handler has returned. If ctx ends first, Shutdown returns
+// ctx's error and the connections stay open; Close ends them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait() // returns at the latest once Close has ended every connection
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("transport: shutdown: %w", ctx.Err())
+	}
+}
+
+// stopAccepting marks the server closed and closes its listeners.
+func (s *Server) stopAccepting() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	for ln := range s.lns {
 		ln.Close()
 	}
+}
+
+// Close stops the listeners and closes every connection, and returns
+// once every connection's handler has.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
 	}

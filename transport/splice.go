@@ -2,14 +2,12 @@ package transport
 
 import (
 	"context"
-	"io"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
-)
 
-// spliceBufSize is the buffer of each of a splice's four copies.
-const spliceBufSize = 32 << 10
+	"switchyard/bufcopy"
+)
 
 // Splice joins two SSH channels as if they were one: everything one side's
 // peer sends reaches the other side's peer. That is data and extended data
@@ -37,14 +35,16 @@ func Splice(ctx context.Context, a ssh.Channel, aReqs <-chan *ssh.Request, b ssh
 }
 
 // pipe carries one direction of a splice: src's data, stderr and EOF to
-// dst, src's requests to dst, and src's close to dst after its data.
+// dst, src's requests to dst, and src's close to dst after its data. Its
+// two copies are bufcopy's: idle, they hold a small buffer each, and
+// borrow a large one only while data flows.
 func pipe(dst, src ssh.Channel, reqs <-chan *ssh.Request) {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
 		var wg sync.WaitGroup
-		wg.Go(func() { copyBuffer(dst, src) })
-		wg.Go(func() { copyBuffer(dst.Stderr(), src.Stderr()) })
+		wg.Go(func() { bufcopy.Copy(dst, src, nil) })
+		wg.Go(func() { bufcopy.Copy(dst.Stderr(), src.Stderr(), nil) })
 		wg.Wait()
 		dst.CloseWrite() // fails only if dst is gone, which its own pipe sees
 	}()
@@ -61,10 +61,4 @@ func pipe(dst, src ssh.Channel, reqs <-chan *ssh.Request) {
 	// copies end at its EOF.
 	<-copied
 	dst.Close()
-}
-
-// copyBuffer copies src to dst until src ends or a write fails.
-func copyBuffer(dst io.Writer, src io.Reader) {
-	buf := make([]byte, spliceBufSize)
-	io.CopyBuffer(dst, src, buf)
 }

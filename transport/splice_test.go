@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,50 +14,15 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
-
-// sshPair runs an SSH server on loopback whose every channel is handed to
-// serve, and returns a client connected to it.
-func sshPair(t *testing.T, serve func(ssh.NewChannel)) *ssh.Client {
-	t.Helper()
-	cfg := &ssh.ServerConfig{NoClientAuth: true} // test only
-	cfg.AddHostKey(newSigner(t))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
-				if err != nil {
-					return
-				}
-				go ssh.DiscardRequests(reqs)
-				for ch := range chans {
-					go serve(ch)
-				}
-			}()
-		}
-	}()
-	c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "t", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // spliced returns a client whose channels are spliced, by a middle SSH
 // server, to channels opened on backend.
-func spliced(t *testing.T, ctx context.Context, backend *ssh.Client) *ssh.Client {
+func spliced(t testing.TB, ctx context.Context, backend *ssh.Client) *ssh.Client {
 	t.Helper()
-	return sshPair(t, func(nc ssh.NewChannel) {
+	return sshtest.Pair(t, func(nc ssh.NewChannel) {
 		inner, innerReqs, err := backend.OpenChannel(nc.ChannelType(), nc.ExtraData())
 		if err != nil {
 			var oce *ssh.OpenChannelError
@@ -127,7 +91,7 @@ func scriptedApp(log *backendLog) func(ssh.NewChannel) {
 func TestSpliceCarriesEverything(t *testing.T) {
 	ctx := ctxT(t)
 	log := &backendLog{}
-	client := spliced(t, ctx, sshPair(t, scriptedApp(log)))
+	client := spliced(t, ctx, sshtest.Pair(t, scriptedApp(log)))
 	ch, reqs, err := client.OpenChannel(control.ChannelSpawn, []byte(`{"app":"x"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +163,7 @@ func TestSpliceClosesTheOtherSide(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
 	closed := make(chan string, 4)
-	backend := sshPair(t, func(nc ssh.NewChannel) {
+	backend := sshtest.Pair(t, func(nc ssh.NewChannel) {
 		ch, reqs, err := nc.Accept()
 		if err != nil {
 			return
@@ -215,7 +179,7 @@ func TestSpliceClosesTheOtherSide(t *testing.T) {
 	}
 	go ssh.DiscardRequests(reqs)
 	ch.Close()
-	if got := recvT(t, closed); got != "client-closed" {
+	if got := testutil.Recv(t, closed, 10*time.Second, "the backend's channel to close"); got != "client-closed" {
 		t.Fatalf("backend saw %q closed", got)
 	}
 	// ctx ending closes both sides.
@@ -224,26 +188,15 @@ func TestSpliceClosesTheOtherSide(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	if got := recvT(t, closed); got != "ctx-ended" {
+	if got := testutil.Recv(t, closed, 10*time.Second, "the backend's channel to close"); got != "ctx-ended" {
 		t.Fatalf("backend saw %q closed", got)
 	}
 	ssh.DiscardRequests(reqs2) // returns once the client's channel is closed too
 	ch2.Close()
 }
 
-func recvT[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("timed out")
-		panic("unreachable")
-	}
-}
-
 func TestRelayChecksAndPassesRejections(t *testing.T) {
-	backend := sshPair(t, func(nc ssh.NewChannel) { nc.Reject(ssh.Prohibited, "no_session: no such session") })
+	backend := sshtest.Pair(t, func(nc ssh.NewChannel) { nc.Reject(ssh.Prohibited, "no_session: no such session") })
 	r := &Relay{Name: "gw1",
 		Open: func(ctx context.Context, node, addr, chanType string, extra []byte) (ssh.Channel, <-chan *ssh.Request, error) {
 			if node == "down" {
@@ -292,7 +245,7 @@ func TestRelayChecksAndPassesRejections(t *testing.T) {
 // Relays count against the relaying gateway's capacity: Admit refuses one
 // beyond it, and Done gives the slot back when the relay ends.
 func TestRelayCountsAgainstCapacity(t *testing.T) {
-	backend := sshPair(t, func(nc ssh.NewChannel) {
+	backend := sshtest.Pair(t, func(nc ssh.NewChannel) {
 		ch, reqs, err := nc.Accept()
 		if err != nil {
 			return
@@ -334,12 +287,8 @@ func TestRelayCountsAgainstCapacity(t *testing.T) {
 		t.Fatalf("relay beyond capacity: %v, want a resource shortage saying the gateway is full", err)
 	}
 	first.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for slots.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slots still taken after the relay ended", slots.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { return slots.Load() == 0 }) {
+		t.Fatalf("%d slots still taken after the relay ended", slots.Load())
 	}
 	again, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
 	if err != nil {

@@ -2,8 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net"
@@ -14,32 +12,21 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/internal/sshtest"
 )
-
-func newSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // cluster is a server node "srv" that knows client node "cli".
 type cluster struct {
 	srv, cli ssh.Signer
 	addr     string
+	server   *Server
 	accepts  atomic.Int32
 	keys     KeyFunc
 }
 
 func startServer(t *testing.T, handler ConnHandler) *cluster {
 	t.Helper()
-	c := &cluster{srv: newSigner(t), cli: newSigner(t)}
+	c := &cluster{srv: sshtest.NewSigner(t), cli: sshtest.NewSigner(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +54,7 @@ func startServer(t *testing.T, handler ConnHandler) *cluster {
 			handler(ctx, node, conn, chans)
 		},
 	}
+	c.server = s
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	return c
@@ -103,13 +91,13 @@ func TestMutualAuth(t *testing.T) {
 		t.Fatalf("listed node refused: %v", err)
 	}
 	good.Close()
-	if _, err := Dial(ctx, Identity{"cli", newSigner(t)}, "srv", c.addr, c.srv.PublicKey()); err == nil {
+	if _, err := Dial(ctx, Identity{"cli", sshtest.NewSigner(t)}, "srv", c.addr, c.srv.PublicKey()); err == nil {
 		t.Fatal("an unlisted client key was admitted")
 	}
 	if _, err := Dial(ctx, Identity{"srv", c.cli}, "srv", c.addr, c.srv.PublicKey()); err == nil {
 		t.Fatal("a listed key claiming another node's name was admitted")
 	}
-	if _, err := Dial(ctx, Identity{"cli", c.cli}, "srv", c.addr, newSigner(t).PublicKey()); err == nil {
+	if _, err := Dial(ctx, Identity{"cli", c.cli}, "srv", c.addr, sshtest.NewSigner(t).PublicKey()); err == nil {
 		t.Fatal("client accepted a server host key that is not listed")
 	}
 }
@@ -196,8 +184,8 @@ func TestLinkFailsFastWhenDown(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: connection refused
-	key := newSigner(t)
-	l := &Link{Identity: Identity{"cli", newSigner(t)}, Peer: "broker", Addr: func() string { return addr },
+	key := sshtest.NewSigner(t)
+	l := &Link{Identity: Identity{"cli", sshtest.NewSigner(t)}, Peer: "broker", Addr: func() string { return addr },
 		Key: func(string) (ssh.PublicKey, error) { return key.PublicKey(), nil }}
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,37 +17,12 @@ import (
 	"github.com/creack/pty"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"switchyard/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-// eventually polls cond every 10ms until it holds or 5s have passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor bounds every wait in these tests.
+const waitFor = 5 * time.Second
 
 // result is what Run returned.
 type result struct {
@@ -63,18 +38,6 @@ func start(ctx context.Context, opt Options) <-chan result {
 		done <- result{c, err}
 	}()
 	return done
-}
-
-// wait returns Run's result, failing after 5s.
-func wait(t *testing.T, done <-chan result) result {
-	t.Helper()
-	select {
-	case r := <-done:
-		return r
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-		return result{}
-	}
 }
 
 // rawPTY opens a PTY pair whose slave is in raw mode, as the client's
@@ -124,8 +87,8 @@ func makeRaw(fd, w, h int) error {
 // buffer and a func that closes the pair and waits for the copy to end.
 // pty.Open leaves the master in blocking mode, where Close does not
 // interrupt a Read; closing the slave first makes the Read fail with EIO.
-func drain(master, slave *os.File) (*syncBuffer, func()) {
-	var buf syncBuffer
+func drain(master, slave *os.File) (*testutil.Buffer, func()) {
+	var buf testutil.Buffer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -148,7 +111,7 @@ func TestRunPTY(t *testing.T) {
 		In: slave, Out: slave, Term: "xterm-256color", Width: w, Height: h,
 		Now: func() time.Time { return testNow }, User: "alice",
 	})
-	eventually(t, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
+	testutil.Eventually(t, waitFor, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
 	if _, err := master.WriteString("vim"); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +122,7 @@ func TestRunPTY(t *testing.T) {
 		wantLines[i] = strings.TrimRight(wantLines[i], " ")
 	}
 	var got *screen
-	eventually(t, "the filtered view on screen", func() bool {
+	testutil.Eventually(t, waitFor, "the filtered view on screen", func() bool {
 		got = newScreen(w, h)
 		got.write(out.Bytes())
 		return strings.Join(got.lines(), "\n") == strings.Join(wantLines, "\n")
@@ -171,12 +134,12 @@ func TestRunPTY(t *testing.T) {
 	if _, err := master.WriteString("\r"); err != nil {
 		t.Fatal(err)
 	}
-	r := wait(t, done)
+	r := testutil.Recv(t, done, waitFor, "Run to return")
 	if r.err != nil || r.c != (Choice{App: "vim"}) {
 		t.Fatalf("Run = %+v, %v; want vim", r.c, r.err)
 	}
 	// The terminal is handed back: alternate screen left, cursor shown.
-	eventually(t, "the terminal restored", func() bool {
+	testutil.Eventually(t, waitFor, "the terminal restored", func() bool {
 		b := out.Bytes()
 		return bytes.Contains(b, []byte(ansi.ResetAltScreenSaveCursorMode)) &&
 			bytes.HasSuffix(b, []byte(ansi.ShowCursor))
@@ -199,25 +162,51 @@ func TestRunCancel(t *testing.T) {
 	gw, client := net.Pipe()
 	defer gw.Close()
 	defer client.Close()
-	var out syncBuffer
+	var out testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := start(ctx, Options{In: gw, Out: &out, Term: "vt100", Width: 80, Height: 24})
-	eventually(t, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
+	testutil.Eventually(t, waitFor, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
 
-	began := time.Now()
 	cancel()
-	r := wait(t, done)
+	r := testutil.Recv(t, done, waitFor, "Run to return")
 	if !errors.Is(r.err, context.Canceled) || r.c != (Choice{}) {
 		t.Fatalf("Run = %+v, %v; want context.Canceled", r.c, r.err)
 	}
-	if d := time.Since(began); d > time.Second {
-		t.Errorf("Run took %v to return after cancel", d)
-	}
+	// Had Run left its reader blocked on gw, that reader would take these
+	// bytes (and drop them).
 	go func() { _, _ = client.Write([]byte("after")) }()
-	b := make([]byte, 5)
-	if _, err := io.ReadFull(gw, b); err != nil || string(b) != "after" {
-		t.Fatalf("read after Run: %q, %v", b, err)
+	read := make(chan string, 1)
+	go func() {
+		b := make([]byte, 5)
+		_, err := io.ReadFull(gw, b)
+		read <- fmt.Sprintf("%q, %v", b, err)
+	}()
+	if got := testutil.Recv(t, read, waitFor, "the bytes written after Run"); got != `"after", <nil>` {
+		t.Fatalf("read after Run: %s", got)
+	}
+}
+
+// TestInputStopEndsPump: stop interrupts the pump's pending Read through
+// the reader's deadline, so the pump has returned when stop does. (Were
+// the Read not interrupted, stop would give up waiting and return with the
+// pump still reading.)
+func TestInputStopEndsPump(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	gw, client := net.Pipe()
+	defer gw.Close()
+	defer client.Close()
+	in := newInput(gw)
+	go func() { _, _ = client.Write([]byte("k")) }()
+	b := make([]byte, 1)
+	if n, err := in.Read(b); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	in.stop()
+	select {
+	case <-in.exited:
+	default:
+		t.Fatal("stop returned with the pump still reading")
 	}
 }
 
@@ -230,9 +219,9 @@ func TestRunCancelPTY(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := start(ctx, Options{In: slave, Out: slave, Term: "vt100", Width: 80, Height: 24})
-	eventually(t, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
+	testutil.Eventually(t, waitFor, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
 	cancel()
-	if r := wait(t, done); !errors.Is(r.err, context.Canceled) {
+	if r := testutil.Recv(t, done, waitFor, "Run to return"); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("Run = %+v, %v; want context.Canceled", r.c, r.err)
 	}
 }
@@ -242,16 +231,16 @@ func TestRunCancelPTY(t *testing.T) {
 func TestRunPipe(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	pr, pw := io.Pipe()
-	var out syncBuffer
+	var out testutil.Buffer
 	done := start(context.Background(), Options{In: pr, Out: &out, Term: "vt100"})
 	if _, err := pw.Write([]byte("rep")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the filter", func() bool { return bytes.Contains(out.Bytes(), []byte("Filter: rep")) })
+	testutil.Eventually(t, waitFor, "the filter", func() bool { return bytes.Contains(out.Bytes(), []byte("Filter: rep")) })
 	if _, err := pw.Write([]byte("\x1b[B\r")); err != nil { // Down, Enter
 		t.Fatal(err)
 	}
-	r := wait(t, done)
+	r := testutil.Recv(t, done, waitFor, "Run to return")
 	if r.err != nil || r.c != (Choice{App: "reports"}) {
 		t.Fatalf("Run = %+v, %v; want reports", r.c, r.err)
 	}
@@ -266,7 +255,7 @@ func TestRunLeaveAndEOF(t *testing.T) {
 		if _, err := client.Write([]byte(k)); err != nil {
 			t.Fatal(err)
 		}
-		if r := wait(t, done); r.err != nil || r.c != (Choice{}) {
+		if r := testutil.Recv(t, done, waitFor, "Run to return"); r.err != nil || r.c != (Choice{}) {
 			t.Errorf("%q: Run = %+v, %v; want the zero Choice", k, r.c, r.err)
 		}
 		gw.Close()
@@ -276,7 +265,7 @@ func TestRunLeaveAndEOF(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := start(context.Background(), Options{In: pr, Out: io.Discard, Term: "vt100"})
 	pw.Close()
-	if r := wait(t, done); !errors.Is(r.err, io.EOF) {
+	if r := testutil.Recv(t, done, waitFor, "Run to return"); !errors.Is(r.err, io.EOF) {
 		t.Fatalf("EOF: Run = %+v, %v; want io.EOF", r.c, r.err)
 	}
 }
@@ -288,17 +277,17 @@ func TestRunResize(t *testing.T) {
 	gw, client := net.Pipe()
 	defer gw.Close()
 	defer client.Close()
-	var out syncBuffer
+	var out testutil.Buffer
 	resize := make(chan Size)
 	done := start(context.Background(), Options{In: gw, Out: &out, Term: "vt100", Width: 80, Height: 24,
 		Resize: resize, Now: func() time.Time { return testNow }, User: "alice"})
-	eventually(t, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
+	testutil.Eventually(t, waitFor, "the picker", func() bool { return bytes.Contains(out.Bytes(), []byte("Switchyard")) })
 	resize <- Size{Width: 40, Height: 8}
 
 	want := newTestModel("vt100")
 	next, _ := want.Update(tea.WindowSizeMsg{Width: 40, Height: 8})
 	wantLines := strings.Split(next.View(), "\n")
-	eventually(t, "a 40x8 frame", func() bool {
+	testutil.Eventually(t, waitFor, "a 40x8 frame", func() bool {
 		s := newScreen(40, 8)
 		b := out.Bytes()
 		if i := bytes.LastIndex(b, []byte(ansi.CursorHomePosition)); i >= 0 {
@@ -315,7 +304,7 @@ func TestRunResize(t *testing.T) {
 	if _, err := client.Write([]byte("q")); err != nil {
 		t.Fatal(err)
 	}
-	if r := wait(t, done); r.err != nil {
+	if r := testutil.Recv(t, done, waitFor, "Run to return"); r.err != nil {
 		t.Fatalf("Run: %v", r.err)
 	}
 }

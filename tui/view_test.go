@@ -1,10 +1,7 @@
 package tui
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,9 +9,9 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"switchyard/internal/testutil"
+)
 
 // checkFits fails unless view is exactly h lines of at most w cells.
 func checkFits(t *testing.T, view string, w, h int) {
@@ -45,19 +42,7 @@ func TestGolden(t *testing.T) {
 			m, _ := press(t, newTestModel(tt.term), tt.keys...)
 			got := m.View()
 			checkFits(t, got, 80, 24)
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("view differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
+			testutil.Golden(t, tt.name, got)
 		})
 	}
 }
