@@ -73,14 +73,16 @@ func (m *Manager) joinCgroup(s *session, id, name string, l Limits) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock() // the reaper reads it (exit) if the app ends meanwhile
 	s.cg = cg
+	s.mu.Unlock()
 	return cg.add(s.pid)
 }
 
 // removeCgroup removes the session's control group, killing what is left
 // in it: the session is over.
 func (s *session) removeCgroup(log *slog.Logger) {
-	if err := s.cg.remove(); err != nil && log != nil {
+	if err := s.group().remove(); err != nil && log != nil {
 		log.Warn("session cgroup left behind", "id", s.info.ID, "err", err)
 	}
 }

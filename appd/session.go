@@ -174,13 +174,20 @@ func (s *session) collectStatus(status int) {
 // exit records the app's result once it is reaped and closes s.exited.
 func (s *session) exit(r exitResult) {
 	s.result = r
-	if n := s.cg.oomKills(); n > 0 {
-		s.result = s.result.outOfMemory(s.cg.memory, s.term != nil)
+	if cg := s.group(); cg.oomKills() > 0 {
+		s.result = s.result.outOfMemory(cg.memory, s.term != nil)
 	}
 	if s.term != nil {
 		s.term.appExited()
 	}
 	close(s.exited)
+}
+
+// group is the session's control group, nil for none.
+func (s *session) group() *cgroup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cg
 }
 
 func (s *session) markReaped() {
