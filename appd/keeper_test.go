@@ -379,7 +379,6 @@ func procStatus(t *testing.T, pid int, key string) int {
 // appd, then every later send fails at once; and apps still start with a
 // keeper that was killed.
 func TestKeeperLostOrStalledNeverBlocksSpawns(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	stalled, _ := testKeeper(t, time.Minute) // never resumed: killed by cleanup, so that it acts on nothing it was sent
 	syscall.Kill(stalled.PID(), syscall.SIGSTOP)
 	own := startGroup(t) // the only group registered, in case
@@ -392,7 +391,6 @@ func TestKeeperLostOrStalledNeverBlocksSpawns(t *testing.T) {
 	t.Logf("a stopped keeper took %d messages before sends failed", sent)
 
 	dead, _ := testKeeper(t, time.Minute)
-	dead.Logger = log
 	syscall.Kill(dead.PID(), syscall.SIGKILL)
 	waitUntil(t, "the keeper to die", func() bool { return !alive(dead.PID()) })
 	waitUntil(t, "appd to notice", func() bool { return !dead.Spawns() })
