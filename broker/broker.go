@@ -195,6 +195,10 @@ type sessionState struct {
 	// detached; zero otherwise. A server report made before then may
 	// still say attached (see serverReport).
 	gatewayDetached time.Time
+	// since is when the broker first heard of the session on its server:
+	// one its server reported before the gateway's session.started (a
+	// report can come first) is newer than the placement made for it.
+	since time.Time
 }
 
 func (b *Broker) logger() *slog.Logger {

@@ -100,7 +100,7 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 	if old != nil {
 		b.unindex(old)
 	}
-	s := &sessionState{info: info, seen: seen}
+	s := &sessionState{info: info, seen: seen, since: seen}
 	b.sessions[id] = s
 	o := b.onServer(s.info.Server)
 	o.sessions[id] = s
@@ -180,6 +180,13 @@ func (b *Broker) addPending(server string, now time.Time) {
 	o.pending = append(o.pending, now)
 	b.placements.push(placementAt{server: server, at: now})
 	b.recount(o)
+}
+
+// placedBy reports whether a placement on server still pending was made
+// before t. Callers hold b.mu.
+func (b *Broker) placedBy(server string, t time.Time) bool {
+	o := b.byServer[server]
+	return o != nil && len(o.pending) > 0 && o.pending[0].Before(t)
 }
 
 // confirmPending drops the oldest placement on server not yet confirmed,

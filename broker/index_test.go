@@ -40,7 +40,7 @@ func (m *refModel) report(name string, r control.ServerReport, now time.Time) {
 		if old, ok := m.sessions[s.ID]; ok && s.Gateway == "" {
 			s.Gateway = old.info.Gateway
 		}
-		m.sessions[s.ID] = sessionState{info: s, seen: now}
+		m.put(s, now)
 	}
 	for id, s := range m.sessions {
 		if s.info.Server == name && !reported[id] && now.Sub(s.seen) > m.interval {
@@ -49,9 +49,31 @@ func (m *refModel) report(name string, r control.ServerReport, now time.Time) {
 	}
 }
 
+// put records s as seen at now; since stays while it stays on its server
+// and user.
+func (m *refModel) put(s control.SessionInfo, now time.Time) {
+	since := now
+	if old, ok := m.sessions[s.ID]; ok && old.info.Server == s.Server && old.info.User == s.User {
+		since = old.since
+	}
+	m.sessions[s.ID] = sessionState{info: s, seen: now, since: since}
+}
+
+// placedBy reports whether the oldest placement pending on server was
+// made before t.
+func (m *refModel) placedBy(server string, t time.Time) bool {
+	for _, p := range m.pending {
+		if p.server == server {
+			return p.at.Before(t)
+		}
+	}
+	return false
+}
+
 func (m *refModel) started(s control.SessionInfo, now time.Time) {
-	_, resumed := m.sessions[s.ID]
-	m.sessions[s.ID] = sessionState{info: s, seen: now}
+	old, known := m.sessions[s.ID]
+	resumed := known && !m.placedBy(s.Server, old.since)
+	m.put(s, now)
 	for i, p := range m.pending {
 		if p.server == s.Server && !resumed {
 			m.pending = slices.Delete(m.pending, i, i+1)
@@ -243,9 +265,9 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			user := pick(users)
 			o := outcome{pl: control.Placement{Server: server, Redirect: &control.Redirect{Gateway: "gw2", Expires: clock.Add(time.Minute)}}}
 			b.prelaunch(context.Background(), control.PlaceRequest{User: user, App: "vi"}, &o, time.Minute)
-			m.sessions[prelaunched.ID] = sessionState{seen: clock, info: control.SessionInfo{ID: prelaunched.ID,
+			m.put(control.SessionInfo{ID: prelaunched.ID,
 				PID: prelaunched.PID, User: user, App: "vi", Server: server, Gateway: "gw2", Started: clock,
-				State: control.StateDetached, Detached: clock}}
+				State: control.StateDetached, Detached: clock}, clock)
 			did = fmt.Sprintf("prelaunch %s on %s", prelaunched.ID, server)
 		case op < 85:
 			user, region := pick(users), pick(regions)

@@ -144,6 +144,30 @@ func TestResumeKeepsPendingPlacements(t *testing.T) {
 	}
 }
 
+// TestReportBeforeStartConfirmsPlacement: a server's report can list a
+// new session before the gateway's session.started arrives; the
+// placement made for it is confirmed all the same, not left to count
+// against the server for pendingTTL.
+func TestReportBeforeStartConfirmsPlacement(t *testing.T) {
+	b := testBroker(t)
+	b.mu.Lock()
+	b.addPending("s1", b.now())
+	b.mu.Unlock()
+	placed := b.now()
+	b.Now = func() time.Time { return placed.Add(time.Millisecond) } // the report comes after the placement
+	fresh := control.SessionInfo{ID: "new1", User: "alice", App: "top", Server: "s1", Gateway: "gw1", State: control.StateAttached}
+	b.mu.Lock()
+	b.putSession(fresh, b.now())
+	b.mu.Unlock()
+	b.sessionStarted(fresh)
+	b.mu.Lock()
+	n := len(b.byServer["s1"].pending)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d placements still pending after the session they were for started", n)
+	}
+}
+
 // A session whose server is down is not "detached" (resumable) but
 // unreachable: the broker cannot tell whether it still runs.
 func TestUserSessionsOnADownServerAreUnreachable(t *testing.T) {

@@ -64,7 +64,10 @@ func (b *Broker) sessionStarted(s control.SessionInfo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
-	_, resumed := b.sessions[s.ID] // a resumed session was never a pending placement
+	// A resumed session is no pending placement: the broker knew it
+	// before any placement still pending on its server was made.
+	old := b.sessions[s.ID]
+	resumed := old != nil && !b.placedBy(s.Server, old.since)
 	b.putSession(s, b.now())
 	b.sessions[s.ID].gatewayDetached = time.Time{} // attached again
 	b.dropReservationOf(s.ID, "attached through "+s.Gateway)
