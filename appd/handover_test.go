@@ -210,3 +210,22 @@ func (s *spawned) output() string {
 	defer s.mu.Unlock()
 	return s.stdout.String()
 }
+
+// TestKeeperDeathEndsItsApps: when the keeper dies (kill -9) under a
+// running appd, the apps it started die with it, their children too, and
+// appd ends their sessions.
+func TestKeeperDeathEndsItsApps(t *testing.T) {
+	k, _ := testKeeper(t, time.Minute)
+	m := newTestManager(t, map[string]App{"group": sh("trap '' HUP; sleep 1000 & echo pid=$$; wait")}) // the child ignores the hang-up
+	m.Keeper = k
+	s := spawn(t, dialManager(t, m), ptyReq("group"))
+	s.waitOutput("pid=")
+	pgid := s.started.PID
+	waitUntil(t, "the app's child", func() bool { return len(groupMembers(pgid)) == 2 })
+	syscall.Kill(k.PID(), syscall.SIGKILL)
+	waitUntil(t, "every process of the app to be gone", func() bool { return len(groupMembers(pgid)) == 0 })
+	if _, _, exit := s.waitEnd(); exitSignal(t, exit) != "KILL" {
+		t.Errorf("exit %+v, want signal KILL", exit)
+	}
+	waitLen(t, m, 0)
+}

@@ -253,6 +253,13 @@ func (k *Keeper) fail(err error) {
 		return
 	}
 	k.logger().Error("keeper lost: the apps it started are gone", "keeper_pid", k.pid, "apps", len(exits), "err", err)
+	// Their leaders died with the keeper (Pdeathsig); what else ran in
+	// their sessions must not be left to init.
+	ids := make(map[int]struct{}, len(exits))
+	for pid := range exits {
+		ids[pid] = struct{}{}
+	}
+	killSessions(ids)
 	for _, f := range exits {
 		f(killedStatus)
 	}
