@@ -45,9 +45,11 @@
 // attach like any detached session; unclaimed, appd hangs it up when the
 // hold ends, with or without the broker.
 //
-// When appd dies, its apps die with it (see keeper.go): each is started
-// with Pdeathsig, and a keeper process kills what is left of every app's
-// session and process group once appd's end of their socket closes.
+// PTY apps outlive appd (see keeper.go and handover.go): a keeper process
+// starts them, holds their terminals and state, and hands them to the
+// next appd (Adopt), or ends them when none comes within its hold or when
+// appd stops for good. Batch apps die with appd (Pdeathsig, and the keeper
+// kills what is left of their sessions).
 //
 // The package is Linux-only: it relies on waitid(2) with WNOWAIT, on pidfds
 // and epoll to wait for apps without a thread each (before Linux 5.3 each
