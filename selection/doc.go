@@ -42,7 +42,12 @@
 //
 // A user's running sessions are read once per decision, not for each
 // candidate: Place sorts their servers, PlaceTable marks them in a bitset
-// by position, a run of sessions on one server costing one lookup.
+// by position, a run of sessions on one server costing one lookup. A
+// caller that keeps each user's sessions counted by server index in a
+// Marks (the broker) passes it in Request.Marks instead, and PlaceTable
+// marks each of the user's servers with no lookup: a decision costs what
+// the user's distinct servers cost, a nanosecond or so each, whatever
+// their session count.
 //
 // Place reads each server's struct once and skips, without reading its app
 // list, region or name, any server too busy to beat the best score so far
