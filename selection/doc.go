@@ -19,8 +19,9 @@
 //
 //	score = Weights.Locality*locality + Weights.Affinity*affinity + Weights.Load*loadPart(utilisation)
 //
-// where utilisation is the larger of the session ratio and the CPU load
-// per core, not capped at 1, and loadPart is 1-utilisation up to the fill
+// where utilisation is the larger of the session ratio with this session
+// counted, (Sessions+1)/Max, and the CPU load per core, not capped at 1,
+// and loadPart is 1-utilisation up to the fill
 // level (the cluster's mean fill plus 3%, between 3/4 of Policy.SpillAt
 // and SpillAt), 41 times steeper past it and 441 times past 0.9: so a
 // region gives way to its neighbours once past the cluster's mean, and a
