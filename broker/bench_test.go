@@ -78,6 +78,15 @@ func BenchmarkBrokerPlace10k(b *testing.B) {
 	}
 }
 
+// BenchmarkBrokerPlaceHeavyUsers is BenchmarkBrokerPlace10k on 10,000
+// servers with 5 users, each running 2,000 sessions on as many servers:
+// a decision costs what a user's servers cost, not a scan of them.
+func BenchmarkBrokerPlaceHeavyUsers(b *testing.B) {
+	const nSessions, nUsers, nServers = 10_000, 5, 10_000
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	placeLoop(b, benchBroker(b, nServers, nUsers, nSessions, &clock), &clock, nUsers, nSessions)
+}
+
 // BenchmarkBrokerPlaceStore is BenchmarkBrokerPlace10k on 1000 servers
 // without a Store and with a brokerstate.File written by Keep, as the
 // daemon runs it: each op's session start and end are queued and

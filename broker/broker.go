@@ -135,10 +135,11 @@ type Broker struct {
 	sessions map[string]*sessionState
 	byServer map[string]*serverSessions
 	byUser   map[string]map[string]*sessionState // by user, then session id
-	// By user: how many of their sessions run each app on each server,
-	// so that a placement reads the user's servers, not their sessions.
-	userPlaced map[string]map[selection.Placed]int
-	countedAt  time.Time // see countAt
+	// By user: how many of their sessions run each app on each
+	// configured server, by its row in b.tab, so that a placement reads
+	// the user's servers, not their sessions, and looks up no name.
+	userMarks map[string]*selection.Marks
+	countedAt time.Time // see countAt
 
 	// The configured servers sorted by name (rebuildTable), their names,
 	// and the candidates slice reused by every placement that scans them.
@@ -240,7 +241,7 @@ func (b *Broker) init() {
 		b.sessions = map[string]*sessionState{}
 		b.byServer = map[string]*serverSessions{}
 		b.byUser = map[string]map[string]*sessionState{}
-		b.userPlaced = map[string]map[selection.Placed]int{}
+		b.userMarks = map[string]*selection.Marks{}
 		b.metrics = newMetrics(b)
 		b.tab = selection.NewTable(nil)
 		b.carried = map[uint64]bool{}

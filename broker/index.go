@@ -115,19 +115,29 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 }
 
 // countPlaced adds d to the count of the user's sessions of info's app on
-// its server, forgetting counts that reach 0. Callers hold b.mu.
+// its server in b.userMarks, if the server is configured, forgetting
+// users left with none. Callers hold b.mu.
 func (b *Broker) countPlaced(info control.SessionInfo, d int) {
-	k := selection.Placed{Server: info.Server, App: info.App}
-	m := b.userPlaced[info.User]
-	if m == nil {
-		m = map[selection.Placed]int{}
-		b.userPlaced[info.User] = m
+	o := b.byServer[info.Server]
+	if o == nil || o.row < 0 {
+		return
 	}
-	if m[k] += d; m[k] <= 0 {
-		delete(m, k)
-		if len(m) == 0 {
-			delete(b.userPlaced, info.User)
-		}
+	m := b.userMarks[info.User]
+	if m == nil {
+		m = &selection.Marks{}
+		b.userMarks[info.User] = m
+	}
+	if m.Add(o.row, info.App, d); m.Len() == 0 {
+		delete(b.userMarks, info.User)
+	}
+}
+
+// recountPlaced counts every session anew in b.userMarks, by the rows
+// of a new b.table. Callers hold b.mu.
+func (b *Broker) recountPlaced() {
+	clear(b.userMarks)
+	for _, s := range b.sessions {
+		b.countPlaced(s.info, +1)
 	}
 }
 
@@ -232,5 +242,6 @@ func (b *Broker) rebuildTable() {
 		b.forgetIfUnused(name, o)
 	}
 	b.table, b.serverNames = table, names // a new slice: Status hands serverNames out
+	b.recountPlaced()
 	b.newTab()
 }

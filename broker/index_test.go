@@ -277,7 +277,7 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			b.mu.Lock()
 			gws := b.gatewayView(clock, gw)
 			sreq := selection.Request{User: user, App: "top", ClientRegion: region, Near: cluster.Near[region],
-				Existing: b.placed(user), Seed: b.seq + 1}
+				Marks: b.userMarks[user], Seed: b.seq + 1}
 			d, dropped, err := b.chooseServer(sreq, gws, gw, bound, false, clock)
 			sd, sdropped, serr := b.chooseServer(sreq, gws, gw, bound, true, clock)
 			pd, _, perr := b.chooseServer(sreq, nil, "", false, true, clock)
@@ -435,17 +435,6 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 	if nServer != len(b.sessions) || nUser != len(b.sessions) {
 		t.Errorf("%d sessions, %d indexed by server, %d by user", len(b.sessions), nServer, nUser)
 	}
-	placed := map[string]map[selection.Placed]int{}
-	for _, s := range b.sessions {
-		if placed[s.info.User] == nil {
-			placed[s.info.User] = map[selection.Placed]int{}
-		}
-		placed[s.info.User][selection.Placed{Server: s.info.Server, App: s.info.App}]++
-	}
-	if !maps.EqualFunc(placed, b.userPlaced, maps.Equal) {
-		t.Errorf("servers and apps by user %v, a scan finds %v", b.userPlaced, placed)
-	}
-
 	names := slices.Sorted(maps.Keys(b.cluster.Servers))
 	if len(names) == 0 {
 		names = nil
@@ -460,19 +449,38 @@ func checkIndexes(t *testing.T, b *Broker, m *refModel, universe, users []string
 		}
 	}
 
-	for _, user := range users {
-		var want, got []selection.Placed
-		for _, s := range b.sessions {
-			if s.info.User == user {
-				want = append(want, selection.Placed{Server: s.info.Server, App: s.info.App})
-			}
+	// What b.userMarks counts, by a scan of the sessions on configured
+	// servers: each user's sessions by server and app, and what placed
+	// lists of them.
+	counted := map[string]map[selection.Placed]int{}
+	for _, s := range b.sessions {
+		if _, ok := b.cluster.Servers[s.info.Server]; !ok {
+			continue
 		}
-		got = append(got, b.placed(user)...)
+		if counted[s.info.User] == nil {
+			counted[s.info.User] = map[selection.Placed]int{}
+		}
+		counted[s.info.User][selection.Placed{Server: s.info.Server, App: s.info.App}]++
+	}
+	for user, m := range b.userMarks {
+		if counted[user] == nil {
+			t.Errorf("marks kept for user %s, who runs nothing on a configured server", user)
+		}
+		servers := map[string]bool{}
+		for p := range counted[user] {
+			servers[p.Server] = true
+		}
+		if m.Len() != len(servers) {
+			t.Errorf("marks of %s count %d servers, a scan %d", user, m.Len(), len(servers))
+		}
+	}
+	for _, user := range users {
+		want := slices.Collect(maps.Keys(counted[user]))
+		got := slices.Clone(b.placed(b.userMarks[user]))
 		byPlace := func(x, y selection.Placed) int {
 			return cmp.Or(cmp.Compare(x.Server, y.Server), cmp.Compare(x.App, y.App))
 		}
 		slices.SortFunc(want, byPlace)
-		want = slices.Compact(want) // each server and app once
 		slices.SortFunc(got, byPlace)
 		if !slices.Equal(got, want) {
 			t.Errorf("placed(%s) = %v, a scan finds %v", user, got, want)

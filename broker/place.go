@@ -160,7 +160,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	c := b.cluster
 	gws := b.gatewayView(now, req.Gateway)
 	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
-		Existing: b.placed(req.User), Seed: b.seq}
+		Marks: b.userMarks[req.User], Seed: b.seq}
 	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, false, now)
 	if err != nil {
 		return outcome{err: err}
@@ -223,6 +223,7 @@ func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, r
 			b.carries(key, len(dropped) == 0)
 		}
 		none = len(cands) == 0
+		sreq.Existing = b.placed(sreq.Marks)
 		d, err = p.Place(sreq, cands)
 	}
 	if errors.Is(err, selection.ErrNoServer) {
@@ -325,13 +326,14 @@ func (b *Broker) clientRegion(req control.PlaceRequest) string {
 	return b.cluster.RegionOf(ap.Addr())
 }
 
-// placed lists the servers and apps of the user's running sessions, each
-// pair once, for affinity: as many as the user has servers, not sessions.
-// The slice is reused by the next call. Callers hold b.mu.
-func (b *Broker) placed(user string) []selection.Placed {
+// placed lists the configured servers and apps of the user's running
+// sessions that m counts, each pair once, for affinity in a decision over
+// a list: as many as the user has servers, not sessions. The slice is
+// reused by the next call. Callers hold b.mu.
+func (b *Broker) placed(m *selection.Marks) []selection.Placed {
 	out := b.existing[:0]
-	for p := range b.userPlaced[user] {
-		out = append(out, p)
+	for row, app := range m.All() {
+		out = append(out, selection.Placed{Server: b.serverNames[row], App: app})
 	}
 	b.existing = out
 	return out

@@ -84,11 +84,12 @@ type Gateway struct {
 	Address   string `toml:"address"`    // host:port users are told to use; Listen if empty
 	HostKey   string `toml:"host_key"`   // user-facing host key file; keys/NAME_host if empty, generated if missing
 	PublicKey string `toml:"public_key"` // node key, authorized_keys format; file keys/NAME.pub if empty
-	Capacity  int    `toml:"capacity"`   // max concurrent sessions; control.DefaultGatewayCapacity if zero
+	Capacity  int    `toml:"capacity"`   // max concurrent sessions; 1000 if left out; 0 means no limit
 	Region    string `toml:"region"`     // region the gateway is in; "" if unknown
 	// AliveInterval is how often a silent client is asked for a reply;
 	// after AliveCountMax unanswered asks its connection is closed (its
-	// PTY sessions detach). 15s and 3 if zero.
+	// PTY sessions detach). 15s if zero, and 3 if alive_count_max is
+	// left out (the file cannot set it to 0: see zerolimits.go).
 	AliveInterval time.Duration `toml:"alive_interval"`
 	AliveCountMax int           `toml:"alive_count_max"`
 	// Reach names the servers this gateway can reach (its network);
@@ -118,8 +119,9 @@ type Gateway struct {
 	// before it detaches; 10s if zero, never if negative.
 	RideThrough time.Duration `toml:"ride_through"`
 
-	// Limits on what clients may do; zero or unset means the default
-	// shown (a limit cannot be switched off).
+	// Limits on what clients may do; left out, the default shown. They
+	// cannot be switched off: Parse refuses 0 for the counts (see
+	// zerolimits.go), and in a Config built in code 0 means the default.
 	HandshakeTimeout   time.Duration `toml:"handshake_timeout"`     // time from TCP accept to authenticated; 20s
 	MaxAuthTries       int           `toml:"max_auth_tries"`        // failed methods per connection before disconnect; 6
 	AuthFailLimit      int           `toml:"auth_fail_limit"`       // failures from one address within AuthFailWindow that block it; 20

@@ -50,6 +50,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	c.Hash = hashOf(data)
 	c.fillDefaults(md)
 	typeProbs = append(typeProbs, bareDurations(c, md)...)
+	typeProbs = append(typeProbs, zeroLimits(c, md)...)
 	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
 	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
 	if err := newError(probs); err != nil {
@@ -76,7 +77,9 @@ func (c *Config) fillDefaults(md toml.MetaData) {
 		if g.Address == "" {
 			g.Address = g.Listen
 		}
-		if g.Capacity == 0 {
+		// capacity = 0 means no limit, as every limit key (zerolimits.go);
+		// left out, it is control.DefaultGatewayCapacity.
+		if g.Capacity == 0 && !md.IsDefined("gateway", name, "capacity") {
 			g.Capacity = control.DefaultGatewayCapacity
 		}
 		if g.HostKey == "" {
@@ -89,8 +92,9 @@ func (c *Config) fillDefaults(md toml.MetaData) {
 	}
 	apps := sortedKeys(c.Apps)
 	for name, s := range c.Servers {
-		// max_sessions = 0 means no limit, as everywhere (appd, the
-		// broker, selection); left out, it is defaultMaxSessions.
+		// max_sessions = 0 means no limit, as every limit key
+		// (zerolimits.go) and in appd, the broker and selection; left
+		// out, it is defaultMaxSessions.
 		if s.MaxSessions == 0 && !md.IsDefined("server", name, "max_sessions") {
 			s.MaxSessions = defaultMaxSessions
 		}

@@ -91,7 +91,7 @@ func (v *checker) gateways() {
 			v.address(sub(k, "address"), g.Address, false)
 		}
 		if g.Capacity < 0 {
-			v.addf(sub(k, "capacity"), "must not be negative")
+			v.addf(sub(k, "capacity"), "must not be negative: 0 means no limit, left out 1000")
 		}
 		if g.AliveInterval < 0 {
 			v.addf(sub(k, "alive_interval"), "must not be negative")
@@ -105,8 +105,8 @@ func (v *checker) gateways() {
 	}
 }
 
-// limits checks a gateway's limits: none may be negative (zero means the
-// default).
+// limits checks a gateway's limits: none may be negative (left out, each
+// is its default; see zerolimits.go for 0).
 func (v *checker) limits(k toml.Key, g Gateway) {
 	neg := []struct {
 		key string
@@ -119,7 +119,7 @@ func (v *checker) limits(k toml.Key, g Gateway) {
 	}
 	for _, n := range neg {
 		if n.bad {
-			v.addf(sub(k, n.key), "must not be negative: 0 or unset means the default")
+			v.addf(sub(k, n.key), "must not be negative: leave it out for the default")
 		}
 	}
 }
@@ -174,7 +174,7 @@ func (v *checker) servers() {
 		v.node(k)
 		v.address(sub(k, "listen"), s.Listen, true)
 		if s.MaxSessions < 0 {
-			v.addf(sub(k, "max_sessions"), "must not be negative")
+			v.addf(sub(k, "max_sessions"), "must not be negative: 0 means no limit, left out 100")
 		}
 		if s.Handover < 0 {
 			v.addf(sub(k, "handover"), "must not be negative (how long the keeper holds the apps of an appd that went away; 30s if left out)")

@@ -243,6 +243,42 @@ near = ["us"]
 	}
 }
 
+// capacity = 0 means no limit, as max_sessions = 0 does; left out, it
+// is 1000.
+func TestCapacityZeroIsNoLimit(t *testing.T) {
+	src := gw + app + "[gateway.gw2]\nlisten = \"127.0.0.1:2223\"\ncapacity = 0\n" +
+		"[server.s1]\nlisten = \"127.0.0.1:7101\"\n"
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Gateways["gw2"].Capacity; got != 0 {
+		t.Errorf("capacity = 0 became %d", got)
+	}
+	for name, g := range c.Gateways {
+		if name != "gw2" && g.Capacity != 1000 {
+			t.Errorf("gateway %s: capacity left out is %d, want 1000", name, g.Capacity)
+		}
+	}
+}
+
+// A limit that cannot be switched off is refused at 0, which would
+// otherwise have to mean its default; left out, or set, it is taken.
+func TestZeroLimitsRefused(t *testing.T) {
+	gw2 := base + "[gateway.gw2]\nlisten = \"127.0.0.1:2223\"\n"
+	for _, key := range mustLimit {
+		checkProblems(t, gw2+"§"+key+" = 0\n",
+			"gateway.gw2."+key+": 0 would mean no limit, which this key does not allow: leave it out for the default, or set 1 or more")
+	}
+	checkProblems(t, base+"[audit]\n§max_size = 0\n", "audit.max_size: 0 would mean no limit")
+	checkProblems(t, base+"[recording]\n§max_size = 0\n", "recording.max_size: 0 would mean no limit")
+	src := gw2 + "max_auth_tries = 1\nauth_fail_limit = 1\nmax_conns_per_source = 1\nmax_sessions_per_user = 1\n" +
+		"max_channels_per_conn = 1\nalive_count_max = 1\n[audit]\nmax_size = 1\n[recording]\nmax_size = 1\n"
+	if _, err := Parse("f.toml", []byte(src)); err != nil {
+		t.Errorf("limits of 1 refused: %v", err)
+	}
+}
+
 // max_sessions = 0 means no limit, as in appd, the broker and selection;
 // left out, it is 100.
 func TestMaxSessionsZeroIsNoLimit(t *testing.T) {

@@ -19,8 +19,9 @@
 //
 //	score = Weights.Locality*locality + Weights.Affinity*affinity + Weights.Load*loadPart(utilisation)
 //
-// where utilisation is the larger of the session ratio and the CPU load
-// per core, not capped at 1, and loadPart is 1-utilisation up to the fill
+// where utilisation is the larger of the session ratio with this session
+// counted, (Sessions+1)/Max, and the CPU load per core, not capped at 1,
+// and loadPart is 1-utilisation up to the fill
 // level (the cluster's mean fill plus 3%, between 3/4 of Policy.SpillAt
 // and SpillAt), 41 times steeper past it and 441 times past 0.9: so a
 // region gives way to its neighbours once past the cluster's mean, and a
@@ -42,7 +43,12 @@
 //
 // A user's running sessions are read once per decision, not for each
 // candidate: Place sorts their servers, PlaceTable marks them in a bitset
-// by position, a run of sessions on one server costing one lookup.
+// by position, a run of sessions on one server costing one lookup. A
+// caller that keeps each user's sessions counted by server index in a
+// Marks (the broker) passes it in Request.Marks instead, and PlaceTable
+// marks each of the user's servers with no lookup: a decision costs what
+// the user's distinct servers cost, a nanosecond or so each, whatever
+// their session count.
 //
 // Place reads each server's struct once and skips, without reading its app
 // list, region or name, any server too busy to beat the best score so far

@@ -74,7 +74,8 @@ func equalShort(a, b string) bool {
 }
 
 // within says whether s is at most cut utilised, without a division:
-// the larger of its CPU load and session ratio, as utilisation computes it.
+// the larger of its CPU load and session ratio with the new session
+// counted, as utilisation computes it.
 func within(s *Server, cut float64) bool {
-	return !(min(s.Load, maxUtil) > cut) && !(s.Max > 0 && float64(s.Sessions) > cut*float64(s.Max))
+	return !(min(s.Load, maxUtil) > cut) && !(s.Max > 0 && float64(s.Sessions+1) > cut*float64(s.Max))
 }

@@ -94,6 +94,11 @@ type Request struct {
 	Near         []string // regions near ClientRegion, in preference order
 	Existing     []Placed // the user's running sessions, for affinity
 	Seed         uint64   // breaks ties: same inputs and seed, same decision
+	// Marks, if set, is what PlaceTable reads instead of Existing: the
+	// same sessions counted by the Table's server indexes, so that a
+	// decision costs the same whatever the user's session count. Place
+	// reads Existing only.
+	Marks *Marks
 }
 
 // Decision is the chosen server and why.

@@ -74,12 +74,14 @@ func TestPlace(t *testing.T) {
 		{"past the fill level a region gives way to a near one with headroom", DefaultPolicy, eu,
 			filled(60, srv("eu", "eu", 85, 100), srv("us", "us", 60, 100)), "us", ""},
 		{"the reason says when the chosen server is past the fill level", DefaultPolicy, eu, filled(60, srv("eu", "eu", 85, 100)), "eu", "85/100 sessions, cpu 0.00, past the fill level 0.65)"},
-		{"below the fill level locality wins", DefaultPolicy, eu, filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"below the fill level locality wins", DefaultPolicy, eu, filled(70, srv("eu", "eu", 69, 100), srv("us", "us", 50, 100)), "eu", ""},
+		{"the session placed counts", DefaultPolicy, eu, filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), "us", ""},
+		{"a small server is as full as it would be", DefaultPolicy, eu, []Server{srv("small", "eu", 18, 20), srv("big", "eu", 183, 200)}, "big", ""},
 		{"the fill level is at most SpillAt", Policy{SpillAt: 0.6}, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "us", ""},
 		{"the fill level follows the mean", DefaultPolicy, eu, filled(70, srv("eu", "eu", 65, 100), srv("us", "us", 50, 100)), "eu", ""},
 		{"locality wins on a quiet cluster", DefaultPolicy, eu, filled(10, srv("eu", "eu", 55, 100), srv("sa", "sa", 0, 100)), "eu", ""},
 		{"the fill level ignores draining servers", DefaultPolicy, eu,
-			append(filled(70, srv("eu", "eu", 70, 100), srv("us", "us", 50, 100)), with(srv("d", "eu", 0, 10000), func(s *Server) { s.Draining = true })), "eu", ""},
+			append(filled(70, srv("eu", "eu", 69, 100), srv("us", "us", 50, 100)), with(srv("d", "eu", 0, 10000), func(s *Server) { s.Draining = true })), "eu", ""},
 		{"weights change the answer: load only", Policy{Weights: Weights{Load: 1}}, eu, []Server{srv("eu", "eu", 50, 100), srv("sa", "sa", 0, 100)}, "sa", ""},
 	}
 	for _, tt := range tests {
@@ -171,7 +173,7 @@ func TestReasonCountsAndNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "ok: score 1.267 = locality 0.600 (same region eu) + affinity 0.000 + load 0.667 (3/9 sessions, cpu 0.00); " +
+	want := "ok: score 1.156 = locality 0.600 (same region eu) + affinity 0.000 + load 0.556 (3/9 sessions, cpu 0.00); " +
 		"of 13 servers: 10 unhealthy (sick0, sick1, ...), 1 draining (d1), 1 full (full1)"
 	if d.Reason != want {
 		t.Fatalf("reason\n got %s\nwant %s", d.Reason, want)

@@ -11,7 +11,7 @@ import (
 type Weights struct {
 	Locality float64 // client and server in the same region (1) or a near one (0.5, less further down the list)
 	Affinity float64 // the user already runs a session on the server
-	Load     float64 // loadPart(utilisation), utilisation = max(Sessions/Max, Load), not capped at 1
+	Load     float64 // loadPart(utilisation), utilisation = max((Sessions+1)/Max, Load), not capped at 1
 }
 
 // DefaultSpillAt is the highest fill level of the zero Policy. The fill
@@ -181,9 +181,13 @@ func (l locator) appendRegion(b []byte, region string) []byte {
 	return append(b, region...)
 }
 
-// utilisation is how busy s is, 0 or more and not capped at 1: the larger
-// of its session ratio and its CPU load, or the CPU load alone when it has
-// no session limit. An unreadable load (NaN) counts as maxUtil, as busy as
+// utilisation is how busy s would be with the session being placed, 0 or
+// more and not capped at 1: the larger of its session ratio with that
+// session counted, (Sessions+1)/Max, and its CPU load, or the CPU load
+// alone when it has no session limit. Counting the new session is what
+// makes a small server as full as it would be: at 18 of 20 it is 95%, not
+// 90%, so it does not jump past a busier big server's 92% and to 95% in
+// one placement. An unreadable load (NaN) counts as maxUtil, as busy as
 // can be.
 func utilisation(s *Server) float64 { return utilisationOf(s.Load, s.Sessions, s.Max) }
 
@@ -192,7 +196,7 @@ func utilisation(s *Server) float64 { return utilisationOf(s.Load, s.Sessions, s
 func utilisationOf(load float64, sessions, limit int) float64 {
 	u := load
 	if limit > 0 {
-		u = max(u, float64(sessions)/float64(limit))
+		u = max(u, float64(sessions+1)/float64(limit))
 	}
 	switch {
 	case u >= maxUtil || u != u:

@@ -198,6 +198,24 @@ func sameDecision(t testing.TB, p Policy, req Request, servers []Server, tab *Ta
 	if err != nil && !errors.Is(err, ErrNoServer) {
 		t.Fatalf("PlaceTable error %v does not wrap ErrNoServer", err)
 	}
+	marked := req
+	marked.Existing, marked.Marks = nil, marksOf(tab, req.Existing)
+	if got, err := p.PlaceTable(marked, tab); got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("policy %+v, request %+v:\nPlace                %+v, %v\nPlaceTable with Marks %+v, %v\nservers %+v", p, req, want, wantErr, got, err, servers)
+	}
+}
+
+// marksOf counts existing by tab's indexes, as the broker keeps them:
+// each session at every index of its server's name.
+func marksOf(tab *Table, existing []Placed) *Marks {
+	m := &Marks{}
+	for _, e := range existing {
+		i, ok := tab.Index(e.Server)
+		for ; ok && i >= 0; i = tab.nextOf(i) {
+			m.Add(i, e.App, 1)
+		}
+	}
+	return m
 }
 
 // sameTable fails unless tab, however it was updated, holds what a new

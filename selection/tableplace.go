@@ -36,6 +36,10 @@ func (pl *tablePlacer) locality(k uint32) float64 {
 // bound if there is such a session, as listPlacer.markMine does. Callers
 // give pl.marks back with Table.putMarks.
 func (pl *tablePlacer) markMine() {
+	if pl.req.Marks != nil {
+		pl.markFrom(pl.req.Marks)
+		return
+	}
 	if pl.p.Affinity == AffinityNone || len(pl.req.Existing) == 0 {
 		return
 	}
@@ -61,6 +65,25 @@ func (pl *tablePlacer) markMine() {
 	}
 	if have {
 		pl.affBound = pl.w.Affinity
+	}
+}
+
+// markFrom is markMine for a user whose sessions m counts: one bit per
+// server of theirs, whatever their session count, and no name looked up.
+func (pl *tablePlacer) markFrom(m *Marks) {
+	servers := m.serversFor(pl.p.Affinity, pl.req.App)
+	if len(servers) == 0 {
+		return
+	}
+	pl.affBound = pl.w.Affinity
+	pl.held = pl.t.getMarks()
+	pl.marks = *pl.held
+	pos := pl.t.pos
+	for _, i := range servers {
+		if int(i) < len(pos) {
+			p := pos[i]
+			pl.marks[p/64] |= 1 << (p % 64)
+		}
 	}
 }
 

@@ -1,9 +1,7 @@
 package selection
 
 import (
-	"cmp"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -26,12 +24,13 @@ func manySessions(servers []Server, n, on int) []Placed {
 }
 
 // benchUser times PlaceTable over 10,000 servers for a user with 2,000
-// sessions on the given count of servers.
+// sessions on the given count of servers, counted in Marks as the broker
+// keeps them.
 func benchUser(b *testing.B, on int) {
 	servers := groupedServers(10000)
 	t := NewTable(servers)
 	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"},
-		Existing: manySessions(servers, 2000, on)}
+		Marks: marksOf(t, manySessions(servers, 2000, on))}
 	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }
 
@@ -48,7 +47,18 @@ func BenchmarkPlaceTable10kUser20(b *testing.B) {
 	servers := groupedServers(10000)
 	t := NewTable(servers)
 	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"},
-		Existing: manySessions(servers, 20, 10)}
+		Marks: marksOf(t, manySessions(servers, 20, 10))}
+	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
+}
+
+// BenchmarkPlaceTable10kUser2000On2000Existing is
+// BenchmarkPlaceTable10kUser2000On2000 with the sessions listed in
+// Request.Existing, each looked up by name, instead of counted in Marks.
+func BenchmarkPlaceTable10kUser2000On2000Existing(b *testing.B) {
+	servers := groupedServers(10000)
+	t := NewTable(servers)
+	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"},
+		Existing: manySessions(servers, 2000, 2000)}
 	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }
 
@@ -90,18 +100,4 @@ func TestManySessions(t *testing.T) {
 			}
 		}
 	}
-}
-
-// BenchmarkPlaceTable10kUserDistinct is the user of
-// BenchmarkPlaceTable10kUser2000On50 as the broker passes them: each
-// server and app once.
-func BenchmarkPlaceTable10kUserDistinct(b *testing.B) {
-	servers := groupedServers(10000)
-	t := NewTable(servers)
-	existing := manySessions(servers, 2000, 50)
-	slices.SortFunc(existing, func(x, y Placed) int {
-		return cmp.Or(strings.Compare(x.Server, y.Server), strings.Compare(x.App, y.App))
-	})
-	req := Request{User: "alice", App: "db", ClientRegion: "eu", Near: []string{"us", "sa"}, Existing: slices.Compact(existing)}
-	benchRequest(b, req, func(req Request) (Decision, error) { return DefaultPolicy.PlaceTable(req, t) })
 }

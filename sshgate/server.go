@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -94,7 +95,7 @@ type Server struct {
 	Placer           Placer         // broker client, required
 	Opener           Opener         // connections to app servers, required
 	Logger           *slog.Logger   // slog.Default() if nil
-	Capacity         int            // max concurrent sessions; control.DefaultGatewayCapacity if zero
+	Capacity         int            // max concurrent sessions; 0 means no limit (the config's default is 1000)
 	HandshakeTimeout time.Duration  // time to authenticate; 20s if zero
 	PlaceTimeout     time.Duration  // bound on a Place call and each notification; 5s if zero
 	StartTimeout     time.Duration  // bound on opening the spawn channel and its started request; 10s if zero
@@ -304,7 +305,15 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) capacity() int { return orDefault(s.Capacity, control.DefaultGatewayCapacity) }
+// capacity is the most sessions the gateway holds at once: Capacity, or
+// no limit when it is 0 (as a server's max_sessions and the broker's and
+// selection's limits).
+func (s *Server) capacity() int64 {
+	if s.Capacity <= 0 {
+		return math.MaxInt64
+	}
+	return int64(s.Capacity)
+}
 
 func (s *Server) handshakeTimeout() time.Duration {
 	return orDefault(s.HandshakeTimeout, defaultHandshakeTimeout)
@@ -324,7 +333,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 // gateway is full. The wiring also takes one for each session this
 // gateway relays for another gateway, so Sessions counts those too.
 func (s *Server) Acquire() bool {
-	if s.active.Add(1) > int64(s.capacity()) {
+	if s.active.Add(1) > s.capacity() {
 		s.active.Add(-1)
 		return false
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"math"
 	"strconv"
 	"time"
 
@@ -82,7 +83,7 @@ type run struct {
 	w       *workload
 	view    []selection.Server // what the policy sees
 	running []int              // true running sessions per server
-	cpu     []float64          // true CPUs in use per server
+	cpu     []int64            // true CPU in use per server, in thousandths of a CPU (exact: see milli)
 	dead    []bool             // per server
 	onUser  [][]int32          // running session indices per user
 	placed  []int32            // server of each session, -1 if rejected
@@ -102,7 +103,7 @@ type run struct {
 }
 
 func simulate(c Config, w *workload, p Placer) Result {
-	r := &run{c: c, w: w, running: make([]int, len(w.servers)), cpu: make([]float64, len(w.servers)),
+	r := &run{c: c, w: w, running: make([]int, len(w.servers)), cpu: make([]int64, len(w.servers)),
 		dead: make([]bool, len(w.servers)), onUser: make([][]int32, len(w.users)),
 		placed: make([]int32, len(w.sessions)), alive: make([]bool, len(w.sessions)), est: w.appCPU()}
 	r.res.Policy = p.Name()
@@ -135,7 +136,7 @@ func simulate(c Config, w *workload, p Placer) Result {
 		r.view[i].Sessions++
 		r.view[i].Load += r.est[s.app] / w.servers[i].cpus
 		r.running[i]++
-		r.cpu[i] += float64(s.cpu)
+		r.cpu[i] += milli(s.cpu)
 		r.placed[k], r.alive[k] = int32(i), true
 		r.onUser[s.user] = append(r.onUser[s.user], int32(k))
 		heap.Push(&r.ends, departure{at: s.at + s.life, k: int32(k)})
@@ -190,7 +191,7 @@ func (r *run) depart(k int32) {
 	i := r.placed[k]
 	r.alive[k] = false
 	r.running[i]--
-	r.cpu[i] -= float64(s.cpu)
+	r.cpu[i] -= milli(s.cpu)
 	list := r.onUser[s.user]
 	for j, e := range list {
 		if e == k {
@@ -231,7 +232,7 @@ func (r *run) report(at time.Duration) {
 		}
 		v := &r.view[i]
 		v.Sessions = r.running[i]
-		v.Load = max(0, r.cpu[i]) / r.w.servers[i].cpus
+		v.Load = float64(r.cpu[i]) / 1000 / r.w.servers[i].cpus
 		total += r.running[i]
 		capacity += v.Max
 		up++
@@ -239,7 +240,7 @@ func (r *run) report(at time.Duration) {
 		if float64(r.running[i]) >= fullAt*float64(v.Max) {
 			full++
 		}
-		if r.cpu[i] > r.w.servers[i].cpus+1e-9 {
+		if float64(r.cpu[i]) > 1000*r.w.servers[i].cpus+1e-6 {
 			over++
 		}
 	}
@@ -253,6 +254,12 @@ func (r *run) report(at time.Duration) {
 	r.sumFull += float64(full) / float64(up)
 	r.sumOver += float64(over) / float64(up)
 }
+
+// milli is cpu in thousandths of a CPU. The CPU in use is summed in
+// these, exactly, so that a server using exactly its cores (3 sessions at
+// 0.5 and 10 at 0.05 on 2 cores) is not counted past them by a sum of
+// floats drifting as sessions come and go.
+func milli(cpu float32) int64 { return int64(math.Round(float64(cpu) * 1000)) }
 
 // fullAt is the share of its sessions at which a server counts as full
 // in Result.Full.

@@ -179,3 +179,21 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUAtCoresIsNotOver checks the CPU sum a server is judged by: 3
+// sessions at 0.5 CPU and 10 at 0.05 on 2 cores use exactly their cores
+// (a float sum of the same comes out past them), and every CPU a session
+// of either family uses is its exact count of thousandths.
+func TestCPUAtCoresIsNotOver(t *testing.T) {
+	if sum := 3*milli(0.5) + 10*milli(0.05); sum != 2000 {
+		t.Fatalf("3 at 0.5 and 10 at 0.05 sum to %d thousandths, want 2000", sum)
+	}
+	for _, c := range []struct {
+		cpu  float32
+		want int64
+	}{{0.03, 30}, {0.05, 50}, {0.1, 100}, {0.4, 400}, {0.5, 500}, {0.8, 800}} {
+		if got := milli(c.cpu); got != c.want {
+			t.Errorf("milli(%v) = %d, want %d", c.cpu, got, c.want)
+		}
+	}
+}
