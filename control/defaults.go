@@ -14,6 +14,7 @@ const (
 	// client waits for it ([broker] reservation).
 	DefaultReservation = 30 * time.Second
 	// DefaultGatewayCapacity is the most sessions a gateway carries at once,
-	// its own users' and those it relays for ([gateway.NAME] capacity).
+	// its own users' and those it relays for, when [gateway.NAME] capacity
+	// is left out (0 means no limit).
 	DefaultGatewayCapacity = 1000
 )
