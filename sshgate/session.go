@@ -58,8 +58,8 @@ type session struct {
 	start  chan string          // the exec command ("" for shell), sent once
 	cmd    string               // that command, once received; set by run before anything reads it
 	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
-	stdin  io.Reader            // what the relay reads client input from: client, or an inbox reader after NoApp
-	unsent int                  // bytes of client input no app received, once the relay is over
+	stdin  io.Reader            // what the bridge reads client input from: client, or an inbox reader after NoApp
+	unsent int                  // bytes of client input no app received, once the bridge is over
 
 	mu      sync.Mutex // guards the fields below
 	started bool       // shell or exec received

@@ -36,12 +36,13 @@ func (ex *exitReq) status() (int, string) {
 	return -1, "signal"
 }
 
-// relay copies one session between the client channel and the appd channel.
+// bridge joins a session's client channel to its appd channel for one
+// attachment: it copies the bytes both ways and answers appd's requests.
 // The client's own requests (window-change, signal) are forwarded by the
 // session's request loop; appd's requests are answered by wait, in the
-// session's own goroutine. An idle relay holds three goroutines, its
+// session's own goroutine. An idle bridge holds three goroutines, its
 // copies, and nothing else.
-type relay struct {
+type bridge struct {
 	app       gossh.Channel
 	reqs      <-chan *gossh.Request // appd's requests
 	copies    atomic.Int32          // output copies still running
@@ -50,11 +51,11 @@ type relay struct {
 	takenOver bool                  // appd said a newer attachment replaced this one
 }
 
-// startRelay starts the copies: client input (read from stdin, unless it
+// startBridge starts the copies: client input (read from stdin, unless it
 // is nil) to appd (CloseWrite on EOF), and appd stdout and stderr to the
 // client as raw bytes. wait must then be called to answer appd's requests.
-func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *relay {
-	r := &relay{app: app, reqs: appReqs, copied: make(chan struct{})}
+func startBridge(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *bridge {
+	r := &bridge{app: app, reqs: appReqs, copied: make(chan struct{})}
 	var appOut, appErr io.Reader = app, app.Stderr()
 	if act != nil {
 		appOut, appErr = touchReader{appOut, act}, touchReader{appErr, act}
@@ -78,7 +79,7 @@ func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReq
 
 // output copies one of appd's streams to the client; the last to end
 // closes r.copied.
-func (r *relay) output(dst io.Writer, src io.Reader) {
+func (r *bridge) output(dst io.Writer, src io.Reader) {
 	copyBuf(dst, src)
 	if r.copies.Add(-1) == 0 {
 		close(r.copied)
@@ -91,7 +92,7 @@ func (r *relay) output(dst io.Writer, src io.Reader) {
 // which makes appd detach a PTY session (or hang up the app: batch
 // sessions, apps without a grace period), and waits at most grace for the
 // channel to close and the output to end; drained is false if they did not.
-func (r *relay) wait(ctx context.Context, grace time.Duration) (ex *exitReq, drained bool) {
+func (r *bridge) wait(ctx context.Context, grace time.Duration) (ex *exitReq, drained bool) {
 	ended := ctx.Done()
 	var giveUp <-chan time.Time
 	reqs, copied := r.reqs, r.copied
@@ -125,7 +126,7 @@ func (r *relay) wait(ctx context.Context, grace time.Duration) (ex *exitReq, dra
 
 // answer answers one of appd's requests, keeping the first exit-status
 // or exit-signal and noting control.RequestTakenOver.
-func (r *relay) answer(req *gossh.Request) {
+func (r *bridge) answer(req *gossh.Request) {
 	isExit := req.Type == "exit-status" || req.Type == "exit-signal"
 	if isExit && r.exit == nil {
 		r.exit = &exitReq{Type: req.Type, Payload: req.Payload}
@@ -139,5 +140,5 @@ func (r *relay) answer(req *gossh.Request) {
 }
 
 // copyBuf copies src to dst; nil when src ended with EOF. See package
-// bufcopy: an idle relay holds 512 bytes, not 32 KiB.
+// bufcopy: an idle bridge holds 512 bytes, not 32 KiB.
 func copyBuf(dst io.Writer, src io.Reader) error { return bufcopy.Copy(dst, src, nil) }

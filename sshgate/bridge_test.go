@@ -11,17 +11,17 @@ import (
 	"switchyard/internal/sshtest"
 )
 
-// A relay delivers appd's output before its exit status, answers appd's
+// A bridge delivers appd's output before its exit status, answers appd's
 // requests itself, and ends drained when appd closes; when the client
 // leaves, it closes the appd channel and ends once appd has closed too.
 // (Giving up after the grace period needs a stalled appd connection: an
 // x/crypto peer answers a close by itself.)
-func TestRelayWait(t *testing.T) {
+func TestBridgeWait(t *testing.T) {
 	t.Run("exit after output", func(t *testing.T) {
 		client, clientReqs, user, _ := sshtest.ChannelPair(t)
 		go gossh.DiscardRequests(clientReqs)
 		app, appReqs, appd, _ := sshtest.ChannelPair(t)
-		rl := startRelay(client, client, app, appReqs, nil)
+		br := startBridge(client, client, app, appReqs, nil)
 		answered := make(chan bool, 1)
 		go func() {
 			appd.Write([]byte("out"))
@@ -30,9 +30,9 @@ func TestRelayWait(t *testing.T) {
 			answered <- ok && err == nil
 			appd.Close()
 		}()
-		ex, drained := rl.wait(context.Background(), time.Minute)
+		ex, drained := br.wait(context.Background(), time.Minute)
 		if !recv(t, answered, "the exit-status reply") {
-			t.Error("the relay refused appd's exit-status")
+			t.Error("the bridge refused appd's exit-status")
 		}
 		if !drained || ex == nil {
 			t.Fatalf("wait = %+v, %v; want the exit request, drained", ex, drained)
@@ -51,14 +51,14 @@ func TestRelayWait(t *testing.T) {
 		client, clientReqs, _, _ := sshtest.ChannelPair(t)
 		go gossh.DiscardRequests(clientReqs)
 		app, appReqs, appd, _ := sshtest.ChannelPair(t)
-		rl := startRelay(client, client, app, appReqs, nil)
+		br := startBridge(client, client, app, appReqs, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		go func() {
-			io.Copy(io.Discard, appd) // ends when the relay closes the channel
+			io.Copy(io.Discard, appd) // ends when the bridge closes the channel
 			appd.Close()
 		}()
-		if ex, drained := rl.wait(ctx, time.Minute); ex != nil || !drained {
+		if ex, drained := br.wait(ctx, time.Minute); ex != nil || !drained {
 			t.Errorf("wait = %+v, %v; want no exit, drained", ex, drained)
 		}
 	})
