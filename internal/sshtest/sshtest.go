@@ -61,6 +61,18 @@ func WriteKey(tb testing.TB, path string) ssh.Signer {
 // goroutines have returned (handle's may still run).
 func Serve(tb testing.TB, cfg *ssh.ServerConfig, handle func(ssh.NewChannel)) string {
 	tb.Helper()
+	return ServeConns(tb, cfg, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+		for ch := range chans {
+			go handle(ch)
+		}
+	})
+}
+
+// ServeConns is Serve with each connection handed whole to handle, which
+// must drain chans; the connection closes when handle returns. When the
+// test ends, every connection closes and each handle has returned.
+func ServeConns(tb testing.TB, cfg *ssh.ServerConfig, handle func(*ssh.ServerConn, <-chan ssh.NewChannel)) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -83,7 +95,7 @@ func Serve(tb testing.TB, cfg *ssh.ServerConfig, handle func(ssh.NewChannel)) st
 
 type server struct {
 	cfg    *ssh.ServerConfig
-	handle func(ssh.NewChannel)
+	handle func(*ssh.ServerConn, <-chan ssh.NewChannel)
 	wg     sync.WaitGroup // accept and serve
 	mu     sync.Mutex
 	closed bool
@@ -118,14 +130,12 @@ func (s *server) serve(nc net.Conn) {
 		delete(s.conns, nc)
 		s.mu.Unlock()
 	}()
-	_, chans, reqs, err := ssh.NewServerConn(nc, s.cfg)
+	conn, chans, reqs, err := ssh.NewServerConn(nc, s.cfg)
 	if err != nil {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	for ch := range chans {
-		go s.handle(ch)
-	}
+	s.handle(conn, chans)
 }
 
 // Pair runs Serve with a new host key and no client authentication, and
@@ -133,10 +143,21 @@ func (s *server) serve(nc net.Conn) {
 // closes when the test ends.
 func Pair(tb testing.TB, handle func(ssh.NewChannel)) *ssh.Client {
 	tb.Helper()
+	return PairConns(tb, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+		for ch := range chans {
+			go handle(ch)
+		}
+	})
+}
+
+// PairConns is Pair with each server connection handed whole to handle,
+// as ServeConns does.
+func PairConns(tb testing.TB, handle func(*ssh.ServerConn, <-chan ssh.NewChannel)) *ssh.Client {
+	tb.Helper()
 	host := NewSigner(tb)
 	cfg := &ssh.ServerConfig{NoClientAuth: true} // test only
 	cfg.AddHostKey(host)
-	addr := Serve(tb, cfg, handle)
+	addr := ServeConns(tb, cfg, handle)
 	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "test", HostKeyCallback: ssh.FixedHostKey(host.PublicKey())})
 	if err != nil {
 		tb.Fatal(err)

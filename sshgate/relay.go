@@ -1,4 +1,4 @@
-package transport
+package sshgate
 
 import (
 	"context"
@@ -9,17 +9,13 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/control"
 )
 
 // maxRelayRequest bounds the extra data of a relay channel.
 const maxRelayRequest = 64 << 10
-
-// OpenFunc opens a channel on the persistent connection to a node, as
-// Pool.OpenChannel does.
-type OpenFunc func(ctx context.Context, node, addr, chanType string, extra []byte) (ssh.Channel, <-chan *ssh.Request, error)
 
 // Relay serves a gateway's internal listener: other gateways open
 // control.ChannelRelay channels on it to reach servers they cannot reach
@@ -29,7 +25,7 @@ type OpenFunc func(ctx context.Context, node, addr, chanType string, extra []byt
 // gateway's own config, never from the request.
 type Relay struct {
 	Name        string                                     // this gateway's node name, for messages
-	Open        OpenFunc                                   // opens the inner channel, required
+	Opener      Opener                                     // opens the inner channel, required
 	Resolve     func(server string) (addr string, ok bool) // the address of a server this gateway reaches, required
 	Logger      *slog.Logger                               // slog.Default() if nil
 	OpenTimeout time.Duration                              // bound on opening the inner channel; 10s if zero
@@ -48,14 +44,14 @@ func (r *Relay) logger() *slog.Logger {
 }
 
 // HandleConn serves one authenticated gateway connection; it has the
-// signature of ConnHandler. It returns when the connection and every
+// signature of transport.ConnHandler. It returns when the connection and every
 // relayed session on it are done.
-func (r *Relay) HandleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+func (r *Relay) HandleConn(ctx context.Context, node string, conn *gossh.ServerConn, chans <-chan gossh.NewChannel) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nc := range chans {
 		if nc.ChannelType() != control.ChannelRelay {
-			nc.Reject(ssh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
+			nc.Reject(gossh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
 			continue
 		}
 		wg.Go(func() { r.serve(ctx, node, nc) })
@@ -63,22 +59,22 @@ func (r *Relay) HandleConn(ctx context.Context, node string, conn *ssh.ServerCon
 }
 
 // serve relays one channel from gateway node until both ends are closed.
-func (r *Relay) serve(ctx context.Context, node string, nc ssh.NewChannel) {
+func (r *Relay) serve(ctx context.Context, node string, nc gossh.NewChannel) {
 	log := r.logger().With("peer", node)
 	req, err := r.parse(nc.ExtraData())
 	if err != nil {
-		r.reject(log, nc, ssh.Prohibited, err.Error())
+		r.reject(log, nc, gossh.Prohibited, err.Error())
 		return
 	}
 	addr, ok := r.Resolve(req.Server)
 	if !ok {
-		r.reject(log, nc, ssh.Prohibited, fmt.Sprintf("%s: server %s is not reachable through gateway %s",
+		r.reject(log, nc, gossh.Prohibited, fmt.Sprintf("%s: server %s is not reachable through gateway %s",
 			control.CodeNoServer, req.Server, r.Name))
 		return
 	}
 	if r.Admit != nil {
 		if !r.Admit() {
-			r.reject(log, nc, ssh.ResourceShortage, fmt.Sprintf("%s: gateway %s is full", control.CodeNoServer, r.Name))
+			r.reject(log, nc, gossh.ResourceShortage, fmt.Sprintf("%s: gateway %s is full", control.CodeNoServer, r.Name))
 			return
 		}
 		if r.Done != nil {
@@ -87,26 +83,26 @@ func (r *Relay) serve(ctx context.Context, node string, nc ssh.NewChannel) {
 	}
 	inner, innerReqs, err := r.open(ctx, req, addr)
 	if err != nil {
-		var oce *ssh.OpenChannelError
+		var oce *gossh.OpenChannelError
 		if errors.As(err, &oce) {
 			r.reject(log, nc, oce.Reason, oce.Message) // the server's own answer, as is
 			return
 		}
 		log.Warn("relay: server unreachable", "server", req.Server, "addr", addr, "err", err)
-		r.reject(log, nc, ssh.ConnectionFailed, fmt.Sprintf("%s: server %s is unreachable from gateway %s",
+		r.reject(log, nc, gossh.ConnectionFailed, fmt.Sprintf("%s: server %s is unreachable from gateway %s",
 			control.CodeNoServer, req.Server, r.Name))
 		return
 	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		inner.Close()
-		go ssh.DiscardRequests(innerReqs)
+		go gossh.DiscardRequests(innerReqs)
 		log.Warn("relay: accept failed", "server", req.Server, "err", err)
 		return
 	}
 	start := time.Now()
 	log.Info("relay started", "server", req.Server, "type", req.Type)
-	Splice(ctx, ch, reqs, inner, innerReqs)
+	splice(ctx, ch, reqs, inner, innerReqs)
 	log.Info("relay ended", "server", req.Server, "type", req.Type, "duration", time.Since(start).Round(time.Millisecond))
 }
 
@@ -127,21 +123,21 @@ func (r *Relay) parse(extra []byte) (control.RelayRequest, error) {
 }
 
 // open opens the inner channel, bounded by OpenTimeout.
-func (r *Relay) open(ctx context.Context, req control.RelayRequest, addr string) (ssh.Channel, <-chan *ssh.Request, error) {
+func (r *Relay) open(ctx context.Context, req control.RelayRequest, addr string) (gossh.Channel, <-chan *gossh.Request, error) {
 	timeout := r.OpenTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ch, reqs, err := r.Open(ctx, req.Server, addr, req.Type, req.Extra)
+	ch, reqs, err := r.Opener.OpenChannel(ctx, req.Server, addr, req.Type, req.Extra)
 	if err != nil {
 		return nil, nil, fmt.Errorf("relay: open %s on %s: %w", req.Type, req.Server, err)
 	}
 	return ch, reqs, nil
 }
 
-func (r *Relay) reject(log *slog.Logger, nc ssh.NewChannel, reason ssh.RejectionReason, msg string) {
+func (r *Relay) reject(log *slog.Logger, nc gossh.NewChannel, reason gossh.RejectionReason, msg string) {
 	log.Info("relay rejected", "reason", msg)
 	if err := nc.Reject(reason, msg); err != nil {
 		log.Debug("relay reject failed", "err", err)

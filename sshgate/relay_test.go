@@ -1,0 +1,125 @@
+package sshgate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"switchyard/control"
+	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
+)
+
+// openerFunc is an Opener that is a function.
+type openerFunc func(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error)
+
+func (f openerFunc) OpenChannel(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+	return f(ctx, node, addr, chanType, extra)
+}
+
+// relayClient returns a client of r's HandleConn, as gateway gw2.
+func relayClient(t *testing.T, r *Relay) *gossh.Client {
+	t.Helper()
+	return sshtest.PairConns(t, func(conn *gossh.ServerConn, chans <-chan gossh.NewChannel) {
+		r.HandleConn(context.Background(), "gw2", conn, chans)
+	})
+}
+
+func TestRelayChecksAndPassesRejections(t *testing.T) {
+	backend := sshtest.Pair(t, func(nc gossh.NewChannel) { nc.Reject(gossh.Prohibited, "no_session: no such session") })
+	r := &Relay{Name: "gw1",
+		Opener: openerFunc(func(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+			if node == "down" {
+				return nil, nil, errors.New("connection refused")
+			}
+			return backend.OpenChannel(chanType, extra)
+		}),
+		Resolve: func(server string) (string, bool) { return "10.0.0.1:7101", server != "far" },
+	}
+	client := relayClient(t, r)
+	open := func(chanType string, req control.RelayRequest) string {
+		extra, _ := json.Marshal(req)
+		ch, _, err := client.OpenChannel(chanType, extra)
+		if err == nil {
+			ch.Close()
+			return "accepted"
+		}
+		var oce *gossh.OpenChannelError
+		if !errors.As(err, &oce) {
+			t.Fatalf("open: %v", err)
+		}
+		return oce.Message
+	}
+	for _, tt := range []struct {
+		chanType string
+		req      control.RelayRequest
+		want     string
+	}{
+		{"session", control.RelayRequest{}, "a gateway's internal listener accepts only relay channels"},
+		{control.ChannelRelay, control.RelayRequest{Server: "s1", Type: "direct-tcpip"}, `internal: relay of "direct-tcpip" channels is not allowed`},
+		{control.ChannelRelay, control.RelayRequest{Server: "far", Type: control.ChannelSpawn}, "no_server: server far is not reachable through gateway gw1"},
+		{control.ChannelRelay, control.RelayRequest{Server: "down", Type: control.ChannelSpawn}, "no_server: server down is unreachable from gateway gw1"},
+		{control.ChannelRelay, control.RelayRequest{Server: "s1", Type: control.ChannelAttach}, "no_session: no such session"},
+	} {
+		if got := open(tt.chanType, tt.req); got != tt.want {
+			t.Errorf("%s %+v: got %q, want %q", tt.chanType, tt.req, got, tt.want)
+		}
+	}
+}
+
+// Relays count against the relaying gateway's capacity: Admit refuses one
+// beyond it, and Done gives the slot back when the relay ends.
+func TestRelayCountsAgainstCapacity(t *testing.T) {
+	backend := sshtest.Pair(t, func(nc gossh.NewChannel) {
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		io.Copy(io.Discard, ch) // until the relayed client closes
+		ch.Close()
+	})
+	var slots atomic.Int64
+	r := &Relay{Name: "gw1",
+		Opener: openerFunc(func(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+			return backend.OpenChannel(chanType, extra)
+		}),
+		Resolve: func(string) (string, bool) { return "10.0.0.1:7101", true },
+		Admit: func() bool {
+			if slots.Add(1) > 1 {
+				slots.Add(-1)
+				return false
+			}
+			return true
+		},
+		Done: func() { slots.Add(-1) },
+	}
+	client := relayClient(t, r)
+	extra, _ := json.Marshal(control.RelayRequest{Server: "s1", Type: control.ChannelSpawn})
+	first, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
+	if err != nil {
+		t.Fatalf("first relay refused: %v", err)
+	}
+	go gossh.DiscardRequests(reqs)
+	_, _, err = client.OpenChannel(control.ChannelRelay, extra)
+	var oce *gossh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != gossh.ResourceShortage || oce.Message != "no_server: gateway gw1 is full" {
+		t.Fatalf("relay beyond capacity: %v, want a resource shortage saying the gateway is full", err)
+	}
+	first.Close()
+	if !testutil.Poll(10*time.Second, func() bool { return slots.Load() == 0 }) {
+		t.Fatalf("%d slots still taken after the relay ended", slots.Load())
+	}
+	again, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
+	if err != nil {
+		t.Fatalf("relay after the slot came back: %v", err)
+	}
+	go gossh.DiscardRequests(reqs)
+	again.Close()
+}
