@@ -2,7 +2,6 @@ package sshgate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,14 +106,14 @@ func (r *Relay) serve(ctx context.Context, node string, nc gossh.NewChannel) {
 }
 
 // parse decodes and checks a relay request.
-func (r *Relay) parse(extra []byte) (control.RelayRequest, error) {
-	var req control.RelayRequest
+func (r *Relay) parse(extra []byte) (relayRequest, error) {
 	if len(extra) > maxRelayRequest {
-		return req, fmt.Errorf("%s: relay request is %d bytes, more than the %d allowed",
+		return relayRequest{}, fmt.Errorf("%s: relay request is %d bytes, more than the %d allowed",
 			control.CodeInternal, len(extra), maxRelayRequest)
 	}
-	if err := json.Unmarshal(extra, &req); err != nil {
-		return req, fmt.Errorf("%s: malformed relay request", control.CodeInternal)
+	req, err := decodeRelayRequest(extra)
+	if err != nil {
+		return req, fmt.Errorf("%s: %w", control.CodeInternal, err)
 	}
 	if req.Type != control.ChannelSpawn && req.Type != control.ChannelAttach {
 		return req, fmt.Errorf("%s: relay of %q channels is not allowed", control.CodeInternal, req.Type)
@@ -123,7 +122,7 @@ func (r *Relay) parse(extra []byte) (control.RelayRequest, error) {
 }
 
 // open opens the inner channel, bounded by OpenTimeout.
-func (r *Relay) open(ctx context.Context, req control.RelayRequest, addr string) (gossh.Channel, <-chan *gossh.Request, error) {
+func (r *Relay) open(ctx context.Context, req relayRequest, addr string) (gossh.Channel, <-chan *gossh.Request, error) {
 	timeout := r.OpenTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second

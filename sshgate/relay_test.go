@@ -1,9 +1,11 @@
 package sshgate
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -43,9 +45,8 @@ func TestRelayChecksAndPassesRejections(t *testing.T) {
 		Resolve: func(server string) (string, bool) { return "10.0.0.1:7101", server != "far" },
 	}
 	client := relayClient(t, r)
-	open := func(chanType string, req control.RelayRequest) string {
-		extra, _ := json.Marshal(req)
-		ch, _, err := client.OpenChannel(chanType, extra)
+	open := func(chanType string, req relayRequest) string {
+		ch, _, err := client.OpenChannel(chanType, req.marshal())
 		if err == nil {
 			ch.Close()
 			return "accepted"
@@ -58,14 +59,14 @@ func TestRelayChecksAndPassesRejections(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		chanType string
-		req      control.RelayRequest
+		req      relayRequest
 		want     string
 	}{
-		{"session", control.RelayRequest{}, "a gateway's internal listener accepts only relay channels"},
-		{control.ChannelRelay, control.RelayRequest{Server: "s1", Type: "direct-tcpip"}, `internal: relay of "direct-tcpip" channels is not allowed`},
-		{control.ChannelRelay, control.RelayRequest{Server: "far", Type: control.ChannelSpawn}, "no_server: server far is not reachable through gateway gw1"},
-		{control.ChannelRelay, control.RelayRequest{Server: "down", Type: control.ChannelSpawn}, "no_server: server down is unreachable from gateway gw1"},
-		{control.ChannelRelay, control.RelayRequest{Server: "s1", Type: control.ChannelAttach}, "no_session: no such session"},
+		{"session", relayRequest{}, "a gateway's internal listener accepts only relay channels"},
+		{control.ChannelRelay, relayRequest{Server: "s1", Type: "direct-tcpip"}, `internal: relay of "direct-tcpip" channels is not allowed`},
+		{control.ChannelRelay, relayRequest{Server: "far", Type: control.ChannelSpawn}, "no_server: server far is not reachable through gateway gw1"},
+		{control.ChannelRelay, relayRequest{Server: "down", Type: control.ChannelSpawn}, "no_server: server down is unreachable from gateway gw1"},
+		{control.ChannelRelay, relayRequest{Server: "s1", Type: control.ChannelAttach}, "no_session: no such session"},
 	} {
 		if got := open(tt.chanType, tt.req); got != tt.want {
 			t.Errorf("%s %+v: got %q, want %q", tt.chanType, tt.req, got, tt.want)
@@ -101,7 +102,7 @@ func TestRelayCountsAgainstCapacity(t *testing.T) {
 		Done: func() { slots.Add(-1) },
 	}
 	client := relayClient(t, r)
-	extra, _ := json.Marshal(control.RelayRequest{Server: "s1", Type: control.ChannelSpawn})
+	extra := relayRequest{Server: "s1", Type: control.ChannelSpawn}.marshal()
 	first, reqs, err := client.OpenChannel(control.ChannelRelay, extra)
 	if err != nil {
 		t.Fatalf("first relay refused: %v", err)
@@ -122,4 +123,65 @@ func TestRelayCountsAgainstCapacity(t *testing.T) {
 	}
 	go gossh.DiscardRequests(reqs)
 	again.Close()
+}
+
+// A relay request is two SSH strings and the inner request as is: the
+// documented wire format, no JSON or base64 around the inner request.
+func TestRelayRequestEncoding(t *testing.T) {
+	inner := []byte(`{"app":"htop","user":"alice"}` + "\x00\xff")
+	got := relayRequest{Server: "s1", Type: control.ChannelSpawn, Extra: inner}.marshal()
+	want := binary.BigEndian.AppendUint32(nil, 2)
+	want = append(want, "s1"...)
+	want = binary.BigEndian.AppendUint32(want, uint32(len(control.ChannelSpawn)))
+	want = append(want, control.ChannelSpawn...)
+	want = append(want, inner...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoded %q, want %q", got, want)
+	}
+	rr, err := decodeRelayRequest(got)
+	if err != nil || rr.Server != "s1" || rr.Type != control.ChannelSpawn || !bytes.Equal(rr.Extra, inner) {
+		t.Fatalf("decoded %+v, %v", rr, err)
+	}
+	if rr, err := decodeRelayRequest(relayRequest{Server: "s1", Type: control.ChannelAttach}.marshal()); err != nil || len(rr.Extra) != 0 {
+		t.Errorf("no inner extra data: decoded %+v, %v", rr, err)
+	}
+	for _, bad := range [][]byte{nil, got[:3], got[:8], []byte(`{"server":`)} {
+		if rr, err := decodeRelayRequest(bad); err == nil {
+			t.Errorf("%q decoded as %+v", bad, rr)
+		}
+	}
+}
+
+// A relay request from a gateway older than the SSH encoding (JSON, the
+// inner request in base64) is still served.
+func TestRelayAcceptsLegacyRequest(t *testing.T) {
+	backend := sshtest.Pair(t, func(nc gossh.NewChannel) {
+		if string(nc.ExtraData()) != `{"app":"x"}` {
+			nc.Reject(gossh.Prohibited, fmt.Sprintf("inner extra data %q", nc.ExtraData()))
+			return
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		ch.Write([]byte("ok"))
+		ch.Close()
+	})
+	r := &Relay{Name: "gw1",
+		Opener: openerFunc(func(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
+			return backend.OpenChannel(chanType, extra)
+		}),
+		Resolve: func(string) (string, bool) { return "10.0.0.1:7101", true },
+	}
+	client := relayClient(t, r)
+	legacy := `{"server":"s1","addr":"10.0.0.9:7101","type":"spawn@switchyard","extra":"eyJhcHAiOiJ4In0="}`
+	ch, reqs, err := client.OpenChannel(control.ChannelRelay, []byte(legacy))
+	if err != nil {
+		t.Fatalf("legacy relay request refused: %v", err)
+	}
+	go gossh.DiscardRequests(reqs)
+	if out, _ := io.ReadAll(ch); string(out) != "ok" {
+		t.Fatalf("relayed channel said %q, want \"ok\"", out)
+	}
 }

@@ -158,11 +158,8 @@ func (s *Server) openOn(ctx context.Context, pl control.Placement, chanType stri
 	if pl.Via == nil {
 		return s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, chanType, extra)
 	}
-	rr, err := json.Marshal(control.RelayRequest{Server: pl.Server, Addr: pl.Addr, Type: chanType, Extra: extra})
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode relay request: %w", err)
-	}
-	return s.Opener.OpenChannel(ctx, pl.Via.Gateway, pl.Via.Addr, control.ChannelRelay, rr)
+	rr := relayRequest{Server: pl.Server, Type: chanType, Extra: extra}
+	return s.Opener.OpenChannel(ctx, pl.Via.Gateway, pl.Via.Addr, control.ChannelRelay, rr.marshal())
 }
 
 // claim attaches the client to the app the broker pre-launched for it
