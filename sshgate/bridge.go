@@ -10,6 +10,7 @@ import (
 
 	"switchyard/bufcopy"
 	"switchyard/control"
+	"switchyard/sshmsg"
 )
 
 // exitReq is the exit-status or exit-signal request appd sent, kept to be
@@ -23,13 +24,13 @@ type exitReq struct {
 // short reason.
 func (ex *exitReq) status() (int, string) {
 	if ex.Type == "exit-status" {
-		var m exitStatusMsg
+		var m sshmsg.ExitStatus
 		if gossh.Unmarshal(ex.Payload, &m) == nil {
 			return int(m.Status), "exited"
 		}
 		return -1, "exited (bad status)"
 	}
-	var m exitSignalMsg
+	var m sshmsg.ExitSignal
 	if gossh.Unmarshal(ex.Payload, &m) == nil {
 		return -1, "signal " + m.Signal
 	}

@@ -9,6 +9,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/internal/sshtest"
+	"switchyard/sshmsg"
 )
 
 // A bridge delivers appd's output before its exit status, answers appd's
@@ -26,7 +27,7 @@ func TestBridgeWait(t *testing.T) {
 		go func() {
 			appd.Write([]byte("out"))
 			appd.Stderr().Write([]byte("err"))
-			ok, err := appd.SendRequest("exit-status", true, gossh.Marshal(exitStatusMsg{Status: 3}))
+			ok, err := appd.SendRequest("exit-status", true, gossh.Marshal(sshmsg.ExitStatus{Status: 3}))
 			answered <- ok && err == nil
 			appd.Close()
 		}()

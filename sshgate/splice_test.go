@@ -14,6 +14,7 @@ import (
 	"switchyard/control"
 	"switchyard/internal/sshtest"
 	"switchyard/internal/testutil"
+	"switchyard/sshmsg"
 )
 
 // spliced returns a client whose channels are spliced, by a middle SSH
@@ -81,7 +82,7 @@ func scriptedApp(log *backendLog) func(gossh.NewChannel) {
 		log.add("eof")
 		ch.Write([]byte(" bye"))
 		ch.CloseWrite()
-		ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{7}))
+		ch.SendRequest("exit-status", false, gossh.Marshal(sshmsg.ExitStatus{Status: 7}))
 		ch.Close()
 	}
 }
@@ -123,13 +124,13 @@ func TestSpliceCarriesEverything(t *testing.T) {
 			}
 		}
 	}()
-	if ok, err := ch.SendRequest("window-change", true, gossh.Marshal(struct{ C, R, W, H uint32 }{80, 24, 0, 0})); !ok || err != nil {
+	if ok, err := ch.SendRequest("window-change", true, gossh.Marshal(sshmsg.WindowChange{Cols: 80, Rows: 24})); !ok || err != nil {
 		t.Errorf("window-change: reply %v, %v; want the backend's true", ok, err)
 	}
 	if ok, err := ch.SendRequest("unknown@test", true, nil); ok || err != nil {
 		t.Errorf("unknown request: reply %v, %v; want the backend's false", ok, err)
 	}
-	ch.SendRequest("signal", false, gossh.Marshal(struct{ Name string }{"INT"}))
+	ch.SendRequest("signal", false, gossh.Marshal(sshmsg.Signal{Name: "INT"}))
 	// A request without a reply and data travel apart: the EOF below could
 	// pass the signal, and the backend end before it came. Wait for it.
 	for !strings.Contains(log.String(), "signal") {
