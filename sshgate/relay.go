@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -42,23 +41,15 @@ func (r *Relay) logger() *slog.Logger {
 	return r.Logger
 }
 
-// HandleConn serves one authenticated gateway connection; it has the
-// signature of transport.ConnHandler. It returns when the connection and every
-// relayed session on it are done.
-func (r *Relay) HandleConn(ctx context.Context, node string, conn *gossh.ServerConn, chans <-chan gossh.NewChannel) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for nc := range chans {
-		if nc.ChannelType() != control.ChannelRelay {
-			nc.Reject(gossh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
-			continue
-		}
-		wg.Go(func() { r.serve(ctx, node, nc) })
+// ServeChannel serves one channel that gateway node opened on this
+// gateway's internal listener: a relay channel is relayed until both its
+// ends are closed; any other type is refused. It has the signature of
+// transport.ChannelHandler.
+func (r *Relay) ServeChannel(ctx context.Context, node string, nc gossh.NewChannel) {
+	if nc.ChannelType() != control.ChannelRelay {
+		nc.Reject(gossh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
+		return
 	}
-}
-
-// serve relays one channel from gateway node until both ends are closed.
-func (r *Relay) serve(ctx context.Context, node string, nc gossh.NewChannel) {
 	log := r.logger().With("peer", node)
 	req, err := r.parse(nc.ExtraData())
 	if err != nil {

@@ -25,12 +25,10 @@ func (f openerFunc) OpenChannel(ctx context.Context, node, addr, chanType string
 	return f(ctx, node, addr, chanType, extra)
 }
 
-// relayClient returns a client of r's HandleConn, as gateway gw2.
+// relayClient returns a client whose channels r serves, as gateway gw2's.
 func relayClient(t *testing.T, r *Relay) *gossh.Client {
 	t.Helper()
-	return sshtest.PairConns(t, func(conn *gossh.ServerConn, chans <-chan gossh.NewChannel) {
-		r.HandleConn(context.Background(), "gw2", conn, chans)
-	})
+	return sshtest.Pair(t, func(nc gossh.NewChannel) { r.ServeChannel(context.Background(), "gw2", nc) })
 }
 
 func TestRelayChecksAndPassesRejections(t *testing.T) {

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"golang.org/x/crypto/ssh"
 
@@ -29,25 +28,21 @@ func ControlLinks(ls LinkServer, log *slog.Logger) ConnHandler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return func(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for nc := range chans {
-			if nc.ChannelType() != control.ChannelControl {
-				nc.Reject(ssh.UnknownChannelType, "only control channels are accepted here")
-				continue
-			}
-			handler, err := ls.LinkHandler(node)
-			if err != nil {
-				nc.Reject(ssh.Prohibited, err.Error())
-				continue
-			}
-			ch, reqs, err := nc.Accept()
-			if err != nil {
-				continue
-			}
-			go ssh.DiscardRequests(reqs)
-			wg.Go(func() { ls.ServeLink(ctx, node, control.NewPeer(ch, handler, log)) })
+	return EachChannel(func(ctx context.Context, node string, nc ssh.NewChannel) {
+		if nc.ChannelType() != control.ChannelControl {
+			nc.Reject(ssh.UnknownChannelType, "only control channels are accepted here")
+			return
 		}
-	}
+		handler, err := ls.LinkHandler(node)
+		if err != nil {
+			nc.Reject(ssh.Prohibited, err.Error())
+			return
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		ls.ServeLink(ctx, node, control.NewPeer(ch, handler, log))
+	})
 }

@@ -61,18 +61,6 @@ func WriteKey(tb testing.TB, path string) ssh.Signer {
 // goroutines have returned (handle's may still run).
 func Serve(tb testing.TB, cfg *ssh.ServerConfig, handle func(ssh.NewChannel)) string {
 	tb.Helper()
-	return ServeConns(tb, cfg, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel) {
-		for ch := range chans {
-			go handle(ch)
-		}
-	})
-}
-
-// ServeConns is Serve with each connection handed whole to handle, which
-// must drain chans; the connection closes when handle returns. When the
-// test ends, every connection closes and each handle has returned.
-func ServeConns(tb testing.TB, cfg *ssh.ServerConfig, handle func(*ssh.ServerConn, <-chan ssh.NewChannel)) string {
-	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -95,7 +83,7 @@ func ServeConns(tb testing.TB, cfg *ssh.ServerConfig, handle func(*ssh.ServerCon
 
 type server struct {
 	cfg    *ssh.ServerConfig
-	handle func(*ssh.ServerConn, <-chan ssh.NewChannel)
+	handle func(ssh.NewChannel)
 	wg     sync.WaitGroup // accept and serve
 	mu     sync.Mutex
 	closed bool
@@ -130,12 +118,14 @@ func (s *server) serve(nc net.Conn) {
 		delete(s.conns, nc)
 		s.mu.Unlock()
 	}()
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.cfg)
+	_, chans, reqs, err := ssh.NewServerConn(nc, s.cfg)
 	if err != nil {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	s.handle(conn, chans)
+	for ch := range chans {
+		go s.handle(ch)
+	}
 }
 
 // Pair runs Serve with a new host key and no client authentication, and
@@ -143,21 +133,10 @@ func (s *server) serve(nc net.Conn) {
 // closes when the test ends.
 func Pair(tb testing.TB, handle func(ssh.NewChannel)) *ssh.Client {
 	tb.Helper()
-	return PairConns(tb, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel) {
-		for ch := range chans {
-			go handle(ch)
-		}
-	})
-}
-
-// PairConns is Pair with each server connection handed whole to handle,
-// as ServeConns does.
-func PairConns(tb testing.TB, handle func(*ssh.ServerConn, <-chan ssh.NewChannel)) *ssh.Client {
-	tb.Helper()
 	host := NewSigner(tb)
 	cfg := &ssh.ServerConfig{NoClientAuth: true} // test only
 	cfg.AddHostKey(host)
-	addr := ServeConns(tb, cfg, handle)
+	addr := Serve(tb, cfg, handle)
 	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "test", HostKeyCallback: ssh.FixedHostKey(host.PublicKey())})
 	if err != nil {
 		tb.Fatal(err)
