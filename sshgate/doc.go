@@ -109,7 +109,7 @@
 // broker names the gateway to go through (Placement.Via), and this one
 // opens a relay@switchyard channel on that gateway's internal listener,
 // which opens the spawn or attach channel to the server and splices the
-// two. The client sees an ordinary session.
+// two (Relay serves that listener). The client sees an ordinary session.
 //
 // # What the user sees when a session cannot run
 //
