@@ -12,6 +12,7 @@ import (
 
 	"switchyard/bufcopy"
 	"switchyard/control"
+	"switchyard/sshmsg"
 )
 
 // attachment relays one session to one SSH channel. A PTY session may have
@@ -118,13 +119,13 @@ func (a *attachment) serveRequests(s *session) {
 func (s *session) handleRequest(req *ssh.Request) bool {
 	switch req.Type {
 	case "window-change":
-		var wc struct{ Cols, Rows, Width, Height uint32 }
+		var wc sshmsg.WindowChange
 		if s.term == nil || ssh.Unmarshal(req.Payload, &wc) != nil {
 			return false
 		}
 		return s.resize(wc.Cols, wc.Rows, wc.Width, wc.Height) == nil
 	case "signal":
-		var sig struct{ Name string }
+		var sig sshmsg.Signal
 		if ssh.Unmarshal(req.Payload, &sig) != nil {
 			return false
 		}

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
+
+	"switchyard/sshmsg"
 )
 
 // rfcSignals are the signal names of RFC 4254 section 6.10, without "SIG".
@@ -90,16 +92,11 @@ func (r exitResult) send(ch ssh.Channel) error {
 	case r.lost:
 		return nil
 	case r.signaled:
-		msg := struct {
-			Signal     string
-			CoreDumped bool
-			Error      string
-			Lang       string
-		}{Signal: signalName(r.signal), CoreDumped: r.core}
+		msg := sshmsg.ExitSignal{Signal: signalName(r.signal), CoreDumped: r.core}
 		_, err := ch.SendRequest("exit-signal", false, ssh.Marshal(&msg))
 		return err
 	}
-	msg := struct{ Status uint32 }{uint32(r.status)}
+	msg := sshmsg.ExitStatus{Status: uint32(r.status)}
 	_, err := ch.SendRequest("exit-status", false, ssh.Marshal(&msg))
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/sshmsg"
 )
 
 // waitTimeout bounds every wait for a condition in these tests.
@@ -267,7 +268,7 @@ func (s *spawned) exitStatus() int {
 	if exit == nil || exit.Type != "exit-status" {
 		s.t.Fatalf("exit request = %v, want exit-status", exit)
 	}
-	var st struct{ Status uint32 }
+	var st sshmsg.ExitStatus
 	if err := ssh.Unmarshal(exit.Payload, &st); err != nil {
 		s.t.Fatal(err)
 	}
@@ -296,12 +297,7 @@ func exitSignal(t testing.TB, exit *ssh.Request) string {
 	if exit == nil || exit.Type != "exit-signal" {
 		return ""
 	}
-	var sig struct {
-		Signal     string
-		CoreDumped bool
-		Error      string
-		Lang       string
-	}
+	var sig sshmsg.ExitSignal
 	if err := ssh.Unmarshal(exit.Payload, &sig); err != nil {
 		t.Fatalf("exit-signal payload: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/sshmsg"
 )
 
 func ptyReq(app string) control.SpawnRequest {
@@ -40,7 +41,7 @@ func TestPTYWindowChange(t *testing.T) {
 	})
 	s := spawn(t, dialManager(t, m), ptyReq("winch"))
 	s.waitOutput("ready")
-	wc := struct{ Cols, Rows, Width, Height uint32 }{Cols: 120, Rows: 40}
+	wc := sshmsg.WindowChange{Cols: 120, Rows: 40}
 	if _, err := s.ch.SendRequest("window-change", false, ssh.Marshal(&wc)); err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +97,10 @@ func TestPTYSignalRequest(t *testing.T) {
 	})
 	s := spawn(t, dialManager(t, m), ptyReq("usr1"))
 	s.waitOutput("ready")
-	if ok, err := s.ch.SendRequest("signal", true, ssh.Marshal(&struct{ Name string }{"WINCH"})); ok || err != nil {
+	if ok, err := s.ch.SendRequest("signal", true, ssh.Marshal(&sshmsg.Signal{Name: "WINCH"})); ok || err != nil {
 		t.Errorf("signal WINCH (not in RFC 4254) = %v, %v; want refused", ok, err)
 	}
-	if _, err := s.ch.SendRequest("signal", false, ssh.Marshal(&struct{ Name string }{"USR1"})); err != nil {
+	if _, err := s.ch.SendRequest("signal", false, ssh.Marshal(&sshmsg.Signal{Name: "USR1"})); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.exitStatus(); got != 7 {
@@ -133,7 +134,7 @@ func TestPTYEOFIgnored(t *testing.T) {
 	if err := s.ch.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	wc := struct{ Cols, Rows, Width, Height uint32 }{Cols: 90, Rows: 30}
+	wc := sshmsg.WindowChange{Cols: 90, Rows: 30}
 	if _, err := s.ch.SendRequest("window-change", false, ssh.Marshal(&wc)); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/control"
+	"switchyard/sshmsg"
 )
 
 // castLines parses an asciicast v2 file: its header and events.
@@ -92,7 +93,7 @@ func TestRecordingIsAsciicastWithInputResizeAndMarkers(t *testing.T) {
 	s.waitOutput("ready")
 	s.ch.Write([]byte("héllo\n"))
 	s.waitOutput("got:héllo")
-	s.ch.SendRequest("window-change", false, ssh.Marshal(struct{ Cols, Rows, W, H uint32 }{90, 20, 0, 0}))
+	s.ch.SendRequest("window-change", false, ssh.Marshal(sshmsg.WindowChange{Cols: 90, Rows: 20}))
 	s.waitOutput("size=20 90")
 	s.ch.Close()
 	waitState(t, m, s.started.ID, control.StateDetached)

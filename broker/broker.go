@@ -14,8 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"golang.org/x/crypto/ssh"
-
 	"switchyard/audit"
 	"switchyard/brokerstate"
 	"switchyard/control"
@@ -257,35 +255,11 @@ func (b *Broker) metricsHandler() http.Handler {
 	return b.metrics.handler()
 }
 
-// HandleConn serves one authenticated internal connection; it has the
-// signature of transport.ConnHandler.
-func (b *Broker) HandleConn(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for nc := range chans {
-		if nc.ChannelType() != control.ChannelControl {
-			nc.Reject(ssh.UnknownChannelType, "broker accepts only control channels")
-			continue
-		}
-		handler := b.handlerFor(node)
-		if handler == nil {
-			nc.Reject(ssh.Prohibited, fmt.Sprintf("node %q is neither a gateway nor a server", node))
-			continue
-		}
-		ch, reqs, err := nc.Accept()
-		if err != nil {
-			continue
-		}
-		go ssh.DiscardRequests(reqs)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.serveLink(ctx, node, control.NewPeer(ch, handler, b.logger()))
-		}()
-	}
-}
-
-func (b *Broker) serveLink(ctx context.Context, node string, p *control.Peer) {
+// ServeLink runs node's control link p until it ends: node's reports and
+// calls reach the broker through it, and the broker's calls to node
+// (prelaunch, kill) go through it. With LinkHandler it serves
+// transport.ControlLinks.
+func (b *Broker) ServeLink(ctx context.Context, node string, p *control.Peer) {
 	b.linkUp(node, +1)
 	b.setPeer(node, p, nil)
 	b.logger().Info("node link up", "peer", node)
@@ -349,6 +323,15 @@ func (b *Broker) gateway(name string) *gatewayState {
 		b.gateways[name] = st
 	}
 	return st
+}
+
+// LinkHandler returns what serves node's calls on its control link, by
+// its configured kind; an unknown node may not link.
+func (b *Broker) LinkHandler(node string) (control.Handler, error) {
+	if h := b.handlerFor(node); h != nil {
+		return h, nil
+	}
+	return nil, fmt.Errorf("node %q is neither a gateway nor a server", node)
 }
 
 // handlerFor returns the control handler for a node, by its configured

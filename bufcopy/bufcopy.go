@@ -1,4 +1,4 @@
-// Package bufcopy copies a stream the way a relay of many mostly idle
+// Package bufcopy copies a stream the way a process carrying many mostly idle
 // sessions should: an idle copy holds only a small buffer, and a busy one
 // borrows a large buffer from a shared pool until its reads come back half
 // empty. What this saves per session is in the README ("Measured against

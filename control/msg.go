@@ -82,10 +82,12 @@ const (
 	RequestTakenOver = "taken-over@switchyard"
 	// ChannelRelay is opened by one gateway on another gateway's internal
 	// listener to reach a server it cannot reach itself (redirect =
-	// "relay"); its extra data is a JSON RelayRequest. The relaying gateway
-	// opens the inner channel to the server and splices the two: data,
-	// extended data, EOF, every request both ways (want-reply honoured)
-	// and close. A rejection of the inner channel is passed back as is; a
+	// "relay"). Its extra data is in SSH's wire encoding (RFC 4251), not
+	// JSON: string server (node name), string inner channel type
+	// (ChannelSpawn or ChannelAttach), then the inner channel's extra data
+	// as is, to the end. The relaying gateway opens the inner channel to
+	// the server and splices the two: data, extended data, EOF, every
+	// request both ways (want-reply honoured) and close. A rejection of the inner channel is passed back as is; a
 	// server the relaying gateway does not reach is rejected with
 	// "no_server: ...".
 	ChannelRelay = "relay@switchyard"
@@ -196,14 +198,6 @@ type Claim struct {
 type Via struct {
 	Gateway string `json:"gateway"` // node name
 	Addr    string `json:"addr"`    // its internal listener
-}
-
-// RelayRequest is the extra data of a ChannelRelay channel.
-type RelayRequest struct {
-	Server string `json:"server"` // node name of the app server
-	Addr   string `json:"addr"`   // its address as the requester knows it; the relay uses its own config's
-	Type   string `json:"type"`   // inner channel type: ChannelSpawn or ChannelAttach
-	Extra  []byte `json:"extra"`  // inner channel's extra data
 }
 
 // PrelaunchRequest is the body of MethodPrelaunch.

@@ -108,7 +108,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer admin.close()
-	srv := &transport.Server{Signer: signer, Logger: log, Handler: b.HandleConn,
+	srv := &transport.Server{Signer: signer, Logger: log, Handler: transport.ControlLinks(b, log),
 		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
 		Peers:     func() int { return len(*keys.Load()) }}
 	nc.changed = func(st reloadState) { b.SetConfigState(st.Hash, st.RestartNeeded) }

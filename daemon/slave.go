@@ -197,9 +197,9 @@ func (g *gatewayNode) serveInternal(ln net.Listener) *transport.Server {
 	}
 	// A relayed session takes a capacity slot here like one of our own:
 	// it is reported, and the broker sends no more than capacity allows.
-	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log,
+	relay := &sshgate.Relay{Name: g.name, Opener: g.pool, Resolve: g.serverAddr, Logger: g.log,
 		Admit: g.srv.Acquire, Done: g.srv.Release}
-	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: relay.HandleConn,
+	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: transport.EachChannel(relay.ServeChannel),
 		Authorize: authorizer(func() map[string]string { return *g.peers.Load() }),
 		Peers:     func() int { return len(*g.peers.Load()) }}
 	go srv.Serve(ln)

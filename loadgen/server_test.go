@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"switchyard/internal/sshtest"
+	"switchyard/sshmsg"
 )
 
 // testServer is an x/crypto/ssh server on 127.0.0.1:0 with a few
@@ -70,12 +70,15 @@ func serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			pty = true
 			req.Reply(true, nil)
 		case "exec":
-			n := binary.BigEndian.Uint32(req.Payload)
-			cmd := string(req.Payload[4 : 4+n])
+			var exec sshmsg.Exec
+			if ssh.Unmarshal(req.Payload, &exec) != nil {
+				req.Reply(false, nil)
+				continue
+			}
 			req.Reply(true, nil)
 			go func() {
-				runCommand(ch, cmd, pty)
-				ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 0))
+				runCommand(ch, exec.Command, pty)
+				ch.SendRequest("exit-status", false, ssh.Marshal(sshmsg.ExitStatus{Status: 0}))
 				ch.Close()
 			}()
 		case "signal":

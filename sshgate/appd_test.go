@@ -12,6 +12,7 @@ import (
 
 	"switchyard/control"
 	"switchyard/internal/sshtest"
+	"switchyard/sshmsg"
 )
 
 // testAppd is an appd stand-in: an x/crypto SSH server whose spawn channel
@@ -69,13 +70,13 @@ func (a *testAppd) attach(nch gossh.NewChannel) {
 		io.WriteString(ch, "kept output\r\n")
 		ch.SendRequest(control.RequestTakenOver, false, nil)
 		io.WriteString(ch.Stderr(), "switchyard: session taken over by a newer connection\r\n")
-		ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: 0}))
+		ch.SendRequest("exit-status", false, gossh.Marshal(sshmsg.ExitStatus{Status: 0}))
 		ch.Close()
 		return
 	}
 	io.WriteString(ch, "resumed\r\n")
 	io.Copy(ch, ch)
-	ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: 0}))
+	ch.SendRequest("exit-status", false, gossh.Marshal(sshmsg.ExitStatus{Status: 0}))
 	ch.Close()
 }
 
@@ -105,13 +106,13 @@ func (a *testAppd) spawn(nch gossh.NewChannel) {
 	if err != nil {
 		return
 	}
-	winch := make(chan windowChangeMsg, 8)
+	winch := make(chan sshmsg.WindowChange, 8)
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		for r := range reqs {
 			if r.Type == "window-change" {
-				var m windowChangeMsg
+				var m sshmsg.WindowChange
 				gossh.Unmarshal(r.Payload, &m)
 				a.event(fmt.Sprintf("window-change %dx%d", m.Cols, m.Rows))
 				winch <- m
@@ -126,9 +127,9 @@ func (a *testAppd) spawn(nch gossh.NewChannel) {
 	a.behave(req, ch, winch, closed)
 }
 
-func (a *testAppd) behave(req control.SpawnRequest, ch gossh.Channel, winch <-chan windowChangeMsg, closed <-chan struct{}) {
+func (a *testAppd) behave(req control.SpawnRequest, ch gossh.Channel, winch <-chan sshmsg.WindowChange, closed <-chan struct{}) {
 	exit := func(status uint32) {
-		ch.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: status}))
+		ch.SendRequest("exit-status", false, gossh.Marshal(sshmsg.ExitStatus{Status: status}))
 		ch.Close()
 	}
 	switch req.App {
@@ -146,7 +147,7 @@ func (a *testAppd) behave(req control.SpawnRequest, ch gossh.Channel, winch <-ch
 	case "exit7":
 		exit(7)
 	case "sig":
-		ch.SendRequest("exit-signal", false, gossh.Marshal(exitSignalMsg{Signal: "TERM"}))
+		ch.SendRequest("exit-signal", false, gossh.Marshal(sshmsg.ExitSignal{Signal: "TERM"}))
 		ch.Close()
 	case "vanish":
 		ch.Close()

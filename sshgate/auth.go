@@ -11,8 +11,8 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"switchyard/keepalive"
 	"switchyard/safelog"
-	"switchyard/transport"
 )
 
 // Permission extensions carrying the identity decided at authentication.
@@ -327,7 +327,7 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 	})
 	ctx.SetValue(handshakeKey{}, hs)
 	ctx.SetValue(channelsKey{}, new(atomic.Int64))
-	ac := &transport.AliveConn{Conn: conn}
+	ac := &keepalive.Conn{Conn: conn}
 	ctx.SetValue(keepaliveKey{}, &keepaliveState{conn: ac})
 	return ac
 }

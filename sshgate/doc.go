@@ -1,7 +1,8 @@
 // Package sshgate is the gateway: the SSH server users reach with stock
 // OpenSSH (`ssh htop@gw`). It authenticates them, asks the broker where the
 // app should run, opens a spawn channel to appd on that server over a
-// persistent internal connection, and relays the session both ways.
+// persistent internal connection, and bridges the client's channel to
+// it: bytes both ways, window changes, signals, and the exit status.
 //
 // # Logging in
 //
@@ -74,7 +75,7 @@
 // grace period. The gateway tells the broker at once (session.detached),
 // so that a resume right after, here or elsewhere, finds it detached;
 // appd's next report confirms it. A resume opens an
-// "attach@switchyard" channel to appd and relays it like a new session;
+// "attach@switchyard" channel to appd and serves it like a new session;
 // when this gateway does not reach the session's server, the broker's
 // session list names a gateway to relay through (SessionInfo.Via), as
 // for a relayed new session (below), whatever this gateway's redirect
@@ -108,7 +109,7 @@
 // broker names the gateway to go through (Placement.Via), and this one
 // opens a relay@switchyard channel on that gateway's internal listener,
 // which opens the spawn or attach channel to the server and splices the
-// two. The client sees an ordinary session.
+// two (Relay serves that listener). The client sees an ordinary session.
 //
 // # What the user sees when a session cannot run
 //

@@ -188,16 +188,3 @@ func oneLine(s string) string {
 	}
 	return strings.TrimSpace(b.String())
 }
-
-// exitStatusMsg is the payload of an "exit-status" request (RFC 4254 6.10).
-type exitStatusMsg struct {
-	Status uint32
-}
-
-// exitSignalMsg is the payload of an "exit-signal" request (RFC 4254 6.10).
-type exitSignalMsg struct {
-	Signal     string
-	CoreDumped bool
-	Error      string
-	Lang       string
-}

@@ -7,7 +7,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
-	"switchyard/transport"
+	"switchyard/keepalive"
 )
 
 // Defaults of the client keepalive, as sshd's ClientAliveInterval and
@@ -25,7 +25,7 @@ type keepaliveKey struct{}
 // keepaliveState is one connection's keepalive: its loop starts once.
 type keepaliveState struct {
 	once sync.Once
-	conn *transport.AliveConn
+	conn *keepalive.Conn
 }
 
 // keepalive starts, once per connection, a timer that asks a silent client
@@ -41,7 +41,7 @@ func (s *Server) keepalive(ctx gliderssh.Context, conn *gossh.ServerConn) {
 	}
 	st.once.Do(func() {
 		interval, max := s.aliveInterval(), s.aliveCountMax()
-		transport.StartKeepalive(conn, st.conn, interval, max, func() {
+		keepalive.Start(conn, st.conn, interval, max, func() {
 			s.logger().Info("client stopped answering keepalives; closed", "client", conn.RemoteAddr().String(),
 				"user", conn.Permissions.Extensions[extUser], "after", time.Duration(max)*interval)
 		})

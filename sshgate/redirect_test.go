@@ -95,7 +95,7 @@ func TestClaimAttachesThePrelaunchedSession(t *testing.T) {
 // relayOpener records relay channels and rejects them as a relaying
 // gateway would.
 type relayOpener struct {
-	got chan control.RelayRequest
+	got chan relayRequest
 	msg string
 }
 
@@ -103,8 +103,7 @@ func (o *relayOpener) OpenChannel(_ context.Context, node, addr, chanType string
 	if chanType != control.ChannelRelay || node != "gw9" || addr != "10.9.9.9:7201" {
 		return nil, nil, errors.New("unexpected channel " + chanType + " on " + node + " at " + addr)
 	}
-	var rr control.RelayRequest
-	json.Unmarshal(extra, &rr)
+	rr, _ := decodeRelayRequest(extra)
 	o.got <- rr
 	if o.msg == "" {
 		return nil, nil, errors.New("connection refused")
@@ -113,7 +112,7 @@ func (o *relayOpener) OpenChannel(_ context.Context, node, addr, chanType string
 }
 
 func TestViaOpensARelayChannel(t *testing.T) {
-	o := &relayOpener{got: make(chan control.RelayRequest, 4), msg: "no_server: server s1 is not reachable through gateway gw9"}
+	o := &relayOpener{got: make(chan relayRequest, 4), msg: "no_server: server s1 is not reachable through gateway gw9"}
 	e := newEnv(t, func(s *Server) { s.Opener = o })
 	e.placer.place = func(context.Context, control.PlaceRequest) (control.Placement, error) {
 		return control.Placement{Server: "s1", Addr: "10.0.0.1:7101", Via: &control.Via{Gateway: "gw9", Addr: "10.9.9.9:7201"}}, nil
@@ -121,7 +120,7 @@ func TestViaOpensARelayChannel(t *testing.T) {
 	r := e.run(e.mustDial("alice", e.alice), "report x", runOpts{})
 	rr := recv(t, o.got, "relay request")
 	var spawn control.SpawnRequest
-	if err := json.Unmarshal(rr.Extra, &spawn); err != nil || rr.Server != "s1" || rr.Addr != "10.0.0.1:7101" ||
+	if err := json.Unmarshal(rr.Extra, &spawn); err != nil || rr.Server != "s1" ||
 		rr.Type != control.ChannelSpawn || spawn.App != "report" || spawn.User != "alice" {
 		t.Errorf("relay request %+v (%+v, %v)", rr, spawn, err)
 	}

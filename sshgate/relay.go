@@ -2,142 +2,134 @@ package sshgate
 
 import (
 	"context"
-	"io"
-	"sync/atomic"
+	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"switchyard/bufcopy"
 	"switchyard/control"
 )
 
-// exitReq is the exit-status or exit-signal request appd sent, kept to be
-// forwarded to the client byte for byte.
-type exitReq struct {
-	Type    string
-	Payload []byte
+// maxRelayRequest bounds the extra data of a relay channel.
+const maxRelayRequest = 64 << 10
+
+// Relay serves a gateway's internal listener: other gateways open
+// control.ChannelRelay channels on it to reach servers they cannot reach
+// themselves. Each is spliced to a spawn or attach channel this gateway
+// opens to the server. Only the two inner channel types are accepted, and
+// only to servers Resolve names: the server's address comes from this
+// gateway's own config, never from the request.
+type Relay struct {
+	Name        string                                     // this gateway's node name, for messages
+	Opener      Opener                                     // opens the inner channel, required
+	Resolve     func(server string) (addr string, ok bool) // the address of a server this gateway reaches, required
+	Logger      *slog.Logger                               // slog.Default() if nil
+	OpenTimeout time.Duration                              // bound on opening the inner channel; 10s if zero
+	// Admit, if set, is asked before a relay is opened; false refuses it
+	// as "gateway NAME is full". Done is called when an admitted relay
+	// ends. The gateway counts relays against its capacity with them.
+	Admit func() bool
+	Done  func()
 }
 
-// status returns the exit status for the broker (-1 for a signal) and a
-// short reason.
-func (ex *exitReq) status() (int, string) {
-	if ex.Type == "exit-status" {
-		var m exitStatusMsg
-		if gossh.Unmarshal(ex.Payload, &m) == nil {
-			return int(m.Status), "exited"
+func (r *Relay) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
+}
+
+// ServeChannel serves one channel that gateway node opened on this
+// gateway's internal listener: a relay channel is relayed until both its
+// ends are closed; any other type is refused. It has the signature of
+// transport.ChannelHandler.
+func (r *Relay) ServeChannel(ctx context.Context, node string, nc gossh.NewChannel) {
+	if nc.ChannelType() != control.ChannelRelay {
+		nc.Reject(gossh.UnknownChannelType, "a gateway's internal listener accepts only relay channels")
+		return
+	}
+	log := r.logger().With("peer", node)
+	req, err := r.parse(nc.ExtraData())
+	if err != nil {
+		r.reject(log, nc, gossh.Prohibited, err.Error())
+		return
+	}
+	addr, ok := r.Resolve(req.Server)
+	if !ok {
+		r.reject(log, nc, gossh.Prohibited, fmt.Sprintf("%s: server %s is not reachable through gateway %s",
+			control.CodeNoServer, req.Server, r.Name))
+		return
+	}
+	if r.Admit != nil {
+		if !r.Admit() {
+			r.reject(log, nc, gossh.ResourceShortage, fmt.Sprintf("%s: gateway %s is full", control.CodeNoServer, r.Name))
+			return
 		}
-		return -1, "exited (bad status)"
-	}
-	var m exitSignalMsg
-	if gossh.Unmarshal(ex.Payload, &m) == nil {
-		return -1, "signal " + m.Signal
-	}
-	return -1, "signal"
-}
-
-// relay copies one session between the client channel and the appd channel.
-// The client's own requests (window-change, signal) are forwarded by the
-// session's request loop; appd's requests are answered by wait, in the
-// session's own goroutine. An idle relay holds three goroutines, its
-// copies, and nothing else.
-type relay struct {
-	app       gossh.Channel
-	reqs      <-chan *gossh.Request // appd's requests
-	copies    atomic.Int32          // output copies still running
-	copied    chan struct{}         // closed when both output copies end
-	exit      *exitReq              // the first exit request appd sent
-	takenOver bool                  // appd said a newer attachment replaced this one
-}
-
-// startRelay starts the copies: client input (read from stdin, unless it
-// is nil) to appd (CloseWrite on EOF), and appd stdout and stderr to the
-// client as raw bytes. wait must then be called to answer appd's requests.
-func startRelay(client gossh.Channel, stdin io.Reader, app gossh.Channel, appReqs <-chan *gossh.Request, act *activity) *relay {
-	r := &relay{app: app, reqs: appReqs, copied: make(chan struct{})}
-	var appOut, appErr io.Reader = app, app.Stderr()
-	if act != nil {
-		appOut, appErr = touchReader{appOut, act}, touchReader{appErr, act}
-	}
-	r.copies.Store(2)
-	go r.output(client, appOut)
-	go r.output(client.Stderr(), appErr)
-	if stdin == nil {
-		return r // the caller copies the input (type input)
-	}
-	if act != nil {
-		stdin = touchReader{stdin, act}
-	}
-	go func() {
-		if err := copyBuf(app, stdin); err == nil {
-			app.CloseWrite() // client EOF reaches appd as EOF
+		if r.Done != nil {
+			defer r.Done()
 		}
-	}()
-	return r
-}
-
-// output copies one of appd's streams to the client; the last to end
-// closes r.copied.
-func (r *relay) output(dst io.Writer, src io.Reader) {
-	copyBuf(dst, src)
-	if r.copies.Add(-1) == 0 {
-		close(r.copied)
 	}
-}
-
-// wait answers appd's requests until its channel closes, then returns the
-// first exit request (nil if appd sent none) once appd's output has been
-// copied. If ctx ends first (the client left), it closes the appd channel,
-// which makes appd detach a PTY session (or hang up the app: batch
-// sessions, apps without a grace period), and waits at most grace for the
-// channel to close and the output to end; drained is false if they did not.
-func (r *relay) wait(ctx context.Context, grace time.Duration) (ex *exitReq, drained bool) {
-	ended := ctx.Done()
-	var giveUp <-chan time.Time
-	reqs, copied := r.reqs, r.copied
-	for reqs != nil || copied != nil {
-		select {
-		case req, ok := <-reqs:
-			if !ok {
-				reqs = nil
-				continue
-			}
-			r.answer(req)
-			continue
-		case <-copied:
-			copied = nil
-			continue
-		case <-ended:
-		case <-giveUp:
-			if reqs != nil {
-				go gossh.DiscardRequests(reqs)
-			}
-			return nil, false
+	inner, innerReqs, err := r.open(ctx, req, addr)
+	if err != nil {
+		var oce *gossh.OpenChannelError
+		if errors.As(err, &oce) {
+			r.reject(log, nc, oce.Reason, oce.Message) // the server's own answer, as is
+			return
 		}
-		ended = nil
-		r.app.Close()
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		giveUp = t.C
+		log.Warn("relay: server unreachable", "server", req.Server, "addr", addr, "err", err)
+		r.reject(log, nc, gossh.ConnectionFailed, fmt.Sprintf("%s: server %s is unreachable from gateway %s",
+			control.CodeNoServer, req.Server, r.Name))
+		return
 	}
-	return r.exit, true
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		inner.Close()
+		go gossh.DiscardRequests(innerReqs)
+		log.Warn("relay: accept failed", "server", req.Server, "err", err)
+		return
+	}
+	start := time.Now()
+	log.Info("relay started", "server", req.Server, "type", req.Type)
+	splice(ctx, ch, reqs, inner, innerReqs)
+	log.Info("relay ended", "server", req.Server, "type", req.Type, "duration", time.Since(start).Round(time.Millisecond))
 }
 
-// answer answers one of appd's requests, keeping the first exit-status
-// or exit-signal and noting control.RequestTakenOver.
-func (r *relay) answer(req *gossh.Request) {
-	isExit := req.Type == "exit-status" || req.Type == "exit-signal"
-	if isExit && r.exit == nil {
-		r.exit = &exitReq{Type: req.Type, Payload: req.Payload}
+// parse decodes and checks a relay request.
+func (r *Relay) parse(extra []byte) (relayRequest, error) {
+	if len(extra) > maxRelayRequest {
+		return relayRequest{}, fmt.Errorf("%s: relay request is %d bytes, more than the %d allowed",
+			control.CodeInternal, len(extra), maxRelayRequest)
 	}
-	if req.Type == control.RequestTakenOver {
-		r.takenOver = true
+	req, err := decodeRelayRequest(extra)
+	if err != nil {
+		return req, fmt.Errorf("%s: %w", control.CodeInternal, err)
 	}
-	if req.WantReply {
-		req.Reply(isExit, nil)
+	if req.Type != control.ChannelSpawn && req.Type != control.ChannelAttach {
+		return req, fmt.Errorf("%s: relay of %q channels is not allowed", control.CodeInternal, req.Type)
 	}
+	return req, nil
 }
 
-// copyBuf copies src to dst; nil when src ended with EOF. See package
-// bufcopy: an idle relay holds 512 bytes, not 32 KiB.
-func copyBuf(dst io.Writer, src io.Reader) error { return bufcopy.Copy(dst, src, nil) }
+// open opens the inner channel, bounded by OpenTimeout.
+func (r *Relay) open(ctx context.Context, req relayRequest, addr string) (gossh.Channel, <-chan *gossh.Request, error) {
+	timeout := r.OpenTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch, reqs, err := r.Opener.OpenChannel(ctx, req.Server, addr, req.Type, req.Extra)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: open %s on %s: %w", req.Type, req.Server, err)
+	}
+	return ch, reqs, nil
+}
+
+func (r *Relay) reject(log *slog.Logger, nc gossh.NewChannel, reason gossh.RejectionReason, msg string) {
+	log.Info("relay rejected", "reason", msg)
+	if err := nc.Reject(reason, msg); err != nil {
+		log.Debug("relay reject failed", "err", err)
+	}
+}

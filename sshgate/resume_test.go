@@ -319,15 +319,15 @@ func (e *env) waitLog(parts ...string) {
 type viaOpener struct {
 	dialOpener
 	appd string
-	got  chan control.RelayRequest
+	got  chan relayRequest
 }
 
 func (o *viaOpener) OpenChannel(ctx context.Context, node, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
 	if chanType != control.ChannelRelay || node != "gw9" || addr != "10.9.9.9:7201" {
 		return nil, nil, errors.New("dial " + addr + ": no route to host")
 	}
-	var rr control.RelayRequest
-	if err := json.Unmarshal(extra, &rr); err != nil {
+	rr, err := decodeRelayRequest(extra)
+	if err != nil {
 		return nil, nil, err
 	}
 	o.got <- rr
@@ -338,7 +338,7 @@ func (o *viaOpener) OpenChannel(ctx context.Context, node, addr, chanType string
 // one on a server this gateway does not reach, listed without Via (no
 // gateway can relay there), fails with one line saying so.
 func TestResumeThroughVia(t *testing.T) {
-	o := &viaOpener{got: make(chan control.RelayRequest, 4)}
+	o := &viaOpener{got: make(chan relayRequest, 4)}
 	e := newEnv(t, func(s *Server) { s.Opener = o })
 	t.Cleanup(o.Close)
 	o.appd = e.appd.addr
@@ -348,7 +348,7 @@ func TestResumeThroughVia(t *testing.T) {
 	r := e.run(e.mustDial("alice", e.alice), "resume", runOpts{pty: true, stdin: "typed\r"})
 	rr := recv(t, o.got, "relay request")
 	var att control.AttachRequest
-	if err := json.Unmarshal(rr.Extra, &att); err != nil || rr.Server != "s1" || rr.Addr != "10.0.0.1:7101" ||
+	if err := json.Unmarshal(rr.Extra, &att); err != nil || rr.Server != "s1" ||
 		rr.Type != control.ChannelAttach || att.ID != "sess-1" || att.User != "alice" || att.Pty == nil {
 		t.Errorf("relay request %+v (%+v, %v)", rr, att, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"switchyard/control"
 	"switchyard/safelog"
+	"switchyard/sshmsg"
 )
 
 // errClientGone is the cancel cause of a session whose client closed the
@@ -29,24 +30,6 @@ const (
 	maxTerm     = 64   // bytes of TERM
 )
 
-// SSH request payloads (RFC 4254 section 6).
-type (
-	ptyReqMsg struct {
-		Term                      string
-		Cols, Rows, Width, Height uint32
-		Modes                     string
-	}
-	windowChangeMsg struct {
-		Cols, Rows, Width, Height uint32
-	}
-	envMsg struct {
-		Name, Value string
-	}
-	execMsg struct {
-		Command string
-	}
-)
-
 // session is one client "session" channel.
 type session struct {
 	id     identity
@@ -58,8 +41,8 @@ type session struct {
 	start  chan string          // the exec command ("" for shell), sent once
 	cmd    string               // that command, once received; set by run before anything reads it
 	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
-	stdin  io.Reader            // what the relay reads client input from: client, or an inbox reader after NoApp
-	unsent int                  // bytes of client input no app received, once the relay is over
+	stdin  io.Reader            // what the bridge reads client input from: client, or an inbox reader after NoApp
+	unsent int                  // bytes of client input no app received, once the bridge is over
 
 	mu      sync.Mutex // guards the fields below
 	started bool       // shell or exec received
@@ -152,7 +135,7 @@ func (ss *session) handleRequest(req *gossh.Request) (ok bool, then func()) {
 }
 
 func (ss *session) ptyReq(payload []byte) bool {
-	var m ptyReqMsg
+	var m sshmsg.PtyReq
 	if gossh.Unmarshal(payload, &m) != nil || len(m.Term) > maxTerm {
 		return false
 	}
@@ -168,7 +151,7 @@ func (ss *session) ptyReq(payload []byte) bool {
 // setEnv keeps LANG, LC_*, COLORTERM and RegionEnv; it reports whether it kept the
 // variable.
 func (ss *session) setEnv(payload []byte) bool {
-	var m envMsg
+	var m sshmsg.Env
 	if gossh.Unmarshal(payload, &m) != nil || !envAllowed(m.Name) || len(m.Name)+len(m.Value) > maxEnvBytes {
 		return false
 	}
@@ -191,7 +174,7 @@ func envAllowed(name string) bool {
 // windowChange records the new size and forwards the request once the app
 // runs; before that it keeps the latest for after the start.
 func (ss *session) windowChange(payload []byte) bool {
-	var m windowChangeMsg
+	var m sshmsg.WindowChange
 	if gossh.Unmarshal(payload, &m) != nil {
 		return false
 	}
@@ -235,7 +218,7 @@ func (ss *session) forward(req *gossh.Request) bool {
 func (ss *session) startReq(req *gossh.Request) (bool, func()) {
 	var cmd string
 	if req.Type == "exec" {
-		var m execMsg
+		var m sshmsg.Exec
 		if gossh.Unmarshal(req.Payload, &m) != nil {
 			return false, nil
 		}
@@ -354,7 +337,7 @@ const maxLine = 2048
 
 // exit sends an exit status and closes the channel.
 func (ss *session) exit(status int) {
-	ss.client.SendRequest("exit-status", false, gossh.Marshal(exitStatusMsg{Status: uint32(status)}))
+	ss.client.SendRequest("exit-status", false, gossh.Marshal(sshmsg.ExitStatus{Status: uint32(status)}))
 	ss.client.CloseWrite()
 	ss.client.Close()
 }

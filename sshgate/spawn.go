@@ -26,7 +26,7 @@ type running struct {
 
 // run is the life of one session after its channel is accepted: wait for
 // shell or exec, then run the gateway's own command (sessions, resume) or
-// choose the app, place it, spawn it, relay, report.
+// choose the app, place it, spawn it, bridge it to the client, report.
 func (s *Server) run(ctx context.Context, ss *session) {
 	defer ss.client.Close()
 	var cmd string
@@ -64,7 +64,7 @@ func (s *Server) run(ctx context.Context, ss *session) {
 	s.launchAndServe(ctx, ss, app, args)
 }
 
-// launchAndServe places and spawns app, then relays it.
+// launchAndServe places and spawns app, then serves it.
 func (s *Server) launchAndServe(ctx context.Context, ss *session, app string, args []string) {
 	r, f := s.launch(ctx, ss, app, args)
 	if f != nil {
@@ -158,11 +158,8 @@ func (s *Server) openOn(ctx context.Context, pl control.Placement, chanType stri
 	if pl.Via == nil {
 		return s.Opener.OpenChannel(ctx, pl.Server, pl.Addr, chanType, extra)
 	}
-	rr, err := json.Marshal(control.RelayRequest{Server: pl.Server, Addr: pl.Addr, Type: chanType, Extra: extra})
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode relay request: %w", err)
-	}
-	return s.Opener.OpenChannel(ctx, pl.Via.Gateway, pl.Via.Addr, control.ChannelRelay, rr)
+	rr := relayRequest{Server: pl.Server, Type: chanType, Extra: extra}
+	return s.Opener.OpenChannel(ctx, pl.Via.Gateway, pl.Via.Addr, control.ChannelRelay, rr.marshal())
 }
 
 // claim attaches the client to the app the broker pre-launched for it
@@ -216,7 +213,7 @@ func awaitStarted(ctx context.Context, server string, reqs <-chan *gossh.Request
 	}
 }
 
-// serve relays a running session, then reports its end to the broker
+// serve bridges a running session to its client, then reports its end to the broker
 // unless the session lives on: a PTY session whose client left is
 // detached, one taken over is attached elsewhere.
 func (s *Server) serve(ctx context.Context, ss *session, r *running) {
@@ -257,8 +254,8 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}()
 	in := startInput(touchReader{ss.stdin, act})
 	in.set(r.Ch)
-	rl, ex, drained := s.relayOnce(ctx, ss, r, info, act)
-	for ex == nil && ctx.Err() == nil && !rl.takenOver {
+	br, ex, drained := s.bridgeOnce(ctx, ss, r, info, act)
+	for ex == nil && ctx.Err() == nil && !br.takenOver {
 		// The link to appd dropped without an exit: ride through it.
 		ss.detach()
 		in.set(nil)
@@ -269,11 +266,11 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		r = nr
 		ss.attach(r.Ch)
 		in.set(r.Ch)
-		rl, ex, drained = s.relayOnce(ctx, ss, r, info, act)
+		br, ex, drained = s.bridgeOnce(ctx, ss, r, info, act)
 	}
 	ss.detach()
 	ss.unsent = in.stop()
-	ended, report := s.end(ctx, ss, r, ex, drained, rl.takenOver, idle)
+	ended, report := s.end(ctx, ss, r, ex, drained, br.takenOver, idle)
 	msg := "session ended"
 	if !report {
 		msg = "session left running"
@@ -285,7 +282,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	switch {
 	case report:
 		s.notify(ctx, "session ended", func(ctx context.Context) error { return s.Placer.SessionEnded(ctx, ended) })
-	case !rl.takenOver:
+	case !br.takenOver:
 		// Detached: say so now, so that a resume right away, here or
 		// through another gateway, finds the session detached.
 		info.State, info.Detached = control.StateDetached, time.Now()
@@ -293,20 +290,20 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	}
 }
 
-// relayOnce relays one attachment r of the session until it ends, and
+// bridgeOnce bridges one attachment r of the session until it ends, and
 // tells the broker the session is attached through this gateway.
-func (s *Server) relayOnce(ctx context.Context, ss *session, r *running, info control.SessionInfo, act *activity) (*relay, *exitReq, bool) {
-	rl := startRelay(ss.client, nil, r.Ch, r.Reqs, act)
-	// The broker hears of the start while the relay answers appd: an
+func (s *Server) bridgeOnce(ctx context.Context, ss *session, r *running, info control.SessionInfo, act *activity) (*bridge, *exitReq, bool) {
+	br := startBridge(ss.client, nil, r.Ch, r.Reqs, act)
+	// The broker hears of the start while the bridge answers appd: an
 	// unanswered request queue would stall appd's whole connection.
 	notified := make(chan struct{})
 	go func() {
 		defer close(notified)
 		s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
 	}()
-	ex, drained := rl.wait(ctx, s.startTimeout())
+	ex, drained := br.wait(ctx, s.startTimeout())
 	<-notified // the end must not overtake the start
-	return rl, ex, drained
+	return br, ex, drained
 }
 
 // end passes the app's exit to the client (or explains its absence: idle

@@ -7,6 +7,19 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"switchyard/keepalive"
+)
+
+// Keepalive of internal connections: a peer that has sent nothing for
+// aliveInterval × aliveCountMax is given up on and the connection closed.
+// A partitioned or hung peer (no FIN, no RST) is thus noticed within 15
+// to 17.5 s instead of TCP's minutes: the pool redials, a control link
+// reconnects, and sessions carried over the dead connection end with
+// their one-line error instead of hanging.
+var (
+	aliveInterval = 5 * time.Second // a var so tests can shorten it
+	aliveCountMax = 3
 )
 
 // Identity is this node's name and key, used when it dials another node.
@@ -24,7 +37,7 @@ func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.Publi
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", peer, addr, err)
 	}
-	c := &AliveConn{Conn: raw}
+	c := &keepalive.Conn{Conn: raw}
 	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -53,6 +66,6 @@ func Dial(ctx context.Context, id Identity, peer, addr string, peerKey ssh.Publi
 	}
 	c.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	go Keepalive(client, c, aliveInterval, aliveCountMax)
+	go keepalive.Run(client, c, aliveInterval, aliveCountMax)
 	return client, nil
 }

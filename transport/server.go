@@ -23,6 +23,24 @@ type Authorizer func(key ssh.PublicKey) (node string, ok bool)
 // authenticated node name.
 type ConnHandler func(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel)
 
+// ChannelHandler serves one new channel that node opened on an
+// authenticated internal connection: it accepts or rejects nc, and returns
+// when it is done with the channel.
+type ChannelHandler func(ctx context.Context, node string, nc ssh.NewChannel)
+
+// EachChannel returns a ConnHandler that serves each new channel with
+// serve, in a goroutine of its own, and returns once the connection has
+// ended and every serve has returned.
+func EachChannel(serve ChannelHandler) ConnHandler {
+	return func(ctx context.Context, node string, _ *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for nc := range chans {
+			wg.Go(func() { serve(ctx, node, nc) })
+		}
+	}
+}
+
 // Server accepts internal SSH connections from known nodes.
 type Server struct {
 	Signer           ssh.Signer    // this node's key, required

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -127,18 +126,9 @@ func TestPoolMultiplexesChannels(t *testing.T) {
 }
 
 func TestLinkCallsAndReconnects(t *testing.T) {
-	served := make(chan *control.Peer, 4)
-	c := startServer(t, func(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
-		for nc := range chans {
-			ch, reqs, _ := nc.Accept()
-			go ssh.DiscardRequests(reqs)
-			p := control.NewPeer(ch, func(ctx context.Context, m string, b json.RawMessage) (any, error) {
-				return control.Placement{Server: node}, nil
-			}, nil)
-			served <- p
-			go p.Serve(ctx)
-		}
-	})
+	links := &testLinks{served: make(chan *control.Peer, 4)}
+	served := links.served
+	c := startServer(t, ControlLinks(links, nil))
 	l := &Link{Identity: Identity{"cli", c.cli}, Peer: "srv", Addr: func() string { return c.addr }, Key: c.keys}
 	ctx, cancel := context.WithCancel(ctxT(t))
 	done := make(chan error)

@@ -1,4 +1,8 @@
-package transport
+// Package keepalive notices an SSH peer that stopped answering, as sshd's
+// ClientAliveInterval and ClientAliveCountMax do: a connection whose
+// peer has sent nothing for interval × max is closed. The gateway keeps
+// its clients' connections with it, transport its internal ones.
+package keepalive
 
 import (
 	"math"
@@ -9,26 +13,15 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Keepalive of internal connections: a peer that has sent nothing for
-// aliveInterval × aliveCountMax is given up on and the connection closed.
-// A partitioned or hung peer (no FIN, no RST) is thus noticed within 15
-// to 17.5 s instead of TCP's minutes: the pool
-// redials, a control link reconnects, and sessions relayed over the dead
-// connection end with their one-line error instead of hanging.
-var (
-	aliveInterval = 5 * time.Second // a var so tests can shorten it
-	aliveCountMax = 3
-)
-
-// keepaliveRequest is what Keepalive sends; any reply, even a refusal,
+// request is what a keepalive sends; any reply, even a refusal,
 // proves the peer is there (OpenSSH's client answers this one too).
-const keepaliveRequest = "keepalive@openssh.com"
+const request = "keepalive@openssh.com"
 
-// AliveConn is a net.Conn that records when the peer last sent anything.
-// Wrap a connection in it before the SSH handshake, and pass it to
-// Keepalive or StartKeepalive. x/crypto/ssh closes it when the SSH
-// connection ends, for whatever reason; that stops its keepalive.
-type AliveConn struct {
+// Conn is a net.Conn that records when the peer last sent anything.
+// Wrap a connection in it before the SSH handshake, and pass it to Run or
+// Start. x/crypto/ssh closes it when the SSH connection ends, for
+// whatever reason; that stops its keepalive.
+type Conn struct {
 	net.Conn
 	lastRead atomic.Int64 // unix nanoseconds
 	closed   atomic.Bool
@@ -36,7 +29,7 @@ type AliveConn struct {
 }
 
 // Read reads and records the time when bytes arrived.
-func (c *AliveConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.lastRead.Store(time.Now().UnixNano())
@@ -45,7 +38,7 @@ func (c *AliveConn) Read(p []byte) (int, error) {
 }
 
 // Close stops the keepalive and closes the connection.
-func (c *AliveConn) Close() error {
+func (c *Conn) Close() error {
 	c.closed.Store(true)
 	if t := c.timer.Load(); t != nil {
 		t.Stop()
@@ -53,30 +46,30 @@ func (c *AliveConn) Close() error {
 	return c.Conn.Close()
 }
 
-func (c *AliveConn) silentFor() time.Duration {
+func (c *Conn) silentFor() time.Duration {
 	return time.Since(time.Unix(0, c.lastRead.Load()))
 }
 
-// Keepalive closes conn once its peer has sent nothing for interval × max
+// Run closes conn once its peer has sent nothing for interval × max
 // (and at most half an interval more), as sshd's ClientAlive* promise. A
 // silent peer is asked for a reply; one that answers is asked about once
 // an interval. It returns when conn closes, or after closing it,
 // reporting whether it gave up on the peer. A busy peer is never asked:
 // its replies could queue behind megabytes of its own data.
-func Keepalive(conn ssh.Conn, ac *AliveConn, interval time.Duration, max int) (gaveUp bool) {
+func Run(conn ssh.Conn, ac *Conn, interval time.Duration, max int) (gaveUp bool) {
 	var gave atomic.Bool
-	StartKeepalive(conn, ac, interval, max, func() { gave.Store(true) })
+	Start(conn, ac, interval, max, func() { gave.Store(true) })
 	conn.Wait()
 	return gave.Load()
 }
 
-// StartKeepalive is Keepalive without a goroutine of its own: a timer
+// Start is Run without a goroutine of its own: a timer
 // checks the connection every interval, and a goroutine lives only while
 // an ask awaits its reply. It stops when ac is closed, which x/crypto/ssh
-// does when conn ends. gaveUp, if not nil, runs after StartKeepalive has
+// does when conn ends. gaveUp, if not nil, runs after Start has
 // closed conn for want of replies. A gateway holding thousands of client
 // connections saves two goroutine stacks per connection this way.
-func StartKeepalive(conn ssh.Conn, ac *AliveConn, interval time.Duration, max int, gaveUp func()) {
+func Start(conn ssh.Conn, ac *Conn, interval time.Duration, max int, gaveUp func()) {
 	interval, max = schedule(interval, max)
 	k := &keepalive{conn: conn, ac: ac, interval: interval, max: int32(max), gaveUp: gaveUp}
 	t := time.AfterFunc(time.Duration(math.MaxInt64), k.check)
@@ -111,10 +104,10 @@ func schedule(interval time.Duration, max int) (tick time.Duration, asks int) {
 	return tick, checksPerInterval*max - 1
 }
 
-// keepalive is the state of one StartKeepalive.
+// keepalive is the state of one Start.
 type keepalive struct {
 	conn     ssh.Conn
-	ac       *AliveConn
+	ac       *Conn
 	interval time.Duration
 	max      int32
 	gaveUp   func()
@@ -142,7 +135,7 @@ func (k *keepalive) check() {
 	}
 	k.missed.Add(1)
 	k.timer.Reset(k.interval) // the next check counts this ask if it is still unanswered
-	if _, _, err := k.conn.SendRequest(keepaliveRequest, true, nil); err == nil {
+	if _, _, err := k.conn.SendRequest(request, true, nil); err == nil {
 		k.missed.Store(0)
 	}
 }

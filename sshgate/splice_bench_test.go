@@ -1,4 +1,4 @@
-package transport
+package sshgate
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
+	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/internal/sshtest"
 )
@@ -23,12 +23,12 @@ const idleSplices = 200
 func BenchmarkIdleSplices(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	backend := sshtest.Pair(b, func(nc ssh.NewChannel) {
+	backend := sshtest.Pair(b, func(nc gossh.NewChannel) {
 		ch, reqs, err := nc.Accept()
 		if err != nil {
 			return
 		}
-		go ssh.DiscardRequests(reqs)
+		go gossh.DiscardRequests(reqs)
 		b := make([]byte, 1)
 		if _, err := io.ReadFull(ch, b); err == nil {
 			ch.Write(b) // one byte back on each stream, then idle until closed
@@ -43,13 +43,13 @@ func BenchmarkIdleSplices(b *testing.B) {
 	var held float64
 	for b.Loop() {
 		before := inUse()
-		chans := make([]ssh.Channel, 0, idleSplices)
+		chans := make([]gossh.Channel, 0, idleSplices)
 		for range idleSplices {
 			ch, reqs, err := front.OpenChannel("x", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			go ssh.DiscardRequests(reqs)
+			go gossh.DiscardRequests(reqs)
 			roundTrip(b, ch)
 			roundTrip(b, ch.Stderr())
 			chans = append(chans, ch)

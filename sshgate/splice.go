@@ -1,15 +1,15 @@
-package transport
+package sshgate
 
 import (
 	"context"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
+	gossh "golang.org/x/crypto/ssh"
 
 	"switchyard/bufcopy"
 )
 
-// Splice joins two SSH channels as if they were one: everything one side's
+// splice joins two SSH channels as if they were one: everything one side's
 // peer sends reaches the other side's peer. That is data and extended data
 // (stderr) in both directions, each side's EOF as a CloseWrite on the other
 // once its data is through, every channel request in both directions with
@@ -19,10 +19,10 @@ import (
 // forwarded only after the data and stderr sent before it, so the peer
 // sees the session's last bytes first, as sshd orders them.
 //
-// Splice returns once both channels are closed and every copy has ended.
+// splice returns once both channels are closed and every copy has ended.
 // ctx ending closes both channels. aReqs and bReqs are the channels'
-// request queues; Splice drains them, as x/crypto/ssh requires.
-func Splice(ctx context.Context, a ssh.Channel, aReqs <-chan *ssh.Request, b ssh.Channel, bReqs <-chan *ssh.Request) {
+// request queues; splice drains them, as x/crypto/ssh requires.
+func splice(ctx context.Context, a gossh.Channel, aReqs <-chan *gossh.Request, b gossh.Channel, bReqs <-chan *gossh.Request) {
 	stop := context.AfterFunc(ctx, func() {
 		a.Close()
 		b.Close()
@@ -38,7 +38,7 @@ func Splice(ctx context.Context, a ssh.Channel, aReqs <-chan *ssh.Request, b ssh
 // dst, src's requests to dst, and src's close to dst after its data. Its
 // two copies are bufcopy's: idle, they hold a small buffer each, and
 // borrow a large one only while data flows.
-func pipe(dst, src ssh.Channel, reqs <-chan *ssh.Request) {
+func pipe(dst, src gossh.Channel, reqs <-chan *gossh.Request) {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
