@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,7 +221,7 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 	l := a.probe.Measure(time.Now(), sessions)
 	a.probeMu.Unlock()
 	r := control.ServerReport{
-		Load: l.Avg, CPU: l.CPU, CPUs: l.CPUs, AppCPU: l.AppCPU, MemAvail: memAvailable(),
+		Load: l.Avg, CPU: l.CPU, CPUs: l.CPUs, AppCPU: l.AppCPU, MemAvail: l.MemAvail,
 		MaxSessions: spec.MaxSessions, Apps: spec.Apps, Version: Version, Sessions: sessions,
 		ConfigHash: st.Hash, RestartNeeded: st.RestartNeeded,
 	}
@@ -232,21 +230,6 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 		return
 	}
 	a.stats.reported()
-}
-
-// memAvailable is MemAvailable from /proc/meminfo in bytes, or 0.
-func memAvailable() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
 }
 
 // appLimits copies an app's resolved limits for appd.
