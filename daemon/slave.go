@@ -19,6 +19,15 @@ import (
 	"switchyard/sshgate"
 	"switchyard/transport"
 	"switchyard/tui"
+	"switchyard/userdir"
+)
+
+// The gateway finds these through its Directory.
+var (
+	_ sshgate.CertAuthority = (*userdir.Directory)(nil)
+	_ sshgate.Revocations   = (*userdir.Directory)(nil)
+	_ sshgate.Passwords     = (*userdir.Directory)(nil)
+	_ sshgate.AppLimits     = (*userdir.Directory)(nil)
 )
 
 // Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
@@ -143,7 +152,7 @@ type gatewayNode struct {
 	log    *slog.Logger
 	signer ssh.Signer
 	cfg    atomic.Pointer[config.Config]
-	d      atomic.Pointer[directory]
+	d      atomic.Pointer[userdir.Directory]
 	peers  atomic.Pointer[map[string]string] // other gateways' node keys → names, for the internal listener
 	links  *transport.Brokers
 	pool   *transport.Pool
@@ -170,7 +179,7 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit
 
 // load builds the user directory from cfg and makes cfg current.
 func (g *gatewayNode) load(cfg *config.Config) error {
-	d, err := newDirectory(cfg)
+	d, err := userdir.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -327,117 +336,4 @@ func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
 		return
 	}
 	g.stats.reported()
-}
-
-// directory answers the gateway's identity questions from one config:
-// keys, certificates (sshgate.CertAuthority), revocations
-// (sshgate.Revocations), passwords (sshgate.Passwords) and idle timeouts
-// (sshgate.AppLimits).
-type directory struct {
-	keys       map[string]string // marshalled key → user
-	users      map[string]bool
-	apps       map[string]bool
-	cas        map[string]bool   // marshalled trusted user CA keys
-	principals map[string]string // certificate principal → user
-	revoked    map[string]bool   // SHA256 fingerprints
-	passwords  map[string]string // user → password hash
-	dummy      string            // checked for users without a hash: costs as much as the costliest one
-	idle       map[string]appIdle
-}
-
-type appIdle struct {
-	limit  time.Duration
-	detach bool
-}
-
-func newDirectory(cfg *config.Config) (*directory, error) {
-	keys, err := cfg.UserKeys()
-	if err != nil {
-		return nil, err
-	}
-	cas, err := cfg.UserCAKeys()
-	if err != nil {
-		return nil, err
-	}
-	revoked, err := cfg.RevokedFingerprints()
-	if err != nil {
-		return nil, err
-	}
-	d := &directory{keys: keys, users: map[string]bool{}, apps: map[string]bool{}, cas: map[string]bool{},
-		principals: map[string]string{}, revoked: revoked, passwords: map[string]string{}, idle: map[string]appIdle{}}
-	for _, ca := range cas {
-		d.cas[string(ca.Marshal())] = true
-	}
-	for name, u := range cfg.Users {
-		d.users[name] = true
-		for _, p := range u.UserPrincipals(name) {
-			d.principals[p] = name
-		}
-		if u.PasswordHash != "" {
-			d.passwords[name] = u.PasswordHash
-		}
-	}
-	if anyPasswordAuth(cfg) { // the dummy costs one hash: only where passwords are offered
-		hashes := make([]string, 0, len(d.passwords))
-		for _, h := range d.passwords {
-			hashes = append(hashes, h)
-		}
-		if d.dummy, err = config.DummyHash(hashes); err != nil {
-			return nil, err
-		}
-	}
-	for name, a := range cfg.Apps {
-		d.apps[name] = true
-		d.idle[name] = appIdle{limit: a.IdleTimeout, detach: a.GracePeriod() > 0}
-	}
-	return d, nil
-}
-
-func (d *directory) UserForKey(k ssh.PublicKey) (string, bool) {
-	u, ok := d.keys[string(k.Marshal())]
-	return u, ok
-}
-
-func (d *directory) IsUser(name string) bool { return d.users[name] }
-func (d *directory) IsApp(name string) bool  { return d.apps[name] }
-
-// IsUserAuthority reports whether ca is a trusted user CA (sshgate.CertAuthority).
-func (d *directory) IsUserAuthority(ca ssh.PublicKey) bool { return d.cas[string(ca.Marshal())] }
-
-// UserForPrincipal maps a certificate principal to its user (sshgate.CertAuthority).
-func (d *directory) UserForPrincipal(p string) (string, bool) {
-	u, ok := d.principals[p]
-	return u, ok
-}
-
-// IsRevoked reports whether key is listed in revoked_keys (sshgate.Revocations).
-func (d *directory) IsRevoked(key ssh.PublicKey) bool { return d.revoked[ssh.FingerprintSHA256(key)] }
-
-// CheckPassword checks user's password (sshgate.Passwords); a user
-// without a hash, or no user at all, costs a comparison against the dummy
-// hash, as costly as the costliest configured one, all the same.
-func (d *directory) CheckPassword(user, password string) bool {
-	hash, ok := d.passwords[user]
-	if !ok {
-		config.CheckPassword(d.dummy, password)
-		return false
-	}
-	return config.CheckPassword(hash, password)
-}
-
-// anyPasswordAuth reports whether some gateway offers passwords.
-func anyPasswordAuth(cfg *config.Config) bool {
-	for _, g := range cfg.Gateways {
-		if g.PasswordAuth {
-			return true
-		}
-	}
-	return false
-}
-
-// IdleTimeout is app's idle_timeout, and whether it has a grace period
-// (sshgate.AppLimits).
-func (d *directory) IdleTimeout(app string) (time.Duration, bool) {
-	a := d.idle[app]
-	return a.limit, a.detach
 }
