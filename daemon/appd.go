@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/appd"
+	"switchyard/brokerlink"
 	"switchyard/config"
 	"switchyard/control"
 	"switchyard/transport"
@@ -97,7 +98,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		Peers:     func() int { return len(*a.keys.Load()) }}
 	// Brokers pre-launch apps, kill sessions and read the audit trail
 	// through these links (the handler).
-	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log,
+	links := brokerlink.Links(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log,
 		withAuditRead(readAudit, a.mgr.Handler()), a.report)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/brokerlink"
 	"switchyard/config"
 	"switchyard/control"
 	"switchyard/sshgate"
@@ -22,12 +23,13 @@ import (
 	"switchyard/userdir"
 )
 
-// The gateway finds these through its Directory.
+// The gateway finds these through its Directory and Placer.
 var (
 	_ sshgate.CertAuthority = (*userdir.Directory)(nil)
 	_ sshgate.Revocations   = (*userdir.Directory)(nil)
 	_ sshgate.Passwords     = (*userdir.Directory)(nil)
 	_ sshgate.AppLimits     = (*userdir.Directory)(nil)
+	_ sshgate.Placer        = brokerlink.Placer{}
 )
 
 // Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
@@ -77,7 +79,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
 	}
 	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
-		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
+		Placer: brokerlink.Placer{Brokers: g.links}, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
 		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax, PasswordAuth: spec.PasswordAuth,
 		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
 		AuthFailLimit: spec.AuthFailLimit, AuthFailWindow: spec.AuthFailWindow,
@@ -173,7 +175,7 @@ func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit
 	g.conf = newNodeConfig(kindGateway, name, cfg, log)
 	id := transport.Identity{Name: name, Signer: signer}
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
-	g.links = brokerLinks(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
+	g.links = brokerlink.Links(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
 	return g, nil
 }
 
@@ -242,46 +244,6 @@ func (g *gatewayNode) nodeKey(name string) (ssh.PublicKey, error) { return g.cfg
 
 func (g *gatewayNode) interval() time.Duration { return g.cfg.Load().Broker.ReportInterval }
 
-// Place asks the broker for a server (sshgate.Placer).
-func (g *gatewayNode) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
-	var pl control.Placement
-	err := g.links.Call(ctx, control.MethodPlace, req, &pl)
-	return pl, err
-}
-
-// SessionStarted tells the broker about a new session (sshgate.Placer).
-func (g *gatewayNode) SessionStarted(ctx context.Context, s control.SessionInfo) error {
-	return g.notify(ctx, control.MethodSessionStarted, s)
-}
-
-// SessionEnded tells the broker a session ended (sshgate.Placer).
-func (g *gatewayNode) SessionEnded(ctx context.Context, s control.SessionEnded) error {
-	return g.notify(ctx, control.MethodSessionEnded, s)
-}
-
-// SessionDetached tells the broker a session detached (sshgate.Placer).
-func (g *gatewayNode) SessionDetached(ctx context.Context, s control.SessionInfo) error {
-	return g.notify(ctx, control.MethodSessionDetached, s)
-}
-
-// Sessions asks the broker for user's sessions (sshgate.Placer).
-func (g *gatewayNode) Sessions(ctx context.Context, user string) ([]control.SessionInfo, error) {
-	var l control.SessionList
-	err := g.call(ctx, control.MethodSessionsList, control.UserRequest{User: user}, &l)
-	return l.Sessions, err
-}
-
-// Apps asks the broker for the apps user may run (sshgate.Placer).
-func (g *gatewayNode) Apps(ctx context.Context, user string) ([]control.AppInfo, error) {
-	var l control.AppList
-	err := g.call(ctx, control.MethodAppsList, control.UserRequest{User: user}, &l)
-	return l.Apps, err
-}
-
-func (g *gatewayNode) call(ctx context.Context, method string, req, resp any) error {
-	return g.links.Call(ctx, method, req, resp)
-}
-
 // picker is the gateway's sshgate.NoAppFunc: the tui picker on the
 // session's terminal, offering the user's detached sessions and apps.
 func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Choice, error) {
@@ -312,10 +274,6 @@ func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Ch
 	c, err := tui.Run(ctx, items, tui.Options{In: t.In, Out: t.Out, Term: t.Pty.Term,
 		Width: int(t.Pty.Cols), Height: int(t.Pty.Rows), Resize: sizes, User: t.User})
 	return sshgate.Choice{App: c.App, Resume: c.SessionID}, err
-}
-
-func (g *gatewayNode) notify(ctx context.Context, method string, msg any) error {
-	return g.links.Notify(ctx, method, msg)
 }
 
 // reportVia reports to every broker whose link is up.
