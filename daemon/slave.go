@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,35 +31,22 @@ var (
 
 // Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
 func Slave(ctx context.Context, args []string, env Env) error {
-	if len(args) > 0 && args[0] == "check" {
-		return Check(args[1:], env)
+	if run := commonCommand(slaveKind, args); run != nil {
+		return run(ctx, env)
 	}
-	if len(args) > 0 && args[0] == "reload" {
-		return reloadCommand(ctx, "slave", "", args[1:], env)
-	}
-	var c common
-	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
-	c.register(fs)
-	node := fs.String("node", "", "this gateway's `name` in the config (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := c.load()
+	r, err := startDaemon(ctx, slaveKind, args, env)
 	if err != nil {
 		return err
 	}
-	spec, ok := cfg.Gateways[*node]
-	if !ok {
-		return fmt.Errorf("%w: -node %q is not a [gateway.NAME] in %s", ErrUsage, *node, cfg.Path)
-	}
-	log, err := c.logger(env.stderr(), *node)
+	defer r.close()
+	node, log, cfg := r.node, r.log, r.cfg
+	spec := cfg.Gateways[node]
+	auditLog, readAudit := r.audit()
+	signer, err := r.nodeKey()
 	if err != nil {
 		return err
 	}
-	defer lifecycle(ctx, log, cfg)()
-	auditLog, readAudit := openAudit(cfg, *node, env, log)
-	defer auditLog.Close()
-	g, err := newGatewayNode(*node, cfg, log, readAudit)
+	g, err := newGatewayNode(r.identity(signer), cfg, log, readAudit)
 	if err != nil {
 		return err
 	}
@@ -74,11 +58,14 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	ln, err := h.listen(env, "listen", spec.Listen)
-	if err != nil {
-		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
+	inherited := func(name string) func(string) (net.Listener, error) {
+		return func(addr string) (net.Listener, error) { return h.listen(env, name, addr) }
 	}
-	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
+	ln, err := r.listen("gateway listen", spec.Listen, inherited("listen"))
+	if err != nil {
+		return err
+	}
+	srv := &sshgate.Server{Name: node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
 		Placer: brokerlink.Placer{Brokers: g.links}, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
 		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax, PasswordAuth: spec.PasswordAuth,
 		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
@@ -86,50 +73,33 @@ func Slave(ctx context.Context, args []string, env Env) error {
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
 		MaxChannelsPerConn: spec.MaxChannelsPerConn, Audit: auditLog, RideThrough: spec.RideThrough}
 	g.srv = srv
-	var internalLn net.Listener
-	if spec.Internal != "" {
-		if internalLn, err = h.listen(env, "internal", spec.Internal); err != nil {
-			ln.Close()
-			return fmt.Errorf("gateway internal listen %s: %w", spec.Internal, err)
-		}
+	internalLn, err := r.listenIf("gateway internal listen", spec.Internal, inherited("internal"))
+	if err != nil {
+		return err
 	}
-	var adminLn net.Listener
-	if spec.Admin != "" {
-		if adminLn, err = h.listen(env, "admin", spec.Admin); err != nil {
-			ln.Close()
-			if internalLn != nil {
-				internalLn.Close()
-			}
-			return fmt.Errorf("gateway admin listen %s: %w", spec.Admin, err)
-		}
+	adminLn, err := r.listenIf("gateway admin listen", spec.Admin, inherited("admin"))
+	if err != nil {
+		return err
 	}
-	admin := serveNodeAdmin(adminLn, spec.Admin, g.collector(), readyWhenReporting(g.stats, g.interval))
-	defer admin.close()
+	admin := r.nodeAdmin(adminLn, spec.Admin, g.collector(), readyWhenReporting(g.stats, g.interval))
 	internal := g.serveInternal(internalLn)
-	runCtx, cancel := context.WithCancel(ctx)
-	reportCtx, stopReports := context.WithCancel(runCtx)
-	var wg sync.WaitGroup
-	wg.Add(4)
-	go func() { defer wg.Done(); watchdog(runCtx, log, func() bool { return true }) }()
-	go func() { defer wg.Done(); g.links.Run(runCtx) }()
-	go func() { defer wg.Done(); every(reportCtx, g.interval(), func() { g.reportVia(reportCtx) }) }()
-	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, g.conf, g.apply) }()
-	log.Info("gateway serving", "listen", ln.Addr().String(), "admin", admin.addrs, "inherited", h != nil, "pid", os.Getpid())
-	env.ready()
-	g.announce(h)
+	reports, stopReports := context.WithCancel(r.ctx) // a draining process stops its reports first
+	r.brokers(g.links, reports, g.interval(), g.report)
+	r.reloads(g.conf, g.apply)
 	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, adminLn: adminLn, admin: admin,
 		stopReports: stopReports}
-	err = run.serve(ctx)
-	if internal != nil {
-		internal.Close()
-	}
-	cancel()
-	wg.Wait()
+	err = r.serving(ctx, "gateway serving",
+		[]any{"listen", ln.Addr().String(), "admin", admin.addrs, "inherited", h != nil, "pid", os.Getpid()},
+		func() { g.announce(h) }, func(ctx context.Context) error {
+			err := run.serve(ctx)
+			if internal != nil {
+				internal.Close()
+			}
+			return err
+		})
+	r.waitLoops()
 	g.pool.Close()
-	if errors.Is(err, sshgate.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return untilClosed(err, sshgate.ErrServerClosed)
 }
 
 // announce tells the predecessor, if any, and systemd (Type=notify) that
@@ -163,17 +133,12 @@ type gatewayNode struct {
 	stats  *nodeStats
 }
 
-func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
-	signer, err := ensureKey(log, cfg.NodeSignerPath(name))
-	if err != nil {
-		return nil, err
-	}
-	g := &gatewayNode{name: name, log: log, signer: signer, stats: newNodeStats()}
+func newGatewayNode(id transport.Identity, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
+	g := &gatewayNode{name: id.Name, log: log, signer: id.Signer, stats: newNodeStats()}
 	if err := g.load(cfg); err != nil {
 		return nil, err
 	}
-	g.conf = newNodeConfig(kindGateway, name, cfg, log)
-	id := transport.Identity{Name: name, Signer: signer}
+	g.conf = newNodeConfig(kindGateway, id.Name, cfg, log)
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
 	g.links = brokerlink.Links(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
 	return g, nil
@@ -210,9 +175,7 @@ func (g *gatewayNode) serveInternal(ln net.Listener) *transport.Server {
 	// it is reported, and the broker sends no more than capacity allows.
 	relay := &transport.Relay{Name: g.name, Open: g.pool.OpenChannel, Resolve: g.serverAddr, Logger: g.log,
 		Admit: g.srv.Acquire, Done: g.srv.Release}
-	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: relay.HandleConn,
-		Authorize: authorizer(func() map[string]string { return *g.peers.Load() }),
-		Peers:     func() int { return len(*g.peers.Load()) }}
+	srv := nodeServer(g.signer, g.log, relay.HandleConn, func() map[string]string { return *g.peers.Load() })
 	go srv.Serve(ln)
 	g.log.Info("gateway relaying for other gateways", "internal", ln.Addr().String())
 	return srv
@@ -274,11 +237,6 @@ func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Ch
 	c, err := tui.Run(ctx, items, tui.Options{In: t.In, Out: t.Out, Term: t.Pty.Term,
 		Width: int(t.Pty.Cols), Height: int(t.Pty.Rows), Resize: sizes, User: t.User})
 	return sshgate.Choice{App: c.App, Resume: c.SessionID}, err
-}
-
-// reportVia reports to every broker whose link is up.
-func (g *gatewayNode) reportVia(ctx context.Context) {
-	g.links.Each(ctx, func(_ string, p *control.Peer) { g.report(ctx, p) })
 }
 
 func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
