@@ -209,6 +209,7 @@ func (g *gatewayNode) interval() time.Duration { return g.cfg.Load().Broker.Repo
 
 // picker is the gateway's sshgate.NoAppFunc: the tui picker on the
 // session's terminal, offering the user's detached sessions and apps.
+// Window changes reach it from the session's request loop, latest only.
 func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Choice, error) {
 	var items tui.Items
 	for _, s := range m.Sessions {
@@ -217,23 +218,15 @@ func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Ch
 	for _, a := range m.Apps {
 		items.Apps = append(items.Apps, tui.App{Name: a.Name, Description: a.Description, Available: a.Available, Hint: a.Hint})
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sizes := make(chan tui.Size, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case p := <-t.Resize:
-				select {
-				case sizes <- tui.Size{Width: int(p.Cols), Height: int(p.Rows)}:
-				case <-ctx.Done():
-					return
-				}
-			}
+	t.OnResize(func(p control.PtySpec) { // calls come one at a time: the send never blocks
+		select {
+		case <-sizes:
+		default:
 		}
-	}()
+		sizes <- tui.Size{Width: int(p.Cols), Height: int(p.Rows)}
+	})
+	defer t.OnResize(nil)
 	c, err := tui.Run(ctx, items, tui.Options{In: t.In, Out: t.Out, Term: t.Pty.Term,
 		Width: int(t.Pty.Cols), Height: int(t.Pty.Rows), Resize: sizes, User: t.User})
 	return sshgate.Choice{App: c.App, Resume: c.SessionID}, err

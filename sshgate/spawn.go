@@ -240,7 +240,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	ss.attach(r.Ch)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	act := &activity{}
+	act := &ss.act
 	act.touch()
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
@@ -255,7 +255,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 			cancel(errUpgrade)
 		}
 	}()
-	in := startInput(touchReader{ss.stdin, act})
+	in := ss.input()
 	in.set(r.Ch)
 	rl, ex, drained := s.relayOnce(ctx, ss, r, info, act)
 	for ex == nil && ctx.Err() == nil && !rl.takenOver {
