@@ -2,6 +2,7 @@ package appd
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,9 +32,13 @@ type Load struct {
 	CPU    float64            // CPU in use per CPU since the last measure (from /proc/stat), UnknownLoad if unreadable
 	CPUs   int                // CPUs counted
 	AppCPU map[string]float64 // CPUs a running session of each app uses, learned
+	// MemAvail is MemAvailable from meminfo in bytes: what the kernel
+	// estimates new apps can take without swapping; 0 if unreadable.
+	MemAvail uint64
 }
 
-// LoadProbe measures the server's CPU use from the deltas of /proc/stat
+// LoadProbe measures the server's memory available (/proc/meminfo) and
+// its CPU use from the deltas of /proc/stat
 // between two calls of Measure, and learns per app the CPUs a session
 // uses from the CPU times (utime+stime in /proc/PID/stat) of each
 // session's process group leader over the same interval, smoothed over
@@ -84,6 +89,10 @@ func (p *LoadProbe) Measure(now time.Time, sessions []control.SessionInfo) Load 
 		fallthrough
 	default:
 		p.prevTotal, p.prevIdle, p.have = total, idle, true
+	}
+	b, err = os.ReadFile(filepath.Join(p.root(), "meminfo"))
+	if err == nil {
+		l.MemAvail = ParseMemAvailable(b)
 	}
 	p.learn(now, sessions)
 	l.AppCPU = p.estimates()
@@ -212,4 +221,26 @@ func ParseLoadavg(b []byte, err error, cpus int) float64 {
 		return UnknownLoad
 	}
 	return v / float64(cpus)
+}
+
+// ParseMemAvailable reads MemAvailable, in bytes, from /proc/meminfo's
+// content ("MemAvailable:   24171852 kB"); 0 if the line is missing or
+// malformed (kernels before 3.14 have none).
+func ParseMemAvailable(b []byte) uint64 {
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, "MemAvailable:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || kb > math.MaxUint64/1024 {
+			return 0
+		}
+		return kb * 1024
+	}
+	return 0
 }

@@ -132,3 +132,54 @@ func TestParseProc(t *testing.T) {
 		t.Errorf("no time passed: %v", v)
 	}
 }
+
+// TestParseMemAvailable reads a whole /proc/meminfo, as a 6.x kernel
+// writes it (testdata/meminfo), and refuses what is not its format.
+func TestParseMemAvailable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meminfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ParseMemAvailable(b), uint64(24223860*1024); got != want {
+		t.Errorf("testdata/meminfo: %d, want %d", got, want)
+	}
+	for _, in := range []string{
+		"",
+		"MemTotal:       24683748 kB\nMemFree:        23024208 kB\n", // before Linux 3.14
+		"MemAvailable:   x kB\n",
+		"MemAvailable:   12 MB\n",
+		"MemAvailable:   99999999999999999999 kB\n",
+		"MemAvailable:\n",
+	} {
+		if got := ParseMemAvailable([]byte(in)); got != 0 {
+			t.Errorf("ParseMemAvailable(%q) = %d, want 0", in, got)
+		}
+	}
+	if got := ParseMemAvailable([]byte("MemAvailable: 3 kB")); got != 3072 {
+		t.Errorf("a last line without a newline: %d, want 3072", got)
+	}
+}
+
+// TestLoadProbeMemAvailable: Measure reports meminfo under Root, and 0
+// once it cannot be read.
+func TestLoadProbeMemAvailable(t *testing.T) {
+	dir := t.TempDir()
+	fakeProc(t, dir, "1.00 1 1 1/1 1\n", "cpu  1 0 1 7 1 0 0 0\n", nil)
+	b, err := os.ReadFile(filepath.Join("testdata", "meminfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "meminfo"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &LoadProbe{Root: dir, CPUs: 1}
+	if l := p.Measure(time.Unix(1000, 0), nil); l.MemAvail != 24223860*1024 {
+		t.Errorf("MemAvail %d, want %d", l.MemAvail, 24223860*1024)
+	}
+	if err := os.Remove(filepath.Join(dir, "meminfo")); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.Measure(time.Unix(1002, 0), nil); l.MemAvail != 0 {
+		t.Errorf("MemAvail %d without meminfo, want 0", l.MemAvail)
+	}
+}

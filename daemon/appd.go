@@ -3,13 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"switchyard/appd"
+	"switchyard/brokerlink"
 	"switchyard/config"
 	"switchyard/control"
 	"switchyard/transport"
@@ -28,41 +23,23 @@ const Version = "0.1.0"
 
 // Appd runs the app server daemon: `appd -node NAME [flags]`, `appd check`.
 func Appd(ctx context.Context, args []string, env Env) error {
-	if len(args) > 0 && args[0] == "check" {
-		return Check(args[1:], env)
+	if run := commonCommand(appdKind, args); run != nil {
+		return run(ctx, env)
 	}
-	if len(args) > 0 && args[0] == "reload" {
-		return reloadCommand(ctx, "appd", "", args[1:], env)
-	}
-	var c common
-	fs := flag.NewFlagSet("appd", flag.ContinueOnError)
-	c.register(fs)
-	node := fs.String("node", "", "this server's `name` in the config (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := c.load()
+	r, err := startDaemon(ctx, appdKind, args, env)
 	if err != nil {
 		return err
 	}
-	spec, ok := cfg.Servers[*node]
-	if !ok {
-		return fmt.Errorf("%w: -node %q is not a [server.NAME] in %s", ErrUsage, *node, cfg.Path)
-	}
-	log, err := c.logger(env.stderr(), *node)
+	defer r.close()
+	node, log, cfg := r.node, r.log, r.cfg
+	spec := cfg.Servers[node]
+	signer, err := r.nodeKey()
 	if err != nil {
 		return err
 	}
-	defer lifecycle(ctx, log, cfg)()
-	signer, err := ensureKey(log, cfg.NodeSignerPath(*node))
-	if err != nil {
-		return err
-	}
-	for _, w := range cfg.Warnings() {
-		log.Warn("config", "warning", w.String())
-	}
+	r.logWarnings()
 	cgroups := processCgroups(log) // first: its group must hold no other process of appd's
-	keeper, held, err := processKeeper(log, cfg, *node)
+	keeper, held, err := processKeeper(log, cfg, node)
 	if err != nil {
 		return err
 	}
@@ -70,72 +47,52 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	auditLog, readAudit := openAudit(cfg, *node, env, log)
-	defer auditLog.Close() // after Shutdown, which ends the sessions
-	a := &appdNode{name: *node, log: log, stats: newNodeStats(),
-		mgr: &appd.Manager{Server: *node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
+	auditLog, readAudit := r.audit() // closed after Shutdown, which ends the sessions
+	a := &appdNode{name: node, log: log, stats: newNodeStats(),
+		mgr: &appd.Manager{Server: node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
 			Shim: shim, Cgroups: cgroups, Audit: auditLog}}
 	a.probe.Set = a.appCPU
 	a.apply(cfg)
 	if len(held) > 0 {
 		log.Info("sessions taken back from the keeper", "sessions", a.mgr.Adopt(held), "held", len(held))
 	}
-	a.conf = newNodeConfig(kindServer, *node, cfg, log)
-	ln, err := env.listen(spec.Listen)
+	a.conf = newNodeConfig(kindServer, node, cfg, log)
+	ln, err := r.listen("appd listen", spec.Listen, env.listen)
 	if err != nil {
-		return fmt.Errorf("appd listen %s: %w", spec.Listen, err)
+		return err
 	}
-	var adminLn net.Listener
-	if spec.Admin != "" {
-		if adminLn, err = env.listen(spec.Admin); err != nil {
-			ln.Close()
-			return fmt.Errorf("appd admin listen %s: %w", spec.Admin, err)
-		}
+	adminLn, err := r.listenIf("appd admin listen", spec.Admin, env.listen)
+	if err != nil {
+		return err
 	}
-	admin := serveNodeAdmin(adminLn, spec.Admin, a.collector(), readyWhenReporting(a.stats, a.interval))
-	defer admin.close()
-	srv := &transport.Server{Signer: signer, Logger: log, Handler: a.handleConn,
-		Authorize: authorizer(func() map[string]string { return *a.keys.Load() }),
-		Peers:     func() int { return len(*a.keys.Load()) }}
+	admin := r.nodeAdmin(adminLn, spec.Admin, a.collector(), readyWhenReporting(a.stats, a.interval))
+	srv := nodeServer(signer, log, a.handleConn, func() map[string]string { return *a.keys.Load() })
 	// Brokers pre-launch apps, kill sessions and read the audit trail
 	// through these links (the handler).
-	links := brokerLinks(&a.cfg, transport.Identity{Name: *node, Signer: signer}, log,
-		withAuditRead(readAudit, a.mgr.Handler()), a.report)
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(5)
-	go func() { defer wg.Done(); watchdog(runCtx, log, func() bool { return true }) }()
-	go func() { defer wg.Done(); links.Run(runCtx) }()
-	go func() { defer wg.Done(); a.mgr.RunRetention(runCtx) }()
-	go func() {
-		defer wg.Done()
-		every(runCtx, a.interval(), func() { links.Each(runCtx, func(_ string, p *control.Peer) { a.report(runCtx, p) }) })
-	}()
-	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, a.conf, a.apply) }()
-	log.Info("appd serving", "listen", ln.Addr().String(), "admin", admin.addrs, "apps", strings.Join(spec.Apps, ","))
-	env.ready()
-	notifyReady(log)
+	links := brokerlink.Links(&a.cfg, r.identity(signer), log, withAuditRead(readAudit, a.mgr.Handler()), a.report)
+	r.brokers(links, r.ctx, a.interval(), a.report)
+	r.loop(a.mgr.RunRetention)
+	r.reloads(a.conf, a.apply)
 	handover := false
-	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() {
-		if handover = keeper.Spawns() && !env.stopForGood(); handover {
-			log.Info("handing sessions over to the next appd", "sessions", a.mgr.Handover(), "keeper_pid", keeper.PID())
-		}
-		srv.Close()
-	})
-	cancel()
+	err = r.serving(ctx, "appd serving", []any{"listen", ln.Addr().String(), "admin", admin.addrs, "apps", strings.Join(spec.Apps, ",")},
+		nil, func(ctx context.Context) error {
+			return serveUntil(ctx, func() error { return srv.Serve(ln) }, func() {
+				if handover = keeper.Spawns() && !env.stopForGood(); handover {
+					log.Info("handing sessions over to the next appd", "sessions", a.mgr.Handover(), "keeper_pid", keeper.PID())
+				}
+				srv.Close()
+			})
+		})
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	a.mgr.Shutdown(shutdownCtx)
 	done()
-	wg.Wait()
+	r.waitLoops()
 	if handover {
 		keeper.Close() // the keeper holds the sessions for the next appd
 	} else {
 		keeper.Quit() // what is left of the apps ends now
 	}
-	if errors.Is(err, transport.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return untilClosed(err, transport.ErrServerClosed)
 }
 
 // appdNode is one running appd: its session manager and current config.
@@ -223,7 +180,7 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 	l := a.probe.Measure(time.Now(), sessions)
 	a.probeMu.Unlock()
 	r := control.ServerReport{
-		Load: l.Avg, CPU: l.CPU, CPUs: l.CPUs, AppCPU: l.AppCPU, MemAvail: memAvailable(),
+		Load: l.Avg, CPU: l.CPU, CPUs: l.CPUs, AppCPU: l.AppCPU, MemAvail: l.MemAvail,
 		MaxSessions: spec.MaxSessions, Apps: spec.Apps, Version: Version, Sessions: sessions,
 		ConfigHash: st.Hash, RestartNeeded: st.RestartNeeded,
 	}
@@ -232,21 +189,6 @@ func (a *appdNode) report(ctx context.Context, p *control.Peer) {
 		return
 	}
 	a.stats.reported()
-}
-
-// memAvailable is MemAvailable from /proc/meminfo in bytes, or 0.
-func memAvailable() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
 }
 
 // appLimits copies an app's resolved limits for appd.

@@ -2,13 +2,11 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/broker"
 	"switchyard/brokerstate"
@@ -20,16 +18,15 @@ import (
 // Broker runs the broker binary: `broker [flags]`, `broker check`,
 // `broker status`.
 func Broker(ctx context.Context, args []string, env Env) error {
+	if run := commonCommand(brokerKind, args); run != nil {
+		return run(ctx, env)
+	}
 	if len(args) > 0 {
 		switch args[0] {
-		case "check":
-			return Check(args[1:], env)
 		case "status":
 			return brokerStatus(ctx, args[1:], env)
 		case "drain", "undrain":
 			return brokerDrain(ctx, args[0], args[1:], env)
-		case "reload":
-			return reloadCommand(ctx, "broker", config.DefaultBroker, args[1:], env)
 		case "replay", "watch": // record_cli.go
 			return brokerRecordCLI(ctx, args[0], args[1:], env)
 		}
@@ -37,47 +34,29 @@ func Broker(ctx context.Context, args []string, env Env) error {
 			return run(ctx, args[1:], env)
 		}
 	}
-	var c common
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
-	c.register(fs)
-	node := fs.String("node", config.DefaultBroker, "this broker's node `name`: broker, or a [brokers.NAME]")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := c.load()
+	r, err := startDaemon(ctx, brokerKind, args, env)
 	if err != nil {
 		return err
 	}
-	if !cfg.IsBroker(*node) {
-		return fmt.Errorf("%w: -node %q is not a broker ([broker] or [brokers.NAME]) in %s", ErrUsage, *node, cfg.Path)
-	}
-	log, err := c.logger(env.stderr(), *node)
+	defer r.close()
+	node, log, cfg := r.node, r.log, r.cfg
+	signer, err := r.nodeKey()
 	if err != nil {
 		return err
 	}
-	defer lifecycle(ctx, log, cfg)()
-	signer, err := ensureKey(log, cfg.NodeSignerPath(*node))
+	store, lead, err := openBrokerState(ctx, cfg, node, log)
 	if err != nil {
 		return err
 	}
-	store, lead, err := openBrokerState(ctx, cfg, *node, log)
-	if err != nil {
-		return err
-	}
-	auditLog, readAudit := openAudit(cfg, *node, env, log)
-	defer auditLog.Close()
-	nc := newNodeConfig(kindBroker, *node, cfg, log)
-	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: *node,
-		Collectors: []prometheus.Collector{nodeCollector{conf: nc}}, Audit: auditLog, ReadAudit: readAudit}
-	ctx, cancel := context.WithCancel(ctx)
-	kept := make(chan struct{})
-	defer func() {
-		cancel()
-		<-kept // Keep has written what was queued
+	auditLog, readAudit := r.audit()
+	r.onClose(func() { // once Keep has written what was queued
 		if err := store.Close(); err != nil {
 			log.Error("broker state not closed cleanly", "err", err.Error())
 		}
-	}()
+	})
+	nc := newNodeConfig(kindBroker, node, cfg, log)
+	b := &broker.Broker{Logger: log, ReportInterval: cfg.Broker.ReportInterval, Store: store, Leadership: lead, Name: node,
+		Collectors: []prometheus.Collector{nodeCollector{conf: nc}}, Audit: auditLog, ReadAudit: readAudit}
 	var keys atomic.Pointer[map[string]string]
 	apply := func(cfg *config.Config) error {
 		b.SetCluster(clusterOf(cfg))
@@ -89,40 +68,28 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	b.SetConfigState(cfg.Hash, nil)
 	// Before anything is served: drains hold from the first placement,
 	// and a redirected client finds its reservation.
-	if err := b.Restore(ctx); err != nil {
-		close(kept)
+	if err := b.Restore(r.ctx); err != nil {
 		return err
 	}
-	go func() {
-		defer close(kept)
-		b.Keep(ctx)
-	}()
-	listen := cfg.BrokerListen(*node)
-	ln, err := env.listen(listen)
+	r.loop(b.Keep)
+	ln, err := r.listen("broker listen", cfg.BrokerListen(node), env.listen)
 	if err != nil {
-		return fmt.Errorf("broker listen %s: %w", listen, err)
-	}
-	admin, err := serveAdmin(cfg, *node, env, b)
-	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer admin.close()
-	srv := &transport.Server{Signer: signer, Logger: log, Handler: transport.ControlLinks(b, log),
-		Authorize: authorizer(func() map[string]string { return *keys.Load() }),
-		Peers:     func() int { return len(*keys.Load()) }}
+	admin, err := serveAdmin(cfg, node, env, b)
+	if err != nil {
+		return err
+	}
+	r.onClose(admin.close)
+	srv := nodeServer(signer, log, transport.ControlLinks(b, log), func() map[string]string { return *keys.Load() })
 	nc.changed = func(st reloadState) { b.SetConfigState(st.Hash, st.RestartNeeded) }
-	go reloadLoop(ctx, env, &c, nc, apply)
-	go b.WatchHealth(ctx)
-	log.Info("broker serving", "listen", ln.Addr().String(), "admin", admin.addrs)
-	env.ready()
-	notifyReady(log)
-	go watchdog(ctx, log, func() bool { return true })
-	err = serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
-	if errors.Is(err, transport.ErrServerClosed) {
-		return nil
-	}
-	return err
+	r.reloads(nc, apply)
+	r.loop(b.WatchHealth)
+	err = r.serving(ctx, "broker serving", []any{"listen", ln.Addr().String(), "admin", admin.addrs}, nil,
+		func(ctx context.Context) error {
+			return serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })
+		})
+	return untilClosed(err, transport.ErrServerClosed)
 }
 
 // openBrokerState opens the store of what the broker must not forget,

@@ -2,56 +2,51 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"switchyard/brokerlink"
 	"switchyard/config"
 	"switchyard/control"
 	"switchyard/sshgate"
 	"switchyard/transport"
 	"switchyard/tui"
+	"switchyard/userdir"
+)
+
+// The gateway finds these through its Directory and Placer.
+var (
+	_ sshgate.CertAuthority = (*userdir.Directory)(nil)
+	_ sshgate.Revocations   = (*userdir.Directory)(nil)
+	_ sshgate.Passwords     = (*userdir.Directory)(nil)
+	_ sshgate.AppLimits     = (*userdir.Directory)(nil)
+	_ sshgate.Placer        = brokerlink.Placer{}
 )
 
 // Slave runs the gateway binary: `slave -node NAME [flags]`, `slave check`.
 func Slave(ctx context.Context, args []string, env Env) error {
-	if len(args) > 0 && args[0] == "check" {
-		return Check(args[1:], env)
+	if run := commonCommand(slaveKind, args); run != nil {
+		return run(ctx, env)
 	}
-	if len(args) > 0 && args[0] == "reload" {
-		return reloadCommand(ctx, "slave", "", args[1:], env)
-	}
-	var c common
-	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
-	c.register(fs)
-	node := fs.String("node", "", "this gateway's `name` in the config (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := c.load()
+	r, err := startDaemon(ctx, slaveKind, args, env)
 	if err != nil {
 		return err
 	}
-	spec, ok := cfg.Gateways[*node]
-	if !ok {
-		return fmt.Errorf("%w: -node %q is not a [gateway.NAME] in %s", ErrUsage, *node, cfg.Path)
-	}
-	log, err := c.logger(env.stderr(), *node)
+	defer r.close()
+	node, log, cfg := r.node, r.log, r.cfg
+	spec := cfg.Gateways[node]
+	auditLog, readAudit := r.audit()
+	signer, err := r.nodeKey()
 	if err != nil {
 		return err
 	}
-	defer lifecycle(ctx, log, cfg)()
-	auditLog, readAudit := openAudit(cfg, *node, env, log)
-	defer auditLog.Close()
-	g, err := newGatewayNode(*node, cfg, log, readAudit)
+	g, err := newGatewayNode(r.identity(signer), cfg, log, readAudit)
 	if err != nil {
 		return err
 	}
@@ -63,62 +58,48 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	ln, err := h.listen(env, "listen", spec.Listen)
-	if err != nil {
-		return fmt.Errorf("gateway listen %s: %w", spec.Listen, err)
+	inherited := func(name string) func(string) (net.Listener, error) {
+		return func(addr string) (net.Listener, error) { return h.listen(env, name, addr) }
 	}
-	srv := &sshgate.Server{Name: *node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
-		Placer: g, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
+	ln, err := r.listen("gateway listen", spec.Listen, inherited("listen"))
+	if err != nil {
+		return err
+	}
+	srv := &sshgate.Server{Name: node, HostSigners: []ssh.Signer{hostKey}, Directory: g.dir(),
+		Placer: brokerlink.Placer{Brokers: g.links}, Opener: g.pool, Logger: log, Capacity: spec.Capacity, NoApp: picker,
 		AliveInterval: spec.AliveInterval, AliveCountMax: spec.AliveCountMax, PasswordAuth: spec.PasswordAuth,
 		HandshakeTimeout: spec.HandshakeTimeout, MaxAuthTries: spec.MaxAuthTries,
 		AuthFailLimit: spec.AuthFailLimit, AuthFailWindow: spec.AuthFailWindow,
 		MaxConnsPerSource: spec.MaxConnsPerSource, MaxSessionsPerUser: spec.MaxSessionsPerUser,
 		MaxChannelsPerConn: spec.MaxChannelsPerConn, Audit: auditLog, RideThrough: spec.RideThrough}
 	g.srv = srv
-	var internalLn net.Listener
-	if spec.Internal != "" {
-		if internalLn, err = h.listen(env, "internal", spec.Internal); err != nil {
-			ln.Close()
-			return fmt.Errorf("gateway internal listen %s: %w", spec.Internal, err)
-		}
+	internalLn, err := r.listenIf("gateway internal listen", spec.Internal, inherited("internal"))
+	if err != nil {
+		return err
 	}
-	var adminLn net.Listener
-	if spec.Admin != "" {
-		if adminLn, err = h.listen(env, "admin", spec.Admin); err != nil {
-			ln.Close()
-			if internalLn != nil {
-				internalLn.Close()
-			}
-			return fmt.Errorf("gateway admin listen %s: %w", spec.Admin, err)
-		}
+	adminLn, err := r.listenIf("gateway admin listen", spec.Admin, inherited("admin"))
+	if err != nil {
+		return err
 	}
-	admin := serveNodeAdmin(adminLn, spec.Admin, g.collector(), readyWhenReporting(g.stats, g.interval))
-	defer admin.close()
+	admin := r.nodeAdmin(adminLn, spec.Admin, g.collector(), readyWhenReporting(g.stats, g.interval))
 	internal := g.serveInternal(internalLn)
-	runCtx, cancel := context.WithCancel(ctx)
-	reportCtx, stopReports := context.WithCancel(runCtx)
-	var wg sync.WaitGroup
-	wg.Add(4)
-	go func() { defer wg.Done(); watchdog(runCtx, log, func() bool { return true }) }()
-	go func() { defer wg.Done(); g.links.Run(runCtx) }()
-	go func() { defer wg.Done(); every(reportCtx, g.interval(), func() { g.reportVia(reportCtx) }) }()
-	go func() { defer wg.Done(); reloadLoop(runCtx, env, &c, g.conf, g.apply) }()
-	log.Info("gateway serving", "listen", ln.Addr().String(), "admin", admin.addrs, "inherited", h != nil, "pid", os.Getpid())
-	env.ready()
-	g.announce(h)
+	reports, stopReports := context.WithCancel(r.ctx) // a draining process stops its reports first
+	r.brokers(g.links, reports, g.interval(), g.report)
+	r.reloads(g.conf, g.apply)
 	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, adminLn: adminLn, admin: admin,
 		stopReports: stopReports}
-	err = run.serve(ctx)
-	if internal != nil {
-		internal.Close()
-	}
-	cancel()
-	wg.Wait()
+	err = r.serving(ctx, "gateway serving",
+		[]any{"listen", ln.Addr().String(), "admin", admin.addrs, "inherited", h != nil, "pid", os.Getpid()},
+		func() { g.announce(h) }, func(ctx context.Context) error {
+			err := run.serve(ctx)
+			if internal != nil {
+				internal.Close()
+			}
+			return err
+		})
+	r.waitLoops()
 	g.pool.Close()
-	if errors.Is(err, sshgate.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return untilClosed(err, sshgate.ErrServerClosed)
 }
 
 // announce tells the predecessor, if any, and systemd (Type=notify) that
@@ -143,7 +124,7 @@ type gatewayNode struct {
 	log    *slog.Logger
 	signer ssh.Signer
 	cfg    atomic.Pointer[config.Config]
-	d      atomic.Pointer[directory]
+	d      atomic.Pointer[userdir.Directory]
 	peers  atomic.Pointer[map[string]string] // other gateways' node keys → names, for the internal listener
 	links  *transport.Brokers
 	pool   *transport.Pool
@@ -152,25 +133,20 @@ type gatewayNode struct {
 	stats  *nodeStats
 }
 
-func newGatewayNode(name string, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
-	signer, err := ensureKey(log, cfg.NodeSignerPath(name))
-	if err != nil {
-		return nil, err
-	}
-	g := &gatewayNode{name: name, log: log, signer: signer, stats: newNodeStats()}
+func newGatewayNode(id transport.Identity, cfg *config.Config, log *slog.Logger, readAudit auditReader) (*gatewayNode, error) {
+	g := &gatewayNode{name: id.Name, log: log, signer: id.Signer, stats: newNodeStats()}
 	if err := g.load(cfg); err != nil {
 		return nil, err
 	}
-	g.conf = newNodeConfig(kindGateway, name, cfg, log)
-	id := transport.Identity{Name: name, Signer: signer}
+	g.conf = newNodeConfig(kindGateway, id.Name, cfg, log)
 	g.pool = &transport.Pool{Identity: id, Keys: g.nodeKey}
-	g.links = brokerLinks(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
+	g.links = brokerlink.Links(&g.cfg, id, log, withAuditRead(readAudit, nil), g.report) // brokers read the audit trail
 	return g, nil
 }
 
 // load builds the user directory from cfg and makes cfg current.
 func (g *gatewayNode) load(cfg *config.Config) error {
-	d, err := newDirectory(cfg)
+	d, err := userdir.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -199,9 +175,7 @@ func (g *gatewayNode) serveInternal(ln net.Listener) *transport.Server {
 	// it is reported, and the broker sends no more than capacity allows.
 	relay := &sshgate.Relay{Name: g.name, Opener: g.pool, Resolve: g.serverAddr, Logger: g.log,
 		Admit: g.srv.Acquire, Done: g.srv.Release}
-	srv := &transport.Server{Signer: g.signer, Logger: g.log, Handler: transport.EachChannel(relay.ServeChannel),
-		Authorize: authorizer(func() map[string]string { return *g.peers.Load() }),
-		Peers:     func() int { return len(*g.peers.Load()) }}
+	srv := nodeServer(g.signer, g.log, transport.EachChannel(relay.ServeChannel), func() map[string]string { return *g.peers.Load() })
 	go srv.Serve(ln)
 	g.log.Info("gateway relaying for other gateways", "internal", ln.Addr().String())
 	return srv
@@ -233,48 +207,9 @@ func (g *gatewayNode) nodeKey(name string) (ssh.PublicKey, error) { return g.cfg
 
 func (g *gatewayNode) interval() time.Duration { return g.cfg.Load().Broker.ReportInterval }
 
-// Place asks the broker for a server (sshgate.Placer).
-func (g *gatewayNode) Place(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
-	var pl control.Placement
-	err := g.links.Call(ctx, control.MethodPlace, req, &pl)
-	return pl, err
-}
-
-// SessionStarted tells the broker about a new session (sshgate.Placer).
-func (g *gatewayNode) SessionStarted(ctx context.Context, s control.SessionInfo) error {
-	return g.notify(ctx, control.MethodSessionStarted, s)
-}
-
-// SessionEnded tells the broker a session ended (sshgate.Placer).
-func (g *gatewayNode) SessionEnded(ctx context.Context, s control.SessionEnded) error {
-	return g.notify(ctx, control.MethodSessionEnded, s)
-}
-
-// SessionDetached tells the broker a session detached (sshgate.Placer).
-func (g *gatewayNode) SessionDetached(ctx context.Context, s control.SessionInfo) error {
-	return g.notify(ctx, control.MethodSessionDetached, s)
-}
-
-// Sessions asks the broker for user's sessions (sshgate.Placer).
-func (g *gatewayNode) Sessions(ctx context.Context, user string) ([]control.SessionInfo, error) {
-	var l control.SessionList
-	err := g.call(ctx, control.MethodSessionsList, control.UserRequest{User: user}, &l)
-	return l.Sessions, err
-}
-
-// Apps asks the broker for the apps user may run (sshgate.Placer).
-func (g *gatewayNode) Apps(ctx context.Context, user string) ([]control.AppInfo, error) {
-	var l control.AppList
-	err := g.call(ctx, control.MethodAppsList, control.UserRequest{User: user}, &l)
-	return l.Apps, err
-}
-
-func (g *gatewayNode) call(ctx context.Context, method string, req, resp any) error {
-	return g.links.Call(ctx, method, req, resp)
-}
-
 // picker is the gateway's sshgate.NoAppFunc: the tui picker on the
 // session's terminal, offering the user's detached sessions and apps.
+// Window changes reach it from the session's request loop, latest only.
 func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Choice, error) {
 	var items tui.Items
 	for _, s := range m.Sessions {
@@ -283,35 +218,18 @@ func picker(ctx context.Context, t sshgate.Terminal, m sshgate.Menu) (sshgate.Ch
 	for _, a := range m.Apps {
 		items.Apps = append(items.Apps, tui.App{Name: a.Name, Description: a.Description, Available: a.Available, Hint: a.Hint})
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sizes := make(chan tui.Size, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case p := <-t.Resize:
-				select {
-				case sizes <- tui.Size{Width: int(p.Cols), Height: int(p.Rows)}:
-				case <-ctx.Done():
-					return
-				}
-			}
+	t.OnResize(func(p control.PtySpec) { // calls come one at a time: the send never blocks
+		select {
+		case <-sizes:
+		default:
 		}
-	}()
+		sizes <- tui.Size{Width: int(p.Cols), Height: int(p.Rows)}
+	})
+	defer t.OnResize(nil)
 	c, err := tui.Run(ctx, items, tui.Options{In: t.In, Out: t.Out, Term: t.Pty.Term,
 		Width: int(t.Pty.Cols), Height: int(t.Pty.Rows), Resize: sizes, User: t.User})
 	return sshgate.Choice{App: c.App, Resume: c.SessionID}, err
-}
-
-func (g *gatewayNode) notify(ctx context.Context, method string, msg any) error {
-	return g.links.Notify(ctx, method, msg)
-}
-
-// reportVia reports to every broker whose link is up.
-func (g *gatewayNode) reportVia(ctx context.Context) {
-	g.links.Each(ctx, func(_ string, p *control.Peer) { g.report(ctx, p) })
 }
 
 func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
@@ -327,117 +245,4 @@ func (g *gatewayNode) report(ctx context.Context, p *control.Peer) {
 		return
 	}
 	g.stats.reported()
-}
-
-// directory answers the gateway's identity questions from one config:
-// keys, certificates (sshgate.CertAuthority), revocations
-// (sshgate.Revocations), passwords (sshgate.Passwords) and idle timeouts
-// (sshgate.AppLimits).
-type directory struct {
-	keys       map[string]string // marshalled key → user
-	users      map[string]bool
-	apps       map[string]bool
-	cas        map[string]bool   // marshalled trusted user CA keys
-	principals map[string]string // certificate principal → user
-	revoked    map[string]bool   // SHA256 fingerprints
-	passwords  map[string]string // user → password hash
-	dummy      string            // checked for users without a hash: costs as much as the costliest one
-	idle       map[string]appIdle
-}
-
-type appIdle struct {
-	limit  time.Duration
-	detach bool
-}
-
-func newDirectory(cfg *config.Config) (*directory, error) {
-	keys, err := cfg.UserKeys()
-	if err != nil {
-		return nil, err
-	}
-	cas, err := cfg.UserCAKeys()
-	if err != nil {
-		return nil, err
-	}
-	revoked, err := cfg.RevokedFingerprints()
-	if err != nil {
-		return nil, err
-	}
-	d := &directory{keys: keys, users: map[string]bool{}, apps: map[string]bool{}, cas: map[string]bool{},
-		principals: map[string]string{}, revoked: revoked, passwords: map[string]string{}, idle: map[string]appIdle{}}
-	for _, ca := range cas {
-		d.cas[string(ca.Marshal())] = true
-	}
-	for name, u := range cfg.Users {
-		d.users[name] = true
-		for _, p := range u.UserPrincipals(name) {
-			d.principals[p] = name
-		}
-		if u.PasswordHash != "" {
-			d.passwords[name] = u.PasswordHash
-		}
-	}
-	if anyPasswordAuth(cfg) { // the dummy costs one hash: only where passwords are offered
-		hashes := make([]string, 0, len(d.passwords))
-		for _, h := range d.passwords {
-			hashes = append(hashes, h)
-		}
-		if d.dummy, err = config.DummyHash(hashes); err != nil {
-			return nil, err
-		}
-	}
-	for name, a := range cfg.Apps {
-		d.apps[name] = true
-		d.idle[name] = appIdle{limit: a.IdleTimeout, detach: a.GracePeriod() > 0}
-	}
-	return d, nil
-}
-
-func (d *directory) UserForKey(k ssh.PublicKey) (string, bool) {
-	u, ok := d.keys[string(k.Marshal())]
-	return u, ok
-}
-
-func (d *directory) IsUser(name string) bool { return d.users[name] }
-func (d *directory) IsApp(name string) bool  { return d.apps[name] }
-
-// IsUserAuthority reports whether ca is a trusted user CA (sshgate.CertAuthority).
-func (d *directory) IsUserAuthority(ca ssh.PublicKey) bool { return d.cas[string(ca.Marshal())] }
-
-// UserForPrincipal maps a certificate principal to its user (sshgate.CertAuthority).
-func (d *directory) UserForPrincipal(p string) (string, bool) {
-	u, ok := d.principals[p]
-	return u, ok
-}
-
-// IsRevoked reports whether key is listed in revoked_keys (sshgate.Revocations).
-func (d *directory) IsRevoked(key ssh.PublicKey) bool { return d.revoked[ssh.FingerprintSHA256(key)] }
-
-// CheckPassword checks user's password (sshgate.Passwords); a user
-// without a hash, or no user at all, costs a comparison against the dummy
-// hash, as costly as the costliest configured one, all the same.
-func (d *directory) CheckPassword(user, password string) bool {
-	hash, ok := d.passwords[user]
-	if !ok {
-		config.CheckPassword(d.dummy, password)
-		return false
-	}
-	return config.CheckPassword(hash, password)
-}
-
-// anyPasswordAuth reports whether some gateway offers passwords.
-func anyPasswordAuth(cfg *config.Config) bool {
-	for _, g := range cfg.Gateways {
-		if g.PasswordAuth {
-			return true
-		}
-	}
-	return false
-}
-
-// IdleTimeout is app's idle_timeout, and whether it has a grace period
-// (sshgate.AppLimits).
-func (d *directory) IdleTimeout(app string) (time.Duration, bool) {
-	a := d.idle[app]
-	return a.limit, a.detach
 }

@@ -246,17 +246,23 @@ func (s *Server) menu(ctx context.Context, ss *session) (Menu, *failure) {
 }
 
 // pick runs NoApp (the picker) on the client's terminal, then launches
-// the app or resumes the session it chose, in this same session.
+// the app or resumes the session it chose, in this same session. The
+// session's input pump feeds the picker, then the app: after the picker
+// the session runs as one that named its app.
 func (s *Server) pick(ctx context.Context, ss *session) {
 	m, f := s.menu(ctx, ss)
 	if f != nil {
 		s.failUnlessGone(ctx, ss, f)
 		return
 	}
-	ib := newInbox(ss.client)
-	defer ib.close()
-	c, err := s.NoApp(ctx, ss.terminal(ib.reader()), m)
-	ss.stdin = ib.reader() // takes the input back from the picker
+	in := ss.input()
+	defer in.stop() // no app took the input (serve stops it first otherwise)
+	lent := lendInput()
+	in.set(lent)
+	c, err := s.NoApp(ctx, ss.terminal(lent), m)
+	ss.setOnResize(nil, nil)
+	in.set(nil) // what the client types now waits for the app
+	lent.end()  // takes the input back from the picker
 	switch {
 	case errors.Is(err, io.EOF) && ctx.Err() == nil:
 		ss.exit(0) // the input ended (ssh -tt ... </dev/null): nothing chosen, nothing wrong

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	gossh "golang.org/x/crypto/ssh"
-
 	"switchyard/bufcopy"
 	"switchyard/control"
 )
@@ -77,21 +75,30 @@ func (s *Server) reattachLost(ctx context.Context, ss *session, r *running) *run
 	}
 }
 
-// input copies the client's input to the current app channel, one at a
-// time: during a ride-through there is none, and what the client typed
+// input is a session's one input pump: it copies the client's input to
+// the current target, one at a time: the picker while NoApp runs (see
+// lentInput), then the app's channel. Between two targets (after the
+// picker, during a ride-through) there is none, and what the client typed
 // waits (one read here, the rest in the SSH channel's window, which stops
-// the client when full) for the next. Bytes a dead channel refused are
-// written to the next; only what the old connection accepted just before
-// it broke can be lost in flight.
+// the client when full) for the next. Bytes a target refused (a dead
+// channel, a picker that returned) are written to the next; only what the
+// old connection accepted just before it broke can be lost in flight.
 type input struct {
 	mu   sync.Mutex
 	cond *sync.Cond
-	app  gossh.Channel // the target; nil in a gap. Guarded by mu.
-	done bool          // the session is over; guarded by mu
-	held int           // bytes read and not yet written; guarded by mu
+	app  sink // the target; nil in a gap. Guarded by mu.
+	done bool // the session is over; guarded by mu
+	held int  // bytes read and not yet written; guarded by mu
 }
 
-// startInput starts copying src to the channels set will name.
+// sink is where input writes: an app channel, or the input lent to the
+// picker.
+type sink interface {
+	io.Writer
+	CloseWrite() error
+}
+
+// startInput starts copying src to the targets set will name.
 func startInput(src io.Reader) *input {
 	in := &input{}
 	in.cond = sync.NewCond(&in.mu)
@@ -101,13 +108,17 @@ func startInput(src io.Reader) *input {
 
 // pump copies src to the target (see Write), holding a small buffer while
 // idle (package bufcopy); at src's EOF it half-closes the target, so that
-// the client's EOF reaches appd.
+// the client's EOF reaches appd. The picker passes the EOF on to the app
+// that follows it, if any.
 func (in *input) pump(src io.Reader) {
 	if bufcopy.Copy(in, src, nil) != nil {
 		return
 	}
-	if app := in.target(); app != nil {
-		app.CloseWrite()
+	for app := in.target(); app != nil; app = in.target() {
+		if !errors.Is(app.CloseWrite(), errLendOver) {
+			return
+		}
+		in.lost(app)
 	}
 }
 
@@ -147,8 +158,8 @@ func (in *input) hold(n int) {
 	in.mu.Unlock()
 }
 
-// target waits for a channel to write to; nil once the session is over.
-func (in *input) target() gossh.Channel {
+// target waits for a target to write to; nil once the session is over.
+func (in *input) target() sink {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for in.app == nil && !in.done {
@@ -161,7 +172,7 @@ func (in *input) target() gossh.Channel {
 }
 
 // lost drops app as the target, unless another has replaced it.
-func (in *input) lost(app gossh.Channel) {
+func (in *input) lost(app sink) {
 	in.mu.Lock()
 	if in.app == app {
 		in.app = nil
@@ -170,7 +181,7 @@ func (in *input) lost(app gossh.Channel) {
 }
 
 // set makes app the target; nil starts a gap.
-func (in *input) set(app gossh.Channel) {
+func (in *input) set(app sink) {
 	in.mu.Lock()
 	in.app = app
 	in.cond.Broadcast()
@@ -178,7 +189,7 @@ func (in *input) set(app gossh.Channel) {
 }
 
 // stop ends the copy and returns how many bytes the client typed that no
-// app received.
+// app received. Calling it again returns the same.
 func (in *input) stop() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -57,11 +57,25 @@ type Opener interface {
 
 // Terminal is the client side of a session, lent to NoApp while no app runs.
 type Terminal struct {
-	User   string                 // Switchyard user the session belongs to
-	Pty    *control.PtySpec       // the terminal at the time NoApp is called; never nil (NoApp runs only under a PTY)
-	In     io.Reader              // client stdin; returns io.EOF once NoApp has returned, without taking more bytes
-	Out    io.Writer              // client stdout, raw bytes (write "\r\n" under a PTY)
-	Resize <-chan control.PtySpec // window changes while NoApp runs (latest only)
+	User string           // Switchyard user the session belongs to
+	Pty  *control.PtySpec // the terminal at the time NoApp is called; never nil (NoApp runs only under a PTY)
+	// In is the client's stdin. It has SetReadDeadline, which interrupts
+	// a pending Read without taking bytes, and returns io.EOF once NoApp
+	// has returned, without taking more.
+	In  io.Reader
+	Out io.Writer // client stdout, raw bytes (write "\r\n" under a PTY)
+
+	ss *session
+}
+
+// OnResize has f called with the terminal's new size at each window
+// change until NoApp returns, and at once if it changed since t.Pty; nil
+// stops the calls. f runs in the goroutine that serves the client's
+// requests, or in OnResize: it must not block.
+func (t Terminal) OnResize(f func(control.PtySpec)) {
+	if t.ss != nil {
+		t.ss.setOnResize(f, t.Pty)
+	}
 }
 
 // Menu is what the picker may offer: the user's detached sessions, most

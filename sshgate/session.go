@@ -38,18 +38,19 @@ type session struct {
 	conn   string // the connection's id in the audit trail
 	here   string // the address the client reached, for the resume hint
 	log    *slog.Logger
-	start  chan string          // the exec command ("" for shell), sent once
-	cmd    string               // that command, once received; set by run before anything reads it
-	resize chan control.PtySpec // window sizes for NoApp, cap 1, latest only
-	stdin  io.Reader            // what the bridge reads client input from: client, or an inbox reader after NoApp
-	unsent int                  // bytes of client input no app received, once the bridge is over
+	start  chan string // the exec command ("" for shell), sent once
+	cmd    string      // that command, once received; set by run before anything reads it
+	in     *input      // the one pump of the client's input, once started (see input); used by run's goroutine only
+	act    activity    // when a byte last moved either way
+	unsent int         // bytes of client input no app received, once the bridge is over
 
-	mu      sync.Mutex // guards the fields below
-	started bool       // shell or exec received
-	pty     *control.PtySpec
-	env     map[string]string
-	app     gossh.Channel // appd channel once the app runs
-	winch   []byte        // latest window-change payload not yet forwarded
+	mu       sync.Mutex // guards the fields below
+	started  bool       // shell or exec received
+	pty      *control.PtySpec
+	env      map[string]string
+	app      gossh.Channel         // appd channel once the app runs
+	winch    []byte                // latest window-change payload not yet forwarded
+	onResize func(control.PtySpec) // NoApp's, while it runs (Terminal.OnResize)
 }
 
 // handleChannel is gliderlabs' ChannelHandler for "session". It replaces
@@ -88,8 +89,6 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		here:   conn.LocalAddr().String(),
 		log:    s.logger().With("user", id.User, "client", addr),
 		start:  make(chan string, 1),
-		resize: make(chan control.PtySpec, 1),
-		stdin:  ch,
 	}
 	go func() {
 		ss.serveRequests(reqs)
@@ -182,7 +181,9 @@ func (ss *session) windowChange(payload []byte) bool {
 	defer ss.mu.Unlock()
 	if ss.pty != nil {
 		ss.pty.Cols, ss.pty.Rows = m.Cols, m.Rows
-		ss.offerResize(*ss.pty)
+		if ss.onResize != nil {
+			ss.onResize(*ss.pty)
+		}
 	}
 	if ss.app == nil {
 		ss.winch = payload
@@ -190,16 +191,6 @@ func (ss *session) windowChange(payload []byte) bool {
 	}
 	_, err := ss.app.SendRequest("window-change", false, payload)
 	return err == nil
-}
-
-// offerResize hands the latest size to NoApp, replacing an unread one.
-// Callers hold mu.
-func (ss *session) offerResize(p control.PtySpec) {
-	select {
-	case <-ss.resize:
-	default:
-	}
-	ss.resize <- p
 }
 
 // forward passes a request to the app, once it runs.
@@ -282,16 +273,36 @@ func (ss *session) ptySpec() *control.PtySpec {
 	return &p
 }
 
+// input returns the session's input pump, starting it on first use: the
+// picker's input, then the app's, are its targets in turn.
+func (ss *session) input() *input {
+	if ss.in == nil {
+		ss.in = startInput(touchReader{ss.client, &ss.act})
+	}
+	return ss.in
+}
+
 // terminal lends the client side to NoApp, with in as its input.
 func (ss *session) terminal(in io.Reader) Terminal {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	t := Terminal{User: ss.id.User, In: in, Out: ss.client, Resize: ss.resize}
+	t := Terminal{User: ss.id.User, In: in, Out: ss.client, ss: ss}
 	if ss.pty != nil {
 		p := *ss.pty
 		t.Pty = &p
 	}
 	return t
+}
+
+// setOnResize makes f hear each window change; nil stops it. f hears at
+// once of a change since seen, the size its caller knows (nil: none).
+func (ss *session) setOnResize(f func(control.PtySpec), seen *control.PtySpec) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.onResize = f
+	if f != nil && ss.pty != nil && seen != nil && (ss.pty.Cols != seen.Cols || ss.pty.Rows != seen.Rows) {
+		f(*ss.pty)
+	}
 }
 
 // hasPty reports whether the client asked for a PTY.

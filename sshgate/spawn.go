@@ -237,7 +237,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	ss.attach(r.Ch)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	act := &activity{}
+	act := &ss.act
 	act.touch()
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
@@ -252,7 +252,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 			cancel(errUpgrade)
 		}
 	}()
-	in := startInput(touchReader{ss.stdin, act})
+	in := ss.input()
 	in.set(r.Ch)
 	br, ex, drained := s.bridgeOnce(ctx, ss, r, info, act)
 	for ex == nil && ctx.Err() == nil && !br.takenOver {
