@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 go vet ./...
-go test -race -count=1 ./...
+# The e2e package takes about 5 minutes on two idle cores; the timeout
+# leaves room for a busy machine.
+go test -race -count=1 -timeout 15m ./...
 # 500 sessions × 4 MiB both ways; built only without -race (see the file).
 go test -count=1 -run '^TestFiveHundredSessionsLoseNothing$' ./e2e/
 
