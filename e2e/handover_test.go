@@ -187,7 +187,8 @@ const handoverRestarts = 10
 
 // TestAppdRestartPause measures how long attached users' output stalls
 // while appd restarts: five attached counters through ten restarts, odd
-// ones SIGTERM, even ones kill -9, each followed at once by a new appd.
+// ones SIGTERM, even ones kill -9, each followed at once by a new appd;
+// one of them is the stock OpenSSH client's, which is told nothing.
 // The README's Upgrades section quotes the figures it logs.
 func TestAppdRestartPause(t *testing.T) {
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
@@ -195,11 +196,15 @@ func TestAppdRestartPause(t *testing.T) {
 		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
 		Extra:         perlCounter, ExtraApps: []string{"counter"}})
 	client := c.Dial("gw1")
-	runs := make([]*Run, 5)
+	runs := make([]*Run, 4)
 	for i := range runs {
 		runs[i] = Open(t, client, "counter", "xterm", 24, 80)
 		runs[i].WaitFor("tick=1 ")
 	}
+	// and the stock OpenSSH client, as a user runs it
+	o := c.openSSH("gw1")
+	stock := startSSH(t, o, o.Key(t, "alice", c.Alice), "-tt", "-o", "LogLevel=ERROR", o.At("counter"))
+	stock.WaitFor("tick=1 ")
 	for i := range handoverRestarts {
 		rides := rodeThrough(c, "gw1")
 		if i%2 == 0 {
@@ -208,7 +213,20 @@ func TestAppdRestartPause(t *testing.T) {
 			c.Signal("s1", syscall.SIGKILL)
 		}
 		c.Start("s1")
-		c.Eventually("every session rides through", func() bool { return rodeThrough(c, "gw1") >= rides+len(runs) })
+		c.Eventually("every session rides through", func() bool { return rodeThrough(c, "gw1") >= rides+len(runs)+1 })
+	}
+	stock.WaitFor(fmt.Sprintf("tick=%d ", checkTicks(t, stock.Stdout())+2))
+	checkTicks(t, stock.Stdout())
+	select {
+	case <-stock.done:
+		t.Fatalf("the stock ssh client exited %d", stock.code)
+	default:
+	}
+	stock.mu.Lock()
+	e := stock.errOut.String()
+	stock.mu.Unlock()
+	if e != "" {
+		t.Fatalf("the stock ssh client was told %q", e)
 	}
 	for _, r := range runs {
 		out, _ := r.Output()
@@ -217,6 +235,6 @@ func TestAppdRestartPause(t *testing.T) {
 		checkTicks(t, out)
 	}
 	gaps := rideGaps(t, c, "gw1")
-	t.Logf("%d restarts (SIGTERM and kill -9 in turn) under %d attached sessions: output stalled p50 %v, max %v",
-		handoverRestarts, len(runs), gaps[len(gaps)/2], gaps[len(gaps)-1])
+	t.Logf("%d restarts (SIGTERM and kill -9 in turn) under %d attached sessions (one stock ssh): output stalled p50 %v, max %v",
+		handoverRestarts, len(runs)+1, gaps[len(gaps)/2], gaps[len(gaps)-1])
 }
