@@ -106,7 +106,7 @@ func TestPickerLeavesNoGoroutineBehind(t *testing.T) {
 	var direct map[string]int
 	ok := testutil.Poll(waitFor, func() bool {
 		direct = running()
-		return direct["switchyard/sshgate.(*input).pump"] == 1 && direct["switchyard/sshgate.(*Server).relayOnce.func1"] == 0
+		return direct["switchyard/sshgate.(*input).pump"] == 1 && direct["switchyard/sshgate.(*Server).bridgeOnce.func1"] == 0
 	})
 	if !ok {
 		t.Fatalf("the named session's goroutines did not settle: %v", direct)
