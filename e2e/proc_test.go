@@ -437,6 +437,20 @@ func TestFaultBrokerKill9AndRestart(t *testing.T) {
 	c.serverOf(pid) // the restarted broker knows the running session again
 	t.Logf("restarted broker listed the running session (pid %d) %v after its start (report interval 200ms)",
 		pid, time.Since(start).Round(time.Millisecond))
+	// New sessions need the gateway's link back too; it reconnects with
+	// backoff and may come up after the server's.
+	c.Eventually("gw1 to reconnect to the restarted broker", func() bool {
+		st, err := c.status()
+		if err != nil {
+			return false
+		}
+		for _, g := range st.Gateways {
+			if g.Name == "gw1" {
+				return g.Connected
+			}
+		}
+		return false
+	})
 	for range 4 {
 		x := Open(t, client, "pid", "xterm", 24, 80)
 		x.WaitFor("24 80")
