@@ -41,6 +41,8 @@ type sessionMeta struct {
 	Cgroup   *cgroupMeta   `json:"cgroup,omitempty"`
 	In       int64         `json:"in,omitempty"`
 	Out      int64         `json:"out,omitempty"`
+	// Recording is the session's recording, continued by the next appd.
+	Recording *recordingMeta `json:"recording,omitempty"`
 }
 
 // cgroupMeta is a session's control group.
@@ -55,7 +57,7 @@ type cgroupMeta struct {
 func (s *session) metaLocked() json.RawMessage {
 	m := sessionMeta{ID: s.info.ID, User: s.info.User, App: s.info.App, Gateway: s.info.Gateway,
 		Started: s.info.Started, Grace: s.grace, UnixUser: s.unixUser, Argv: s.argv,
-		In: s.in.Load(), Out: s.out.Load()}
+		In: s.in.Load(), Out: s.out.Load(), Recording: s.rec.meta()}
 	if s.gateway != "" {
 		m.Gateway = s.gateway
 	}
@@ -105,7 +107,8 @@ func (m *Manager) Handover() int {
 }
 
 // handOver stops the session's pump, gives the keeper its state and kept
-// output, ends its watchers and recording, and closes its attachment. It
+// output, ends its watchers, closes its recording (the next appd goes on
+// with it, see continueRecording) and its attachment. It
 // reports false when the session is not the keeper's or is ending.
 func (s *session) handOver() bool {
 	if !s.viaKeeper || s.term == nil || !s.term.pollable || s.pumped == nil {
@@ -202,6 +205,12 @@ func (m *Manager) adopted(h HeldApp) (*session, error) {
 	}
 	if c := meta.Cgroup; c != nil {
 		s.cg = &cgroup{v2: c.V2, dirs: c.Dirs, memDir: c.MemDir, memory: c.Memory}
+	}
+	if rm := meta.Recording; rm != nil {
+		var err error
+		if s.rec, err = continueRecording(*rm, m.recording(), meta.ID, meta.App, m.logger()); err != nil {
+			m.logger().Error("session no longer recorded", "id", meta.ID, "app", meta.App, "err", err)
+		}
 	}
 	s.detached = meta.Detached
 	if s.detached.IsZero() {

@@ -24,6 +24,13 @@ func counterApp(grace time.Duration) App {
 // holds.
 func nextAppd(t *testing.T, path string, apps map[string]App) (*Manager, *Keeper, int) {
 	t.Helper()
+	return nextAppdWith(t, path, apps, nil)
+}
+
+// nextAppdWith is nextAppd with setup run on the new Manager before it
+// adopts (a reload's settings, as the daemon applies them first).
+func nextAppdWith(t *testing.T, path string, apps map[string]App, setup func(*Manager)) (*Manager, *Keeper, int) {
+	t.Helper()
 	k, held, err := ConnectKeeper(path, os.Args[0], time.Minute, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +38,9 @@ func nextAppd(t *testing.T, path string, apps map[string]App) (*Manager, *Keeper
 	t.Cleanup(func() { k.Quit(); k.Close() })
 	m := newTestManager(t, apps)
 	m.Keeper = k
+	if setup != nil {
+		setup(m)
+	}
 	return m, k, m.Adopt(held)
 }
 

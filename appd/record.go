@@ -109,7 +109,7 @@ func newRecorder(cfg Recording, id, app string, input bool, hdr castHeader, log 
 	r := newQueue(input, path)
 	hdr.Version, hdr.Timestamp = 2, r.start.Unix()
 	w := &castWriter{bw: bufio.NewWriterSize(f, 32<<10), max: cfg.MaxSize}
-	go r.run(f, w, hdr, log)
+	go r.run(f, w, &hdr, log)
 	return r, nil
 }
 
@@ -205,11 +205,13 @@ func (r *recorder) close(label string) {
 	<-r.done
 }
 
-// run writes the header, then, a batch at a time, the events queued,
-// until close.
-func (r *recorder) run(f *os.File, w *castWriter, hdr castHeader, log *slog.Logger) {
+// run writes the header (unless nil: a continued recording has one),
+// then, a batch at a time, the events queued, until close.
+func (r *recorder) run(f *os.File, w *castWriter, hdr *castHeader, log *slog.Logger) {
 	defer close(r.done)
-	w.header(hdr)
+	if hdr != nil {
+		w.header(*hdr)
+	}
 	for closed := false; !closed; {
 		select {
 		case <-r.kick:
