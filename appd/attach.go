@@ -32,7 +32,7 @@ func newAttachment(ch ssh.Channel, reqs <-chan *ssh.Request) *attachment {
 // started. A batch session is hung up as soon as its channel goes away.
 func (s *session) serve(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	a := newAttachment(ch, reqs)
-	a.sendStarted(s.info) // a failure means the channel is gone: serveRequests sees that
+	a.sendStarted(s.info, control.InputCount{}) // a failure means the channel is gone: serveRequests sees that
 	stop := s.hangupWhenDone(ctx)
 	a.wg.Go(func() {
 		a.serveRequests(s)
@@ -49,15 +49,16 @@ func (s *session) serve(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Re
 // the session is detached from it (unless something newer replaced it),
 // and relayInput waits for the attachment's goroutines.
 func (a *attachment) relayInput(s *session) {
-	a.wg.Go(func() { copyCounted(s.input(), a.ch, &s.in) }) // channel EOF is ignored, as sshd does
+	a.wg.Go(func() { bufcopy.Copy(attachInput{s, a}, a.ch, nil) }) // channel EOF is ignored, as sshd does
 	a.serveRequests(s)
 	s.lost(a)
 	a.wg.Wait()
 }
 
-// sendStarted tells the gateway the session id and pid.
-func (a *attachment) sendStarted(info control.SessionInfo) error {
-	payload, err := json.Marshal(control.Started{ID: info.ID, PID: info.PID})
+// sendStarted tells the gateway the session id and pid, and with in the
+// input count this attachment starts from.
+func (a *attachment) sendStarted(info control.SessionInfo, in control.InputCount) error {
+	payload, err := json.Marshal(control.Started{ID: info.ID, PID: info.PID, InputCount: in})
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ type sessionMeta struct {
 	Detached time.Time     `json:"detached,omitzero"` // zero while attached
 	Cgroup   *cgroupMeta   `json:"cgroup,omitempty"`
 	In       int64         `json:"in,omitempty"`
+	InExact  bool          `json:"in_exact,omitempty"` // In is final and exact: the session was handed over
 	Out      int64         `json:"out,omitempty"`
 	// Recording is the session's recording, continued by the next appd.
 	Recording *recordingMeta `json:"recording,omitempty"`
@@ -57,7 +58,7 @@ type cgroupMeta struct {
 func (s *session) metaLocked() json.RawMessage {
 	m := sessionMeta{ID: s.info.ID, User: s.info.User, App: s.info.App, Gateway: s.info.Gateway,
 		Started: s.info.Started, Grace: s.grace, UnixUser: s.unixUser, Argv: s.argv,
-		In: s.in.Load(), Out: s.out.Load(), Recording: s.rec.meta()}
+		In: s.in.Load(), InExact: s.inFinal, Out: s.out.Load(), Recording: s.rec.meta()}
 	if s.gateway != "" {
 		m.Gateway = s.gateway
 	}
@@ -123,8 +124,10 @@ func (s *session) handOver() bool {
 	s.mu.Unlock()
 	s.term.master.SetReadDeadline(time.Now()) // the pump returns
 	<-s.pumped
-	s.outMu.Lock() // no write to the attachment is under way
+	_, exact := s.moveInput(nil) // no more input reaches the terminal: its count is final
+	s.outMu.Lock()               // no write to the attachment is under way
 	s.mu.Lock()
+	s.inFinal = exact
 	meta := s.metaLocked()
 	if s.mirror == nil && len(s.kept.buf) > 0 {
 		if m, err := newKeptFile(); err == nil {
@@ -192,6 +195,7 @@ func (m *Manager) adopted(h HeldApp) (*session, error) {
 		info: control.SessionInfo{ID: meta.ID, PID: h.PID, User: meta.User, App: meta.App,
 			Server: m.Server, Gateway: meta.Gateway, Started: meta.Started}}
 	s.in.Store(meta.In)
+	s.inExact = meta.InExact // else the dead appd's last count was lost with it
 	s.out.Store(meta.Out)
 	s.term = newTerminal(h.Files[0])
 	for i, f := range h.Files[1:] {

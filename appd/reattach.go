@@ -134,7 +134,7 @@ func (s *session) attach(a *attachment, pty *control.PtySpec, gateway string, re
 	s.att = nil // output goes to kept until a is in place
 	s.mu.Unlock()
 	if ended {
-		a.sendStarted(s.info)
+		a.sendStarted(s.info, control.InputCount{})
 		a.finish(s.exitResult())
 		return false
 	}
@@ -147,7 +147,8 @@ func (s *session) attach(a *attachment, pty *control.PtySpec, gateway string, re
 		s.redraw(pty)
 		s.rec.marker("resume")
 	}
-	a.sendStarted(s.info)
+	in, exact := s.moveInput(a)
+	a.sendStarted(s.info, control.InputCount{In: in, Exact: exact})
 	s.mu.Lock()
 	s.stopGrace()
 	s.att, s.gateway = a, gateway

@@ -75,6 +75,14 @@ type session struct {
 	result exitResult    // written before exited is closed
 
 	in, out atomic.Int64 // bytes channel → app, app → channel
+
+	// The client's input reaches the terminal from one attachment at a
+	// time (input.go), so that a gateway re-attaching can tell from in
+	// what it sent that never arrived.
+	inAtt   atomic.Pointer[attachment] // whose input is written; nil: none
+	inMu    sync.Mutex                 // held while input is written and counted
+	inExact bool                       // in counts every byte written to the terminal; guarded by inMu
+	inFinal bool                       // in is final: input stopped for a handover; guarded by mu
 }
 
 // mode names the kind of session for logs.

@@ -163,7 +163,7 @@ func (m *Manager) start(req control.SpawnRequest, app App, gateway string) (*ses
 	if err != nil {
 		return nil, spawnFailed(req.App, m.Server, err)
 	}
-	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name, argv: argv}
+	s := &session{cmd: cmd, keeper: m.Keeper, exited: make(chan struct{}), unixUser: acct.name, argv: argv, inExact: true}
 	switch {
 	case req.Pty != nil && m.Keeper.Spawns():
 		s.grace, s.viaKeeper = app.Grace, true

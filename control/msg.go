@@ -242,6 +242,19 @@ type SpawnRequest struct {
 type Started struct {
 	ID  string `json:"id"`  // session id assigned by appd
 	PID int    `json:"pid"` // process id of the app on its server
+	InputCount
+}
+
+// InputCount is where a PTY attachment's input starts: In bytes of input
+// had reached the session's terminal when it began. Exact says In counts
+// every byte the terminal got (false after an appd died without handing
+// the session over, or from an appd that does not count). A gateway that
+// re-attaches after losing its link compares In with what it sent on the
+// lost attachment, resends what never arrived, and tells the user what
+// it cannot resend.
+type InputCount struct {
+	In    int64 `json:"in,omitempty"`
+	Exact bool  `json:"in_exact,omitempty"`
 }
 
 // SessionInfo describes one running session.

@@ -253,7 +253,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		}
 	}()
 	in := ss.input()
-	in.set(r.Ch)
+	in.attach(r.Ch, r.Started.InputCount)
 	br, ex, drained := s.bridgeOnce(ctx, ss, r, info, act)
 	for ex == nil && ctx.Err() == nil && !br.takenOver {
 		// The link to appd dropped without an exit: ride through it.
@@ -265,7 +265,8 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 		}
 		r = nr
 		ss.attach(r.Ch)
-		in.set(r.Ch)
+		gap, err := in.attach(r.Ch, r.Started.InputCount)
+		ss.tellInputGap(gap, r.Place.Server, err)
 		br, ex, drained = s.bridgeOnce(ctx, ss, r, info, act)
 	}
 	ss.detach()
