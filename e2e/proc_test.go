@@ -463,6 +463,21 @@ func TestFaultBrokerKill9AndRestart(t *testing.T) {
 	r.WaitFor("got:after-restart")
 }
 
+// A login made while a lone broker restarts waits for it and lands,
+// instead of failing with "broker unavailable".
+func TestLoginDuringBrokerRestartWaits(t *testing.T) {
+	c := NewProcCluster(t, []string{"gw1"}, []string{"s1"})
+	client := c.Dial("gw1")
+	c.Signal("broker", syscall.SIGKILL)
+	c.Eventually("gw1 to lose its broker link", func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
+		return strings.Contains(string(b), `msg="control link down" node=gw1 peer=broker`)
+	})
+	r := Open(t, client, "pid", "xterm", 24, 80) // placed once the broker is back
+	c.Start("broker")
+	r.WaitFor("24 80")
+}
+
 func TestFaultHungServerIsAvoided(t *testing.T) {
 	c := NewProcCluster(t, []string{"gw1"}, []string{"s1", "s2"})
 	c.Signal("s1", syscall.SIGSTOP) // a hang: the link stays up, reports stop

@@ -98,6 +98,10 @@ func (b *Brokers) Notify(ctx context.Context, method string, body any) error {
 // none leads it tries again, backing off, until LeaderWait or ctx ends;
 // then it returns ErrNoLeader with the last reason. A broker's own
 // answer (an error of another code included) is returned as it is.
+//
+// A lone broker that is down fails the call at once, unless its link
+// went down less than LeaderWait ago: a restart, which the call waits
+// out until LeaderWait after the link went down.
 func (b *Brokers) Call(ctx context.Context, method string, req, resp any) error {
 	wait := b.LeaderWait
 	if wait <= 0 {
@@ -109,7 +113,8 @@ func (b *Brokers) Call(ctx context.Context, method string, req, resp any) error 
 	var last error
 	for {
 		done, err := b.round(ctx, method, req, resp)
-		if done || len(b.Order) == 1 { // a lone broker leads, or is down: say so at once
+		lone := len(b.Order) == 1
+		if done || lone && !b.restarting(wait) { // a lone broker leads, or is down: say so at once
 			return err
 		}
 		last = err
@@ -117,10 +122,24 @@ func (b *Brokers) Call(ctx context.Context, method string, req, resp any) error 
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if lone {
+				return last
+			}
 			return fmt.Errorf("%w: %v", ErrNoLeader, last)
 		case <-t.C:
 		}
 	}
+}
+
+// restarting reports whether the lone broker's link went down less than
+// wait ago, as it does while the broker restarts.
+func (b *Brokers) restarting(wait time.Duration) bool {
+	l := b.Links[b.Order[0]]
+	if l == nil {
+		return false
+	}
+	lost := l.LostAt()
+	return !lost.IsZero() && time.Since(lost) < wait
 }
 
 // round tries each broker once, leader first. done is false when none

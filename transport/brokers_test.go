@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"switchyard/control"
 	"switchyard/internal/sshtest"
+	"switchyard/internal/testutil"
 )
 
 // brokerSet starts one control server per name; each places only while
@@ -102,5 +104,56 @@ func TestBrokersNoLeader(t *testing.T) {
 	go lone.Run(ctx)
 	if _, err := placeOn(t, lone); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("lone broker down: got %v, want ErrUnavailable at once", err)
+	}
+}
+
+// placingBroker serves placements on addr ("127.0.0.1:0" for any port)
+// with key, to cli; it returns the server and the address it listens on.
+func placingBroker(t *testing.T, addr string, key, cli ssh.Signer) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Signer: key,
+		Authorize: func(k ssh.PublicKey) (string, bool) {
+			return "cli", string(k.Marshal()) == string(cli.PublicKey().Marshal())
+		},
+		Handler: func(ctx context.Context, node string, conn *ssh.ServerConn, chans <-chan ssh.NewChannel) {
+			for nc := range chans {
+				ch, reqs, _ := nc.Accept()
+				go ssh.DiscardRequests(reqs)
+				go control.NewPeer(ch, func(context.Context, string, json.RawMessage) (any, error) {
+					return control.Placement{Server: "s1"}, nil
+				}, nil).Serve(ctx)
+			}
+		}}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return s, ln.Addr().String()
+}
+
+// A lone broker that restarts is waited out: a call made while it is
+// down, shortly after its link dropped, succeeds once it is back (before,
+// it failed at once).
+func TestLoneBrokerRestartIsWaitedOut(t *testing.T) {
+	key, cli := sshtest.NewSigner(t), sshtest.NewSigner(t)
+	first, addr := placingBroker(t, "127.0.0.1:0", key, cli)
+	link := &Link{Identity: Identity{"cli", cli}, Peer: "broker", Addr: func() string { return addr },
+		Key: func(string) (ssh.PublicKey, error) { return key.PublicKey(), nil }}
+	lone := &Brokers{Links: map[string]*Link{"broker": link}, Order: []string{"broker"}, LeaderWait: time.Minute}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	go lone.Run(ctx)
+	if got, err := placeOn(t, lone); err != nil || got != "s1" {
+		t.Fatalf("broker up: placed on %q, %v", got, err)
+	}
+	first.Close() // the broker goes down
+	testutil.Eventually(t, 10*time.Second, "the link to notice", func() bool { return !link.LostAt().IsZero() })
+	placed := make(chan error, 1)
+	go func() { _, err := placeOn(t, lone); placed <- err }()
+	placingBroker(t, addr, key, cli) // back, on the same address
+	if err := testutil.Recv(t, placed, 30*time.Second, "the waiting call"); err != nil {
+		t.Fatalf("the call made during the restart failed: %v", err)
 	}
 }

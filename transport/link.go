@@ -37,6 +37,7 @@ type Link struct {
 	mu      sync.Mutex    // guards the fields below
 	peer    *control.Peer // nil while disconnected
 	down    error         // last dial failure; nil while connecting for the first time or up
+	lostAt  time.Time     // when the link last went down after being up; zero if never
 	changed chan struct{} // closed and replaced on every state change
 }
 
@@ -86,6 +87,17 @@ func (l *Link) Current(ctx context.Context) (*control.Peer, error) {
 	}
 }
 
+// LostAt returns when the link last went down after being up: zero if
+// it never was, or is up now.
+func (l *Link) LostAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.peer != nil {
+		return time.Time{}
+	}
+	return l.lostAt
+}
+
 // Run keeps the link up until ctx ends. Between attempts it waits from
 // 100 ms doubling up to MaxBackoff, each wait drawn at random from the
 // upper half of its step (see backoff), so that links dropped together do
@@ -100,6 +112,9 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		if up {
 			wait.reset()
+			l.mu.Lock()
+			l.lostAt = time.Now()
+			l.mu.Unlock()
 		}
 		d := wait.next()
 		l.logger().Warn("control link down", "peer", l.Peer, "err", err, "retry", d)
