@@ -75,7 +75,12 @@ type Keeper struct {
 	waiting map[uint64]chan keeperMsg
 	exits   map[int]func(status int)
 	early   map[int]int // exits heard before anyone waited for them
+	version int         // the keeper's protocol version (keeperProtocol)
 }
+
+// Version is the protocol version the keeper speaks: 1 for keepers from
+// before versions were sent. Its apps' handover works the same in both.
+func (k *Keeper) Version() int { return k.version }
 
 // ConnectKeeper connects to the keeper listening at path, or starts one
 // there (the program exe, appd's own binary, with KeeperArg, holding apps
@@ -192,6 +197,7 @@ func (k *Keeper) list() ([]HeldApp, error) {
 		}
 		switch p.op {
 		case opListed:
+			k.version = max(p.msg.Version, 1)
 			return held, nil
 		case opAdopted:
 			held = append(held, HeldApp{PID: p.msg.PID, Meta: p.msg.Meta, Files: p.files, Status: p.msg.Status})

@@ -130,6 +130,9 @@ func testKeeper(t *testing.T, hold time.Duration) (*Keeper, string) {
 	if len(held) != 0 {
 		t.Fatalf("a new keeper holds %d sessions", len(held))
 	}
+	if k.Version() != keeperProtocol {
+		t.Fatalf("the keeper speaks version %d, want %d", k.Version(), keeperProtocol)
+	}
 	pid := k.PID()
 	t.Cleanup(func() { k.Close(); syscall.Kill(pid, syscall.SIGKILL) })
 	return k, path

@@ -170,7 +170,7 @@ func (k *keeperd) connect(fd int) bool {
 			return false
 		}
 	}
-	return k.send(opListed, keeperMsg{}, nil) == nil
+	return k.send(opListed, keeperMsg{Version: keeperProtocol}, nil) == nil
 }
 
 // next serves the first appd that waited its turn, if any.

@@ -52,7 +52,15 @@ type keeperMsg struct {
 	Exe    bool            `json:"exe,omitempty"`    // spawn: the last descriptor is the program to run (appd's /proc/self/fd/N)
 	Meta   json.RawMessage `json:"meta,omitempty"`   // spawn, hold, meta, adopted: appd's state of the session, opaque to the keeper
 	Hold   time.Duration   `json:"hold,omitempty"`   // wait
+	// Version is the keeper's protocol version (listed); absent from
+	// the first keepers, which spoke version 1.
+	Version int `json:"version,omitempty"`
 }
+
+// keeperProtocol is the version of this protocol. A keeper outlives the
+// appd that started it, so a new appd may find an older keeper: it must
+// use only what that keeper's version has. Version 2 added Version.
+const keeperProtocol = 2
 
 // spawnSpec is what the keeper needs to start an app: what exec.Cmd and
 // its SysProcAttr say, the descriptors aside.

@@ -60,7 +60,7 @@ func processKeeper(log *slog.Logger, cfg *config.Config, node string) (*appd.Kee
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("keeper connected", "keeper_pid", k.PID(), "held_sessions", len(held), "hold", hold)
+	log.Info("keeper connected", "keeper_pid", k.PID(), "keeper_protocol", k.Version(), "held_sessions", len(held), "hold", hold)
 	return k, held, nil
 }
 
