@@ -44,12 +44,12 @@ func typeLines(r *Run, stop <-chan struct{}) <-chan int {
 	return done
 }
 
-// TestAppdRestartKeepsTypedInput: a user types a line every 3 ms while
-// appd is restarted gracefully five times (SIGTERM, a new appd at once):
-// every line reaches the app once, in order, and the user is told
-// nothing. Lines in flight at each handover are resent by the gateway
-// from the count appd hands over.
-func TestAppdRestartKeepsTypedInput(t *testing.T) {
+// typingSession starts a cluster of one gateway and one app server and
+// a session of the lines app there, typed into until stop is closed
+// (typed then gives the last line's number); it returns once the app has
+// echoed 20 lines.
+func typingSession(t *testing.T) (*ProcCluster, *Run, chan struct{}, <-chan int) {
+	t.Helper()
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
 		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
 		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
@@ -59,6 +59,16 @@ func TestAppdRestartKeepsTypedInput(t *testing.T) {
 	stop := make(chan struct{})
 	typed := typeLines(r, stop)
 	r.WaitFor("got:k=20\r")
+	return c, r, stop, typed
+}
+
+// TestAppdRestartKeepsTypedInput: a user types a line every 3 ms while
+// appd is restarted gracefully five times (SIGTERM, a new appd at once):
+// every line reaches the app once, in order, and the user is told
+// nothing. Lines in flight at each handover are resent by the gateway
+// from the count appd hands over.
+func TestAppdRestartKeepsTypedInput(t *testing.T) {
+	c, r, stop, typed := typingSession(t)
 	for range 5 {
 		rides := rodeThrough(c, "gw1")
 		c.stop("s1", syscall.SIGTERM)
@@ -116,15 +126,7 @@ func around(out, s string) string {
 // typing at that moment is told, in one line, that it may not have
 // arrived; nothing reaches the app twice.
 func TestAppdKill9TellsOfInputInDoubt(t *testing.T) {
-	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
-		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
-		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
-		Extra:         perlLines, ExtraApps: []string{"lines"}})
-	r := Open(t, c.Dial("gw1"), "lines", "xterm", 24, 80)
-	r.WaitFor("ready")
-	stop := make(chan struct{})
-	typed := typeLines(r, stop)
-	r.WaitFor("got:k=20\r")
+	c, r, stop, typed := typingSession(t)
 	c.Signal("s1", syscall.SIGKILL)
 	c.Start("s1")
 	c.Eventually("the session to ride through", func() bool { return rodeThrough(c, "gw1") > 0 })
