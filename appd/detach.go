@@ -177,7 +177,7 @@ func (s *session) end() {
 	a := s.att
 	s.att = nil
 	s.stopGrace()
-	s.endWatchers()
+	s.endWatchers(false)
 	s.mu.Unlock()
 	if a != nil {
 		a.finish(s.exitResult())

@@ -142,7 +142,7 @@ func (s *session) handOver() bool {
 	a := s.att
 	s.att = nil
 	s.stopGrace()
-	s.endWatchers()
+	s.endWatchers(true)
 	s.mu.Unlock()
 	s.outMu.Unlock()
 	err := s.keeper.Hold(s.pid, meta, files)

@@ -36,6 +36,7 @@ type watcher struct {
 	buf     []byte
 	dropped int  // bytes lost since the last that fitted
 	ended   bool // the session has ended: buf is all there will be
+	moved   bool // with ended: the session was handed to the next appd
 	idle    *time.Timer
 
 	wake chan struct{} // signalled (without blocking) when buf grows or the session ends
@@ -71,16 +72,18 @@ func (w *watcher) signal() {
 	}
 }
 
-func (w *watcher) end() {
+// end tells the watcher the session has ended here: moved says it went
+// on in the next appd.
+func (w *watcher) end(moved bool) {
 	w.mu.Lock()
-	w.ended = true
+	w.ended, w.moved = true, moved
 	w.mu.Unlock()
 	w.signal()
 }
 
 // take returns up to max bytes of what is buffered, and whether the
-// session has ended with nothing left to return.
-func (w *watcher) take(max int) (data []byte, ended bool) {
+// session has ended (or moved) with nothing left to return.
+func (w *watcher) take(max int) (data []byte, ended, moved bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.idle != nil {
@@ -88,12 +91,12 @@ func (w *watcher) take(max int) (data []byte, ended bool) {
 	}
 	w.gapNotice()
 	if len(w.buf) == 0 {
-		return nil, w.ended
+		return nil, w.ended, w.moved
 	}
 	n := min(len(w.buf), max)
 	data = slices.Clone(w.buf[:n])
 	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
-	return data, false
+	return data, false, false
 }
 
 // observe hands p to the tail and every watcher. Callers hold s.mu.
@@ -104,11 +107,11 @@ func (s *session) observe(p []byte) {
 	}
 }
 
-// endWatchers tells every watcher the session has ended. Callers hold
-// s.mu.
-func (s *session) endWatchers() {
+// endWatchers tells every watcher the session has ended here (moved: it
+// goes on in the next appd). Callers hold s.mu.
+func (s *session) endWatchers(moved bool) {
 	for _, w := range s.watchers {
-		w.end()
+		w.end(moved)
 	}
 	s.watchers = nil
 }
@@ -162,9 +165,12 @@ func (s *session) notice(line string) {
 // running PTY session of this server.
 func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error) {
 	m.mu.Lock()
-	s := m.sessions[req.ID]
+	s, closed := m.sessions[req.ID], m.closed
 	notify := m.rec.NotifyWatch
 	m.mu.Unlock()
+	if closed {
+		return control.WatchChunk{}, control.NewError(control.CodeUnavailable, "server "+m.Server+" is restarting or stopping")
+	}
 	if s == nil || s.term == nil {
 		return control.WatchChunk{}, control.NewError(control.CodeNoSession, "no such session")
 	}
@@ -189,7 +195,7 @@ func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error)
 	m.mu.Unlock()
 	m.logger().Info("session watched", "id", s.info.ID, "user", s.info.User, "app", s.info.App,
 		safelog.String("by", req.By), "notified", notify)
-	if notify {
+	if notify && !req.Again {
 		s.notice(watchedNotice)
 	}
 	if req.Redraw {
@@ -211,12 +217,12 @@ func (m *Manager) WatchRead(ctx context.Context, req control.WatchRead) (control
 	t := time.NewTimer(max(wait, 0))
 	defer t.Stop()
 	for {
-		data, ended := w.take(control.MaxRecordingChunk)
+		data, ended, moved := w.take(control.MaxRecordingChunk)
 		if len(data) > 0 || ended {
 			if ended {
 				m.dropWatcher(w)
 			}
-			return control.WatchChunk{Watcher: w.id, Data: data, Ended: ended}, nil
+			return control.WatchChunk{Watcher: w.id, Data: data, Ended: ended, Moved: moved}, nil
 		}
 		select {
 		case <-w.wake:

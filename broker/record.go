@@ -169,20 +169,22 @@ func (b *Broker) serveWatch(w http.ResponseWriter, r *http.Request, a AdminAcces
 	}
 	log := b.logger().With(safelog.String("session", id), "server", server, safelog.String("by", who))
 	log.Info("session watch started", safelog.String("user", s.User), safelog.String("app", s.App))
-	defer b.stopWatch(server, id, start.Watcher)
+	watcher := start.Watcher
+	defer func() { b.stopWatch(server, id, watcher) }()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Trailer", TrailerEnd)
-	end := b.relayWatch(ctx, w, server, id, start)
+	end := b.relayWatch(ctx, w, server, id, who, start, &watcher)
 	w.Header().Set(TrailerEnd, end)
 	log.Info("session watch ended", "end", end)
 	b.Audit.Emit("admin.watch.end", id, s.User, "by", who, "server", server, "end", end)
 }
 
 // relayWatch writes the watcher's chunks to w as they come and returns
-// how the stream ended.
-func (b *Broker) relayWatch(ctx context.Context, w http.ResponseWriter, server, id string, chunk control.WatchChunk) string {
+// how the stream ended. When the session's appd restarts (the watch is
+// ended as moved, or the link to appd fails) it watches the session
+// again in the next appd (rewatch); *watcher follows.
+func (b *Broker) relayWatch(ctx context.Context, w http.ResponseWriter, server, id, who string, chunk control.WatchChunk, watcher *string) string {
 	flusher, _ := w.(http.Flusher)
-	watcher := chunk.Watcher
 	for {
 		if len(chunk.Data) > 0 {
 			if _, err := w.Write(chunk.Data); err != nil {
@@ -192,20 +194,61 @@ func (b *Broker) relayWatch(ctx context.Context, w http.ResponseWriter, server, 
 		if flusher != nil {
 			flusher.Flush()
 		}
-		if chunk.Ended {
+		var err error
+		if chunk.Ended && !chunk.Moved {
 			return "ended"
 		}
-		chunk = control.WatchChunk{}
-		cctx, cancel := context.WithTimeout(ctx, watchPoll+appdCallTimeout)
-		err := b.appd(cctx, server, control.MethodWatchRead,
-			control.WatchRead{ID: id, Watcher: watcher, Wait: int64(watchPoll)}, &chunk)
-		cancel()
+		if !chunk.Moved {
+			chunk = control.WatchChunk{}
+			cctx, cancel := context.WithTimeout(ctx, watchPoll+appdCallTimeout)
+			err = b.appd(cctx, server, control.MethodWatchRead,
+				control.WatchRead{ID: id, Watcher: *watcher, Wait: int64(watchPoll)}, &chunk)
+			cancel()
+		}
 		if ctx.Err() != nil {
 			return "error: admin gone"
 		}
-		if err != nil {
+		var re *control.RemoteError
+		switch {
+		case chunk.Moved, err != nil && !errors.As(err, &re):
+			if chunk, err = b.rewatch(ctx, server, id, who); err != nil {
+				return "error: " + safelog.Text(err.Error(), maxReason)
+			}
+			*watcher = chunk.Watcher
+		case err != nil:
 			return "error: " + safelog.Text(err.Error(), maxReason)
 		}
+	}
+}
+
+// rewatchFor bounds how long a watch waits for a restarted appd: the
+// keeper holds a session for the next appd at least this long.
+const rewatchFor = 30 * time.Second
+
+// rewatch watches session id again on server after its appd restarted,
+// retrying while the new appd comes up, without telling the user again.
+// An appd answering that the session is gone ends the watch.
+func (b *Broker) rewatch(ctx context.Context, server, id, who string) (control.WatchChunk, error) {
+	ctx, cancel := context.WithTimeout(ctx, rewatchFor)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		var chunk control.WatchChunk
+		cctx, ccancel := context.WithTimeout(ctx, appdCallTimeout)
+		err := b.appd(cctx, server, control.MethodWatchStart, control.WatchStart{ID: id, By: who, Again: true}, &chunk)
+		ccancel()
+		var re *control.RemoteError
+		if err == nil || errors.As(err, &re) && re.Code != control.CodeUnavailable { // the old appd, stopping
+			return chunk, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return chunk, fmt.Errorf("server %s did not come back: %w", server, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 

@@ -120,7 +120,8 @@ const (
 	// the leader (transport.Brokers).
 	CodeNotLeader = "not_leader"
 	// CodeUnavailable: the broker cannot place now (it cannot keep its
-	// state); the user sees "broker unavailable".
+	// state); the user sees "broker unavailable". From appd: it is
+	// handing its sessions over or stopping (a watch tries again).
 	CodeUnavailable = "unavailable"
 )
 

@@ -53,6 +53,9 @@ type WatchStart struct {
 	// a resume), so that a full-screen app shows whole at once; the user
 	// sees the redraw too.
 	Redraw bool `json:"redraw,omitempty"`
+	// Again goes on with a watch that an appd restart ended (WatchChunk
+	// Moved): the user, told once already, is not told again.
+	Again bool `json:"again,omitempty"`
 }
 
 // WatchRead is the body of MethodWatchRead and MethodWatchStop.
@@ -65,9 +68,12 @@ type WatchRead struct {
 }
 
 // WatchChunk is output of a watched session. Ended is set once the
-// session has ended and everything before has been returned.
+// session has ended and everything before has been returned; with Moved,
+// the session was handed to the next appd instead, where it can be
+// watched again (WatchStart.Again).
 type WatchChunk struct {
 	Watcher string `json:"watcher,omitempty"`
 	Data    []byte `json:"data,omitempty"`
 	Ended   bool   `json:"ended,omitempty"`
+	Moved   bool   `json:"moved,omitempty"`
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -8,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/daemon"
+	"switchyard/internal/testutil"
 )
 
 // perlLines echoes each line it reads as "got:LINE", with the terminal's
@@ -146,5 +150,53 @@ func TestAppdKill9TellsOfInputInDoubt(t *testing.T) {
 	}
 	if want := "switchyard: server s1 restarted; what you typed just before may not have arrived\r\n"; errOut != want {
 		t.Fatalf("the user was told %q, want %q", errOut, want)
+	}
+}
+
+// TestWatchGoesOnAcrossAppdRestart: an administrator's `broker watch`
+// goes on through a graceful appd restart and a kill -9: what the user
+// types after each is shown, and the user is told of the watch once.
+func TestWatchGoesOnAcrossAppdRestart(t *testing.T) {
+	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
+		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
+		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
+		Extra:         perlLines, ExtraApps: []string{"lines"}})
+	r := Open(t, c.Dial("gw1"), "lines", "xterm", 24, 80)
+	r.WaitFor("ready")
+	var id string
+	c.Eventually("the session in the broker's status", func() bool {
+		st, err := c.status()
+		for _, s := range st.Sessions {
+			id = s.ID
+		}
+		return err == nil && id != ""
+	})
+	var seen, said testutil.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() {
+		watched <- daemon.Broker(ctx, []string{"watch", "-config", c.Config, id}, daemon.Env{Stdin: strings.NewReader(""), Stdout: &seen, Stderr: &said})
+	}()
+	defer func() { cancel(); <-watched }()
+	r.WaitFor("an administrator is watching")
+	for i, sig := range []syscall.Signal{0, syscall.SIGTERM, syscall.SIGKILL} {
+		if sig != 0 {
+			rides := rodeThrough(c, "gw1")
+			c.stop("s1", sig)
+			c.Start("s1")
+			c.Eventually("the session to ride through", func() bool { return rodeThrough(c, "gw1") > rides })
+		}
+		line := fmt.Sprintf("got:k=%d\r", i+1)
+		fmt.Fprintf(r.Stdin, "k=%d\r", i+1)
+		r.WaitFor(line)
+		c.Eventually("the watcher to see "+line, func() bool { return strings.Contains(seen.String(), line) })
+	}
+	if out, _ := r.Output(); strings.Count(out, "an administrator is watching") != 1 {
+		t.Errorf("the user was told of the watch %d times, want once", strings.Count(out, "an administrator is watching"))
+	}
+	select {
+	case err := <-watched:
+		t.Fatalf("the watch ended: %v; it said %q", err, said.String())
+	default:
 	}
 }
