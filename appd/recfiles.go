@@ -85,11 +85,12 @@ func (m *Manager) ReadRecording(req control.RecordingRead) (control.RecordingChu
 	if err != nil && !errors.Is(err, io.EOF) {
 		return control.RecordingChunk{}, fmt.Errorf("recording %s: %w", req.ID, err)
 	}
+	id := filepath.Base(f.Name())[:idLen]
 	m.mu.Lock()
-	s := m.sessions[filepath.Base(f.Name())[:idLen]]
+	s := m.sessions[id]
 	m.mu.Unlock()
 	live := s != nil && s.rec != nil
-	return control.RecordingChunk{Data: buf[:n], EOF: req.Offset+int64(n) >= fi.Size() && !live, Live: live}, nil
+	return control.RecordingChunk{Data: buf[:n], EOF: req.Offset+int64(n) >= fi.Size() && !live, Live: live, ID: id}, nil
 }
 
 // openRecording opens session id's recording (id may be a prefix of

@@ -45,6 +45,9 @@ func (b *Broker) serveRecording(w http.ResponseWriter, r *http.Request, a AdminA
 	}
 	ctx := r.Context()
 	server, first, err := b.findRecording(ctx, id)
+	if first.ID != "" && first.ID != id { // a prefix of an ended session's id
+		id = first.ID
+	}
 	b.auditAdmin(r, a, "replay", id, user, "server", server, "outcome", errText(err))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)

@@ -43,6 +43,9 @@ type RecordingChunk struct {
 	Data []byte `json:"data"`
 	EOF  bool   `json:"eof,omitempty"`
 	Live bool   `json:"live,omitempty"`
+	// ID is the whole id of the session recorded (the request may name
+	// a prefix of it).
+	ID string `json:"id,omitempty"`
 }
 
 // WatchStart is the body of MethodWatchStart.

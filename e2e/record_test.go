@@ -132,9 +132,19 @@ func TestRecordingReplaysToTheLiveScreen(t *testing.T) {
 	for name := range players {
 		x.WaitScreen(name, name+" to replay the live screen", func(s string) bool { return s == live })
 	}
-	// Every replay is in the broker's audit trail with who asked.
+	// Every replay is in the broker's audit trail with who asked, under
+	// the session's whole id also when a prefix of it was given.
 	if ev := findEvent(c.auditEvents("-session", id), "admin.replay", "broker"); ev == nil || ev.Fields["by"] == "" {
 		t.Fatalf("no admin.replay event with the caller for %s: %+v", id, ev)
+	}
+	replays := 0
+	for _, ev := range c.auditEvents("-session", id) {
+		if ev.Event == "admin.replay" {
+			replays++
+		}
+	}
+	if replays != 3 {
+		t.Fatalf("%d admin.replay events under session %s, want 3 (-cast, -end by a prefix, -speed)", replays, id)
 	}
 }
 
