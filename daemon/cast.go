@@ -19,6 +19,10 @@ const maxCastLine = 4 << 20
 type castPlayer struct {
 	Speed float64 // 1 is real time; <= 0 counts as 1
 	ToEnd bool    // no waiting: print everything at once
+	// Idle caps a pause between two events, in recorded seconds (a
+	// detach of ten minutes plays as Idle), as asciinema play -i does;
+	// no cap if <= 0.
+	Idle float64
 	// Sleep waits d or until ctx ends; a timer if nil. Tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -47,6 +51,7 @@ func (p castPlayer) Play(ctx context.Context, r io.Reader, w io.Writer) (castHea
 		speed = 1
 	}
 	start := time.Now()
+	var last, cut float64 // the previous event's time; the pauses' time cut by Idle
 	for n := 2; ; n++ {
 		line, err := readCastLine(br)
 		if errors.Is(err, io.EOF) {
@@ -59,11 +64,15 @@ func (p castPlayer) Play(ctx context.Context, r io.Reader, w io.Writer) (castHea
 		if err != nil {
 			return hdr, fmt.Errorf("asciicast line %d: %w", n, err)
 		}
+		if p.Idle > 0 && at-last > p.Idle {
+			cut += at - last - p.Idle
+		}
+		last = max(last, at)
 		if code != "o" {
 			continue
 		}
 		if !p.ToEnd {
-			due := start.Add(time.Duration(at / speed * float64(time.Second)))
+			due := start.Add(time.Duration((at - cut) / speed * float64(time.Second)))
 			if err := p.sleep(ctx, time.Until(due)); err != nil {
 				return hdr, err
 			}

@@ -43,6 +43,28 @@ func TestCastPlayerHonoursTimestampsAndSpeed(t *testing.T) {
 	}
 }
 
+// -idle cuts every pause between two events (of any kind) to its
+// length: a long detach plays as a short one.
+func TestCastPlayerCutsIdlePauses(t *testing.T) {
+	var waits []time.Duration
+	p := castPlayer{Idle: 0.25, Sleep: func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}
+	cast := testCast + `[603.0, "o", "back after ten minutes"]` + "\n"
+	if _, err := p.Play(context.Background(), strings.NewReader(cast), &bytes.Buffer{}); err != nil || len(waits) != 3 {
+		t.Fatalf("play: %v, %d waits", err, len(waits))
+	}
+	// Pauses of 0.5 s before the first event and after it three times,
+	// then of 1 s and of 600 s: each cut to 0.25 s.
+	for i, at := range []float64{0.25, 1.25, 1.5} {
+		want := time.Duration(at * float64(time.Second))
+		if waits[i] < want-100*time.Millisecond || waits[i] > want {
+			t.Errorf("event %d due after %v, want about %v", i, waits[i], want)
+		}
+	}
+}
+
 func TestCastPlayerToEndDoesNotWait(t *testing.T) {
 	p := castPlayer{ToEnd: true, Sleep: func(context.Context, time.Duration) error {
 		t.Fatal("-end waited")

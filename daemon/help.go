@@ -16,13 +16,13 @@ var synopses = map[string]string{
 broker check [-node NAME] -config FILE      validate the file (and, with -node, this host for that node): every problem as file:line:col
 broker status [-json] [-node NAME] -config FILE   the cluster as the brokers see it
 broker drain|undrain [-node NAME] -config FILE SERVER   stop or resume new sessions on SERVER
-broker replay [-speed N] [-end] [-cast] -config FILE SESSION   play a session's recording
+broker replay [-speed N] [-idle S] [-end] [-cast] -config FILE SESSION   play a session's recording
 broker watch [-redraw] -config FILE SESSION   watch a running session read-only (q or Ctrl-C stops)
 broker reload [-node NAME] -config FILE     SIGHUP the running broker and wait: exit 1 if it refused the file`,
 	"broker reload":  "broker reload [-node NAME] [-pid PID] -config FILE",
 	"slave reload":   "slave reload -node NAME [-pid PID] -config FILE",
 	"appd reload":    "appd reload -node NAME [-pid PID] -config FILE",
-	"broker replay":  "broker replay [-speed N] [-end] [-cast] [-node NAME] -config FILE SESSION",
+	"broker replay":  "broker replay [-speed N] [-idle SECONDS] [-end] [-cast] [-node NAME] -config FILE SESSION",
 	"broker watch":   "broker watch [-redraw] [-node NAME] -config FILE SESSION",
 	"broker status":  "broker status [-json] [-node NAME] -config FILE   (exit 3: the cluster is degraded)",
 	"broker drain":   "broker drain [-node NAME] -config FILE SERVER",

@@ -17,7 +17,7 @@ import (
 	"switchyard/safelog"
 )
 
-// brokerReplay runs `broker replay [-speed N] [-end] [-cast] -config FILE
+// brokerReplay runs `broker replay [-speed N] [-idle S] [-end] [-cast] -config FILE
 // SESSION`: it fetches the session's recording through the broker from
 // whichever appd holds it and plays it on standard output, through
 // termFilter (-cast writes the file itself, unfiltered).
@@ -28,12 +28,13 @@ func brokerReplay(ctx context.Context, args []string, env Env) error {
 	node := fs.String("node", "", "ask this broker (default: each in turn until one has it)")
 	speed := fs.Float64("speed", 1, "play `N` times faster than real time")
 	toEnd := fs.Bool("end", false, "print the whole recording at once, without waiting")
+	idle := fs.Float64("idle", 0, "cut every pause longer than `SECONDS` to that (as asciinema play -i); 0: no cut")
 	raw := fs.Bool("cast", false, "write the asciicast v2 file itself instead of playing it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *speed <= 0 {
-		return fmt.Errorf("%w: broker replay [-speed N] [-end] [-cast] -config FILE SESSION (N > 0)", ErrUsage)
+	if fs.NArg() != 1 || *speed <= 0 || *idle < 0 {
+		return fmt.Errorf("%w: broker replay [-speed N] [-idle SECONDS] [-end] [-cast] -config FILE SESSION (N > 0, SECONDS >= 0)", ErrUsage)
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -50,7 +51,7 @@ func brokerReplay(ctx context.Context, args []string, env Env) error {
 		}
 		return body.ended()
 	}
-	p := castPlayer{Speed: *speed, ToEnd: *toEnd}
+	p := castPlayer{Speed: *speed, ToEnd: *toEnd, Idle: *idle}
 	if _, err := p.Play(ctx, body, newTermFilter(env.stdout())); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
