@@ -125,13 +125,15 @@ func (s *session) input() io.Writer {
 	return recordingInput{s}
 }
 
-// recordingInput writes to the terminal and records what was written.
+// recordingInput records what the user types, then writes it to the
+// terminal: recorded first, an input event comes before the echo it
+// causes. (A write cut short at a handover records bytes the gateway
+// then sends again: they appear twice in the recording.)
 type recordingInput struct{ s *session }
 
 func (r recordingInput) Write(p []byte) (int, error) {
-	n, err := r.s.term.master.Write(p)
-	r.s.rec.inputs(p[:n])
-	return n, err
+	r.s.rec.inputs(p)
+	return r.s.term.master.Write(p)
 }
 
 // resize sizes the terminal and records the new size.
