@@ -3,9 +3,10 @@ package appd
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // A session's CPU use is that of every process in it, not only its
@@ -88,9 +89,10 @@ func sessionTicks(root string, want map[int]bool) map[int]uint64 {
 		}
 	}
 	slices.Sort(pids)
-	buf := make([]byte, 1024)
+	buf, path := make([]byte, 1024), make([]byte, 0, len(root)+32)
 	for _, pid := range pids {
-		st, ok := readPIDStat(filepath.Join(root, strconv.Itoa(pid), "stat"), buf)
+		path = append(strconv.AppendInt(append(append(path[:0], root...), '/'), int64(pid), 10), "/stat"...)
+		st, ok := readPIDStat(string(path), buf)
 		if ok && want[st.Session] {
 			out[st.Session] += st.Ticks
 		}
@@ -100,12 +102,12 @@ func sessionTicks(root string, want map[int]bool) map[int]uint64 {
 
 // readPIDStat reads and parses one /proc/PID/stat into buf.
 func readPIDStat(path string, buf []byte) (PIDStat, bool) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return PIDStat{}, false
 	}
-	n, err := f.Read(buf)
-	f.Close()
+	n, err := unix.Read(fd, buf)
+	unix.Close(fd)
 	if err != nil || n <= 0 {
 		return PIDStat{}, false
 	}

@@ -242,3 +242,12 @@ func TestLoadProbeBusyApp(t *testing.T) {
 		t.Errorf("learned %.3f CPU for one spinning process", est)
 	}
 }
+
+// BenchmarkSessionTicks scans this machine's /proc for one session's
+// processes, as each learning interval does.
+func BenchmarkSessionTicks(b *testing.B) {
+	want := map[int]bool{os.Getpid(): true}
+	for b.Loop() {
+		sessionTicks("/proc", want)
+	}
+}
