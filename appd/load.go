@@ -26,10 +26,21 @@ const clockTicks = 100
 // estimate (an exponentially weighted moving average).
 const appSmoothing = 0.3
 
+// minSample is the shortest interval the CPU in use is measured over.
+// Reports to several brokers come within microseconds of each other: each
+// but the first carries the CPU measured for the first, since a delta of
+// a few jiffies says little.
+const minSample = 100 * time.Millisecond
+
+// minLearn is the shortest interval an app's estimate learns from. Clock
+// ticks are 10 ms: over a second, one tick more or less moves a session's
+// rate by 0.01 CPU; over a millisecond, by 10 CPUs.
+const minLearn = time.Second
+
 // Load is what a LoadProbe measured for one report.
 type Load struct {
 	Avg    float64            // 1-minute load average per CPU, UnknownLoad if unreadable
-	CPU    float64            // CPU in use per CPU since the last measure (from /proc/stat), UnknownLoad if unreadable
+	CPU    float64            // CPU in use per CPU over the last interval measured (from /proc/stat), UnknownLoad if unreadable
 	CPUs   int                // CPUs counted
 	AppCPU map[string]float64 // CPUs a running session of each app uses, learned
 	// MemAvail is MemAvailable from meminfo in bytes: what the kernel
@@ -38,21 +49,24 @@ type Load struct {
 }
 
 // LoadProbe measures the server's memory available (/proc/meminfo) and
-// its CPU use from the deltas of /proc/stat
-// between two calls of Measure, and learns per app the CPUs a session
-// uses from the CPU times (utime+stime in /proc/PID/stat) of each
-// session's process group leader over the same interval, smoothed over
-// intervals. Set estimates (from the config) replace what is learned. It
-// is not safe for concurrent use.
+// its CPU use from the deltas of /proc/stat between two calls of Measure
+// at least minSample apart, and learns per app the CPUs a session uses
+// from the CPU times of all of each session's processes (see
+// loadsession.go) over intervals of at least minLearn, each session's
+// rate bounded by the CPUs there are, averaged over the app's sessions
+// and smoothed over intervals. Set estimates (from the config) replace
+// what is learned. It is not safe for concurrent use.
 type LoadProbe struct {
 	Root string                    // where proc is mounted, "/proc" if empty
 	CPUs int                       // runtime.NumCPU() if zero
 	Set  func() map[string]float64 // apps whose estimate the config sets; may be nil
 
 	prevTotal, prevIdle uint64
-	have                bool
+	have                bool      // prevTotal and prevIdle were read
+	statAt              time.Time // when they were
+	cpu                 float64   // the CPU in use last measured
 	prevAt              time.Time
-	prevProc            map[int]uint64 // pid → utime+stime ticks at prevAt
+	prevProc            map[int]uint64 // session id → its processes' CPU ticks at prevAt
 	est                 map[string]float64
 }
 
@@ -72,54 +86,69 @@ func (p *LoadProbe) cpus() int {
 
 // Measure reads the server's load at now and the CPU times of sessions.
 // The first call, with nothing to take a delta from, reports the load
-// average as the CPU in use.
+// average as the CPU in use; a call less than minSample after the last
+// measure reports the CPU in use measured then.
 func (p *LoadProbe) Measure(now time.Time, sessions []control.SessionInfo) Load {
 	cpus := p.cpus()
 	l := Load{CPUs: cpus}
 	b, err := os.ReadFile(filepath.Join(p.root(), "loadavg"))
 	l.Avg = ParseLoadavg(b, err, cpus)
-	l.CPU = l.Avg
-	b, err = os.ReadFile(filepath.Join(p.root(), "stat"))
-	total, idle, ok := ParseProcStat(b)
-	switch {
-	case err != nil || !ok:
-		l.CPU, p.have = UnknownLoad, false
-	case p.have && total > p.prevTotal:
-		l.CPU = CPUInUse(p.prevTotal, p.prevIdle, total, idle)
-		fallthrough
-	default:
-		p.prevTotal, p.prevIdle, p.have = total, idle, true
+	if !p.have || now.Sub(p.statAt) >= minSample {
+		p.measureCPU(now, l.Avg)
 	}
+	l.CPU = p.cpu
 	b, err = os.ReadFile(filepath.Join(p.root(), "meminfo"))
 	if err == nil {
 		l.MemAvail = ParseMemAvailable(b)
 	}
-	p.learn(now, sessions)
+	if p.prevAt.IsZero() || now.Sub(p.prevAt) >= minLearn {
+		p.learn(now, sessions, cpus)
+	}
 	l.AppCPU = p.estimates()
 	return l
 }
 
-// learn takes one interval's CPU use of each session's leader into the
-// estimate of its app.
-func (p *LoadProbe) learn(now time.Time, sessions []control.SessionInfo) {
+// measureCPU takes the CPU in use at now from the delta of /proc/stat
+// since the last reading; avg, the load average per CPU, stands for it
+// when there is no earlier reading.
+func (p *LoadProbe) measureCPU(now time.Time, avg float64) {
+	b, err := os.ReadFile(filepath.Join(p.root(), "stat"))
+	total, idle, ok := ParseProcStat(b)
+	switch {
+	case err != nil || !ok:
+		p.cpu, p.have = UnknownLoad, false
+		return
+	case !p.have:
+		p.cpu = avg
+	case total > p.prevTotal:
+		p.cpu = CPUInUse(p.prevTotal, p.prevIdle, total, idle)
+	}
+	p.prevTotal, p.prevIdle, p.have, p.statAt = total, idle, true, now
+}
+
+// learn takes one interval's CPU use of each session into the estimate
+// of its app: the session's rate in CPUs, at most cpus.
+func (p *LoadProbe) learn(now time.Time, sessions []control.SessionInfo, cpus int) {
 	dt := now.Sub(p.prevAt).Seconds()
-	sum, n := map[string]float64{}, map[string]int{}
-	procs := make(map[int]uint64, len(sessions))
+	want := make(map[int]bool, len(sessions))
 	for _, s := range sessions {
-		if s.PID <= 0 {
-			continue
+		if s.PID > 0 {
+			want[s.PID] = true
 		}
-		b, err := os.ReadFile(filepath.Join(p.root(), strconv.Itoa(s.PID), "stat"))
-		if err != nil {
-			continue
-		}
-		ticks, ok := ParsePIDStat(b)
+	}
+	ticks := sessionTicks(p.root(), want)
+	sum, n := map[string]float64{}, map[string]int{}
+	for _, s := range sessions {
+		t, ok := ticks[s.PID]
 		if !ok {
 			continue
 		}
-		procs[s.PID] = ticks
-		if prev, seen := p.prevProc[s.PID]; seen && ticks >= prev && dt > 0 {
-			sum[s.App] += float64(ticks-prev) / clockTicks / dt
+		if prev, seen := p.prevProc[s.PID]; seen && dt > 0 {
+			used := 0.0
+			if t > prev {
+				used = float64(t-prev) / clockTicks
+			}
+			sum[s.App] += min(used/dt, float64(cpus))
 			n[s.App]++
 		}
 	}
@@ -133,7 +162,7 @@ func (p *LoadProbe) learn(now time.Time, sessions []control.SessionInfo) {
 		}
 		p.est[app] = v
 	}
-	p.prevProc, p.prevAt = procs, now
+	p.prevProc, p.prevAt = ticks, now
 }
 
 // estimates is a copy of the learned estimates, with those the config
@@ -185,28 +214,6 @@ func ParseProcStat(b []byte) (total, idle uint64, ok bool) {
 		}
 	}
 	return total, idle, true
-}
-
-// ParsePIDStat reads utime+stime, in clock ticks, from /proc/PID/stat.
-// The command name, in parentheses, may hold spaces and parentheses:
-// fields are counted from the last ')'.
-func ParsePIDStat(b []byte) (uint64, bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// After the name: state(3) ppid pgrp session tty_nr tpgid flags
-	// minflt cminflt majflt cmajflt utime(14) stime(15).
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return u + s, true
 }
 
 // ParseLoadavg turns /proc/loadavg's content (read with err) into the

@@ -38,11 +38,19 @@ func appendInt(b []byte, i int) []byte {
 	return append(b, byte('0'+i%10))
 }
 
-// pidStat is a /proc/PID/stat line with utime and stime, and a command
-// name with a space and a parenthesis in it.
+// pidStat is the /proc/PID/stat line of a session's leader (its own
+// session) with utime and stime, and a command name with a space and a
+// parenthesis in it.
 func pidStat(pid int, utime, stime int) string {
-	return itoa(pid) + " (my) app) S 1 " + itoa(pid) + " " + itoa(pid) + " 0 -1 4194560 100 0 0 0 " +
-		itoa(utime) + " " + itoa(stime) + " 0 0 20 0 1 0 12345 1000000 200 18446744073709551615\n"
+	return memberStat(pid, pid, utime, stime, 0, 0)
+}
+
+// memberStat is the /proc/PID/stat line of a process of session sid with
+// utime, stime, cutime and cstime.
+func memberStat(pid, sid int, utime, stime, cutime, cstime int) string {
+	return itoa(pid) + " (my) app) S 1 " + itoa(sid) + " " + itoa(sid) + " 0 -1 4194560 100 0 0 0 " +
+		itoa(utime) + " " + itoa(stime) + " " + itoa(cutime) + " " + itoa(cstime) +
+		" 20 0 1 0 12345 1000000 200 18446744073709551615\n"
 }
 
 func TestLoadProbe(t *testing.T) {
@@ -107,10 +115,11 @@ func TestParseProc(t *testing.T) {
 			t.Errorf("ParseProcStat(%q) = %d, %d, %v", tt.in, total, idle, ok)
 		}
 	}
-	if v, ok := ParsePIDStat([]byte(pidStat(7, 12, 30))); v != 42 || !ok {
-		t.Errorf("ParsePIDStat = %d, %v", v, ok)
+	if v, ok := ParsePIDStat([]byte(memberStat(7, 3, 12, 30, 5, 1))); v != (PIDStat{Session: 3, Ticks: 48}) || !ok {
+		t.Errorf("ParsePIDStat = %+v, %v", v, ok)
 	}
-	for _, in := range []string{"", "7 (x", "7 (x) S 1 2"} {
+	for _, in := range []string{"", "7 (x", "7 (x) S 1 2", "7 (x) S 1 2 3 0 -1 0 0 0 0 0 1 2 3",
+		"7 (x) S 1 2 x 0 -1 0 0 0 0 0 1 2 3 4", "7 (x) S 1 2 3 0 -1 0 0 0 0 0 1 2 -3 4"} {
 		if _, ok := ParsePIDStat([]byte(in)); ok {
 			t.Errorf("ParsePIDStat(%q) ok", in)
 		}

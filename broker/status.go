@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -152,13 +153,13 @@ func WriteStatus(w io.Writer, st Status) error {
 	writeProblems(tw, st)
 	fmt.Fprintln(tw, "GATEWAY\tCONNECTED\tREDIRECT\tREACH\tSESSIONS\tCAPACITY\tREPORT AGE\tCONFIG")
 	for _, g := range st.Gateways {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
-			cells(g.Reach), g.Sessions, g.Capacity, age(g.ReportAge), configCell(st.ConfigHash, g.ConfigHash, g.RestartNeeded))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", cell(g.Name), yesNo(g.Connected), cell(g.Redirect),
+			cells(g.Reach), g.Sessions, limitText(g.Capacity), age(g.ReportAge), configCell(st.ConfigHash, g.ConfigHash, g.RestartNeeded))
 	}
 	fmt.Fprintln(tw, "\nSERVER\tADDRESS\tHEALTH\tDRAINING\tLOAD\tSESSIONS\tREPORT AGE\tCONFIG")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%d\t%s\t%s\n", cell(s.Name), cell(s.Addr), serverHealth(s), drainText(s),
-			s.Load, s.Sessions, s.Max, age(s.ReportAge), configCell(st.ConfigHash, s.ConfigHash, s.RestartNeeded))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d/%s\t%s\t%s\n", cell(s.Name), cell(s.Addr), serverHealth(s), drainText(s),
+			s.Load, s.Sessions, limitText(s.Max), age(s.ReportAge), configCell(st.ConfigHash, s.ConfigHash, s.RestartNeeded))
 	}
 	fmt.Fprintln(tw, "\nSESSION\tUSER\tAPP\tSERVER\tGATEWAY\tPID\tSTARTED\tSTATE\tCLIENT\tROUTE")
 	for _, s := range st.Sessions {
@@ -236,6 +237,16 @@ func drainText(s ServerStatus) string {
 		return "yes (" + safelog.Text(cmp.Or(s.DrainedBy, "unknown"), safelog.Max) + ")"
 	}
 	return "yes (" + safelog.Text(s.DrainedBy, safelog.Max) + ", " + s.DrainedAt.Local().Format(time.DateTime) + ")"
+}
+
+// limitText is a session limit for a table cell: the number, or
+// "unlimited" for 0 (a server's max_sessions or a gateway's capacity
+// switched off), as the placement reasons say it.
+func limitText(n int) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
 }
 
 func yesNo(b bool) string {

@@ -3,7 +3,9 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +55,58 @@ func TestWriteStatusEscapesEveryField(t *testing.T) {
 	if !strings.Contains(text, `\x1b]0;pwned\x07\x1b[2J`) {
 		t.Fatalf("the escaped name is not shown:\n%.300s", text)
 	}
+}
+
+// TestWriteStatusUnlimited: a server without a session limit shows its
+// sessions over "unlimited", a gateway without a capacity "unlimited";
+// JSON keeps 0 for both.
+func TestWriteStatusUnlimited(t *testing.T) {
+	st := Status{
+		Gateways: []GatewayStatus{{Name: "gw0", Sessions: 4}, {Name: "gw1", Sessions: 4, Capacity: 1000}},
+		Servers:  []ServerStatus{{Name: "s0", Sessions: 3}, {Name: "s1", Sessions: 2, Max: 10}},
+	}
+	var out bytes.Buffer
+	if err := WriteStatus(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"gw0": {"4", "unlimited"}, "gw1": {"4", "1000"}, "s0": {"3/unlimited"}, "s1": {"2/10"}}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || want[f[0]] == nil {
+			continue
+		}
+		if !containsRun(f, want[f[0]]) {
+			t.Errorf("%s: line %q, want %q in it", f[0], line, want[f[0]])
+		}
+		delete(want, f[0])
+	}
+	if len(want) > 0 {
+		t.Errorf("no lines for %v in:\n%s", want, out.String())
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Gateways, Servers []map[string]any }
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := v.Servers[0]["max_sessions"]; m != 0.0 || !ok {
+		t.Errorf("JSON max_sessions of s0: %v, want 0", m)
+	}
+	if c, ok := v.Gateways[0]["capacity"]; c != 0.0 || !ok {
+		t.Errorf("JSON capacity of gw0: %v, want 0", c)
+	}
+}
+
+// containsRun reports whether want appears in f as consecutive fields.
+func containsRun(f, want []string) bool {
+	for i := 0; i+len(want) <= len(f); i++ {
+		if slices.Equal(f[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestPlaceCapsAndEscapesAnUnknownApp(t *testing.T) {
