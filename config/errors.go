@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,6 +131,13 @@ func (c *Config) ProblemAt(msg string, key ...string) Problem {
 		msg = k.String() + ": " + msg
 	}
 	return Problem{File: c.Path, Line: line, Col: col, Msg: msg}
+}
+
+// Sorted returns probs in file order, as Error lists them.
+func Sorted(probs []Problem) []Problem {
+	probs = slices.Clone(probs)
+	sortProblems(probs)
+	return probs
 }
 
 // Problems wraps probs, sorted by position, in an *Error; nil if there

@@ -40,11 +40,37 @@ func Load(path string) (*Config, error) {
 // define is a problem. On any problem Parse returns a nil Config and an
 // *Error holding them all.
 func Parse(name string, data []byte) (*Config, error) {
+	c, probs, err := parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := newError(probs); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadAll is Load for check: when the file decodes (its syntax is sound,
+// whatever its values), it returns the Config beside its problems, so
+// that the checks of what the file names (keys files, node keys, a
+// node's programs) can run and be reported with them in one list. A file
+// that cannot be decoded gives a nil Config and an *Error.
+func LoadAll(path string) (*Config, []Problem, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: load: %w", err)
+	}
+	return parse(path, data)
+}
+
+// parse decodes data and returns it with every problem found in it; an
+// error, and no Config, only when it cannot be decoded.
+func parse(name string, data []byte) (*Config, []Problem, error) {
 	src := string(data)
 	pos := scanPositions(src)
 	c, md, typeProbs, err := decode(name, src, pos)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.Path, c.pos = name, pos
 	c.Hash = hashOf(data)
@@ -53,10 +79,8 @@ func Parse(name string, data []byte) (*Config, error) {
 	typeProbs = append(typeProbs, zeroLimits(c, md)...)
 	probs := append(typeProbs, unknownKeys(name, md.Undecoded(), pos)...)
 	probs = append(probs, withoutKeys(c.problems(), typeProbs)...)
-	if err := newError(probs); err != nil {
-		return nil, err
-	}
-	return c, nil
+	sortProblems(probs)
+	return c, probs, nil
 }
 
 // hashOf is the short content hash every node reports for the file it

@@ -22,8 +22,8 @@ import (
 // use on this host: its private key and state dir; a broker's state dir is
 // writable; a gateway's host key readable or creatable; a server's apps'
 // programs executable by their run-as users, who exist. It returns every
-// problem as a *config.Error (file:line:col each) or nil, and prints the
-// warnings to stderr.
+// problem, and the warnings among them, as a *config.Error (file:line:col
+// each, in file order) or nil, after printing the warnings to stderr.
 func Check(args []string, env Env) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	path := fs.String("config", "/etc/switchyard/config.toml", "config `file` to check")
@@ -32,7 +32,7 @@ func Check(args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, probs, err := config.LoadAll(*path)
 	if err != nil {
 		return err
 	}
@@ -42,16 +42,18 @@ func Check(args []string, env Env) error {
 	if *node != "" && !slices.Contains(cfg.NodeNames(), *node) {
 		return fmt.Errorf("%w: -node %q is not a node of %s", ErrUsage, *node, cfg.Path)
 	}
-	probs, warns := cfg.FileProblems()
+	fileProbs, warns := cfg.FileProblems()
+	probs = append(probs, fileProbs...)
 	warns = append(cfg.Warnings(), warns...)
 	if *node != "" {
 		probs = append(probs, checkNode(cfg, *node)...)
 	}
-	for _, w := range warns {
-		fmt.Fprintln(env.stderr(), w)
+	if len(probs) > 0 {
+		// One list in file order, the warnings among the problems.
+		return config.Problems(append(probs, warns...))
 	}
-	if err := config.Problems(probs); err != nil {
-		return err
+	for _, w := range config.Sorted(warns) {
+		fmt.Fprintln(env.stderr(), w)
 	}
 	fmt.Fprintf(env.stdout(), "%s: ok\n", *path)
 	return nil

@@ -125,21 +125,20 @@ keys_file = "keys/u.pub"
 		t.Fatal(err)
 	}
 	code, _, stderr := checkRun(t, "broker", Broker, "-config", path)
+	// The wrong values and the missing keys file, in one run, in file
+	// order, the same every time.
 	want := []string{
 		path + `:3:1: broker.report_interval: a bare 2 is not a duration: a duration needs a unit, e.g. "2s"`,
 		path + `:7:1: gateway.gw1.alive_interval: invalid duration: "soon"`,
+		path + ":16:1: user.u.keys_file: " + filepath.Join(dir, "keys", "u.pub") + " does not exist",
 	}
 	if code != 1 || !containsInOrder(stderr, want) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	// With the values fixed, the missing keys file shows.
-	src = strings.Replace(strings.Replace(src, "= 2\n", "= \"2s\"\n", 1), `"soon"`, `"15s"`, 1)
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, _, stderr = checkRun(t, "broker", Broker, "-config", path)
-	if code != 1 || !strings.Contains(stderr, path+":16:1: user.u.keys_file: "+filepath.Join(dir, "keys", "u.pub")+" does not exist") {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	for range 5 {
+		if _, _, again := checkRun(t, "broker", Broker, "-config", path); again != stderr {
+			t.Fatalf("a second run differs:\n%s\nthen:\n%s", stderr, again)
+		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"switchyard/config"
 )
 
 // RunFunc is the shape of Broker, Slave and Appd.
@@ -73,6 +75,11 @@ func ExitCode(name string, err error, w io.Writer) int {
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		fmt.Fprintln(w, usageLine(name))
 		return 2
+	case errors.As(err, new(*config.Error)):
+		// Every problem on its own line, file:line:col first, as
+		// compilers print them, so that each line reads alone.
+		fmt.Fprintln(w, err)
+		return 1
 	case errors.Is(err, ErrDegraded):
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		return 3
