@@ -21,8 +21,8 @@ const (
 // reloads. Keys of a node's own table are named relative to it.
 var (
 	// Every node: where its keys and state live, the report period its
-	// timers were started with.
-	restartCommon = []string{"state_dir", "broker.report_interval"}
+	// timers were started with, the audit trail it opened.
+	restartCommon = []string{"state_dir", "broker.report_interval", "audit"}
 	// A broker's own listeners and key, the admin access they enforce,
 	// and its store.
 	restartBrokerOwn    = []string{"listen", "public_key", "admin", "admin_tcp"}

@@ -51,6 +51,7 @@ func TestRestartNeeded(t *testing.T) {
 		{"server: the broker's listen reloads", `listen = "127.0.0.1:7000"`, `listen = "127.0.0.1:7001"`, kindServer, "s1", nil},
 		{"report_interval, every node", "[broker]\n", "[broker]\nreport_interval = \"3s\"\n", kindServer, "s1", []string{"broker.report_interval"}},
 		{"state_dir", `state_dir = "/tmp/sy"`, `state_dir = "/tmp/sz"`, kindBroker, "broker", []string{"state_dir"}},
+		{"the audit trail, every node", "[broker]\n", "[audit]\nsink = \"stdout\"\n[broker]\n", kindGateway, "gw1", []string{"audit"}},
 		{"a gateway limit", "[gateway.gw1]\n", "[gateway.gw1]\nmax_auth_tries = 3\n", kindGateway, "gw1", []string{"gateway.gw1.max_auth_tries"}},
 		{"a gateway's reach reloads", "[gateway.gw1]\n", "[gateway.gw1]\nreach = [\"s1\"]\n", kindGateway, "gw1", nil},
 		{"an app reloads", `argv = ["top"]`, `argv = ["htop"]`, kindServer, "s1", nil},
