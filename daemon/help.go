@@ -94,9 +94,9 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
-// versionText is the version line and what the Go toolchain recorded of
+// VersionText is the version line and what the Go toolchain recorded of
 // the build: Go version and, when built from a checkout, the commit.
-func versionText(name string) string {
+func VersionText(name string) string {
 	s := fmt.Sprintf("%s %s", name, Version)
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

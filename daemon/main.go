@@ -57,7 +57,7 @@ func Exit(name string, err error, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, help(h.fs))
 		return 0
 	case errors.As(err, new(versionRequest)):
-		io.WriteString(stdout, versionText(name))
+		io.WriteString(stdout, VersionText(name))
 		return 0
 	}
 	return ExitCode(name, err, stderr)

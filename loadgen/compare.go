@@ -16,12 +16,12 @@ import (
 // Compare prints the results in two files of -json lines side by side:
 // one row per metric of every run name found in both, with the ratio
 // A/B and, where issue 8 sets one, the target and whether A meets it.
-func Compare(args []string, stdout, stderr io.Writer) error {
+func Compare(args []string, stdout, flagOut io.Writer) error {
 	fs := flag.NewFlagSet("load compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(flagOut)
 	labels := fs.String("labels", "", "column `names` A,B (default the file names)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+		return usageError(err)
 	}
 	if fs.NArg() != 2 {
 		return fmt.Errorf("%w: compare wants two files of -json results", ErrUsage)

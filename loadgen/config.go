@@ -15,6 +15,15 @@ import (
 // ErrUsage marks a command-line mistake; the tool exits 2 on it.
 var ErrUsage = errors.New("usage")
 
+// usageError wraps a flag error in ErrUsage, but keeps flag.ErrHelp (the
+// flags were printed, as asked) as it is.
+func usageError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUsage, err)
+}
+
 // Modes that open SSH sessions (compare only reads files).
 var modes = []string{"setup", "echo", "bulk", "hold", "client"}
 
@@ -53,12 +62,13 @@ type Config struct {
 // defaultN is -n when not given, by mode.
 var defaultN = map[string]int{"setup": 50, "echo": 1000, "bulk": 1, "hold": 100, "client": 20}
 
-// ParseFlags parses the flags of mode from args. Usage and flag errors go
-// to stderr; a bad command line returns an error wrapping ErrUsage.
-func ParseFlags(mode string, args []string, stderr io.Writer) (Config, error) {
+// ParseFlags parses the flags of mode from args; -h prints them to
+// flagOut and returns flag.ErrHelp, and a bad command line returns an
+// error wrapping ErrUsage.
+func ParseFlags(mode string, args []string, flagOut io.Writer) (Config, error) {
 	c := Config{Mode: mode}
 	fs := flag.NewFlagSet("load "+mode, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(flagOut)
 	fs.StringVar(&c.Name, "name", "", "label of the result (default the mode)")
 	fs.StringVar(&c.Addr, "addr", "", "SSH server `host:port` (loopback unless -allow-remote)")
 	fs.StringVar(&c.User, "user", "", "login `name`")
@@ -87,7 +97,7 @@ func ParseFlags(mode string, args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
 	fs.StringVar(&c.SSH, "ssh", "ssh", "client: the ssh `binary`")
 	if err := fs.Parse(args); err != nil {
-		return c, fmt.Errorf("%w: %v", ErrUsage, err)
+		return c, usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))

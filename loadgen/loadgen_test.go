@@ -249,14 +249,11 @@ func TestCheckTargetLoopbackOnly(t *testing.T) {
 }
 
 func TestRunRefusesRemoteAndMissingMode(t *testing.T) {
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
 	err := Run(context.Background(), []string{"setup", "-addr", "192.0.2.1:22", "-user", "u", "-key", "k",
-		"-insecure-host-key", "-cmd", "x"}, &out, &errOut)
+		"-insecure-host-key", "-cmd", "x"}, &out)
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "not a loopback") {
 		t.Fatalf("got %v", err)
-	}
-	if err := Run(context.Background(), nil, &out, &errOut); !errors.Is(err, ErrUsage) {
-		t.Fatalf("no mode: %v", err)
 	}
 }
 
@@ -344,5 +341,34 @@ func TestClientModeRunsStockSSH(t *testing.T) {
 	}
 	if r.Failed != 0 || r.Latency == nil || r.Latency.N != 2 || r.Exit.P50 < r.Latency.P50 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// Help goes to stdout and is no failure; mistakes are ErrUsage and print
+// nothing themselves (the command prints the error and the synopsis).
+func TestRunHelpAndMistakes(t *testing.T) {
+	for _, tt := range []struct {
+		args   []string
+		err    error
+		stdout string
+	}{
+		{[]string{"-h"}, nil, "Exit status"},
+		{[]string{"--help"}, nil, "hold     N sessions"},
+		{[]string{"echo", "-h"}, nil, "-addr host:port"},
+		{[]string{"compare", "--help"}, nil, "-labels names"},
+		{[]string{"-version"}, ErrVersion, ""},
+		{nil, ErrUsage, ""},
+		{[]string{"-addr", "127.0.0.1:22"}, ErrUsage, ""},
+		{[]string{"bogus"}, ErrUsage, ""},
+		{[]string{"echo", "-bogus"}, ErrUsage, ""},
+	} {
+		var out bytes.Buffer
+		err := Run(context.Background(), tt.args, &out)
+		if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+			t.Errorf("Run %q: %v, want %v", tt.args, err, tt.err)
+		}
+		if !strings.Contains(out.String(), tt.stdout) || (tt.stdout == "" && out.Len() > 0) {
+			t.Errorf("Run %q printed %q, want %q", tt.args, out.String(), tt.stdout)
+		}
 	}
 }

@@ -12,15 +12,18 @@ import (
 	"os/signal"
 	"syscall"
 
+	"switchyard/daemon"
 	"switchyard/loadgen"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := loadgen.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := loadgen.Run(ctx, os.Args[1:], os.Stdout)
 	stop()
 	switch {
 	case err == nil:
+	case errors.Is(err, loadgen.ErrVersion):
+		fmt.Print(daemon.VersionText("load"))
 	case errors.Is(err, loadgen.ErrUsage):
 		fmt.Fprintf(os.Stderr, "load: %v\n%s\n", err, loadgen.Usage)
 		os.Exit(2)
