@@ -99,6 +99,8 @@ func (b *Broker) putSession(info control.SessionInfo, seen time.Time) {
 	}
 	if old != nil {
 		b.unindex(old)
+	} else {
+		b.placedSession(info)
 	}
 	s := &sessionState{info: info, seen: seen, since: seen}
 	b.sessions[id] = s

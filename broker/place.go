@@ -378,6 +378,27 @@ func (b *Broker) remember(d Decision) {
 	b.recent = append(b.recent, d)
 }
 
+// placedSession fills in the session and PID of the latest decision that
+// placed info's session, once its server reports it: a direct or relayed
+// placement knows neither when it is made. The decision is the newest
+// one without a session for the same user, app and server (and client
+// address, when both know it) made no later than the session started.
+// Callers hold b.mu.
+func (b *Broker) placedSession(info control.SessionInfo) {
+	for i := len(b.recent) - 1; i >= 0; i-- {
+		d := &b.recent[i]
+		if d.Session != "" || d.Server != info.Server || d.User != info.User || d.App != info.App ||
+			(d.Client != "" && info.ClientAddr != "" && d.Client != info.ClientAddr) {
+			continue
+		}
+		if !info.Started.IsZero() && d.Time.After(info.Started) {
+			continue
+		}
+		d.Session, d.PID = info.ID, info.PID
+		return
+	}
+}
+
 // draining reports whether a server is drained by config or by command.
 // Callers hold b.mu.
 func (b *Broker) draining(name string) bool {

@@ -135,3 +135,33 @@ func TestDrain(t *testing.T) {
 		t.Fatal("drained an unknown server")
 	}
 }
+
+// A direct placement knows no session yet: once the server reports the
+// session, the decision shows its id and PID (status and -json), and a
+// second session of the same user and app goes to the second decision.
+func TestDecisionLearnsItsSession(t *testing.T) {
+	b := placeBroker(t)
+	var placed []string
+	for _, client := range []string{"10.1.0.1:5000", "10.1.0.1:5001"} {
+		pl, err := b.Place(context.Background(), control.PlaceRequest{User: "alice", App: "top", ClientAddr: client, Gateway: "gw1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, pl.Server)
+	}
+	if d := b.Status().Decisions; d[0].PID != 0 || d[0].Session != "" {
+		t.Fatalf("a decision with a session before any report: %+v", d[0])
+	}
+	b.serverReport(placed[1], control.ServerReport{MaxSessions: 10, Apps: []string{"top"}, Sessions: []control.SessionInfo{
+		{ID: "s2", PID: 4343, User: "alice", App: "top", ClientAddr: "10.1.0.1:5001", Started: b.Now()},
+	}})
+	d := b.Status().Decisions
+	if d[1].Session != "s2" || d[1].PID != 4343 || d[0].Session != "" {
+		t.Fatalf("after the report of the second session: %+v", d)
+	}
+	var out strings.Builder
+	writeDecisions(&out, d)
+	if !strings.Contains(out.String(), "pid 4343") {
+		t.Fatalf("LAST PLACEMENTS lacks the PID:\n%s", out.String())
+	}
+}

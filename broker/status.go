@@ -198,8 +198,12 @@ func writeDecisions(w io.Writer, ds []Decision) {
 		if d.Target != "" {
 			route += " " + d.Target
 		}
-		fmt.Fprintf(w, "%s\t%s@%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), cell(d.User), cell(d.App), cell(route),
-			dash(safelog.Text(d.Reason, maxReason)))
+		pid := "-"
+		if d.PID > 0 {
+			pid = "pid " + strconv.Itoa(d.PID)
+		}
+		fmt.Fprintf(w, "%s\t%s@%s\t%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), cell(d.User), cell(d.App), cell(route),
+			pid, dash(safelog.Text(d.Reason, maxReason)))
 	}
 }
 
