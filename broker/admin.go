@@ -34,7 +34,8 @@ type AdminAccess struct {
 }
 
 // AdminHandler serves GET /status (JSON), GET /metrics (Prometheus),
-// POST /drain/{server} and POST /undrain/{server}, GET /healthz, GET
+// POST /drain/{server} and POST /undrain/{server}, GET /healthz and
+// GET /readyz (Ready), GET
 // /recording/{id} and GET /watch/{id} (streams, see record.go), and the
 // control endpoints of control.go, to requests a allows. State changes
 // are by POST only; drains and the control endpoints are audited with
@@ -77,6 +78,14 @@ func (b *Broker) AdminHandler(a AdminAccess) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		what, err := b.Ready()
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok: "+what+"\n")
+	})
 	b.recordRoutes(mux, a) // GET /recording/{id}, GET /watch/{id} (record.go)
 	return a.guard(mux)
 }
@@ -118,7 +127,7 @@ func (a AdminAccess) guard(next http.Handler) http.Handler {
 			http.Error(w, "cross-origin request refused", http.StatusForbidden)
 			return
 		}
-		open := a.OpenMetrics && r.Method == http.MethodGet && (r.URL.Path == "/metrics" || r.URL.Path == "/healthz")
+		open := a.OpenMetrics && r.Method == http.MethodGet && (r.URL.Path == "/metrics" || r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
 		if a.Token != "" && !open {
 			// Hashing both sides makes the comparison constant-time
 			// over the length too.

@@ -67,7 +67,7 @@ type Broker struct {
 	// AdminNames are host names a TCP admin listener may be addressed by
 	// (the Host and Origin headers), besides its own address.
 	AdminNames []string `toml:"admin_names"`
-	// AdminOpenMetrics lets GET /metrics and /healthz on a TCP admin
+	// AdminOpenMetrics lets GET /metrics, /healthz and /readyz on a TCP admin
 	// listener through without the token.
 	AdminOpenMetrics bool `toml:"admin_open_metrics"`
 

@@ -79,7 +79,7 @@ func TestAdminTCPRefusesWithoutTokenAndCrossOrigin(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", r.name, got, r.want)
 		}
 	}
-	for _, path := range []string{"/status", "/metrics", "/healthz", "/recording/x", "/watch/x"} {
+	for _, path := range []string{"/status", "/metrics", "/healthz", "/readyz", "/recording/x", "/watch/x"} {
 		if got := c.adminDo(t, "GET", path, nil); got != 401 {
 			t.Errorf("GET %s without token: %d, want 401", path, got)
 		}

@@ -185,7 +185,8 @@ func adminGetFrom(t *testing.T, addr, path string) (int, string) {
 
 // Gateways and appds serve /metrics (passing promlint), /healthz and
 // /readyz on their loopback admin listener; readiness follows the
-// broker taking their reports; a foreign Host is refused.
+// broker taking their reports; a foreign Host is refused. The broker is
+// ready with a healthy server to place on.
 func TestNodeAdminMetricsAndReadiness(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}, Admin: []string{"gw1", "s1"}})
 	client, r, _ := c.runningPID(t)
@@ -212,6 +213,15 @@ func TestNodeAdminMetricsAndReadiness(t *testing.T) {
 	if probs, err := promlint.New(bytes.NewReader(b)).Lint(); err != nil || len(probs) > 0 ||
 		!strings.Contains(string(b), `switchyard_config_info{hash="`+c.cfg.Hash+`"} 1`) {
 		t.Fatalf("broker metrics: promlint %v %+v\n%s", err, probs, b)
+	}
+	resp, err = c.adminGet("/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok: placing on 1 healthy servers\n" {
+		t.Fatalf("broker /readyz: %d %q", resp.StatusCode, b)
 	}
 	for node, lines := range want {
 		addr := c.AdminAddr(node)
