@@ -73,6 +73,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 	r.brokers(links, r.ctx, a.interval(), a.report)
 	r.loop(a.mgr.RunRetention)
 	r.reloads(a.conf, a.apply)
+	r.probe = func() { a.mgr.Stats() }
 	handover := false
 	err = r.serving(ctx, "appd serving", []any{"listen", ln.Addr().String(), "admin", admin.addrs, "apps", strings.Join(spec.Apps, ",")},
 		nil, func(ctx context.Context) error {

@@ -85,6 +85,7 @@ func Broker(ctx context.Context, args []string, env Env) error {
 	nc.changed = func(st reloadState) { b.SetConfigState(st.Hash, st.RestartNeeded) }
 	r.reloads(nc, apply)
 	r.loop(b.WatchHealth)
+	r.probe = func() { b.Ready() }
 	err = r.serving(ctx, "broker serving", []any{"listen", ln.Addr().String(), "admin", admin.addrs}, nil,
 		func(ctx context.Context) error {
 			return serveUntil(ctx, func() error { return srv.Serve(ln) }, func() { srv.Close() })

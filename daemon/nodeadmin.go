@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,18 +70,19 @@ func notifyReady(log *slog.Logger) {
 }
 
 // watchdog pings systemd's watchdog (WATCHDOG=1) at half of
-// WATCHDOG_USEC, while healthy holds, until ctx ends; without
-// WATCHDOG_USEC, or when WATCHDOG_PID names another process, it returns
-// at once.
-func watchdog(ctx context.Context, log *slog.Logger, healthy func() bool) {
+// WATCHDOG_USEC, while alive answers within that half, until ctx ends;
+// without WATCHDOG_USEC, or when WATCHDOG_PID names another process, it
+// returns at once. A node wedged on a lock stops pinging, and systemd
+// restarts it (WatchdogSec in the units).
+func watchdog(ctx context.Context, log *slog.Logger, alive func(limit time.Duration) error) {
 	period, ok := watchdogPeriod(os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"), os.Getpid())
 	if !ok {
 		return
 	}
 	log.Debug("systemd watchdog", "every", period.String())
 	ping := func() {
-		if !healthy() {
-			log.Warn("systemd watchdog not pinged: not healthy")
+		if err := alive(period); err != nil {
+			log.Warn("systemd watchdog not pinged", "err", err)
 			return
 		}
 		if err := sdNotify("WATCHDOG=1"); err != nil {
@@ -88,6 +91,35 @@ func watchdog(ctx context.Context, log *slog.Logger, healthy func() bool) {
 	}
 	ping()
 	every(ctx, period, ping)
+}
+
+// responsive is the watchdog's liveness check: probe (nil: nothing)
+// returns within limit. One probe runs at a time: while one is stuck,
+// every later check fails at once rather than starting another.
+func responsive(probe func()) func(limit time.Duration) error {
+	if probe == nil {
+		probe = func() {}
+	}
+	var busy atomic.Bool
+	return func(limit time.Duration) error {
+		if !busy.CompareAndSwap(false, true) {
+			return errors.New("an earlier probe of the node's state has not returned")
+		}
+		done := make(chan struct{})
+		go func() {
+			defer busy.Store(false)
+			probe()
+			close(done)
+		}()
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+			return fmt.Errorf("a probe of the node's state took longer than %s", limit)
+		}
+	}
 }
 
 // watchdogPeriod is half the watchdog timeout systemd set, and whether

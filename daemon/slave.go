@@ -86,6 +86,7 @@ func Slave(ctx context.Context, args []string, env Env) error {
 	reports, stopReports := context.WithCancel(r.ctx) // a draining process stops its reports first
 	r.brokers(g.links, reports, g.interval(), g.report)
 	r.reloads(g.conf, g.apply)
+	r.probe = func() { g.srv.Stats() }
 	run := &gatewayRun{g: g, env: env, args: args, ln: ln, internalLn: internalLn, adminLn: adminLn, admin: admin,
 		stopReports: stopReports}
 	err = r.serving(ctx, "gateway serving",

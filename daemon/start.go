@@ -70,6 +70,12 @@ type daemonRun struct {
 	loops   sync.WaitGroup
 	closers []func() // run by close, last added first
 	stopped func()   // logs "stopped"
+
+	// probe reads the node's state under the locks its work takes (a
+	// gateway's or appd's counters, the broker's readiness); the
+	// watchdog pings systemd only while it returns in time. Nil
+	// probes nothing.
+	probe func()
 }
 
 // startDaemon parses a daemon's flags (-node and the common ones), loads
@@ -207,10 +213,10 @@ func nodeServer(signer ssh.Signer, log *slog.Logger, handler transport.ConnHandl
 
 // serving says that the daemon serves (the log line msg with attrs,
 // env.Ready, and notify: systemd's READY=1 if nil), pings systemd's
-// watchdog, and runs serve until it returns; then it ends the loops'
+// watchdog while r.probe answers, and runs serve until it returns; then it ends the loops'
 // context. Call waitLoops, or return (close), to wait for them.
 func (r *daemonRun) serving(ctx context.Context, msg string, attrs []any, notify func(), serve func(context.Context) error) error {
-	r.loop(func(ctx context.Context) { watchdog(ctx, r.log, func() bool { return true }) })
+	r.loop(func(ctx context.Context) { watchdog(ctx, r.log, responsive(r.probe)) })
 	r.log.Info(msg, attrs...)
 	r.env.ready()
 	if notify == nil {
