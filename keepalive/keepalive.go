@@ -57,10 +57,9 @@ func (c *Conn) silentFor() time.Duration {
 // reporting whether it gave up on the peer. A busy peer is never asked:
 // its replies could queue behind megabytes of its own data.
 func Run(conn ssh.Conn, ac *Conn, interval time.Duration, max int) (gaveUp bool) {
-	var gave atomic.Bool
-	Start(conn, ac, interval, max, func() { gave.Store(true) })
+	k := start(conn, ac, interval, max, nil)
 	conn.Wait()
-	return gave.Load()
+	return k.gave.Load() // set before the close that ended Wait
 }
 
 // Start is Run without a goroutine of its own: a timer
@@ -70,6 +69,11 @@ func Run(conn ssh.Conn, ac *Conn, interval time.Duration, max int) (gaveUp bool)
 // closed conn for want of replies. A gateway holding thousands of client
 // connections saves two goroutine stacks per connection this way.
 func Start(conn ssh.Conn, ac *Conn, interval time.Duration, max int, gaveUp func()) {
+	start(conn, ac, interval, max, gaveUp)
+}
+
+// start is Start, returning the keepalive.
+func start(conn ssh.Conn, ac *Conn, interval time.Duration, max int, gaveUp func()) *keepalive {
 	interval, max = schedule(interval, max)
 	k := &keepalive{conn: conn, ac: ac, interval: interval, max: int32(max), gaveUp: gaveUp}
 	t := time.AfterFunc(time.Duration(math.MaxInt64), k.check)
@@ -79,6 +83,7 @@ func Start(conn ssh.Conn, ac *Conn, interval time.Duration, max int, gaveUp func
 	if ac.closed.Load() { // closed before the timer was visible to Close
 		t.Stop()
 	}
+	return k
 }
 
 // checksPerInterval is how often per interval a connection is looked at.
@@ -113,6 +118,7 @@ type keepalive struct {
 	gaveUp   func()
 	timer    *time.Timer
 	missed   atomic.Int32 // asks unanswered in a row
+	gave     atomic.Bool  // it gave up on the peer: set before it closes conn
 }
 
 // check runs every interval, in a goroutine of its own: it asks a silent
@@ -127,6 +133,7 @@ func (k *keepalive) check() {
 		return
 	}
 	if k.missed.Load() >= k.max {
+		k.gave.Store(true)
 		k.conn.Close()
 		if k.gaveUp != nil {
 			k.gaveUp()
