@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh/knownhosts"
+	"golang.org/x/sys/unix"
 
 	"switchyard/broker"
 	"switchyard/config"
@@ -44,6 +46,11 @@ func demo(ctx context.Context, args []string, env Env, startEtcd EtcdStarter) er
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	unlock, err := lockState(*state)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if *ha {
 		if startEtcd == nil {
 			return fmt.Errorf("%w: -ha: this binary has no embedded etcd; use go run ./cmd/demo -ha", ErrUsage)
@@ -111,6 +118,27 @@ func demo(ctx context.Context, args []string, env Env, startEtcd EtcdStarter) er
 	case err := <-errc:
 		return err
 	}
+}
+
+// lockState takes the demo's lock on its state dir, creating the dir, so
+// that a second demo on the same dir fails at once with a clear line
+// rather than after reporting a cluster that is the first demo's.
+func lockState(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("demo: state dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "demo.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state dir %s is in use by another demo: stop it, or give this one -state DIR", dir)
+		}
+		return nil, fmt.Errorf("demo: lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func defaultStateDir() string {

@@ -173,6 +173,17 @@ func TestDemoFirstCommand(t *testing.T) {
 	if out, status := d.login(t); status != 0 || out != "hello\n" {
 		t.Fatalf("the printed ssh line: status %d, output %q", status, out)
 	}
+	// A second demo on the same state dir says so and exits 1, without
+	// claiming to run (and the first still serves).
+	second := exec.Command(demoExe, "-config", d.config, "-state", d.state)
+	printed, err := second.CombinedOutput()
+	if second.ProcessState == nil || second.ProcessState.ExitCode() != 1 ||
+		string(printed) != "demo: state dir "+d.state+" is in use by another demo: stop it, or give this one -state DIR\n" {
+		t.Fatalf("a second demo on the same state: %v, printed %q", err, printed)
+	}
+	if out, status := d.login(t); status != 0 || out != "hello\n" {
+		t.Fatalf("after the second demo: status %d, output %q", status, out)
+	}
 	// One SIGHUP reloads every part of the demo: an app added to the file
 	// is known to the broker, the gateway and the app servers alike.
 	f, err := os.OpenFile(d.config, os.O_APPEND|os.O_WRONLY, 0)
