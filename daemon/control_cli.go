@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -68,10 +69,11 @@ type controlFlags struct {
 	c    common
 	fs   *flag.FlagSet
 	node *string
+	warn io.Writer // where a config that does not load is reported (see adminConfig)
 }
 
-func newControlFlags(name string) *controlFlags {
-	f := &controlFlags{fs: flag.NewFlagSet("broker "+name, flag.ContinueOnError)}
+func newControlFlags(name string, warn io.Writer) *controlFlags {
+	f := &controlFlags{fs: flag.NewFlagSet("broker "+name, flag.ContinueOnError), warn: warn}
 	f.c.register(f.fs)
 	f.node = f.fs.String("node", "", "ask this broker (default: each in turn until one answers)")
 	return f
@@ -104,7 +106,7 @@ func (f *controlFlags) post(ctx context.Context, path string, q url.Values) ([]b
 }
 
 func (f *controlFlags) request(ctx context.Context, method, path string, q url.Values) ([]byte, error) {
-	cfg, err := f.c.load()
+	cfg, err := f.c.adminConfig(f.warn)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +123,7 @@ func (f *controlFlags) request(ctx context.Context, method, path string, q url.V
 
 // brokerSessions runs `broker sessions`.
 func brokerSessions(ctx context.Context, args []string, env Env) error {
-	f := newControlFlags("sessions")
+	f := newControlFlags("sessions", env.stderr())
 	user := f.fs.String("user", "", "only this user's sessions")
 	server := f.fs.String("server", "", "only the sessions on this server")
 	asJSON := f.fs.Bool("json", false, "print JSON")
@@ -148,7 +150,7 @@ func brokerSessions(ctx context.Context, args []string, env Env) error {
 
 // brokerKill runs `broker kill SESSION`.
 func brokerKill(ctx context.Context, args []string, env Env) error {
-	f := newControlFlags("kill")
+	f := newControlFlags("kill", env.stderr())
 	reason := f.fs.String("reason", "", "what the user is told, after \"session ended by an administrator: \"")
 	ops, err := f.parse(args, 1)
 	if err != nil {
@@ -159,7 +161,7 @@ func brokerKill(ctx context.Context, args []string, env Env) error {
 
 // brokerKick runs `broker kick USER`.
 func brokerKick(ctx context.Context, args []string, env Env) error {
-	f := newControlFlags("kick")
+	f := newControlFlags("kick", env.stderr())
 	reason := f.fs.String("reason", "", "what the user is told, after \"session ended by an administrator: \"")
 	ops, err := f.parse(args, 1)
 	if err != nil {
@@ -196,7 +198,7 @@ func (f *controlFlags) kills(ctx context.Context, path, reason string, env Env) 
 // brokerLock runs `broker lock USER` (on) and `broker unlock USER`.
 func brokerLock(ctx context.Context, on bool, args []string, env Env) error {
 	verb := map[bool]string{true: "lock", false: "unlock"}[on]
-	f := newControlFlags(verb)
+	f := newControlFlags(verb, env.stderr())
 	var until, reason *string
 	if on {
 		until = f.fs.String("until", "", "lift the lock at this `TIME`: RFC 3339, or a duration from now (\"2h\"); default: until unlock")
@@ -226,7 +228,7 @@ func brokerLock(ctx context.Context, on bool, args []string, env Env) error {
 
 // brokerAudit runs `broker audit`.
 func brokerAudit(ctx context.Context, args []string, env Env) error {
-	f := newControlFlags("audit")
+	f := newControlFlags("audit", env.stderr())
 	user := f.fs.String("user", "", "only this user's events")
 	session := f.fs.String("session", "", "only this session's events (its id, or a prefix of at least 6 characters)")
 	since := f.fs.String("since", "", "only events from this `TIME` on: RFC 3339, or a duration ago (\"1h\")")
@@ -274,7 +276,7 @@ func brokerAudit(ctx context.Context, args []string, env Env) error {
 // own, and merges them in time order.
 func (f *controlFlags) gatherAudit(ctx context.Context, q url.Values) (broker.AuditView, error) {
 	var v broker.AuditView
-	cfg, err := f.c.load()
+	cfg, err := f.c.adminConfig(f.warn)
 	if err != nil {
 		return v, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,14 +17,14 @@ import (
 )
 
 func TestControlFlagsBeforeAndAfterOperands(t *testing.T) {
-	f := newControlFlags("kill")
+	f := newControlFlags("kill", io.Discard)
 	reason := f.fs.String("reason", "", "")
 	ops, err := f.parse([]string{"-config", "c.toml", "abcdef12", "-reason", "two words", "-node", "b2"}, 1)
 	if err != nil || !slices.Equal(ops, []string{"abcdef12"}) || *reason != "two words" || *f.node != "b2" {
 		t.Fatalf("ops %q, reason %q, node %q, err %v", ops, *reason, *f.node, err)
 	}
 	for _, args := range [][]string{{}, {"a", "b"}, {"-bogus"}} {
-		if _, err := newControlFlags("kill").parse(args, 1); !errors.Is(err, ErrUsage) {
+		if _, err := newControlFlags("kill", io.Discard).parse(args, 1); !errors.Is(err, ErrUsage) {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}
 	}

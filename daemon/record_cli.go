@@ -36,7 +36,7 @@ func brokerReplay(ctx context.Context, args []string, env Env) error {
 	if fs.NArg() != 1 || *speed <= 0 || *idle < 0 {
 		return fmt.Errorf("%w: broker replay [-speed N] [-idle SECONDS] [-end] [-cast] -config FILE SESSION (N > 0, SECONDS >= 0)", ErrUsage)
 	}
-	cfg, err := c.load()
+	cfg, err := c.adminConfig(env.stderr())
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func brokerWatch(ctx context.Context, args []string, env Env) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: broker watch [-redraw] -config FILE SESSION", ErrUsage)
 	}
-	cfg, err := c.load()
+	cfg, err := c.adminConfig(env.stderr())
 	if err != nil {
 		return err
 	}

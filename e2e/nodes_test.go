@@ -144,8 +144,8 @@ func TestStatusExitsThreeWhenDegraded(t *testing.T) {
 }
 
 // A server the file drains cannot be undrained by command (exit 1, with
-// the reason); a broken file leaves status, drain and undrain working
-// against the running broker, with a warning.
+// the reason); a broken file leaves status, drain, undrain and the
+// session commands working against the running broker, with a warning.
 func TestAdminCommandsDespiteBrokenFile(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1", "s2"}, ServerConfig: map[string]string{"s2": "draining = true"}})
 	_, err := c.broker("undrain", "s2")
@@ -168,6 +168,17 @@ func TestAdminCommandsDespiteBrokenFile(t *testing.T) {
 	}
 	if out, err := c.broker("undrain", "s1"); err != nil || !strings.Contains(out, "undrained") {
 		t.Fatalf("undrain with a broken file: %q, %v", out, err)
+	}
+	// So do the session commands: a broken file must not keep the admin
+	// from ending a session or locking a user out.
+	for _, args := range [][]string{{"sessions"}, {"lock", "alice"}, {"kick", "alice"}, {"unlock", "alice"},
+		{"audit", "-user", "alice"}} {
+		if out, err := c.broker(args...); err != nil {
+			t.Fatalf("%s with a broken file: %q, %v", args, out, err)
+		}
+	}
+	if _, err := c.broker("replay", "0123456789abcdef"); err == nil || strings.Contains(err.Error(), "toml") {
+		t.Fatalf("replay with a broken file: %v (want the broker's answer: no such recording)", err)
 	}
 }
 
