@@ -108,7 +108,11 @@ func (b *Broker) controlRoutes(mux *http.ServeMux, a AdminAccess) {
 			return
 		}
 		local := r.URL.Query().Get("local") == "1"
-		b.auditAdmin(r, a, "audit", q.Session, q.User, "since", q.Since, "local", local)
+		kv := []any{"local", local}
+		if !q.Since.IsZero() { // left out, not year 1, when the query has none
+			kv = append(kv, "since", q.Since)
+		}
+		b.auditAdmin(r, a, "audit", q.Session, q.User, kv...)
 		if local {
 			writeJSON(w, b.ownAudit(q))
 			return

@@ -259,6 +259,12 @@ func TestAdminControlEndpointsGuarded(t *testing.T) {
 	if lock.Fields["by"] != "token" || lock.Fields["reason"] != "by token" || lock.Fields["outcome"] != "ok" {
 		t.Errorf("admin.lock event %+v", lock.Fields)
 	}
+	// The reads above are audited too, with the since they asked for:
+	// none, not the year 1.
+	read := findEvent(c.auditEvents("-user", "alice"), "admin.audit", "broker")
+	if read == nil || read.Fields["by"] == nil || read.Fields["since"] != nil {
+		t.Errorf("admin.audit event %+v", read)
+	}
 	if got := c.adminDo(t, "GET", "/audit?since=yesterday", withToken); got != 400 {
 		t.Errorf("audit with a bad since: %d, want 400", got)
 	}
