@@ -25,6 +25,9 @@ const (
 	maxWatchWait  = 10 * time.Second // cap on WatchRead.Wait
 	maxWatchers   = 8                // per session
 	watchedNotice = "\r\nswitchyard: an administrator is watching this session\r\n"
+	// clearAltScreen is a full-screen app's first screen for a watcher:
+	// the alternate screen, cleared, the cursor at the top.
+	clearAltScreen = "\x1b[?1049h\x1b[H\x1b[2J"
 )
 
 // watcher is one admin watching a session.
@@ -163,8 +166,11 @@ func (s *session) notice(line string) {
 
 // WatchStart joins session req.ID read-only: it returns a watcher id and
 // the session's latest output, tells the user, unless the recording
-// settings say not to, and with req.Redraw makes the app redraw. control.CodeNoSession when the session is not a
-// running PTY session of this server.
+// settings say not to, and with req.Redraw makes the app redraw. A
+// full-screen app (on the alternate screen) is made to redraw anyway,
+// and its latest output is replaced by a clear screen for the redraw to
+// paint. control.CodeNoSession when the session is not a running PTY
+// session of this server.
 func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error) {
 	m.mu.Lock()
 	s, closed := m.sessions[req.ID], m.closed
@@ -184,7 +190,13 @@ func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error)
 		s.outMu.Unlock()
 		return control.WatchChunk{}, control.NewError(control.CodeNoSession, "session ended or watched too often")
 	}
-	screen := s.tail.bytes()
+	screen, fullScreen := s.tail.bytes(), s.tail.alt
+	if fullScreen {
+		// The tail of a full-screen app holds its latest changes, not
+		// its screen: start from a clear alternate screen, which the
+		// app's redraw below paints whole.
+		screen = []byte(clearAltScreen)
+	}
 	s.watchers = append(s.watchers, w)
 	s.mu.Unlock()
 	s.outMu.Unlock()
@@ -200,7 +212,7 @@ func (m *Manager) WatchStart(req control.WatchStart) (control.WatchChunk, error)
 	if notify && !req.Again {
 		s.notice(watchedNotice)
 	}
-	if req.Redraw {
+	if req.Redraw || (fullScreen && !req.Again) {
 		s.redraw(nil)
 	}
 	return control.WatchChunk{Watcher: w.id, Data: screen}, nil
@@ -276,9 +288,11 @@ type tailRing struct {
 	buf  []byte
 	pos  int  // where the next byte goes
 	full bool // buf has wrapped: buf[pos:] is older than buf[:pos]
+	alt  bool // the output left the terminal on its alternate screen
 }
 
 func (t *tailRing) write(p []byte) {
+	t.alt = altScreenAfter(p, t.alt)
 	if t.buf == nil {
 		t.buf = make([]byte, tailSize)
 	}

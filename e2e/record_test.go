@@ -210,3 +210,40 @@ func TestWatchShowsWhatTheUserTypes(t *testing.T) {
 		t.Fatalf("%d admin.watch and %d admin.watch.end events with the caller, want 2 and 2: %s", starts, ends, trail(evs))
 	}
 }
+
+// perlFullScreen is a full-screen app: on the alternate screen it paints
+// twenty numbered rows, then overwrites one counter far past the 8 KiB a
+// watcher's first screen is taken from, and paints everything again on
+// each window change (as curses apps do).
+const perlFullScreen = `[app.fullscreen]
+argv = ["perl", "-e", "$| = 1; my $p = 0; $SIG{WINCH} = sub { $p = 1 }; sub paint { print \"\\e[H\\e[2J\"; printf \"ROW %02d\\r\\n\", $_ for 1 .. 20; print \"\\e[22;1Hcount done\" } print \"\\e[?1049h\"; paint(); print \"\\e[22;1Hcount $_\" for 1 .. 3000; print \"\\e[22;1Hcount done\"; while (1) { select(undef, undef, undef, 0.05); if ($p) { $p = 0; paint() } }"]
+user = "nobody"
+cpu = 0.001
+`
+
+// A watch of a full-screen app shows its whole screen, though the app's
+// latest output holds only changes to one line: the app is made to
+// redraw for the watcher.
+func TestWatchShowsAFullScreenApp(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}, Extra: perlFullScreen, ExtraApps: []string{"fullscreen"}})
+	bin := buildBinaries(t)
+	o := GatewayOpenSSH(t, c, "gw1")
+	alice := o.Key(t, "alice", c.Alice)
+	x := NewTmux(t)
+	x.Start("user", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("fullscreen"))...))
+	x.WaitText("user", "count done")
+	var id string
+	c.Eventually("the session in the status view", func() bool {
+		for _, s := range c.Status().Sessions {
+			id = s.ID
+		}
+		return id != ""
+	})
+	x.Start("watch", 80, 24, []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id})
+	x.WaitText("watch", "ROW 01")
+	x.WaitText("watch", "ROW 20")
+	x.WaitText("watch", "count done")
+	if s := x.Screen("user"); !strings.Contains(s, "ROW 01") || !strings.Contains(s, "count done") {
+		t.Fatalf("the user's screen after the watcher's redraw:\n%s", s)
+	}
+}
