@@ -84,17 +84,24 @@ func (p *LoadProbe) cpus() int {
 	return runtime.NumCPU()
 }
 
+// Prime takes a first reading of /proc/stat at now, so that a Measure at
+// least minSample later reports the CPU in use since then rather than
+// since boot. appd primes its probe at start.
+func (p *LoadProbe) Prime(now time.Time) { p.measureCPU(now) }
+
 // Measure reads the server's load at now and the CPU times of sessions.
-// The first call, with nothing to take a delta from, reports the load
-// average as the CPU in use; a call less than minSample after the last
-// measure reports the CPU in use measured then.
+// The first reading of /proc/stat, with nothing to take a delta from,
+// gives the CPU in use since boot (a share of the CPUs, as every later
+// one; the load average, a queue length, would say 18 for a load of 37
+// on 2 CPUs); a call less than minSample after the last reading reports
+// the CPU in use measured then.
 func (p *LoadProbe) Measure(now time.Time, sessions []control.SessionInfo) Load {
 	cpus := p.cpus()
 	l := Load{CPUs: cpus}
 	b, err := os.ReadFile(filepath.Join(p.root(), "loadavg"))
 	l.Avg = ParseLoadavg(b, err, cpus)
 	if !p.have || now.Sub(p.statAt) >= minSample {
-		p.measureCPU(now, l.Avg)
+		p.measureCPU(now)
 	}
 	l.CPU = p.cpu
 	b, err = os.ReadFile(filepath.Join(p.root(), "meminfo"))
@@ -109,9 +116,8 @@ func (p *LoadProbe) Measure(now time.Time, sessions []control.SessionInfo) Load 
 }
 
 // measureCPU takes the CPU in use at now from the delta of /proc/stat
-// since the last reading; avg, the load average per CPU, stands for it
-// when there is no earlier reading.
-func (p *LoadProbe) measureCPU(now time.Time, avg float64) {
+// since the last reading, or since boot when there is none.
+func (p *LoadProbe) measureCPU(now time.Time) {
 	b, err := os.ReadFile(filepath.Join(p.root(), "stat"))
 	total, idle, ok := ParseProcStat(b)
 	switch {
@@ -119,7 +125,7 @@ func (p *LoadProbe) measureCPU(now time.Time, avg float64) {
 		p.cpu, p.have = UnknownLoad, false
 		return
 	case !p.have:
-		p.cpu = avg
+		p.cpu = CPUInUse(0, 0, total, idle)
 	case total > p.prevTotal:
 		p.cpu = CPUInUse(p.prevTotal, p.prevIdle, total, idle)
 	}

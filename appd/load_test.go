@@ -62,8 +62,8 @@ func TestLoadProbe(t *testing.T) {
 	p := &LoadProbe{Root: dir, CPUs: 4, Set: func() map[string]float64 { return map[string]float64{"db": 0.25} }}
 	t0 := time.Unix(1000, 0)
 	l := p.Measure(t0, sessions)
-	if l.Avg != 0.75 || l.CPU != 0.75 || l.CPUs != 4 {
-		t.Fatalf("first measure: %+v, want the load average 0.75 as CPU", l)
+	if l.Avg != 0.75 || l.CPU != 0.2 || l.CPUs != 4 {
+		t.Fatalf("first measure: %+v, want the load average 0.75 and the CPU in use since boot, 0.2", l)
 	}
 	if len(l.AppCPU) != 1 || l.AppCPU["db"] != 0.25 {
 		t.Fatalf("first measure learned %v, want only the set db 0.25", l.AppCPU)
@@ -88,6 +88,14 @@ func TestLoadProbe(t *testing.T) {
 	}
 	if want := 1.5 * (1 - appSmoothing); math.Abs(l.AppCPU["build"]-want) > 1e-9 {
 		t.Fatalf("build %v, want %v", l.AppCPU["build"], want)
+	}
+	// A primed probe's first measure is a delta: 300 jiffies since the
+	// priming, 150 of them idle.
+	primed := &LoadProbe{Root: dir, CPUs: 4}
+	primed.Prime(t0)
+	fakeProc(t, dir, "0.40 2.00 1.00 1/100 4242\n", "cpu  1550 0 1350 8100 1300 0 0 0 600 0\n", nil)
+	if l := primed.Measure(t0.Add(minSample), nil); l.CPU != 0.5 {
+		t.Fatalf("a primed probe's first measure: CPU %v, want 0.5", l.CPU)
 	}
 	// Unreadable: busy.
 	if err := os.Remove(filepath.Join(dir, "stat")); err != nil {

@@ -52,6 +52,7 @@ func Appd(ctx context.Context, args []string, env Env) error {
 		mgr: &appd.Manager{Server: node, MaxSessions: spec.MaxSessions, Logger: log, Keeper: keeper,
 			Shim: shim, Cgroups: cgroups, Audit: auditLog}}
 	a.probe.Set = a.appCPU
+	a.probe.Prime(time.Now()) // the first report's CPU in use is then a delta, not since boot
 	a.apply(cfg)
 	if len(held) > 0 {
 		log.Info("sessions taken back from the keeper", "sessions", a.mgr.Adopt(held), "held", len(held))
