@@ -135,6 +135,11 @@ keys_file = "keys/u.pub"
 	if code != 1 || !containsInOrder(stderr, want) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
+	for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+		if !strings.HasPrefix(line, path+":") {
+			t.Fatalf("a line that does not start with the file's position: %q", line)
+		}
+	}
 	for range 5 {
 		if _, _, again := checkRun(t, "broker", Broker, "-config", path); again != stderr {
 			t.Fatalf("a second run differs:\n%s\nthen:\n%s", stderr, again)

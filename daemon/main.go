@@ -75,7 +75,7 @@ func ExitCode(name string, err error, w io.Writer) int {
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		fmt.Fprintln(w, usageLine(name))
 		return 2
-	case errors.As(err, new(*config.Error)):
+	case isConfigError(err):
 		// Every problem on its own line, file:line:col first, as
 		// compilers print them, so that each line reads alone.
 		fmt.Fprintln(w, err)
@@ -87,4 +87,11 @@ func ExitCode(name string, err error, w io.Writer) int {
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		return 1
 	}
+}
+
+// isConfigError reports whether err is a config file's list of problems
+// itself, not wrapped in what was being done with the file.
+func isConfigError(err error) bool {
+	_, ok := err.(*config.Error)
+	return ok
 }
