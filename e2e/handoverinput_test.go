@@ -48,11 +48,10 @@ func typeLines(r *Run, stop <-chan struct{}) <-chan int {
 	return done
 }
 
-// typingSession starts a cluster of one gateway and one app server and
-// a session of the lines app there, typed into until stop is closed
-// (typed then gives the last line's number); it returns once the app has
-// echoed 20 lines.
-func typingSession(t *testing.T) (*ProcCluster, *Run, chan struct{}, <-chan int) {
+// linesSession is a cluster of processes whose gateway rides through an
+// appd restart (handed over for up to a minute) and a session of the
+// lines app through it, ready.
+func linesSession(t *testing.T) (*ProcCluster, *Run) {
 	t.Helper()
 	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
 		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
@@ -60,6 +59,16 @@ func typingSession(t *testing.T) (*ProcCluster, *Run, chan struct{}, <-chan int)
 		Extra:         perlLines, ExtraApps: []string{"lines"}})
 	r := Open(t, c.Dial("gw1"), "lines", "xterm", 24, 80)
 	r.WaitFor("ready")
+	return c, r
+}
+
+// typingSession starts a cluster of one gateway and one app server and
+// a session of the lines app there, typed into until stop is closed
+// (typed then gives the last line's number); it returns once the app has
+// echoed 20 lines.
+func typingSession(t *testing.T) (*ProcCluster, *Run, chan struct{}, <-chan int) {
+	t.Helper()
+	c, r := linesSession(t)
 	stop := make(chan struct{})
 	typed := typeLines(r, stop)
 	r.WaitFor("got:k=20\r")
@@ -157,12 +166,7 @@ func TestAppdKill9TellsOfInputInDoubt(t *testing.T) {
 // goes on through a graceful appd restart and a kill -9: what the user
 // types after each is shown, and the user is told of the watch once.
 func TestWatchGoesOnAcrossAppdRestart(t *testing.T) {
-	c := newProcCluster(t, []string{"gw1"}, []string{"s1"}, procOptions{
-		GatewayConfig: map[string]string{"gw1": testLimits(rideDefault) + rideDefault},
-		ServerConfig:  map[string]string{"s1": "handover = \"1m\"\n"},
-		Extra:         perlLines, ExtraApps: []string{"lines"}})
-	r := Open(t, c.Dial("gw1"), "lines", "xterm", 24, 80)
-	r.WaitFor("ready")
+	c, r := linesSession(t)
 	var id string
 	c.Eventually("the session in the broker's status", func() bool {
 		st, err := c.status()

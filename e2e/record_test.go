@@ -148,24 +148,33 @@ func TestRecordingReplaysToTheLiveScreen(t *testing.T) {
 	}
 }
 
-func TestWatchShowsWhatTheUserTypes(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+// watchedSession opens app for alice with the stock client in tmux
+// window "user", waits for ready on it, and returns the tmux, the
+// session's id and the command line of a broker watch of it (the id as
+// given).
+func watchedSession(t *testing.T, c *Cluster, app, ready string, id func(string) string) (*Tmux, string, []string) {
+	t.Helper()
 	bin := buildBinaries(t)
 	o := GatewayOpenSSH(t, c, "gw1")
 	alice := o.Key(t, "alice", c.Alice)
 	x := NewTmux(t)
-	x.Start("user", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("pid"))...))
-	x.WaitText("user", "24 80")
-	x.Cmd("send-keys", "-t", "user", "earlier", "Enter")
-	x.WaitText("user", "got:earlier")
-	var id string
+	x.Start("user", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At(app))...))
+	x.WaitText("user", ready)
+	var full string
 	c.Eventually("the session in the status view", func() bool {
 		for _, s := range c.Status().Sessions {
-			id = s.ID
+			full = s.ID
 		}
-		return id != ""
+		return full != ""
 	})
-	watch := []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id[:12]} // as status shows it
+	return x, full, []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id(full)}
+}
+
+func TestWatchShowsWhatTheUserTypes(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}})
+	x, id, watch := watchedSession(t, c, "pid", "24 80", func(id string) string { return id[:12] }) // as status shows it
+	x.Cmd("send-keys", "-t", "user", "earlier", "Enter")
+	x.WaitText("user", "got:earlier")
 
 	x.Start("watch", 80, 24, watch)
 	x.WaitText("watch", "got:earlier") // the current screen first
@@ -226,20 +235,8 @@ cpu = 0.001
 // redraw for the watcher.
 func TestWatchShowsAFullScreenApp(t *testing.T) {
 	c := NewCluster(t, ClusterOptions{Servers: []string{"s1"}, Extra: perlFullScreen, ExtraApps: []string{"fullscreen"}})
-	bin := buildBinaries(t)
-	o := GatewayOpenSSH(t, c, "gw1")
-	alice := o.Key(t, "alice", c.Alice)
-	x := NewTmux(t)
-	x.Start("user", 80, 24, append([]string{"ssh"}, o.Args(alice, "-tt", o.At("fullscreen"))...))
-	x.WaitText("user", "count done")
-	var id string
-	c.Eventually("the session in the status view", func() bool {
-		for _, s := range c.Status().Sessions {
-			id = s.ID
-		}
-		return id != ""
-	})
-	x.Start("watch", 80, 24, []string{filepath.Join(bin, "broker"), "watch", "-config", c.Config, id})
+	x, _, watch := watchedSession(t, c, "fullscreen", "count done", func(id string) string { return id })
+	x.Start("watch", 80, 24, watch)
 	x.WaitText("watch", "ROW 01")
 	x.WaitText("watch", "ROW 20")
 	x.WaitText("watch", "count done")
