@@ -242,16 +242,9 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
 		idle = idleFailure(limit, detach && ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID))
-		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
+		defer watchIdle(limit, act, func() { cancel(errIdle) })()
 	}
-	evict := s.evicting()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-evict:
-			cancel(errUpgrade)
-		}
-	}()
+	defer context.AfterFunc(s.evicting(), func() { cancel(errUpgrade) })()
 	in := ss.input()
 	in.attach(r.Ch, r.Started.InputCount)
 	br, ex, drained := s.bridgeOnce(ctx, ss, r, info, act)
