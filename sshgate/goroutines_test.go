@@ -27,7 +27,7 @@ func ourGoroutines(base map[string]int) (map[string]int, int) {
 // ends the session), the loop of the client's requests, the input pump
 // and the copies of the app's output and stderr. The watches of the idle
 // timeout and of an eviction are a timer and a context callback.
-const idleSessionGoroutines = 5
+const idleSessionGoroutines = 3
 
 // TestSessionGoroutines counts the goroutines of ours an idle PTY session
 // keeps, one with an idle timeout (so its watch is counted), once the
