@@ -67,7 +67,10 @@ func (a *attachment) sendStarted(info control.SessionInfo, in control.InputCount
 }
 
 // finish ends the channel the way sshd does: EOF, exit status, close. The
-// errors only mean the gateway has gone already.
+// errors only mean the gateway has gone already. A PTY attachment's
+// stderr carries only the note written here or by takeOver, right before
+// the channel closes: the gateway copies it once the channel has closed
+// (sshgate's startBridge), so nothing may be written there earlier.
 func (a *attachment) finish(res exitResult) {
 	if res.note != "" {
 		a.ch.Stderr().Write([]byte(res.note))

@@ -22,7 +22,7 @@ func TestBridgeWait(t *testing.T) {
 		client, clientReqs, user, _ := sshtest.ChannelPair(t)
 		go gossh.DiscardRequests(clientReqs)
 		app, appReqs, appd, _ := sshtest.ChannelPair(t)
-		br := startBridge(client, client, app, appReqs, nil)
+		br := startBridge(client, client, app, appReqs, nil, false)
 		answered := make(chan bool, 1)
 		go func() {
 			appd.Write([]byte("out"))
@@ -31,7 +31,7 @@ func TestBridgeWait(t *testing.T) {
 			answered <- ok && err == nil
 			appd.Close()
 		}()
-		ex, drained := br.wait(context.Background(), time.Minute)
+		ex, drained := br.wait(context.Background(), time.Minute, nil)
 		if !recv(t, answered, "the exit-status reply") {
 			t.Error("the bridge refused appd's exit-status")
 		}
@@ -52,14 +52,14 @@ func TestBridgeWait(t *testing.T) {
 		client, clientReqs, _, _ := sshtest.ChannelPair(t)
 		go gossh.DiscardRequests(clientReqs)
 		app, appReqs, appd, _ := sshtest.ChannelPair(t)
-		br := startBridge(client, client, app, appReqs, nil)
+		br := startBridge(client, client, app, appReqs, nil, false)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		go func() {
 			io.Copy(io.Discard, appd) // ends when the bridge closes the channel
 			appd.Close()
 		}()
-		if ex, drained := br.wait(ctx, time.Minute); ex != nil || !drained {
+		if ex, drained := br.wait(ctx, time.Minute, nil); ex != nil || !drained {
 			t.Errorf("wait = %+v, %v; want no exit, drained", ex, drained)
 		}
 	})

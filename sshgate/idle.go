@@ -1,12 +1,12 @@
 package sshgate
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -44,24 +44,52 @@ func (t touchReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// watchIdle calls onIdle once a has been still for limit, unless ctx ends
-// first.
-func watchIdle(ctx context.Context, limit time.Duration, a *activity, onIdle func()) {
-	t := time.NewTimer(limit)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		idle := a.since()
-		if idle >= limit {
-			onIdle()
-			return
-		}
-		t.Reset(limit - idle)
+// watchIdle calls onIdle, in a goroutine of its own, once a has been
+// still for limit, unless stop is called first. It keeps a timer, not a
+// goroutine: a gateway holding thousands of idle sessions saves a stack
+// for each.
+func watchIdle(limit time.Duration, a *activity, onIdle func()) (stop func()) {
+	w := &idleWatch{limit: limit, a: a, onIdle: onIdle}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = time.AfterFunc(limit, w.check)
+	return w.stop
+}
+
+// idleWatch is one watchIdle.
+type idleWatch struct {
+	limit  time.Duration
+	a      *activity
+	onIdle func()
+
+	mu      sync.Mutex // guards t and stopped
+	t       *time.Timer
+	stopped bool
+}
+
+// check runs when the timer fires: onIdle if the session has been still
+// for the limit, else the timer is set for when it would have been.
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
 	}
+	if idle := w.a.since(); idle < w.limit {
+		w.t.Reset(w.limit - idle)
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.onIdle()
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.t.Stop()
 }
 
 // idleLimit returns app's idle timeout from the Directory, if it has one.

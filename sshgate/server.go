@@ -149,10 +149,11 @@ type Server struct {
 	repeatMu     sync.Mutex                  // guards repeats
 	repeats      map[string]*safelog.Repeats // by event: summarised log lines
 
-	mu        sync.Mutex // guards gl, listeners and evict
+	mu        sync.Mutex // guards gl, listeners, evict and evictNow
 	gl        *gliderssh.Server
 	listeners map[*onceCloseListener]struct{}
-	evict     chan struct{} // closed by Evict
+	evict     context.Context    // cancelled by Evict (see evicting)
+	evictNow  context.CancelFunc // cancels evict
 }
 
 type dirBox struct{ d Directory }

@@ -38,11 +38,12 @@ type session struct {
 	conn   string // the connection's id in the audit trail
 	here   string // the address the client reached, for the resume hint
 	log    *slog.Logger
-	start  chan string // the exec command ("" for shell), sent once
-	cmd    string      // that command, once received; set by run before anything reads it
-	in     *input      // the one pump of the client's input, once started (see input); used by run's goroutine only
-	act    activity    // when a byte last moved either way
-	unsent int         // bytes of client input no app received, once the bridge is over
+	start  chan string     // the exec command ("" for shell), sent once
+	cmd    string          // that command, once received; set by run before anything reads it
+	in     *input          // the one pump of the client's input, once started (see input); used by run's goroutine only
+	reqs   *clientRequests // serves the client's requests, in a goroutine or in the bridge
+	act    activity        // when a byte last moved either way
+	unsent int             // bytes of client input no app received, once the bridge is over
 
 	mu       sync.Mutex // guards the fields below
 	started  bool       // shell or exec received
@@ -90,25 +91,21 @@ func (s *Server) handleChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		log:    s.logger().With("user", id.User, "client", addr),
 		start:  make(chan string, 1),
 	}
-	go func() {
-		ss.serveRequests(reqs)
-		cancel(errClientGone)
-	}()
+	ss.reqs = &clientRequests{ss: ss, ch: reqs, gone: func() { cancel(errClientGone) }}
+	ss.reqs.background()
 	s.run(ctx, ss)
 }
 
-// serveRequests answers the client's channel requests until the channel
-// closes. It must keep draining: an unread request channel stalls the
-// whole SSH connection.
-func (ss *session) serveRequests(reqs <-chan *gossh.Request) {
-	for req := range reqs {
-		ok, then := ss.handleRequest(req)
-		if req.WantReply {
-			req.Reply(ok, nil)
-		}
-		if then != nil {
-			then() // after the reply, so it precedes anything the session sends
-		}
+// serveRequest answers one of the client's channel requests. The
+// requests must be served until the channel closes (see clientRequests):
+// an unread request channel stalls the whole SSH connection.
+func (ss *session) serveRequest(req *gossh.Request) {
+	ok, then := ss.handleRequest(req)
+	if req.WantReply {
+		req.Reply(ok, nil)
+	}
+	if then != nil {
+		then() // after the reply, so it precedes anything the session sends
 	}
 }
 

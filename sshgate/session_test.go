@@ -81,11 +81,16 @@ func TestRawBytesUnderPty(t *testing.T) {
 	}
 }
 
+// What appd writes on stderr reaches the client's stderr, without a PTY
+// and with one (where the gateway copies it once the channel closes: see
+// startBridge), before the exit status.
 func TestStderrStaysStderr(t *testing.T) {
 	e := newEnv(t)
-	r := e.run(e.mustDial("alice", e.alice), "stderr", runOpts{})
-	if r.stdout != "out\n" || r.stderr != "err\n" {
-		t.Errorf("got %+v", r)
+	for _, pty := range []bool{false, true} {
+		r := e.run(e.mustDial("alice", e.alice), "stderr", runOpts{pty: pty})
+		if r.stdout != "out\n" || r.stderr != "err\n" || r.status != 0 {
+			t.Errorf("pty %v: got %+v", pty, r)
+		}
 	}
 }
 

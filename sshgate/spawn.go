@@ -242,16 +242,9 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 	var idle *failure // what the client is told if the session idles out
 	if limit, detach := s.idleLimit(r.App); limit > 0 {
 		idle = idleFailure(limit, detach && ss.hasPty(), resumeCommand(ss.id.User, ss.here, r.Started.ID))
-		go watchIdle(ctx, limit, act, func() { cancel(errIdle) })
+		defer watchIdle(limit, act, func() { cancel(errIdle) })()
 	}
-	evict := s.evicting()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-evict:
-			cancel(errUpgrade)
-		}
-	}()
+	defer context.AfterFunc(s.evicting(), func() { cancel(errUpgrade) })()
 	in := ss.input()
 	in.attach(r.Ch, r.Started.InputCount)
 	br, ex, drained := s.bridgeOnce(ctx, ss, r, info, act)
@@ -294,7 +287,7 @@ func (s *Server) serve(ctx context.Context, ss *session, r *running) {
 // bridgeOnce bridges one attachment r of the session until it ends, and
 // tells the broker the session is attached through this gateway.
 func (s *Server) bridgeOnce(ctx context.Context, ss *session, r *running, info control.SessionInfo, act *activity) (*bridge, *exitReq, bool) {
-	br := startBridge(ss.client, nil, r.Ch, r.Reqs, act)
+	br := startBridge(ss.client, nil, r.Ch, r.Reqs, act, ss.hasPty())
 	// The broker hears of the start while the bridge answers appd: an
 	// unanswered request queue would stall appd's whole connection.
 	notified := make(chan struct{})
@@ -302,7 +295,8 @@ func (s *Server) bridgeOnce(ctx context.Context, ss *session, r *running, info c
 		defer close(notified)
 		s.notify(ctx, "session started", func(ctx context.Context) error { return s.Placer.SessionStarted(ctx, info) })
 	}()
-	ex, drained := br.wait(ctx, s.startTimeout())
+	ex, drained := br.wait(ctx, s.startTimeout(), ss.reqs)
+	ss.reqs.background()
 	<-notified // the end must not overtake the start
 	return br, ex, drained
 }

@@ -21,12 +21,18 @@ func upgradeFailure(pty bool, resume string) *failure {
 	return &failure{Status: exitUnavailable, Line: line}
 }
 
-// evicting returns the channel closed by Evict.
-func (s *Server) evicting() <-chan struct{} {
+// evicting returns the context Evict cancels. Sessions watch it with
+// context.AfterFunc, which costs no goroutine.
+func (s *Server) evicting() context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.evictLocked()
+}
+
+// evictLocked is evicting with s.mu held.
+func (s *Server) evictLocked() context.Context {
 	if s.evict == nil {
-		s.evict = make(chan struct{})
+		s.evict, s.evictNow = context.WithCancel(context.Background())
 	}
 	return s.evict
 }
@@ -59,14 +65,8 @@ const evictWait = 10 * time.Second
 // closed.
 func (s *Server) Evict(ctx context.Context) {
 	s.mu.Lock()
-	if s.evict == nil {
-		s.evict = make(chan struct{})
-	}
-	select {
-	case <-s.evict:
-	default:
-		close(s.evict)
-	}
+	s.evictLocked()
+	s.evictNow()
 	s.mu.Unlock()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
