@@ -21,6 +21,7 @@ import (
 
 	"switchyard/config"
 	"switchyard/control"
+	"switchyard/internal/sshtest"
 	"switchyard/transport"
 )
 
@@ -89,10 +90,12 @@ type echoStage struct {
 	open func(testing.TB) echoLine
 }
 
-// echoLine is one open path that copies back what is written to it.
+// echoLine is one open path that copies back what is written to it, and
+// the processes on that path other than this one.
 type echoLine struct {
-	w io.Writer
-	r io.Reader
+	w     io.Writer
+	r     io.Reader
+	roles []procRole
 }
 
 // keystrokesWarmup keystrokes go first and are not counted.
@@ -100,13 +103,16 @@ const keystrokesWarmup = 20
 
 // keystrokes writes b.N single bytes to line, each once the previous one
 // has come back and gap has passed, and reports the p50 and p99 of the
-// round trips. Keystroke i is the letter 'a'+i%26 and the wait is for
+// round trips, and per keystroke, for this process ("client") and each
+// role of line, what the scheduler did (see schedMeter.report). Keystroke i is the letter 'a'+i%26 and the wait is for
 // that letter, as in `load echo`.
 func keystrokes(b *testing.B, line echoLine, gap time.Duration) {
 	buf := make([]byte, 64)
 	lat := make([]time.Duration, 0, b.N)
+	var sched *schedMeter
 	for i := range keystrokesWarmup + b.N {
 		if i == keystrokesWarmup {
+			sched = startSched(append([]procRole{{"client", pidsOf(os.Getpid())}}, line.roles...))
 			b.ResetTimer()
 		}
 		if gap > 0 {
@@ -125,6 +131,7 @@ func keystrokes(b *testing.B, line echoLine, gap time.Duration) {
 		}
 	}
 	b.StopTimer()
+	sched.report(b, b.N)
 	slices.Sort(lat)
 	b.ReportMetric(float64(percentile(lat, 0.50))/float64(time.Microsecond), "p50-µs")
 	b.ReportMetric(float64(percentile(lat, 0.99))/float64(time.Microsecond), "p99-µs")
@@ -159,7 +166,7 @@ func openPTYEcho(tb testing.TB) echoLine {
 		master.Close()
 	})
 	waitReady(tb, master)
-	return echoLine{w: master, r: master}
+	return echoLine{w: master, r: master, roles: []procRole{{"app", pidsOf(cmd.Process.Pid)}}}
 }
 
 // waitReady reads r until the app's "ready" line.
@@ -184,6 +191,7 @@ const echodEnv = "SWITCHYARD_ECHOD"
 type echodTarget struct {
 	addr string
 	host ssh.PublicKey
+	pid  int
 }
 
 // startEchod runs this test binary as an SSH echo server (runEchod) with
@@ -222,7 +230,7 @@ func startEchod(tb testing.TB, procs string) echodTarget {
 	if err != nil {
 		tb.Fatalf("echo server: %q: %v", line, err)
 	}
-	return echodTarget{addr: addr, host: host}
+	return echodTarget{addr: addr, host: host, pid: cmd.Process.Pid}
 }
 
 // echoAlgorithms are the internal hops' key exchange and cipher
@@ -296,7 +304,7 @@ func openSSHEcho(tb testing.TB, t echodTarget) echoLine {
 		tb.Fatal(err)
 	}
 	go ssh.DiscardRequests(reqs)
-	return echoLine{w: ch, r: ch}
+	return echoLine{w: ch, r: ch, roles: []procRole{{"echod", pidsOf(t.pid)}}}
 }
 
 // openAppdEcho opens a session of echoraw on c's appd s1 as gateway gw1
@@ -339,23 +347,39 @@ func openAppdEcho(tb testing.TB, c *ProcCluster) echoLine {
 	}
 	go ssh.DiscardRequests(reqs)
 	waitReady(tb, ch)
-	return echoLine{w: ch, r: ch}
+	return echoLine{w: ch, r: ch, roles: appdRoles(c)}
 }
 
 // openGatewayEcho logs alice in at c's gateway gw1 and starts echoraw in
 // a PTY.
 func openGatewayEcho(tb testing.TB, c *ProcCluster) echoLine {
 	tb.Helper()
-	return openTargetEcho(tb, c.Dial("gw1"), "echoraw")
+	line := openTargetEcho(tb, c.Dial("gw1"), "echoraw")
+	line.roles = append([]procRole{{"gw", pidsOf(c.PID("gw1"))}}, appdRoles(c)...)
+	return line
+}
+
+// appdRoles are c's appd s1 ("appd") and its keeper and apps ("app").
+func appdRoles(c *ProcCluster) []procRole {
+	appd := c.PID("s1")
+	return []procRole{{"appd", pidsOf(appd)}, {"app", func() []int { return descendants(appd, anyComm) }}}
 }
 
 // openSSHDEcho starts echorawScript in a PTY on a private stock sshd.
 func openSSHDEcho(tb testing.TB) echoLine {
 	tb.Helper()
-	tg := sshdTarget(tb)
+	signer := sshtest.NewSigner(tb)
+	d := StartSSHD(tb, signer.PublicKey())
+	tg := Target{Addr: d.Addr, Login: d.User, Signer: signer, HostKey: d.HostKey, Cmd: sshdCmds}
 	client := tg.Dial(tb)
 	tb.Cleanup(func() { client.Close() })
-	return openTargetEcho(tb, client, tg.Cmd["echoraw"])
+	line := openTargetEcho(tb, client, tg.Cmd["echoraw"])
+	isSSHD := func(comm string) bool { return comm == "sshd" }
+	line.roles = []procRole{
+		{"sshd", func() []int { return append(descendants(d.PID, isSSHD), d.PID) }},
+		{"app", func() []int { return descendants(d.PID, func(comm string) bool { return !isSSHD(comm) }) }},
+	}
+	return line
 }
 
 // openTargetEcho starts cmd in an 80x24 xterm PTY on a new session of
