@@ -60,7 +60,7 @@ func buildBinaries(t testing.TB) string {
 // ProcCluster runs every daemon as its own process, so a test can kill -9
 // one, stop it with SIGSTOP, or restart it, as a real fault would.
 type ProcCluster struct {
-	t      *testing.T
+	t      testing.TB
 	Dir    string
 	Config string
 	cfg    *config.Config
@@ -88,7 +88,7 @@ func freeAddrs(t testing.TB, n int) []string {
 
 // NewProcCluster writes a config for the given gateways and servers and
 // starts one process per node; all are SIGKILLed at cleanup.
-func NewProcCluster(t *testing.T, gateways, servers []string) *ProcCluster {
+func NewProcCluster(t testing.TB, gateways, servers []string) *ProcCluster {
 	t.Helper()
 	return newProcCluster(t, gateways, servers, procOptions{})
 }
@@ -138,7 +138,7 @@ func brokersConfig(opts procOptions, addrs []string) string {
 	return b.String()
 }
 
-func newProcCluster(t *testing.T, gateways, servers []string, opts procOptions) *ProcCluster {
+func newProcCluster(t testing.TB, gateways, servers []string, opts procOptions) *ProcCluster {
 	t.Helper()
 	bin := buildBinaries(t)
 	if opts.Bin != "" {
@@ -496,8 +496,13 @@ func TestFaultHungServerIsAvoided(t *testing.T) {
 }
 
 // TestMain removes the binaries built for the process tests. Run with
-// appd.ExecArg, the test binary is the exec shim of its in-process appds.
+// appd.ExecArg, the test binary is the exec shim of its in-process appds;
+// with echodEnv set, BenchmarkEchoStages' SSH echo server.
 func TestMain(m *testing.M) {
+	if os.Getenv(echodEnv) != "" {
+		runEchod() // a child of BenchmarkEchoStages
+		return
+	}
 	daemon.AppdExecShim()
 	code := m.Run()
 	if binDir != "" {

@@ -27,6 +27,7 @@ type SSHD struct {
 	Addr    string
 	User    string        // the login: the user running the tests
 	HostKey ssh.PublicKey // its host key
+	PID     int           // the listening sshd's process
 }
 
 // haveSSHD reports whether a stock sshd can be started, and why not.
@@ -93,6 +94,7 @@ func runSSHD(tb testing.TB, conf string, s *SSHD) *SSHD {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start sshd: %v", err)
 	}
+	s.PID = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	tb.Cleanup(func() { cmd.Process.Kill(); <-exited })
