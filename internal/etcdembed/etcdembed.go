@@ -6,12 +6,15 @@
 package etcdembed
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -41,9 +44,40 @@ type member struct {
 	etcd *embed.Etcd // nil while stopped
 }
 
+// startTries bounds how often Start picks new ports when one it picked
+// was taken before etcd bound it.
+const startTries = 5
+
 // Start starts an n-member cluster on loopback with its data under dir
 // (dir/m0, dir/m1, ...) and waits until every member is ready.
+//
+// The ports are free when picked but may be taken by another process
+// before etcd binds them; Start then wipes the new members' data and
+// tries again on other ports.
 func Start(dir string, n int, opts Options) (*Cluster, error) {
+	var err error
+	for range startTries {
+		var c *Cluster
+		c, err = startOnce(dir, n, opts)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			return c, err
+		}
+		for i := range n {
+			if rerr := os.RemoveAll(memberDir(dir, i)); rerr != nil {
+				return nil, fmt.Errorf("etcd: clear %s: %w", memberDir(dir, i), rerr)
+			}
+		}
+	}
+	return nil, err
+}
+
+// memberDir is the data directory of member i.
+func memberDir(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("m%d", i))
+}
+
+// startOnce starts a new n-member cluster on ports picked now.
+func startOnce(dir string, n int, opts Options) (*Cluster, error) {
 	token := opts.Token
 	if token == "" {
 		token = "switchyard"
@@ -52,17 +86,17 @@ func Start(dir string, n int, opts Options) (*Cluster, error) {
 	var initial []string
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
-		peer, err := freeURL()
+		peer, err := pickURL()
 		if err != nil {
 			return nil, err
 		}
-		client, err := freeURL()
+		client, err := pickURL()
 		if err != nil {
 			return nil, err
 		}
 		cfg := embed.NewConfig()
 		cfg.Name = name
-		cfg.Dir = filepath.Join(dir, name)
+		cfg.Dir = memberDir(dir, i)
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 		cfg.InitialClusterToken = token
@@ -81,6 +115,9 @@ func Start(dir string, n int, opts Options) (*Cluster, error) {
 	}
 	return c, nil
 }
+
+// pickURL picks a member's URL; tests replace it.
+var pickURL = freeURL
 
 // freeURL returns an http URL on a loopback port that was free a moment
 // ago.
