@@ -1,7 +1,5 @@
 package selection
 
-import "unsafe"
-
 // why is the first reason a server or gateway cannot be chosen.
 type why uint8
 
@@ -49,17 +47,13 @@ func offers(apps []string, app string) bool {
 	return false
 }
 
-// equalShort says whether a and b are equal. Strings that share
-// their bytes (app names interned from the config) are equal at once;
-// short ones (app and region names) are compared inline, last byte first
-// since names tend to share prefixes, which is cheaper than the runtime
-// call that == makes.
+// equalShort says whether a and b are equal. Short ones (app and region
+// names) are compared inline, last byte first since names tend to share
+// prefixes, which is cheaper than the runtime call that == makes (see
+// "Placement" in the README).
 func equalShort(a, b string) bool {
 	if len(a) != len(b) {
 		return false
-	}
-	if len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b) {
-		return true
 	}
 	if len(a) > 16 {
 		return a == b

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"unsafe"
 )
 
 // ErrNoServer is returned (wrapped, with a one-line reason a user can read)
@@ -354,7 +353,11 @@ func (pl *listPlacer) locality(region string) float64 {
 // offers says whether s offers the requested app, remembering the answer
 // for the next server with the same app list.
 func (pl *listPlacer) offers(s *Server) bool {
-	if list := unsafe.SliceData(s.Apps); list != pl.lastApps || len(s.Apps) != pl.lastLen {
+	var list *string
+	if len(s.Apps) > 0 {
+		list = &s.Apps[0]
+	}
+	if list != pl.lastApps || len(s.Apps) != pl.lastLen {
 		pl.lastApps, pl.lastLen, pl.lastOffers = list, len(s.Apps), offers(s.Apps, pl.req.App)
 	}
 	return pl.lastOffers

@@ -2,7 +2,6 @@ package selection
 
 import (
 	"math/bits"
-	"unsafe"
 )
 
 // tablePlacer is the state of one PlaceTable call: a placer reading a
@@ -137,14 +136,21 @@ type nameKey struct {
 func keyOf(s string) nameKey {
 	k := nameKey{s: s}
 	if n := len(s); n >= 8 {
-		p := unsafe.Pointer(unsafe.StringData(s))
-		k.first, k.last = *(*uint64)(p), *(*uint64)(unsafe.Add(p, n-8))
+		k.first, k.last = le64(s), le64(s[n-8:])
 	} else {
 		for i := range n {
 			k.first = k.first<<8 | uint64(s[i])
 		}
 	}
 	return k
+}
+
+// le64 is the first eight bytes of s as a little-endian word (the
+// compiler makes it one load).
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // hash is a hash of the name of k, from its key alone.
