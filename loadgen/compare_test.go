@@ -30,10 +30,10 @@ func TestCompareRatiosAndTargets(t *testing.T) {
 	lat := func(p50, p99 time.Duration) *Summary { return &Summary{N: 1, P50: p50, P99: p99, P90: p99, Max: p99} }
 	a := writeResults(t,
 		&Result{Name: "setup", Mode: "setup", Latency: lat(5*time.Millisecond, 9*time.Millisecond), PerSec: 200},
-		&Result{Name: "echo", Mode: "echo", PTY: true, Latency: lat(150*time.Microsecond, 400*time.Microsecond)},
+		&Result{Name: "echo", Mode: "echo", PTY: true, Latency: lat(150*time.Microsecond, 450*time.Microsecond)},
 		&Result{Name: "bulk", Mode: "bulk", MBps: 80},
 		&Result{Name: "only-a", Mode: "bulk", MBps: 1},
-		&Result{Name: "hold", Mode: "hold", Held: 10, Memory: []ProcMem{{Name: "gateway", PerSessionPSS: 70}, {Name: "appd", PerSessionPSS: 30}}},
+		&Result{Name: "hold", Mode: "hold", Held: 10, Memory: []ProcMem{{Name: "gateway", PerSessionPSS: 80}, {Name: "appd", PerSessionPSS: 30}}},
 		&Result{Name: "bulk", Mode: "bulk", MBps: 95, Failed: 1}, // a later line of a name wins
 	)
 	b := writeResults(t,
@@ -51,14 +51,14 @@ func TestCompareRatiosAndTargets(t *testing.T) {
 		`run +metric +sy +sshd +ratio +target +met`,
 		`setup +setup p50 +5\.00 ms +10\.00 ms +0\.50 +≤ 1\.00x +yes`,
 		`setup +sessions/s +200\.0 /s +100\.0 /s +2\.00 +≥ 1\.00x +yes`,
-		`echo +echo p50 +150 µs +120 µs +\+30 µs +≤ B\+50 +yes`,
-		`echo +echo p99 +400 µs +200 µs +\+200 µs +≤ B\+150 +NO`,
-		`bulk +throughput +95\.0 MB/s +100\.0 MB/s +0\.95 +≥ 0\.90x +yes`,
+		`echo +echo p50 +150 µs +120 µs +\+30 µs +≤ B\+100 +yes`,
+		`echo +echo p99 +450 µs +200 µs +\+250 µs +≤ B\+200 +NO`,
+		`bulk +throughput +95\.0 MB/s +100\.0 MB/s +0\.95 +≥ 0\.70x +yes`,
 		`bulk +failed +1 +0 +- += 0 +NO`,
-		`hold +PSS/session gateway +70\.0 KiB +- +- +≤ 64 +NO`,
+		`hold +PSS/session gateway +80\.0 KiB +- +- +≤ 72 +NO`,
 		`hold +PSS/session appd +30\.0 KiB +- +- +≤ 64 +yes`,
 		`hold +PSS/session sshd +- +1800\.0 KiB +- +\n`,
-		`hold +PSS/session, all +100\.0 KiB +1800\.0 KiB +0\.06`,
+		`hold +PSS/session, all +110\.0 KiB +1800\.0 KiB +0\.06`,
 	} {
 		if !regexp.MustCompile(want).MatchString(got) {
 			t.Errorf("no line matching %q in\n%s", want, got)
