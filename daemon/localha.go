@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"switchyard/config"
+	"switchyard/internal/loopport"
 )
 
 // EtcdStarter starts an embedded etcd cluster of n members with its data
@@ -68,14 +68,13 @@ func quoteAll(ss []string) string {
 }
 
 // freeLoopback returns a loopback address whose port was free a moment
-// ago.
+// ago, below the ephemeral range (see loopport).
 func freeLoopback() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := loopport.Pick(1)
 	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
+		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // brokerProcs runs every broker of cfg as a process of its own (this

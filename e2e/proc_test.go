@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"switchyard/broker"
 	"switchyard/config"
 	"switchyard/daemon"
+	"switchyard/internal/loopport"
 	"switchyard/internal/sshtest"
 	"switchyard/internal/testutil"
 )
@@ -70,18 +70,14 @@ type ProcCluster struct {
 	mu     sync.Mutex
 }
 
-// freeAddrs finds n distinct loopback ports nothing listens on: all are
-// held open together, so the kernel cannot hand out one twice.
+// freeAddrs finds n distinct loopback ports nothing listens on, below
+// the ephemeral range, so that no connection made meanwhile takes one
+// before its process binds it (see loopport).
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		out = append(out, ln.Addr().String())
+	out, err := loopport.Pick(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -63,7 +63,7 @@ func StartSSHD(tb testing.TB, authorized ...ssh.PublicKey) *SSHD {
 		keys = append(keys, ssh.MarshalAuthorizedKey(k)...)
 	}
 	writeFile(tb, filepath.Join(dir, "authorized_keys"), keys)
-	addr := freeAddr(tb)
+	addr := freeAddrs(tb, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "sshd_config")
 	writeFile(tb, conf, []byte(sshdConfig(port, dir, me.Uid == "0")))
@@ -121,14 +121,4 @@ func writeFile(tb testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// freeAddr is a loopback address nothing listens on right now.
-func freeAddr(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -8,7 +8,6 @@ package etcdembed
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"switchyard/internal/loopport"
 )
 
 // ReadyTimeout bounds how long a member may take to join its cluster.
@@ -120,15 +121,13 @@ func startOnce(dir string, n int, opts Options) (*Cluster, error) {
 var pickURL = freeURL
 
 // freeURL returns an http URL on a loopback port that was free a moment
-// ago.
+// ago, below the ephemeral range (see loopport).
 func freeURL() (url.URL, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := loopport.Pick(1)
 	if err != nil {
 		return url.URL{}, fmt.Errorf("etcd: free port: %w", err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return url.URL{Scheme: "http", Host: addr}, nil
+	return url.URL{Scheme: "http", Host: addrs[0]}, nil
 }
 
 // start starts m and waits until it is ready.
