@@ -279,6 +279,13 @@ for _ in $(seq 300); do
 	fi
 	sleep 0.1
 done
+# Each appd's keeper (its child, holding the apps' descriptors and state
+# across appd restarts) is part of what a session costs on its server.
+for s in $names; do
+	pid=pid_$s
+	keeper=$(pgrep -P "${!pid}" -f -- -switchyard-keeper | head -1 || true)
+	if [ -n "$keeper" ]; then sy_pids+=",keeper=$keeper"; fi
+done
 
 # --- measurements -------------------------------------------------------
 sy=(-addr "127.0.0.1:$gw_port" -user alice -key "$tmp/user_key" -known-hosts "$tmp/gw_known")
