@@ -209,8 +209,8 @@ func rows(a, b *Result) []row {
 }
 
 // pssTarget is the most memory a held session may cost process name, in
-// KiB: 72 for a gateway (x/crypto's server alone keeps about 54 KiB per
-// connection), 64 for the others.
+// KiB: 72 for a gateway, whose every session is also an SSH connection
+// of its own, 64 for the others.
 func pssTarget(name string) float64 {
 	if name == "gateway" {
 		return 72
