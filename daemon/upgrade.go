@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ListenFDsEnv names the descriptors a gateway process hands to the
@@ -138,51 +141,99 @@ type namedListener struct {
 // startSuccessor starts exe with args, handing it lns, and waits until it
 // says it serves (nil), exits or fails to within successorWait (an error;
 // it is then killed). Its output goes where this process's goes.
+//
+// The listeners go to the successor as raw descriptors (syscall.ForkExec),
+// not as *os.File in exec.Cmd.ExtraFiles: os/exec takes each file's Fd,
+// which puts the descriptor in blocking mode, and a socket's descriptors
+// share that mode. This process's own accept loops would then block in
+// accept(2), and closing a listener (the drain does) would wait for the
+// next connection to arrive, holding up every session that waits on it.
 func startSuccessor(ctx context.Context, exe string, args []string, lns []namedListener, log *slog.Logger) (int, error) {
 	if exe == "" {
 		return 0, errors.New("upgrade: this process's executable is unknown")
 	}
 	var names []string
-	var files []*os.File
+	var fds []int
 	defer func() {
-		for _, f := range files {
-			f.Close()
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}()
 	for _, l := range lns {
-		fl, ok := l.ln.(interface{ File() (*os.File, error) })
-		if !ok {
-			return 0, fmt.Errorf("upgrade: the %s listener cannot be passed on", l.name)
-		}
-		f, err := fl.File()
+		fd, err := dupListener(l.ln)
 		if err != nil {
-			return 0, fmt.Errorf("upgrade: %s listener: %w", l.name, err)
+			return 0, fmt.Errorf("upgrade: the %s listener: %w", l.name, err)
 		}
-		names, files = append(names, l.name), append(files, f)
+		names, fds = append(names, l.name), append(fds, fd)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("upgrade: pipe: %w", err)
 	}
 	defer r.Close()
-	names, files = append(names, "ready"), append(files, w)
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = os.Stdout, os.Stderr, files
+	names = append(names, "ready")
 	// The successor pings systemd's watchdog once it is the main process:
 	// WATCHDOG_PID names this one, which would silence it.
-	cmd.Env = append(withoutEnv(withoutEnv(os.Environ(), ListenFDsEnv), "WATCHDOG_PID"), ListenFDsEnv+"="+formatFDs(names))
-	if err := cmd.Start(); err != nil {
+	env := append(withoutEnv(withoutEnv(os.Environ(), ListenFDsEnv), "WATCHDOG_PID"), ListenFDsEnv+"="+formatFDs(names))
+	pid, err := forkSuccessor(exe, args, env, fds, w)
+	w.Close() // the successor holds the only writer: EOF if it dies
+	if err != nil {
 		return 0, fmt.Errorf("upgrade: start %s: %w", exe, err)
 	}
-	w.Close() // the successor holds the only writer: EOF if it dies
-	log.Info("upgrade: started the new gateway process", "pid", cmd.Process.Pid, "exe", exe)
-	if err := awaitReady(ctx, r, successorWait); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return 0, fmt.Errorf("upgrade: new process %d: %w", cmd.Process.Pid, err)
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: new process %d: %w", pid, err)
 	}
-	go cmd.Wait() // reaped if it exits while this process drains
-	return cmd.Process.Pid, nil
+	log.Info("upgrade: started the new gateway process", "pid", pid, "exe", exe)
+	if err := awaitReady(ctx, r, successorWait); err != nil {
+		proc.Kill()
+		proc.Wait()
+		return 0, fmt.Errorf("upgrade: new process %d: %w", pid, err)
+	}
+	go proc.Wait() // reaped if it exits while this process drains
+	return pid, nil
+}
+
+// dupListener returns a close-on-exec duplicate of ln's descriptor,
+// leaving its mode (non-blocking) as it is.
+func dupListener(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("cannot be passed on")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	dup, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	return dup, nil
+}
+
+// forkSuccessor starts exe with args and env: standard input from
+// /dev/null, this process's standard output and error, then fds from
+// descriptor 3 on, and ready after them.
+func forkSuccessor(exe string, args, env []string, fds []int, ready *os.File) (int, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	files := []uintptr{null.Fd(), os.Stdout.Fd(), os.Stderr.Fd()}
+	for _, fd := range fds {
+		files = append(files, uintptr(fd))
+	}
+	files = append(files, ready.Fd())
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = "/"
+	}
+	return syscall.ForkExec(exe, append([]string{exe}, args...), &syscall.ProcAttr{Dir: dir, Env: env, Files: files})
 }
 
 // awaitReady reads the successor's "ready" line from r.

@@ -222,12 +222,19 @@ func (s *Server) Close() error {
 // stop marks the server closed and closes its listeners.
 func (s *Server) stop() *gliderssh.Server {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed.Store(true)
+	lns := make([]*onceCloseListener, 0, len(s.listeners))
 	for l := range s.listeners {
+		lns = append(lns, l)
+	}
+	gl := s.gl
+	s.mu.Unlock()
+	// Closed without s.mu: a close may wait for an accept in progress,
+	// and every session takes s.mu (evicting) as it starts.
+	for _, l := range lns {
 		l.Close()
 	}
-	return s.gl
+	return gl
 }
 
 func (s *Server) track(l *onceCloseListener) bool {
