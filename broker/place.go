@@ -161,7 +161,7 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	gws := b.gatewayView(now, req.Gateway)
 	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
 		Marks: b.userMarks[req.User], Seed: b.seq}
-	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, false, now)
+	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, avoidOf(req), now)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -196,14 +196,25 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	return o
 }
 
+// avoidOf is the request's Avoid, at most control.MaxAvoid of it; nil if
+// there is none.
+func avoidOf(req control.PlaceRequest) []string {
+	if len(req.Avoid) == 0 {
+		return nil
+	}
+	return req.Avoid[:min(len(req.Avoid), control.MaxAvoid)]
+}
+
 // chooseServer decides the server for sreq among those some gateway in
 // gws can carry the session to for the requesting gateway, and names the
 // servers dropped for want of one. When that drops none, as when a
 // gateway reaches every server, it decides over b.tab without reading
-// each server; otherwise, or with scan set, over a list of every server
-// (candidates, then carriable). The decision is the same either way.
+// each server; otherwise, or when avoid is not nil, over a list of every
+// server (candidates, then carriable), in which the servers named in
+// avoid count as unhealthy. The decision is the same either way.
 // Errors are control errors. Callers hold b.mu.
-func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, requesting string, bound, scan bool, now time.Time) (selection.Decision, []string, error) {
+func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, requesting string, bound bool, avoid []string, now time.Time) (selection.Decision, []string, error) {
+	scan := avoid != nil
 	p := b.cluster.Policy
 	var (
 		d       selection.Decision
@@ -223,6 +234,11 @@ func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, r
 			b.carries(key, len(dropped) == 0)
 		}
 		none = len(cands) == 0
+		for i := range cands {
+			if slices.Contains(avoid, cands[i].Name) {
+				cands[i].Healthy = false
+			}
+		}
 		sreq.Existing = b.placed(sreq.Marks)
 		d, err = p.Place(sreq, cands)
 	}

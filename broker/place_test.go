@@ -136,6 +136,28 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// TestPlaceAvoids: a server the gateway could not reach is left out of
+// that decision only, even where it would win; with every server avoided
+// the answer is no_server.
+func TestPlaceAvoids(t *testing.T) {
+	b := placeBroker(t)
+	ctx := context.Background()
+	us := control.PlaceRequest{User: "alice", App: "top", ClientAddr: "10.2.0.5:4000"}
+	avoiding := us
+	avoiding.Avoid = []string{"us1"}
+	pl, err := b.Place(ctx, avoiding)
+	if err != nil || pl.Server == "us1" {
+		t.Fatalf("got %+v, %v; want a server other than the avoided us1", pl, err)
+	}
+	if pl, err := b.Place(ctx, us); err != nil || pl.Server != "us1" {
+		t.Fatalf("got %+v, %v; want us1 again once not avoided", pl, err)
+	}
+	avoiding.Avoid = []string{"us1", "eu1", "eu2"}
+	if _, err := b.Place(ctx, avoiding); control.ErrorCode(err) != control.CodeNoServer {
+		t.Fatalf("every server avoided: %v, want no_server", err)
+	}
+}
+
 // A direct placement knows no session yet: once the server reports the
 // session, the decision shows its id and PID (status and -json), and a
 // second session of the same user and app goes to the second decision.

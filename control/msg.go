@@ -143,7 +143,14 @@ type PlaceRequest struct {
 	// Conn is the gateway's id of the client's connection, which ties the
 	// placement to the login in the audit trail.
 	Conn string `json:"conn,omitempty"`
+	// Avoid names servers the gateway could not reach for this session
+	// a moment ago: the broker places it elsewhere (as if they were
+	// down, for this decision only). At most MaxAvoid are read.
+	Avoid []string `json:"avoid,omitempty"`
 }
+
+// MaxAvoid bounds PlaceRequest.Avoid.
+const MaxAvoid = 8
 
 // Placement is the broker's answer: where to run the session and why.
 // At most one of Redirect and Claim is set; Via may go with Claim or with

@@ -107,30 +107,47 @@ func (p *fakePlacer) SessionDetached(_ context.Context, s control.SessionInfo) e
 	return nil
 }
 
-// dialOpener dials the test appd once and opens every channel on that
-// persistent connection.
+// dialOpener dials each address once (the test appd, or one where
+// nothing listens) and opens every channel on that persistent
+// connection.
 type dialOpener struct {
-	once   sync.Once
-	client *gossh.Client
-	err    error
+	mu    sync.Mutex
+	conns map[string]*gossh.Client
+	errs  map[string]error
 }
 
 func (o *dialOpener) OpenChannel(_ context.Context, _, addr, chanType string, extra []byte) (gossh.Channel, <-chan *gossh.Request, error) {
-	o.once.Do(func() {
-		o.client, o.err = gossh.Dial("tcp", addr, &gossh.ClientConfig{
-			User:            "gw1",
-			HostKeyCallback: gossh.InsecureIgnoreHostKey(), // test appd only
-		})
-	})
-	if o.err != nil {
-		return nil, nil, fmt.Errorf("dial appd %s: %w", addr, o.err)
+	client, err := o.dial(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial appd %s: %w", addr, err)
 	}
-	return o.client.OpenChannel(chanType, extra)
+	return client.OpenChannel(chanType, extra)
+}
+
+func (o *dialOpener) dial(addr string) (*gossh.Client, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c, ok := o.conns[addr]; ok {
+		return c, o.errs[addr]
+	}
+	c, err := gossh.Dial("tcp", addr, &gossh.ClientConfig{
+		User:            "gw1",
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), // test appd only
+	})
+	if o.conns == nil {
+		o.conns, o.errs = map[string]*gossh.Client{}, map[string]error{}
+	}
+	o.conns[addr], o.errs[addr] = c, err
+	return c, err
 }
 
 func (o *dialOpener) Close() {
-	if o.client != nil {
-		o.client.Close()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.conns {
+		if c != nil {
+			c.Close()
+		}
 	}
 }
 

@@ -370,6 +370,34 @@ func TestAppServerUnreachable(t *testing.T) {
 	if r.stderr != "switchyard: server s9 is unreachable, try again later\n" || r.status != 69 {
 		t.Errorf("got %+v", r)
 	}
+	if n := len(e.placer.reqs); n != 1+maxReplace {
+		t.Errorf("placed %d times, want %d (once, then again without each unreachable server)", n, 1+maxReplace)
+	}
+}
+
+// TestUnreachableServerIsPlacedAgain: a server whose appd went away a
+// moment before the broker heard of it costs a second placement without
+// it, not the login. The fake broker places on s9 (nothing listens) until
+// it is asked to avoid it, then on s1; after three unreachable servers the
+// user sees the one line of TestAppServerUnreachable.
+func TestUnreachableServerIsPlacedAgain(t *testing.T) {
+	e := newEnv(t)
+	s1 := e.placer.place
+	e.placer.place = func(ctx context.Context, req control.PlaceRequest) (control.Placement, error) {
+		if slices.Contains(req.Avoid, "s9") {
+			return s1(ctx, req)
+		}
+		return control.Placement{Server: "s9", Addr: "127.0.0.1:1"}, nil
+	}
+	r := e.run(e.mustDial("alice", e.alice), "htop", runOpts{})
+	if r.status != 0 || r.stderr != "" {
+		t.Fatalf("got %+v, want the session to run on s1", r)
+	}
+	first := recv(t, e.placer.reqs, "first placement")
+	second := recv(t, e.placer.reqs, "second placement")
+	if len(first.Avoid) != 0 || !slices.Equal(second.Avoid, []string{"s9"}) {
+		t.Errorf("avoid: first %q, second %q; want none, then s9", first.Avoid, second.Avoid)
+	}
 }
 
 func TestShutdown(t *testing.T) {

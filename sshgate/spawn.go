@@ -87,29 +87,46 @@ func (s *Server) failUnlessGone(ctx context.Context, ss *session, f *failure) {
 // attach the app the broker pre-launched for this client. When the broker
 // hands the session to another gateway, the client is told where to go
 // (a failure with exitRedirect) and nothing is started here.
+//
+// A server that cannot be reached (its appd stopped a moment before the
+// broker heard of it) is left out and the session placed again, up to
+// maxReplace times; the user sees a failure only when every try failed.
 func (s *Server) launch(ctx context.Context, ss *session, app string, args []string) (*running, *failure) {
 	if f := checkSpawnSize(ss.spawnRequest(app, args)); f != nil {
 		return nil, f
 	}
-	pl, f := s.place(ctx, ss, app, args)
-	switch {
-	case f != nil:
-		return nil, f
-	case pl.Redirect != nil:
-		return nil, redirectFailure(ss, pl.Redirect, app, args)
-	case pl.Claim != nil:
-		return s.claim(ctx, ss, pl, app)
+	var avoid []string
+	for {
+		pl, f := s.place(ctx, ss, app, args, avoid)
+		switch {
+		case f != nil:
+			return nil, f
+		case pl.Redirect != nil:
+			return nil, redirectFailure(ss, pl.Redirect, app, args)
+		case pl.Claim != nil:
+			return s.claim(ctx, ss, pl, app)
+		}
+		r, f := s.spawn(ctx, ss, pl, app, args)
+		var u unreachable
+		if f == nil || !errors.As(f.Err, &u) || len(avoid) >= maxReplace || ctx.Err() != nil {
+			return r, f
+		}
+		ss.log.Info("server unreachable; placing the session again without it", "server", pl.Server, "err", f.Err)
+		avoid = append(avoid, pl.Server)
 	}
-	return s.spawn(ctx, ss, pl, app, args)
 }
 
-// place calls the broker, bounded by PlaceTimeout.
-func (s *Server) place(ctx context.Context, ss *session, app string, args []string) (control.Placement, *failure) {
+// maxReplace bounds how many unreachable servers one launch leaves out.
+const maxReplace = 2
+
+// place calls the broker, bounded by PlaceTimeout, leaving out the
+// servers in avoid.
+func (s *Server) place(ctx context.Context, ss *session, app string, args []string, avoid []string) (control.Placement, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.placeTimeout())
 	defer cancel()
 	spawn := ss.spawnRequest(app, args)
 	req := control.PlaceRequest{User: ss.id.User, App: app, ClientAddr: ss.addr, Gateway: s.Name,
-		RegionHint: ss.envValue(RegionEnv), Args: args, Pty: spawn.Pty, Env: spawn.Env, Conn: ss.conn}
+		RegionHint: ss.envValue(RegionEnv), Args: args, Pty: spawn.Pty, Env: spawn.Env, Conn: ss.conn, Avoid: avoid}
 	pl, err := s.Placer.Place(ctx, req)
 	if err != nil {
 		return pl, placeFailure(app, err)
