@@ -321,6 +321,7 @@ func (s *Server) onConn(ctx gliderssh.Context, conn net.Conn) net.Conn {
 		return nil
 	}
 	hs := &handshake{conn: newConnID()}
+	s.conns.Add(1)
 	conn = &sourceConn{Conn: conn, release: func() { s.connClosed(hs, addr, ip) }}
 	hs.start(conn, s.handshakeTimeout(), func() {
 		s.logRepeated(context.Background(), slog.LevelInfo, "handshake timed out", ip, "client", addr, "after", s.handshakeTimeout())
@@ -345,6 +346,7 @@ func (s *Server) connClosed(hs *handshake, addr, ip string) {
 		s.charge(ip, FailNoLogin)
 	}
 	s.sources.leave(ip)
+	s.conns.Add(-1)
 }
 
 // channelsKey is the gliderlabs context key of a connection's count of

@@ -141,6 +141,7 @@ type Server struct {
 	authFailures atomic.Uint64          // failed logins, since start
 	failures     failureCounts          // the same, by reason
 	handlers     atomic.Int64           // running session channel handlers
+	conns        atomic.Int64           // open client connections, from accept (handshaking ones too) to close
 	closed       atomic.Bool
 	sources      sources         // per client IP: connections, failed logins
 	users        transport.Slots // sessions per user
@@ -200,7 +201,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for s.handlers.Load() > 0 && ctx.Err() == nil {
+	for (s.handlers.Load() > 0 || s.conns.Load() > 0) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:

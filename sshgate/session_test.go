@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"switchyard/control"
+	"switchyard/internal/testutil"
 )
 
 func TestLoginAsApp(t *testing.T) {
@@ -397,6 +399,30 @@ func TestUnreachableServerIsPlacedAgain(t *testing.T) {
 	second := recv(t, e.placer.reqs, "second placement")
 	if len(first.Avoid) != 0 || !slices.Equal(second.Avoid, []string{"s9"}) {
 		t.Errorf("avoid: first %q, second %q; want none, then s9", first.Avoid, second.Avoid)
+	}
+}
+
+// TestShutdownWaitsForHandshakes: a connection still in its SSH
+// handshake when Shutdown starts (accepted a moment before a gateway
+// hands its listener over) is waited for like an established one, not
+// cut when the process exits after Shutdown returns.
+func TestShutdownWaitsForHandshakes(t *testing.T) {
+	e := newEnv(t)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, waitFor, "the connection is counted", func() bool { return e.srv.conns.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a handshake under way = %v, want it to wait until its deadline", err)
+	}
+	c.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown once the connection closed = %v", err)
 	}
 }
 
