@@ -88,9 +88,10 @@ func (c *ProcCluster) upgrade(name string) (old *exec.Cmd, newPID int) {
 const upgradeDrain = 5 * time.Second
 
 // TestGatewayUpgradeInPlace: a stock ssh client logs in 20 times a second
-// through gw1 while gw1's binary is replaced by a new build and the
-// running process gets SIGUSR2. The new process, from the new file,
-// takes over the listening socket; no login fails. A PTY session opened
+// through gw1, and 8 x/crypto clients as fast as they can, while gw1's
+// binary is replaced by a new build and the running process gets
+// SIGUSR2. The new process, from the new file, takes over the listening
+// socket; no login fails or stalls. A PTY session opened
 // before stays on the old process and works on; at the drain deadline the
 // old process detaches it, its user gets the one line and exit 69, and
 // exits itself; the session resumes through the new process, same app
@@ -107,8 +108,12 @@ func TestGatewayUpgradeInPlace(t *testing.T) {
 	loop := startLogins(o, key, 50*time.Millisecond)
 	c.Eventually("logins under way", func() bool { _, ok := loop.firstSuccessAfter(time.Time{}); return ok })
 	replaceSlave(t, bin)
+	ham := startHammer(c.cfg.Gateways["gw1"].Listen, c.Alice, 8)
+	c.Eventually("parallel logins under way", func() bool { return ham.count() >= 8 })
 	signalled := time.Now()
 	old, newPID := c.upgrade("gw1")
+	atUpgrade := ham.count()
+	c.Eventually("parallel logins through the new process", func() bool { return ham.count() >= atUpgrade+40 })
 	b, _ := os.ReadFile(filepath.Join(c.Dir, "gw1.log"))
 	took := regexp.MustCompile(`new_pid=\d+ took=(\S+)`).FindSubmatch(b)
 	t.Logf("new gateway process %d serving; the old one saw it ready %s after starting it", newPID, took[1])
@@ -120,6 +125,11 @@ func TestGatewayUpgradeInPlace(t *testing.T) {
 	}
 	pty.Write("during-drain\r")
 	pty.WaitFor("got:during-drain")
+	n, errs := ham.halt()
+	for _, err := range errs {
+		t.Errorf("parallel login through the upgrade: %v", err)
+	}
+	t.Logf("%d parallel logins (8 clients) through the handover, %d failed", n, len(errs))
 
 	exited := make(chan struct{})
 	go func() { old.Wait(); close(exited) }()
