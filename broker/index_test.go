@@ -278,9 +278,9 @@ func indexProperty(t *testing.T, seed uint64, steps int) {
 			gws := b.gatewayView(clock, gw)
 			sreq := selection.Request{User: user, App: "top", ClientRegion: region, Near: cluster.Near[region],
 				Marks: b.userMarks[user], Seed: b.seq + 1}
-			d, dropped, err := b.chooseServer(sreq, gws, gw, bound, nil, clock)
-			sd, sdropped, serr := b.chooseServer(sreq, gws, gw, bound, []string{}, clock)
-			pd, _, perr := b.chooseServer(sreq, nil, "", false, []string{}, clock)
+			d, dropped, err := b.chooseServer(sreq, gws, gw, bound, false, nil, clock)
+			sd, sdropped, serr := b.chooseServer(sreq, gws, gw, bound, true, nil, clock)
+			pd, _, perr := b.chooseServer(sreq, nil, "", false, true, nil, clock)
 			for _, s := range universe { // routeTo narrows what the gateways reach to s
 				pool := slices.Clone(gws)
 				b.narrowReach(pool, s)

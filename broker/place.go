@@ -161,7 +161,8 @@ func (b *Broker) placeOn(req control.PlaceRequest, region string, now time.Time,
 	gws := b.gatewayView(now, req.Gateway)
 	sreq := selection.Request{User: req.User, App: req.App, ClientRegion: region, Near: c.Near[region],
 		Marks: b.userMarks[req.User], Seed: b.seq}
-	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, avoidOf(req), now)
+	avoid := avoidOf(req)
+	d, dropped, err := b.chooseServer(sreq, gws, req.Gateway, bound, avoid != nil, avoid, now)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -209,12 +210,11 @@ func avoidOf(req control.PlaceRequest) []string {
 // gws can carry the session to for the requesting gateway, and names the
 // servers dropped for want of one. When that drops none, as when a
 // gateway reaches every server, it decides over b.tab without reading
-// each server; otherwise, or when avoid is not nil, over a list of every
-// server (candidates, then carriable), in which the servers named in
-// avoid count as unhealthy. The decision is the same either way.
-// Errors are control errors. Callers hold b.mu.
-func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, requesting string, bound bool, avoid []string, now time.Time) (selection.Decision, []string, error) {
-	scan := avoid != nil
+// each server; otherwise, or with scan set, over a list of every server
+// (candidates, then carriable), in which the servers named in avoid
+// count as unhealthy (avoid needs scan). The decision is the same either
+// way. Errors are control errors. Callers hold b.mu.
+func (b *Broker) chooseServer(sreq selection.Request, gws []selection.Gateway, requesting string, bound, scan bool, avoid []string, now time.Time) (selection.Decision, []string, error) {
 	p := b.cluster.Policy
 	var (
 		d       selection.Decision

@@ -44,12 +44,12 @@ func haConfig(path, state string, endpoints []string) (string, error) {
 	var b strings.Builder
 	b.Write(src)
 	b.WriteString("\n# Added by `demo -ha`: two more brokers and the embedded etcd.\n")
-	for _, name := range haBrokers {
-		addr, err := freeLoopback()
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "[brokers.%s]\nlisten = %q\n", name, addr)
+	addrs, err := loopport.Pick(len(haBrokers)) // below the ephemeral range: no connect takes one meanwhile
+	if err != nil {
+		return "", err
+	}
+	for i, name := range haBrokers {
+		fmt.Fprintf(&b, "[brokers.%s]\nlisten = %q\n", name, addrs[i])
 	}
 	fmt.Fprintf(&b, "[etcd]\nendpoints = [%s]\nprefix = \"/switchyard-demo/\"\n", quoteAll(endpoints))
 	out := filepath.Join(state, "config-ha.toml")
@@ -65,16 +65,6 @@ func quoteAll(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
-}
-
-// freeLoopback returns a loopback address whose port was free a moment
-// ago, below the ephemeral range (see loopport).
-func freeLoopback() (string, error) {
-	addrs, err := loopport.Pick(1)
-	if err != nil {
-		return "", err
-	}
-	return addrs[0], nil
 }
 
 // brokerProcs runs every broker of cfg as a process of its own (this

@@ -49,8 +49,9 @@ func (e *env) withAuthDir() *authDir {
 }
 
 // startHang starts the fake appd's "hang" app on c and waits for its
-// first line; the session stays open until the test closes it.
-func startHang(t *testing.T, c *gossh.Client) *gossh.Session {
+// first line; the session stays open until the test closes it. It
+// returns the session and its stderr.
+func startHang(t *testing.T, c *gossh.Client) (*gossh.Session, io.Reader) {
 	t.Helper()
 	sess, err := c.NewSession()
 	if err != nil {
@@ -58,11 +59,12 @@ func startHang(t *testing.T, c *gossh.Client) *gossh.Session {
 	}
 	t.Cleanup(func() { sess.Close() })
 	out, _ := sess.StdoutPipe()
+	stderr, _ := sess.StderrPipe()
 	if err := sess.Start("hang"); err != nil {
 		t.Fatal(err)
 	}
 	readLine(t, bufio.NewReader(out))
-	return sess
+	return sess, stderr
 }
 
 // banner reports whether the server sent its SSH version on a raw
@@ -162,7 +164,7 @@ func TestMaxSessionsPerUser(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	e := newEnv(t)
 	e.withAuthDir().idle["hang"] = 300 * time.Millisecond
-	sess := startHang(t, e.mustDial("alice", e.alice))
+	sess, _ := startHang(t, e.mustDial("alice", e.alice))
 	errc := make(chan error, 1)
 	go func() { errc <- sess.Wait() }()
 	err := recv(t, errc, "idle session end")

@@ -265,16 +265,7 @@ func TestClientGoneHangsUpApp(t *testing.T) {
 func TestCapacity(t *testing.T) {
 	e := newEnv(t, func(s *Server) { s.Capacity = 1 })
 	c := e.mustDial("alice", e.alice)
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	out, _ := sess.StdoutPipe()
-	if err := sess.Start("hang"); err != nil {
-		t.Fatal(err)
-	}
-	readLine(t, bufio.NewReader(out))
+	startHang(t, c)
 	r := e.run(c, "htop", runOpts{})
 	if r.status != 69 || r.stderr != "switchyard: gateway full, try again later\n" {
 		t.Errorf("got %+v", r)

@@ -14,21 +14,7 @@ import (
 // and the broker hears why.
 func TestEvictEndsSession(t *testing.T) {
 	e := newEnv(t)
-	c := e.mustDial("alice", e.alice)
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	stdout, _ := sess.StdoutPipe()
-	stderr, _ := sess.StderrPipe()
-	if err := sess.Start("hang"); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len("ready\n"))
-	if _, err := io.ReadFull(stdout, buf); err != nil {
-		t.Fatal(err)
-	}
+	sess, stderr := startHang(t, e.mustDial("alice", e.alice))
 	recv(t, e.placer.started, "the broker to hear of the start")
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
